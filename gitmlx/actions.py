@@ -1,0 +1,94 @@
+"""Steps several commands share: choose files, move them with progress, place them.
+
+Owns: the composition of scan → transfer → worktree with a progress display, so
+`fetch`, `pull`, `push`, `pre-push`, `checkout` and `demo` stay short and agree.
+Must not: parse command lines or decide exit statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gitmlx import patterns, transfer, ui, worktree
+from gitmlx.config import split_patterns
+from gitmlx.context import RepoContext
+from gitmlx.errors import MlxError
+from gitmlx.git import scan
+from gitmlx.git.scan import TrackedFile
+from gitmlx.remotes.base import Remote
+from gitmlx.sizes import human_size
+
+
+def fetch_selection(ctx: RepoContext, include: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], list[str]]:
+    """-I/-X from the command line, else mlx.fetchinclude / mlx.fetchexclude."""
+    inc = list(include) or split_patterns(ctx.config.value("mlx.fetchinclude"))
+    exc = list(exclude) or split_patterns(ctx.config.value("mlx.fetchexclude"))
+    return inc, exc
+
+
+def files_at(
+    ctx: RepoContext,
+    refs: Sequence[str] = ("HEAD",),
+    all_history: bool = False,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> list[TrackedFile]:
+    """Tracked files in the trees of `refs` (or every commit with `all_history`)."""
+    if all_history:
+        found = scan.pointers_in_range(ctx.top, ["--all"])
+    else:
+        found = [f for ref in refs for f in scan.pointers_in_tree(ctx.top, ref)]
+    return [f for f in found if patterns.selected(f.path, include, exclude)]
+
+
+def download(
+    ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False
+) -> transfer.TransferResult:
+    todo = [f.pointer for f in files if not ctx.store.has(f.pointer.oid)]
+    with ui.progress(sum(p.size for p in todo), len(todo), "fetch", quiet) as bar:
+        result = transfer.download(
+            ctx.store, remote, todo, ctx.config.integer("mlx.concurrency"), bar.bytes_done, bar.file_done
+        )
+        if todo:
+            bar.close_summary = f"fetched {len(result.moved)} of {len(todo)} objects from '{remote.display_url}'"
+    report_failures(result, files, "fetch", remote)
+    return result
+
+
+def upload(
+    ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False
+) -> transfer.TransferResult:
+    pointers = [f.pointer for f in files]
+    total = sum(p.size for p in {p.oid: p for p in pointers}.values())
+    with ui.progress(total, len({p.oid for p in pointers}), "push", quiet) as bar:
+        result = transfer.upload(
+            ctx.store, remote, pointers, ctx.config.integer("mlx.concurrency"), bar.bytes_done, bar.file_done
+        )
+        if result.moved:
+            bar.close_summary = (
+                f"uploaded {len(result.moved)} objects to '{remote.display_url}' ({len(result.skipped)} already there)"
+            )
+    report_failures(result, files, "push", remote)
+    return result
+
+
+def report_failures(result: transfer.TransferResult, files: Sequence[TrackedFile], verb: str, remote: Remote) -> None:
+    by_oid: dict[str, list[str]] = {}
+    for f in files:
+        by_oid.setdefault(f.pointer.oid, []).append(f.path)
+    for oid, (pointer, why) in sorted(result.failed.items()):
+        for path in by_oid.get(oid, ["?"]):
+            ui.error(f"cannot {verb} '{path}' ({pointer.short_oid}, {human_size(pointer.size)}): {why}")
+
+
+def place(ctx: RepoContext, files: Sequence[TrackedFile]) -> worktree.PlaceResult:
+    """Replace pointer files in the work tree with their content, then refresh the index."""
+    if ctx.paths.work_tree is None:
+        raise MlxError("this is a bare repository: there is no work tree to check out into")
+    pending = [f for f in files if worktree.holds_pointer(ctx.paths.work_tree, f)]
+    result = worktree.place_all(ctx.store, ctx.paths.work_tree, pending)
+    if result.placed:
+        worktree.refresh_index(ctx.paths.work_tree)
+    for tracked, why in result.failed:
+        ui.error(f"cannot check out '{tracked.path}': {why}")
+    return result

@@ -1,0 +1,265 @@
+"""The `git-mlx` command line: parse arguments, call `commands.<x>.run`, map errors to
+exit statuses (0 ok, 1 known failure, 2 usage, 3 bug with a crash log, 130 interrupted).
+
+Owns: click, and the only top-level error handler.
+The commands git itself runs (filters and hooks) are dispatched before click is
+imported: git may start `git-mlx` many times per command, and click costs ~25 ms.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from gitmlx import errors, ui
+
+
+def _guard(call: Callable[[], int]) -> int:
+    try:
+        return call()
+    except errors.MlxError as exc:
+        ui.report(exc)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        ui.note("interrupted")
+        return errors.EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return errors.EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into exit 3
+        log = ui.write_crash_log(exc)
+        ui.error(f"internal error: {type(exc).__name__}: {exc}", f"this is a bug; please report it with '{log}'")
+        return errors.EXIT_BUG
+
+
+def _fast_path(argv: list[str]) -> Callable[[], int] | None:
+    """The git-invoked commands, parsed by hand to keep their start-up small."""
+    if not argv:
+        return None
+    name, rest = argv[0], argv[1:]
+    skip = "--skip" in rest
+    path = rest[rest.index("--") + 1] if "--" in rest and rest.index("--") + 1 < len(rest) else ""
+    if name == "filter-process":
+        from gitmlx.commands import filter_process
+
+        return lambda: filter_process.run(skip_smudge=skip)
+    if name == "clean":
+        from gitmlx.commands import clean
+
+        return lambda: clean.run(path)
+    if name == "smudge":
+        from gitmlx.commands import smudge
+
+        return lambda: smudge.run(path, skip_smudge=skip)
+    if name in ("post-checkout", "post-merge", "post-commit"):
+        from gitmlx.commands import hook_events
+
+        return lambda: hook_events.run(name, rest)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    fast = _fast_path(args)
+    if fast is not None:
+        return _guard(fast)
+    group = _build_group()
+    try:
+        return group.main(args=args, prog_name="git mlx", standalone_mode=False) or 0
+    except Exception as exc:  # click's own usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return errors.EXIT_USAGE
+        if isinstance(exc, click.exceptions.Abort):
+            return errors.EXIT_INTERRUPTED
+        raise
+
+
+def _build_group():  # noqa: C901 - one flat list of subcommands reads best
+    import click
+
+    def call(make: Callable[[], int]) -> None:
+        status = _guard(make)
+        if status:
+            raise click.exceptions.Exit(status)
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(package_name="gitmlx", prog_name="git-mlx")
+    def group() -> None:
+        """Version ML artifacts with plain git: pointers in git, content in blob storage."""
+
+    scope_options = [
+        click.option("--local", "scope", flag_value="local", help="this repository's config"),
+        click.option("--global", "scope", flag_value="global", default=True, help="your user config (default)"),
+        click.option("--system", "scope", flag_value="system", help="the machine's config"),
+    ]
+
+    def with_scope(f):
+        for option in reversed(scope_options):
+            f = option(f)
+        return f
+
+    quiet_option = click.option("-q", "--quiet", is_flag=True, help="no progress output")
+
+    @group.command()
+    @with_scope
+    @click.option("--skip-smudge", is_flag=True, help="leave pointers on checkout (restore with 'git mlx pull')")
+    @click.option("--force", is_flag=True, help="keep existing foreign hooks by chaining them")
+    def install(scope: str, skip_smudge: bool, force: bool) -> None:
+        """Configure the filters and, inside a repository, install the hooks."""
+        from gitmlx.commands import install as cmd
+
+        call(lambda: cmd.run(scope, skip_smudge, force))
+
+    @group.command()
+    @with_scope
+    def uninstall(scope: str) -> None:
+        """Remove the filter configuration and gitmlx's hooks."""
+        from gitmlx.commands import uninstall as cmd
+
+        call(lambda: cmd.run(scope))
+
+    @group.command()
+    @click.argument("patterns", nargs=-1)
+    def track(patterns: tuple[str, ...]) -> None:
+        """Track PATTERNs with gitmlx (no argument lists tracked patterns)."""
+        from gitmlx.commands import track as cmd
+
+        call(lambda: cmd.run_track(list(patterns)))
+
+    @group.command()
+    @click.argument("patterns", nargs=-1, required=True)
+    def untrack(patterns: tuple[str, ...]) -> None:
+        """Stop tracking PATTERNs."""
+        from gitmlx.commands import track as cmd
+
+        call(lambda: cmd.run_untrack(list(patterns)))
+
+    @group.command()
+    @click.argument("action", required=False, type=click.Choice(["set"]))
+    @click.argument("url", required=False)
+    @click.option("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, Ceph, ...)")
+    @click.option("--region", help="S3 region")
+    def remote(action: str | None, url: str | None, endpoint_url: str | None, region: str | None) -> None:
+        """Show the artifact remote, or 'set URL' in .mlxconfig."""
+        from gitmlx.commands import remote as cmd
+
+        if action is None:
+            call(cmd.run_show)
+        elif not url:
+            raise click.UsageError("'remote set' needs a URL")
+        else:
+            call(lambda: cmd.run_set(url, endpoint_url, region))
+
+    @group.command()
+    @click.argument("remote_name", required=False)
+    @click.argument("refs", nargs=-1)
+    @click.option("--all", "all_refs", is_flag=True, help="everything any ref reaches")
+    @quiet_option
+    def push(remote_name: str | None, refs: tuple[str, ...], all_refs: bool, quiet: bool) -> None:
+        """Upload what REFs need and the artifact remote lacks."""
+        from gitmlx.commands import push as cmd
+
+        call(lambda: cmd.run(remote_name, list(refs), all_refs, quiet))
+
+    @group.command("pre-push")
+    @click.argument("remote_name")
+    @click.argument("remote_url", required=False, default="")
+    def pre_push(remote_name: str, remote_url: str) -> None:
+        """(git hook) Upload objects before git pushes refs."""
+        from gitmlx.commands import pre_push as cmd
+
+        call(lambda: cmd.run(remote_name, remote_url))
+
+    fetch_filters = [
+        click.option("-I", "--include", "include", multiple=True, help="only paths matching (repeatable)"),
+        click.option("-X", "--exclude", "exclude", multiple=True, help="skip paths matching (repeatable)"),
+    ]
+
+    def with_filters(f):
+        for option in reversed(fetch_filters):
+            f = option(f)
+        return f
+
+    @group.command()
+    @click.argument("remote_name", required=False)
+    @click.argument("refs", nargs=-1)
+    @with_filters
+    @click.option("--all", "all_history", is_flag=True, help="every object in history")
+    @quiet_option
+    def fetch(remote_name, refs, include, exclude, all_history, quiet) -> None:
+        """Download what REFs need into the local store."""
+        from gitmlx.commands import fetch as cmd
+
+        call(lambda: cmd.run(remote_name, list(refs), list(include), list(exclude), all_history, quiet))
+
+    @group.command()
+    @click.argument("paths", nargs=-1)
+    def checkout(paths: tuple[str, ...]) -> None:
+        """Replace pointer files with content from the local store."""
+        from gitmlx.commands import checkout as cmd
+
+        call(lambda: cmd.run(list(paths)))
+
+    @group.command()
+    @click.argument("remote_name", required=False)
+    @with_filters
+    @quiet_option
+    def pull(remote_name, include, exclude, quiet) -> None:
+        """Fetch what HEAD needs and check it out."""
+        from gitmlx.commands import pull as cmd
+
+        call(lambda: cmd.run(remote_name, list(include), list(exclude), quiet))
+
+    @group.command("ls-files")
+    @click.option("-s", "--size", "show_size", is_flag=True, help="show sizes")
+    @click.option("-a", "--all", "all_history", is_flag=True, help="every tracked object in history")
+    def ls_files(show_size: bool, all_history: bool) -> None:
+        """List tracked artifacts at HEAD: oid, '*' restored or '-' pointer only, path."""
+        from gitmlx.commands import ls_files as cmd
+
+        call(lambda: cmd.run(show_size, all_history))
+
+    @group.command()
+    def status() -> None:
+        """Artifacts staged, modified, and not yet pushed."""
+        from gitmlx.commands import status as cmd
+
+        call(cmd.run)
+
+    @group.command()
+    def env() -> None:
+        """Resolved configuration and where each value came from."""
+        from gitmlx.commands import env as cmd
+
+        call(cmd.run)
+
+    @group.command()
+    @click.argument("file")
+    def pointer(file: str) -> None:
+        """Print the pointer FILE would get."""
+        from gitmlx.commands import pointer as cmd
+
+        call(lambda: cmd.run(file))
+
+    @group.command()
+    @click.option("--keep", is_flag=True, help="keep the scratch folder")
+    def demo(keep: bool) -> None:
+        """Track, commit, push, clone and verify a model in a scratch folder."""
+        from gitmlx.commands import demo as cmd
+
+        call(lambda: cmd.run(keep))
+
+    for name in ("filter-process", "clean", "smudge", "post-checkout", "post-merge", "post-commit"):
+
+        @group.command(name, hidden=True, context_settings={"ignore_unknown_options": True})
+        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+        def plumbing(args: tuple[str, ...], _name: str = name) -> None:
+            fast = _fast_path([_name, *args])
+            assert fast is not None
+            call(fast)
+
+    return group

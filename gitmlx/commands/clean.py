@@ -1,0 +1,14 @@
+"""`git mlx clean -- PATH`: the one-shot clean filter (filter.mlx.clean), stdin → stdout."""
+
+from __future__ import annotations
+
+import sys
+
+from gitmlx.filter_session import FilterSession
+
+
+def run(path: str = "") -> int:
+    pointer = FilterSession().clean(sys.stdin.buffer)
+    sys.stdout.buffer.write(pointer)
+    sys.stdout.buffer.flush()
+    return 0

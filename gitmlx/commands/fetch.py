@@ -1,0 +1,25 @@
+"""`git mlx fetch [REMOTE] [REF...] [-I P] [-X P] [--all]`: download into the local
+store what the refs need; the work tree is not touched."""
+
+from __future__ import annotations
+
+from gitmlx import actions
+from gitmlx.context import RepoContext
+from gitmlx.errors import MlxError
+
+
+def run(
+    remote_name: str | None,
+    refs: list[str],
+    include: list[str],
+    exclude: list[str],
+    all_history: bool,
+    quiet: bool = False,
+) -> int:
+    ctx = RepoContext()
+    inc, exc = actions.fetch_selection(ctx, include, exclude)
+    files = actions.files_at(ctx, refs or ["HEAD"], all_history, inc, exc)
+    result = actions.download(ctx, ctx.open_remote(remote_name), files, quiet=quiet)
+    if not result.ok:
+        raise MlxError(f"{len(result.failed)} object(s) could not be fetched (listed above)")
+    return 0

@@ -1,0 +1,50 @@
+"""`git mlx filter-process`: the long-running clean/smudge filter git starts once per
+command (filter.mlx.process).
+
+Owns: wiring the protocol loop to a FilterSession's clean and smudge, and keeping
+fd 1 for the protocol only: everything else, including stray prints, goes to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from gitmlx import ui
+from gitmlx.errors import MlxError
+from gitmlx.filter_session import FilterSession
+from gitmlx.git import filter_protocol, hooks
+from gitmlx.git.pktline import ContentReader
+
+
+def report_failure(command: str, path: str, exc: BaseException) -> None:
+    """One stderr line per failed file; a bug's traceback goes to a log file instead."""
+    if isinstance(exc, MlxError):
+        ui.error_line(f"cannot {command} '{path}': {exc.message}", exc.hint)
+        return
+    log = ui.write_crash_log(exc)
+    ui.error_line(f"cannot {command} '{path}': internal error ({type(exc).__name__})", f"details in '{log}'")
+
+
+def run(skip_smudge: bool = False) -> int:
+    protocol_out = os.fdopen(os.dup(1), "wb", buffering=1024 * 1024)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    protocol_in = os.fdopen(os.dup(0), "rb", buffering=1024 * 1024)
+    session = FilterSession(skip_smudge, ui.warn)
+    if session.ctx.paths.work_tree is not None:
+        try:
+            hooks.install_hooks(session.ctx.top, only_missing=True)
+        except (OSError, MlxError):
+            pass  # a read-only hooks dir must not break checkout
+
+    def clean(_: str, request: dict[str, str], content: ContentReader) -> filter_protocol.Body:
+        pointer = session.clean(content)
+        return lambda out: out.write(pointer)
+
+    def smudge(_: str, request: dict[str, str], content: ContentReader) -> filter_protocol.Body:
+        return session.smudge(content, request.get("pathname", ""))
+
+    filter_protocol.serve(protocol_in, protocol_out, {"clean": clean, "smudge": smudge}, report_failure)
+    protocol_out.flush()
+    return 0

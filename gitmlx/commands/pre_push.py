@@ -1,0 +1,68 @@
+"""`git mlx pre-push REMOTE URL` (the pre-push hook): upload, before git sends any ref,
+every object the pushed commits introduce and the artifact remote lacks.
+
+git writes one line per ref on stdin: `<local ref> <local sha> <remote ref> <remote sha>`.
+Objects reached from the local shas and not from what the remote already has (its
+remote-tracking refs and the remote shas we know) are the pushed range. A failure
+refuses the whole push, listing the files, so no ref ever points at missing content.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from gitmlx import actions
+from gitmlx.context import RepoContext
+from gitmlx.errors import MlxError
+from gitmlx.git import scan
+from gitmlx.git.plumbing import run_git
+
+ZERO = "0" * 40
+
+
+def parse_updates(stream: TextIO) -> tuple[list[str], list[str]]:
+    """(local shas to push, remote shas the remote already has) from pre-push stdin."""
+    include, exclude = [], []
+    for line in stream:
+        fields = line.split()
+        if len(fields) != 4:
+            continue
+        _, local_sha, _, remote_sha = fields
+        if local_sha.strip("0"):
+            include.append(local_sha)
+        if remote_sha.strip("0"):
+            exclude.append(remote_sha)
+    return include, exclude
+
+
+def known_commits(ctx: RepoContext, shas: list[str]) -> list[str]:
+    """The shas we have locally (a remote sha we never fetched cannot be excluded)."""
+    if not shas:
+        return []
+    out = run_git(
+        ["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd=ctx.top, input="\n".join(shas).encode() + b"\n"
+    )
+    return [line.split()[0] for line in out.decode().splitlines() if line.endswith(" commit")]
+
+
+def run(remote_name: str, remote_url: str, stdin: TextIO | None = None, quiet: bool = False) -> int:
+    ctx = RepoContext()
+    include, exclude = parse_updates(stdin or sys.stdin)
+    if not include:
+        return 0
+    git_remote = remote_name if remote_name in ctx.git_remotes() else None
+    excludes = known_commits(ctx, exclude) + ([f"--remotes={git_remote}"] if git_remote else [])
+    files = scan.pointers_in_range(ctx.top, include, excludes)
+    if not files:
+        return 0
+    remote = ctx.open_remote(git_remote, git_url=remote_url)
+    result = actions.upload(ctx, remote, files, quiet=quiet)
+    if not result.ok:
+        raise MlxError(
+            f"push refused: {len(result.failed)} object(s) could not be uploaded "
+            f"to '{remote.display_url}' (listed above)",
+            "restore the missing files locally (e.g. 'git mlx fetch' from where they are) "
+            "or fix the remote, then push again",
+        )
+    return 0

@@ -1,0 +1,20 @@
+"""`git mlx pull [REMOTE] [-I P] [-X P]`: fetch what HEAD needs, then check it out."""
+
+from __future__ import annotations
+
+from gitmlx import actions, ui
+from gitmlx.context import RepoContext
+from gitmlx.errors import MlxError
+
+
+def run(remote_name: str | None, include: list[str], exclude: list[str], quiet: bool = False) -> int:
+    ctx = RepoContext()
+    inc, exc = actions.fetch_selection(ctx, include, exclude)
+    files = actions.files_at(ctx, ["HEAD"], False, inc, exc)
+    fetched = actions.download(ctx, ctx.open_remote(remote_name), files, quiet=quiet)
+    placed = actions.place(ctx, files)
+    if placed.placed and not quiet:
+        ui.note(f"checked out {len(placed.placed)} file(s)")
+    if not fetched.ok or placed.failed:
+        raise MlxError(f"{len(fetched.failed) + len(placed.failed)} file(s) could not be pulled (listed above)")
+    return 0

@@ -1,0 +1,56 @@
+"""`git mlx status`: artifacts staged, modified in the work tree, and not yet pushed."""
+
+from __future__ import annotations
+
+from gitmlx import ui
+from gitmlx.context import RepoContext
+from gitmlx.git import scan
+from gitmlx.git.plumbing import run_git
+from gitmlx.sizes import human_size
+
+
+def _changed(ctx: RepoContext, args: list[str]) -> set[str]:
+    out = run_git(["diff", *args, "--name-only", "-z"], cwd=ctx.top, check=False)
+    return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
+
+
+def run() -> int:
+    ctx = RepoContext()
+    index = {f.path: f for f in scan.pointers_in_index(ctx.top)}
+    head = {f.path: f for f in scan.pointers_in_tree(ctx.top, "HEAD")}
+    staged = sorted(
+        p
+        for p in _changed(ctx, ["--cached", "HEAD"] if head or _has_head(ctx) else ["--cached"])
+        if p in index or p in head
+    )
+    modified = sorted(p for p in _changed(ctx, []) if p in index)
+    git_remote = ctx.default_git_remote()
+    unpushed = (
+        scan.pointers_in_range(ctx.top, ["HEAD"], [f"--remotes={git_remote}"] if git_remote else [])
+        if _has_head(ctx)
+        else []
+    )
+
+    def show(title: str, rows: list[str]) -> None:
+        ui.info(f"{title}:")
+        for row in rows or ["(none)"]:
+            ui.info(f"\t{row}")
+        ui.info("")
+
+    show("Artifacts staged for commit", [f"{p} ({_describe(index.get(p) or head.get(p))})" for p in staged])
+    show("Artifacts modified, not staged", modified)
+    show(
+        f"Artifacts committed but not pushed{f' to {git_remote}' if git_remote else ''}",
+        [f"{f.path} ({_describe(f)})" for f in sorted(unpushed, key=lambda f: f.path)],
+    )
+    return 0
+
+
+def _describe(tracked: scan.TrackedFile | None) -> str:
+    if tracked is None:
+        return "deleted"
+    return f"{tracked.pointer.short_oid}, {human_size(tracked.pointer.size)}"
+
+
+def _has_head(ctx: RepoContext) -> bool:
+    return bool(run_git(["rev-parse", "-q", "--verify", "HEAD"], cwd=ctx.top, check=False).strip())

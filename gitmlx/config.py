@@ -1,0 +1,134 @@
+"""Configuration keys and how a value is resolved, with where it came from.
+
+Owns: the table of settings and the precedence rule of CONTRACT §5:
+environment > git config (worktree, local, then global, system) > `.mlxconfig` > default.
+Must not: read files or run git; callers hand it the entries they read.
+
+Not every key is honoured from a repository's committed `.mlxconfig`: a cloned repo must
+not choose where gitmlx writes on the user's disk (`mlx.cache`) or switch smudging off.
+See docs/threat-model.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    env: tuple[str, ...] = ()
+    from_mlxconfig: bool = True
+    default: str | None = None
+    doc: str = ""
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("mlx.url", ("GIT_MLX_URL",), doc="artifact remote: s3://BUCKET[/PREFIX], file:///PATH or a path"),
+    Setting("mlx.remote", ("GIT_MLX_REMOTE",), doc="git remote whose artifact remote is used by default"),
+    Setting("mlx.s3.endpoint-url", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), doc="S3-compatible endpoint"),
+    Setting("mlx.s3.region", ("GIT_MLX_S3_REGION",), doc="S3 region"),
+    Setting("mlx.s3.addressing-style", (), doc="S3 addressing: auto, path or virtual"),
+    Setting("mlx.concurrency", ("GIT_MLX_CONCURRENCY",), default="8", doc="parallel transfers"),
+    Setting("mlx.cache", ("GIT_MLX_CACHE",), from_mlxconfig=False, doc="shared local store directory"),
+    Setting("mlx.fetchinclude", ("GIT_MLX_FETCH_INCLUDE",), doc="only fetch paths matching these patterns"),
+    Setting("mlx.fetchexclude", ("GIT_MLX_FETCH_EXCLUDE",), doc="never fetch paths matching these patterns"),
+    Setting(
+        "mlx.skipsmudge",
+        ("GIT_MLX_SKIP_SMUDGE",),
+        from_mlxconfig=False,
+        default="false",
+        doc="leave pointers on checkout",
+    ),
+)
+_BY_KEY = {s.key: s for s in SETTINGS}
+
+_SCOPE_LABEL = {
+    "command": "git config (command line)",
+    "worktree": "git config --worktree",
+    "local": "git config --local",
+    "global": "git config --global",
+    "system": "git config --system",
+}
+
+
+@dataclass(frozen=True)
+class Value:
+    key: str
+    value: str
+    source: str  # e.g. "env GIT_MLX_URL", "git config --local", ".mlxconfig", "default"
+
+
+class Config:
+    """Resolved settings. `git_entries` are (key, value, scope) in git's order, last wins."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        git_entries: Iterable[tuple[str, str, str]],
+        mlxconfig_entries: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self._env = env
+        self._git: dict[str, tuple[str, str]] = {}
+        for key, value, scope in git_entries:
+            self._git[key] = (value, scope)
+        self._mlxconfig = dict(mlxconfig_entries)
+
+    def get(self, key: str) -> Value | None:
+        """The winning value for `key` (a SETTINGS key or a `remote.<name>.mlxurl`)."""
+        setting = _BY_KEY.get(key, Setting(key))
+        for name in setting.env:
+            if self._env.get(name):
+                return Value(key, self._env[name], f"env {name}")
+        if key in self._git:
+            value, scope = self._git[key]
+            return Value(key, value, _SCOPE_LABEL.get(scope, f"git config ({scope})"))
+        if setting.from_mlxconfig and key in self._mlxconfig:
+            return Value(key, self._mlxconfig[key], ".mlxconfig")
+        if setting.default is not None:
+            return Value(key, setting.default, "default")
+        return None
+
+    def value(self, key: str) -> str | None:
+        found = self.get(key)
+        return found.value if found else None
+
+    def flag(self, key: str) -> bool:
+        return parse_bool(self.value(key) or "false")
+
+    def integer(self, key: str, minimum: int = 1) -> int:
+        raw = self.value(key)
+        try:
+            number = int(raw or "")
+        except ValueError:
+            number = minimum - 1
+        if number < minimum:
+            from gitmlx.errors import ConfigError
+
+            found = self.get(key)
+            raise ConfigError(
+                f"invalid {key} {raw!r} (from {found.source if found else 'nowhere'})",
+                f"set it to a whole number of at least {minimum}",
+            )
+        return number
+
+    def git(self, key: str) -> str | None:
+        """A plain git config value (for git's own keys such as `remote.origin.url`)."""
+        found = self._git.get(key)
+        return found[0] if found else None
+
+    def git_keys(self) -> list[str]:
+        return list(self._git)
+
+
+def parse_bool(text: str) -> bool:
+    """git's boolean spelling: true/yes/on/1 are true, everything else false."""
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def split_patterns(text: str | None) -> list[str]:
+    """`a,b c` → ['a', 'b', 'c']: fetch include/exclude lists accept commas or spaces."""
+    if not text:
+        return []
+    return [p for p in text.replace(",", " ").split() if p]

@@ -1,0 +1,137 @@
+"""A repository as gitmlx sees it: its directories, resolved configuration, local store
+and artifact remote.
+
+Owns: *which* store and *which* remote a command uses (CONTRACT §5), resolved lazily so a
+filter that only cleans never reads `.mlxconfig` or imports a backend.
+Must not: move objects (transfer.py) or print.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from gitmlx.config import Config, Value
+from gitmlx.errors import ConfigError, MlxError
+from gitmlx.git import plumbing
+from gitmlx.remotes import open_remote
+from gitmlx.remotes.base import Remote, RemoteOptions
+from gitmlx.store import Store
+
+MLXCONFIG = ".mlxconfig"
+
+
+class RepoContext:
+    def __init__(self, cwd: Path | str | None = None, env: dict[str, str] | None = None) -> None:
+        self.paths = plumbing.repo_paths(cwd)
+        self.env = dict(os.environ if env is None else env)
+
+    @property
+    def top(self) -> Path:
+        """The work tree's top, or the git dir for a bare repository."""
+        return self.paths.work_tree or self.paths.git_dir
+
+    @cached_property
+    def config(self) -> Config:
+        entries = plumbing.read_config(cwd=self.top)
+        return Config(
+            self.env,
+            ((e.key, e.value, e.scope) for e in entries),
+            ((e.key, e.value) for e in self._read_mlxconfig()),
+        )
+
+    def _read_mlxconfig(self) -> list[plumbing.ConfigEntry]:
+        """`.mlxconfig` from the work tree, else the index, else HEAD (a fresh clone's
+        checkout may smudge files before `.mlxconfig` itself is written)."""
+        if self.paths.work_tree is not None:
+            path = self.paths.work_tree / MLXCONFIG
+            if path.is_file():
+                return plumbing.read_config(cwd=self.top, file=path)
+        for blob in (f":{MLXCONFIG}", f"HEAD:{MLXCONFIG}"):
+            try:
+                return plumbing.read_config(cwd=self.top, blob=blob)
+            except MlxError:
+                continue
+        return []
+
+    @cached_property
+    def store(self) -> Store:
+        cache = self.config.get("mlx.cache")
+        if cache is not None:
+            return Store(Path(cache.value).expanduser().resolve())
+        return Store(self.paths.common_dir / "mlx")
+
+    def default_git_remote(self) -> str | None:
+        """`mlx.remote`, else the current branch's remote, else origin, else the only one."""
+        explicit = self.config.value("mlx.remote")
+        if explicit:
+            return explicit
+        names = self.git_remotes()
+        head = plumbing.run_git(["symbolic-ref", "-q", "--short", "HEAD"], cwd=self.top, check=False)
+        branch_remote = self.config.git(f"branch.{head.decode().strip()}.remote") if head else None
+        for candidate in (branch_remote, "origin"):
+            if candidate and candidate in names:
+                return candidate
+        return names[0] if len(names) == 1 else None
+
+    def git_remotes(self) -> list[str]:
+        names = []
+        for key in self.config.git_keys():
+            if key.startswith("remote.") and key.endswith(".url"):
+                names.append(key[len("remote.") : -len(".url")])
+        return names
+
+    def artifact_url(self, git_remote: str | None = None, git_url: str | None = None) -> Value:
+        """Where artifacts for `git_remote` live, and which setting said so.
+
+        `git_url` is the git remote's URL when it has no name (`git push /some/path`).
+        """
+        git_remote = git_remote or self.default_git_remote()
+        keys = ([f"remote.{git_remote}.mlxurl"] if git_remote else []) + ["mlx.url"]
+        found = [v for key in keys if (v := self.config.get(key)) is not None]
+        if found:
+            # environment beats git config beats .mlxconfig; within one level the
+            # per-remote key beats mlx.url (min keeps the first of equal rank).
+            return min(found, key=_source_rank)
+        url = git_url or (self.config.git(f"remote.{git_remote}.url") if git_remote else None)
+        if url:
+            embedded = self._embedded_default(url, git_remote or url)
+            if embedded is not None:
+                return embedded
+        where = f"git remote '{git_remote}'" if git_remote else "this repository (it has no git remote)"
+        raise ConfigError(
+            f"no artifact remote configured for {where}",
+            "set one with 'git mlx remote set s3://BUCKET/PREFIX' (or a directory path)",
+        )
+
+    def _embedded_default(self, url: str, label: str) -> Value | None:
+        """Artifacts beside a git remote that is a local path: `<its git dir>/mlx`."""
+        if url.startswith("file://"):
+            path = Path(unquote(urlsplit(url).path))
+        elif "://" in url or (":" in url.split("/")[0] and not os.path.exists(url)):
+            return None  # ssh, https, scp-like host:path: no embedded default
+        else:
+            path = Path(url)
+            if not path.is_absolute():
+                path = (self.top / path).resolve()
+        git_dir = path / ".git" if (path / ".git").is_dir() else path
+        return Value("mlx.url", str(git_dir / "mlx"), f"default (beside git remote '{label}')")
+
+    def remote_options(self) -> RemoteOptions:
+        return RemoteOptions(
+            endpoint_url=self.config.value("mlx.s3.endpoint-url"),
+            region=self.config.value("mlx.s3.region"),
+            addressing_style=self.config.value("mlx.s3.addressing-style"),
+            concurrency=self.config.integer("mlx.concurrency"),
+        )
+
+    def open_remote(self, git_remote: str | None = None, git_url: str | None = None) -> Remote:
+        return open_remote(self.artifact_url(git_remote, git_url).value, self.remote_options())
+
+
+def _source_rank(value: Value) -> int:
+    if value.source.startswith("env"):
+        return 0
+    return 2 if value.source == ".mlxconfig" else 1

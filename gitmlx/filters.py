@@ -1,0 +1,156 @@
+"""clean and smudge: the one implementation behind both the one-shot filters and the
+long-running filter process.
+
+Owns: turning content into a pointer (clean) and a pointer back into verified content
+(smudge), given a store and a way to fetch a missing object.
+Must not: frame packets, print, or touch the network itself (smudge calls `fetch`).
+
+Invariants (docs/design.md): clean streams into the store while hashing and only then
+returns the pointer; it never touches the network. Smudge never lets bytes that failed
+verification through silently: a mismatch raises after the last block, so the caller
+reports failure and git discards what it received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
+
+from gitmlx import pointer as pointers
+from gitmlx.errors import IntegrityError
+from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
+from gitmlx.store import BLOCK_SIZE, Store
+
+#: Asked to bring a missing object into the store (or raise an MlxError saying why not).
+Fetcher = Callable[[Pointer], None]
+#: Non-pointer content passing through smudge stays in memory up to this size.
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+class Source(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Sink(Protocol):
+    def write(self, data: bytes | memoryview, /) -> object: ...
+
+
+def read_head(source: Source, limit: int = MAX_POINTER_SIZE) -> bytes:
+    """Up to `limit` bytes: enough to tell whether content is a pointer."""
+    parts = []
+    got = 0
+    while got < limit and (block := source.read(limit - got)):
+        parts.append(block)
+        got += len(block)
+    return b"".join(parts)
+
+
+def clean(source: Source, store: Store) -> bytes:
+    """Store the content read from `source`; return the pointer text for git.
+
+    Pointer text in gives the same pointer text out (idempotent, §6.2), so re-adding a
+    file checked out without its content never replaces the pointer with a pointer to it.
+    """
+    head = read_head(source)
+    if len(head) < MAX_POINTER_SIZE and pointers.parse(head) is not None:
+        return head
+    with store.writer() as writer:
+        writer.write(head)
+        while block := source.read(BLOCK_SIZE):
+            writer.write(block)
+        return writer.commit().encode()
+
+
+def prepare_smudge(
+    source: Source,
+    store: Store,
+    fetch: Fetcher | None,
+    path: str,
+    warn: Callable[[str], None] | None = None,
+) -> Callable[[Sink], None]:
+    """Consume the blob from `source`; return a function that writes its content.
+
+    Everything that can fail before the first byte (fetching, the size check) happens
+    here, so the long-running filter can still answer `status=error` cleanly. A non-pointer
+    blob passes through unchanged, spooled to disk past a few MiB to keep memory bounded.
+    With `fetch=None` (smudge skipped, or the path excluded from fetching) a pointer
+    passes through too.
+    """
+    head = read_head(source)
+    pointer = pointers.parse(head) if len(head) < MAX_POINTER_SIZE else None
+    if pointer is not None and fetch is None:
+        return lambda sink: sink.write(head)
+    if pointer is None:
+        if warn is not None and (message := check_pointer_like(head, path)):
+            warn(message)
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        spool.write(head)
+        while block := source.read(BLOCK_SIZE):
+            spool.write(block)
+        spool.seek(0)
+
+        def passthrough(sink: Sink) -> None:
+            with spool:
+                while block := spool.read(BLOCK_SIZE):
+                    sink.write(block)
+
+        return passthrough
+    if not store.has(pointer.oid):
+        fetch(pointer)
+    if store.size(pointer.oid) != pointer.size:
+        quarantine(store, pointer.oid)
+        raise _corrupt_local(pointer, path)
+    return lambda sink: stream_object(store, pointer, sink, path)
+
+
+def stream_object(store: Store, pointer: Pointer, sink: Sink, path: str) -> None:
+    """Copy a stored object into `sink`, hashing as it goes; raise at the end on a mismatch.
+
+    A mismatch quarantines the object, so the next attempt fetches a good copy.
+    """
+    digest = hashlib.sha256()
+    with store.open(pointer.oid) as stream:
+        while block := stream.read(BLOCK_SIZE):
+            digest.update(block)
+            sink.write(block)
+    if digest.hexdigest() != pointer.oid:
+        quarantine(store, pointer.oid)
+        raise _corrupt_local(pointer, path)
+
+
+def _corrupt_local(pointer: Pointer, path: str) -> IntegrityError:
+    return IntegrityError(
+        f"'{path}': local copy of object {pointer.short_oid} is corrupt and was quarantined",
+        "run 'git mlx checkout' to fetch a good copy from the remote",
+    )
+
+
+def quarantine(store: Store, oid: str) -> None:
+    """Move a corrupt object out of its valid name (kept under `bad/` for inspection)."""
+    bad_dir = store.root / "bad"
+    bad_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(store.path(oid), bad_dir / oid)
+    except FileNotFoundError:
+        pass
+
+
+def pointer_for_file(stream: BinaryIO) -> Pointer:
+    """The pointer a file would get, without storing it (`git mlx pointer`)."""
+    digest = hashlib.sha256()
+    size = 0
+    while block := stream.read(BLOCK_SIZE):
+        digest.update(block)
+        size += len(block)
+    return Pointer(digest.hexdigest(), size)
+
+
+def check_pointer_like(head: bytes, path: str) -> str | None:
+    """A warning for content that starts like a pointer but is not one, else None."""
+    why = pointers.describe_invalid(head)
+    if why is None:
+        return None
+    return f"'{path}' looks like a gitmlx pointer but is not one ({why}); left as is"

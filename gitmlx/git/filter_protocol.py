@@ -1,0 +1,99 @@
+"""git's long-running filter protocol, version 2 (gitattributes(5), "Long Running
+Filter Process").
+
+Owns: the handshake, capability negotiation and the per-file request/response framing.
+Must not: know what clean or smudge do; it calls the handler it is given, so the same
+code serves the one-shot `clean`/`smudge` commands and this loop.
+
+Per file, the handler consumes the whole input first (git writes all of it before it
+reads anything back, so answering early could deadlock on full pipes), and does every
+step that can fail *before* `status=success` is sent. A failure then becomes
+`status=error` for that one file. Never `status=abort`: git would stop using the filter
+for the rest of the command without a word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import BinaryIO
+
+from gitmlx.git import pktline
+from gitmlx.git.pktline import ContentReader, ContentWriter
+
+#: Writes the reply's content; may raise, which turns into a trailing status=error.
+Body = Callable[[ContentWriter], None]
+#: (command, request metadata, content) → the body of a successful reply.
+Handler = Callable[[str, dict[str, str], ContentReader], Body]
+#: Told about each failure: (command, pathname, exception). Must not raise.
+ErrorReporter = Callable[[str, str, BaseException], None]
+
+
+class HandshakeError(Exception):
+    pass
+
+
+def handshake(inp: BinaryIO, out: BinaryIO, capabilities: tuple[str, ...]) -> set[str]:
+    """Negotiate version 2 and the capabilities both sides have; return those."""
+    welcome = pktline.read_text_list(inp)
+    if not welcome or welcome[0] != "git-filter-client" or "version=2" not in welcome[1:]:
+        raise HandshakeError(f"unexpected filter handshake {welcome!r}")
+    pktline.write_text(out, "git-filter-server")
+    pktline.write_text(out, "version=2")
+    pktline.write_flush(out)
+    out.flush()  # git waits for our version before it sends its capabilities
+    offered = {line.removeprefix("capability=") for line in pktline.read_text_list(inp)}
+    agreed = [c for c in capabilities if c in offered]
+    for capability in agreed:
+        pktline.write_text(out, f"capability={capability}")
+    pktline.write_flush(out)
+    out.flush()
+    return set(agreed)
+
+
+def serve(
+    inp: BinaryIO,
+    out: BinaryIO,
+    handlers: dict[str, Handler],
+    on_error: ErrorReporter,
+) -> None:
+    """Answer requests until git closes the pipe."""
+    try:
+        handshake(inp, out, tuple(handlers))
+    except EOFError:
+        return
+    while True:
+        try:
+            request = pktline.read_key_values(inp)
+        except EOFError:
+            return
+        command = request.get("command", "")
+        pathname = request.get("pathname", "")
+        content = ContentReader(inp)
+        handler = handlers.get(command)
+        try:
+            if handler is None:
+                raise HandshakeError(f"unsupported filter command {command!r}")
+            body = handler(command, request, content)
+        except Exception as exc:  # noqa: BLE001 - any failure is this file's failure
+            content.drain()
+            on_error(command, pathname, exc)
+            _status(out, "error")
+            continue
+        content.drain()
+        _status(out, "success")
+        try:
+            body(ContentWriter(out))
+        except Exception as exc:  # noqa: BLE001
+            pktline.write_flush(out)
+            on_error(command, pathname, exc)
+            _status(out, "error")
+            continue
+        pktline.write_flush(out)
+        pktline.write_flush(out)  # empty list: keep status=success
+        out.flush()
+
+
+def _status(out: BinaryIO, status: str) -> None:
+    pktline.write_text(out, f"status={status}")
+    pktline.write_flush(out)
+    out.flush()

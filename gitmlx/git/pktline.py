@@ -1,0 +1,144 @@
+"""git's pkt-line framing (Documentation/gitprotocol-common.txt, "pkt-line Format").
+
+Owns: reading and writing packets on binary streams. A packet is a 4-digit hex length
+(including those 4 bytes) and a payload of at most 65516 bytes; "0000" is a flush packet.
+Must not: interpret what the packets mean (that is filter_protocol.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO
+
+MAX_PAYLOAD = 65516
+FLUSH = b"0000"
+
+
+class PacketError(Exception):
+    """The peer broke the framing: a bad length, or the stream ended inside a packet."""
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    data = stream.read(n)
+    if len(data) == n:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got < n:
+        more = stream.read(n - got)
+        if not more:
+            raise PacketError(f"stream ended after {got} of {n} bytes")
+        chunks.append(more)
+        got += len(more)
+    return b"".join(chunks)
+
+
+def read_packet(stream: BinaryIO) -> bytes | None:
+    """The next packet's payload; None for a flush packet. EOFError at a clean end."""
+    header = stream.read(4)
+    if not header:
+        raise EOFError
+    if len(header) < 4:
+        header += _read_exact(stream, 4 - len(header))
+    try:
+        length = int(header, 16)
+    except ValueError:
+        raise PacketError(f"invalid pkt-line header {header!r}") from None
+    if length == 0:
+        return None
+    if length < 4 or length > MAX_PAYLOAD + 4 or not header.isalnum():
+        raise PacketError(f"invalid pkt-line length {header!r}")
+    return _read_exact(stream, length - 4)
+
+
+def read_text_list(stream: BinaryIO) -> list[str]:
+    """Text packets up to the next flush, each without its trailing LF."""
+    lines = []
+    while (payload := read_packet(stream)) is not None:
+        lines.append(payload.decode("utf-8", "surrogateescape").removesuffix("\n"))
+    return lines
+
+
+def read_key_values(stream: BinaryIO) -> dict[str, str]:
+    """A list of `key=value` text packets up to a flush."""
+    result: dict[str, str] = {}
+    for line in read_text_list(stream):
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise PacketError(f"expected key=value, got {line!r}")
+        result[key] = value
+    return result
+
+
+def iter_content(stream: BinaryIO) -> Iterator[bytes]:
+    """Binary packets up to the next flush."""
+    while (payload := read_packet(stream)) is not None:
+        yield payload
+
+
+class ContentReader:
+    """A raw-file-like `read(n)` over content packets, ending at the flush packet.
+
+    Like a raw file, `read(n)` may return fewer than `n` bytes (at most one packet's
+    worth); only an empty result means the content has ended.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._packets = iter_content(stream)
+        self._pending = b""
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            parts = [self._pending, *self._rest()]
+            self._pending = b""
+            return b"".join(parts)
+        while not self._pending and not self._done:
+            packet = next(self._packets, None)
+            if packet is None:
+                self._done = True
+            else:
+                self._pending = packet
+        data, self._pending = self._pending[:n], self._pending[n:]
+        return data
+
+    def _rest(self) -> Iterator[bytes]:
+        if not self._done:
+            yield from self._packets
+            self._done = True
+
+    def drain(self) -> None:
+        """Consume what is left, so the stream is positioned after the flush."""
+        self._pending = b""
+        for _ in self._rest():
+            pass
+
+
+def write_packet(stream: BinaryIO, payload: bytes) -> None:
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError("payload too long for one packet")
+    stream.write(b"%04x" % (len(payload) + 4))
+    stream.write(payload)
+
+
+def write_text(stream: BinaryIO, line: str) -> None:
+    write_packet(stream, line.encode("utf-8", "surrogateescape") + b"\n")
+
+
+def write_flush(stream: BinaryIO) -> None:
+    stream.write(FLUSH)
+
+
+class ContentWriter:
+    """A file-like `write` that frames any amount of bytes into maximal packets."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data)
+        for start in range(0, len(view), MAX_PAYLOAD):
+            piece = view[start : start + MAX_PAYLOAD]
+            self._stream.write(b"%04x" % (len(piece) + 4))
+            self._stream.write(piece)
+        return len(view)

@@ -1,0 +1,148 @@
+"""The one place that runs the `git` binary.
+
+Owns: spawning git, locating a repository's directories, reading git config with scopes.
+Must not: parse pointers or know about the store.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitmlx.errors import MlxError, NotARepository
+
+
+class GitError(MlxError):
+    """A git command failed; the message carries git's own first error line."""
+
+
+def run_git(
+    args: Sequence[str],
+    cwd: Path | str | None = None,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> bytes:
+    """Run `git ARGS` and return its stdout; raise GitError with git's message on failure."""
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        input=input,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+    )
+    if check and proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        first = message[0] if message else f"exit status {proc.returncode}"
+        raise GitError(f"git {args[0]} failed: {first.removeprefix('fatal: ')}")
+    return proc.stdout
+
+
+def env_for_other_repo() -> dict[str, str]:
+    """The environment minus GIT_* repository variables.
+
+    Hooks and filters run with GIT_DIR, GIT_INDEX_FILE and friends set for *their* repo;
+    a git spawned for another repository (a clone in `demo`) must not inherit them.
+    """
+    keep = {"GIT_CONFIG_NOSYSTEM", "GIT_TERMINAL_PROMPT", "GIT_TRACE", "GIT_CONFIG_GLOBAL"}
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in keep}
+
+
+@dataclass(frozen=True)
+class RepoPaths:
+    """Where a repository lives: its git dir, the common dir shared by worktrees, the top."""
+
+    git_dir: Path
+    common_dir: Path
+    work_tree: Path | None
+
+    @property
+    def is_bare(self) -> bool:
+        return self.work_tree is None
+
+
+def repo_paths(cwd: Path | str | None = None) -> RepoPaths:
+    """Locate the repository containing `cwd` (one git call)."""
+    proc = subprocess.run(
+        ["git", "rev-parse", "--absolute-git-dir", "--git-common-dir", "--show-toplevel"],
+        cwd=cwd,
+        capture_output=True,
+    )
+    lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+    if proc.returncode != 0 and len(lines) < 2:
+        raise NotARepository(str(Path(cwd or os.getcwd()).resolve()))
+    git_dir = Path(lines[0])
+    common = Path(lines[1])
+    if not common.is_absolute():
+        common = (Path(cwd or os.getcwd()) / common).resolve()
+    work_tree = Path(lines[2]) if len(lines) > 2 and lines[2] else None
+    return RepoPaths(git_dir, common, work_tree)
+
+
+@dataclass(frozen=True)
+class ConfigEntry:
+    key: str
+    value: str
+    scope: str  # "system", "global", "local", "worktree", "command", or "file"
+
+
+def read_config(cwd: Path | str | None = None, file: Path | None = None, blob: str | None = None) -> list[ConfigEntry]:
+    """All config entries in git's precedence order (later wins), with their scope.
+
+    With `file` or `blob`, read that git-config-format file instead (used for
+    `.mlxconfig`, which must be parsed exactly as git parses config).
+    """
+    args = ["config", "--list", "-z"]
+    if file is not None:
+        args[1:1] = ["--file", str(file)]
+    elif blob is not None:
+        args[1:1] = ["--blob", blob]
+    else:
+        args.insert(1, "--show-scope")
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+    if proc.returncode != 0:
+        if file is not None or blob is not None:
+            raise MlxError(
+                f"cannot read '{file or blob}': "
+                + proc.stderr.decode("utf-8", "replace").strip().removeprefix("fatal: "),
+                "fix the file's syntax (it uses git config format)",
+            )
+        return []
+    records = proc.stdout.split(b"\0")
+    if records and records[-1] == b"":
+        records.pop()
+    entries = []
+    # With --show-scope, -z output is "scope NUL key LF value NUL" per entry.
+    step = 2 if file is None and blob is None else 1
+    for i in range(0, len(records) - step + 1, step):
+        scope = records[i].decode() if step == 2 else "file"
+        text = records[i + step - 1].decode("utf-8", "surrogateescape")
+        key, _, value = text.partition("\n")
+        entries.append(ConfigEntry(_normalise(key), value, scope))
+    return entries
+
+
+def _normalise(key: str) -> str:
+    """Section and variable names are case-insensitive; a subsection is not."""
+    section, _, rest = key.partition(".")
+    if "." in rest:
+        sub, _, var = rest.rpartition(".")
+        return f"{section.lower()}.{sub}.{var.lower()}"
+    return f"{section.lower()}.{rest.lower()}"
+
+
+def set_config(
+    key: str, value: str, scope: str = "local", cwd: Path | str | None = None, file: Path | None = None
+) -> None:
+    args = ["config"]
+    args += ["--file", str(file)] if file is not None else [f"--{scope}"]
+    run_git([*args, key, value], cwd=cwd)
+
+
+def unset_config(key: str, scope: str = "local", cwd: Path | str | None = None, file: Path | None = None) -> None:
+    args = ["config"]
+    args += ["--file", str(file)] if file is not None else [f"--{scope}"]
+    run_git([*args, "--unset-all", key], cwd=cwd, check=False)

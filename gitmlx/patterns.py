@@ -1,0 +1,59 @@
+"""Path patterns for `-I/-X`, `mlx.fetchinclude` and `mlx.fetchexclude`.
+
+Owns: matching a repository path against include/exclude lists, the way Git LFS's
+fetch filters read them: a pattern without `/` matches a file or folder name at any
+depth, one with `/` matches from the top, and a pattern naming a folder covers
+everything beneath it. `*`, `?` and `[...]` are fnmatch wildcards; `**` spans folders.
+Must not: do I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+
+@lru_cache(maxsize=256)
+def _compile(pattern: str) -> re.Pattern[str]:
+    anchored = "/" in pattern.rstrip("/")
+    body = pattern.strip("/")
+    out = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if body.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if body.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = body.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                out.append("[" + body[i + 1 : end].replace("!", "^", 1) + "]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    prefix = "" if anchored else "(?:.*/)?"
+    return re.compile(f"{prefix}{''.join(out)}(?:/.*)?")
+
+
+def matches(path: str, pattern: str) -> bool:
+    return _compile(pattern).fullmatch(path) is not None
+
+
+def selected(path: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """True when `path` passes the filters: in some include (or none given), in no exclude."""
+    if include and not any(matches(path, p) for p in include):
+        return False
+    return not any(matches(path, p) for p in exclude)

@@ -1,0 +1,76 @@
+"""The remote interface: a dumb blob backend that knows nothing of git or oids.
+
+Owns: the `Remote` protocol every backend implements, and the options they take.
+Must not: decide how objects are named (that is `gitmlx.layout`), or import a backend's
+client library (each backend module owns its own).
+
+Keys are relative, `/`-separated names made only by `gitmlx.layout`; a backend must still
+refuse a key with an empty, `.` or `..` part, so no key can name a place outside it.
+Every `put_file` is atomic: a reader sees the whole object or no object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gitmlx.errors import RemoteError
+
+#: Called with a number of bytes just moved; lets the CLI drive a progress bar.
+ProgressCallback = Callable[[int], None]
+
+
+class Sink(Protocol):
+    def write(self, data: bytes | memoryview, /) -> object: ...
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """Backend settings resolved from configuration (credentials are never here)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    addressing_style: str | None = None
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class RemoteEntry:
+    key: str
+    size: int
+
+
+class Remote(Protocol):
+    #: The remote's URL with any credentials removed: safe to print.
+    display_url: str
+
+    def exists(self, key: str) -> bool:
+        """True when an object is stored under `key`."""
+
+    def size(self, key: str) -> int | None:
+        """The stored object's size in bytes, or None when there is none."""
+
+    def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None) -> None:
+        """Store the file at `path` under `key`, atomically."""
+
+    def get(self, key: str, sink: Sink, offset: int = 0, progress: ProgressCallback | None = None) -> None:
+        """Stream the object under `key`, from byte `offset` on, into `sink`."""
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Bytes `start` to `start + length` of the object (fewer only at its end)."""
+
+    def list(self, prefix: str = "") -> Iterator[RemoteEntry]:
+        """Every object whose key starts with `prefix`, in no particular order."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object under `key`; a missing object is not an error."""
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape the backend's root; return the key unchanged."""
+    parts = key.split("/")
+    if not key or any(part in ("", ".", "..") for part in parts) or "\\" in key or "\0" in key:
+        raise RemoteError(f"refusing unsafe remote key {key!r}")
+    return key

@@ -1,0 +1,104 @@
+"""A remote that is a plain directory (the embedded default beside a local git remote).
+
+Owns: reading and writing objects under one root directory.
+Must not: know what the keys mean.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from gitmlx.errors import ObjectNotFound, RemoteError
+from gitmlx.remotes.base import ProgressCallback, RemoteEntry, Sink, check_key
+
+_BLOCK = 1024 * 1024
+
+
+class LocalRemote:
+    """Objects are files under `root`; writes go to `root/tmp/` and are renamed in."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.display_url = self.root.as_uri() if self.root.is_absolute() else str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None) -> None:
+        final = self._path(key)
+        tmp_dir = self.root / "tmp"
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            tmp = tmp_dir / f"put-{os.getpid()}-{secrets.token_hex(8)}"
+            try:
+                with open(path, "rb") as src, open(tmp, "xb") as dst:
+                    while block := src.read(_BLOCK):
+                        dst.write(block)
+                        if progress:
+                            progress(len(block))
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+        except OSError as exc:
+            raise RemoteError(
+                f"cannot write to remote '{self.display_url}': {exc.strerror or exc}",
+                "check that the directory exists and is writable",
+            ) from exc
+
+    def get(self, key: str, sink: Sink, offset: int = 0, progress: ProgressCallback | None = None) -> None:
+        try:
+            src = open(self._path(key), "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            raise ObjectNotFound(f"'{key}' is not on remote '{self.display_url}'") from None
+        except OSError as exc:
+            raise RemoteError(f"cannot read remote '{self.display_url}': {exc}") from exc
+        with src:
+            src.seek(offset)
+            while block := src.read(_BLOCK):
+                sink.write(block)
+                if progress:
+                    progress(len(block))
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            with open(self._path(key), "rb") as src:
+                src.seek(start)
+                return src.read(length)
+        except FileNotFoundError:
+            raise ObjectNotFound(f"'{key}' is not on remote '{self.display_url}'") from None
+
+    def list(self, prefix: str = "") -> Iterator[RemoteEntry]:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            if rel_dir == "tmp":
+                dirnames[:] = []
+                continue
+            for name in filenames:
+                key = name if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{name}"
+                if key.startswith(prefix):
+                    yield RemoteEntry(key, os.stat(os.path.join(dirpath, name)).st_size)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def __repr__(self) -> str:
+        return f"LocalRemote({self.display_url!r})"

@@ -1,0 +1,432 @@
+"""The S3 backend: objects stored under `s3://BUCKET[/PREFIX]` through boto3.
+
+Owns: the only boto3 / botocore / s3transfer import in gitmlx; the client's retry, timeout
+and pool settings; multipart uploads; downloads that resume with a Range request when the
+connection drops mid-body; and turning every boto failure into one `RemoteError` line that
+names the remote (never a credential) and the fix.
+Must not: know what keys mean, look for credentials itself (boto3's default chain only:
+env, profile, instance role), print, or hold a whole object in memory (only `read_range`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from io import BytesIO
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import boto3
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ProxyConnectionError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+    SSLError,
+)
+from urllib3.exceptions import HTTPError, ProtocolError
+
+from gitmlx.errors import ConfigError, MlxError, ObjectNotFound, RemoteError
+from gitmlx.remotes.base import ProgressCallback, RemoteEntry, RemoteOptions, Sink, check_key
+
+_MiB = 1024 * 1024
+_CHUNK = _MiB
+_MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
+# botocore's own rule for bucket names; S3-compatible stores allow more than AWS does.
+_BUCKET_RE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+# A connection lost while reading a response body: resumable with a Range request.
+_DROPPED = (
+    ReadTimeoutError,
+    ResponseStreamingError,
+    IncompleteReadError,
+    ConnectionClosedError,
+    ProtocolError,
+    ConnectionError,
+)
+_SECRET_QUERY = re.compile(r"(?i)(x-amz-(?:signature|credential|security-token)=)[^&\s\"']+")
+_USERINFO = re.compile(r"//[^/@\s]+@")
+_CREDENTIALS_REJECTED = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+    "InvalidSecurity",
+}
+_WRONG_REGION = {
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "IllegalLocationConstraintException",
+    "TemporaryRedirect",
+    "301",
+}
+_CREDENTIALS_HINT = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+_ENDPOINT_HINT = "check the network, or the endpoint: 'git config mlx.s3.endpoint-url URL' (or AWS_ENDPOINT_URL_S3)"
+
+
+class S3Remote:
+    """Objects are S3 objects named `PREFIX/KEY` in one bucket; one client, shared by threads."""
+
+    #: Files at least this big go up as multipart uploads of this chunk size (grown as
+    #: needed to stay within 10,000 parts); tests shrink them to exercise that path.
+    multipart_threshold = 64 * _MiB
+    multipart_chunksize = 64 * _MiB
+    #: Threads per multipart upload.
+    transfer_threads = 4
+    #: botocore attempts per request (first included): backoff with jitter on 5xx,
+    #: SlowDown, timeouts and dropped connections.
+    max_attempts = 8
+    #: A download gives up after this many drops in a row that brought no new bytes.
+    resume_attempts = 5
+    resume_backoff = 0.5  # seconds before the 2nd such attempt, doubled after each
+
+    def __init__(self, client: object, bucket: str, prefix: str) -> None:
+        self._client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self._root = f"{prefix}/" if prefix else ""
+        self.display_url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        self.endpoint = _clean(client.meta.endpoint_url)  # type: ignore[attr-defined]
+        self._bucket_seen = False
+
+    @classmethod
+    def from_url(cls, url: str, options: RemoteOptions) -> S3Remote:
+        """The remote for `s3://BUCKET[/PREFIX]`; boto3 resolves credentials when first used."""
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or "@" in parts.netloc or parts.query or parts.fragment:
+            raise ConfigError(f"invalid S3 remote URL '{_clean(url)}'", "use s3://BUCKET[/PREFIX]")
+        bucket, prefix = parts.netloc, parts.path.strip("/")
+        if not _BUCKET_RE.match(bucket) or (prefix and not _is_key(prefix)):
+            raise ConfigError(f"invalid S3 remote URL '{_clean(url)}'", "use s3://BUCKET[/PREFIX]")
+        style = options.addressing_style
+        if style not in (None, "auto", "path", "virtual"):
+            raise ConfigError(f"unknown S3 addressing style '{style}'", "use 'path', 'virtual' or 'auto'")
+        # Many S3-compatible stores (older MinIO, Ceph, ...) reject the checksum trailers
+        # boto3 >= 1.36 sends by default: off AWS, send checksums only where required.
+        guess = options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3")
+        custom = not _is_aws(guess or os.environ.get("AWS_ENDPOINT_URL") or "s3.amazonaws.com")
+        client = cls._make_client(options, custom_endpoint=custom)
+        if not custom and not _is_aws(client.meta.endpoint_url):  # set in ~/.aws/config
+            client = cls._make_client(options, custom_endpoint=True)
+        return cls(client, bucket, prefix)
+
+    @classmethod
+    def _make_client(cls, options: RemoteOptions, custom_endpoint: bool) -> object:
+        checksums = "when_required" if custom_endpoint else "when_supported"
+        config = Config(
+            retries={"mode": "standard", "total_max_attempts": cls.max_attempts},
+            connect_timeout=10,
+            read_timeout=60,
+            tcp_keepalive=True,
+            max_pool_connections=max(10, options.concurrency * cls.transfer_threads),
+            s3={"addressing_style": options.addressing_style or "auto"},
+            request_checksum_calculation=checksums,
+            response_checksum_validation=checksums,
+            user_agent_extra="gitmlx",
+        )
+        try:
+            client = boto3.session.Session().client(
+                "s3",
+                region_name=options.region,
+                endpoint_url=options.endpoint_url,
+                config=config,
+            )
+        except ProfileNotFound as exc:
+            raise ConfigError(
+                f"AWS profile '{exc.kwargs.get('profile')}' is not configured",
+                "fix AWS_PROFILE, or add the profile to ~/.aws/config",
+            ) from None
+        except ValueError as exc:  # botocore: "Invalid endpoint: ..."
+            raise ConfigError(
+                f"invalid S3 endpoint URL '{_clean(options.endpoint_url or '')}'",
+                "set mlx.s3.endpoint-url to http(s)://HOST[:PORT]",
+            ) from exc
+        except BotoCoreError as exc:
+            raise ConfigError(f"cannot configure the S3 client: {_clean(str(exc))}") from exc
+        client.meta.events.register_first("needs-retry.s3", _no_retry_for_local_failures)
+        return client
+
+    # -- the Remote protocol ------------------------------------------------------------
+
+    def exists(self, key: str) -> bool:
+        return self.size(key) is not None
+
+    def size(self, key: str) -> int | None:
+        full = self._key(key)
+        with self._errors("check", key):
+            try:
+                head = self._client.head_object(Bucket=self.bucket, Key=full)
+            except ClientError as exc:
+                if _status(exc) != 404:
+                    raise
+                # A HEAD 404 has no body, so a missing bucket looks like a missing object.
+                self._check_bucket()
+                return None
+        self._bucket_seen = True
+        return int(head["ContentLength"])
+
+    def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None) -> None:
+        full = self._key(key)
+        size = os.stat(path).st_size
+        # Grow parts so a file of any size fits in 10,000 of them (5 GiB+ files work).
+        chunk = max(self.multipart_chunksize, math.ceil(size / _MAX_PARTS / _MiB) * _MiB)
+        config = TransferConfig(
+            multipart_threshold=self.multipart_threshold,
+            multipart_chunksize=chunk,
+            max_concurrency=self.transfer_threads,
+            use_threads=True,
+        )
+        # S3 makes a PUT (or a completed multipart upload) visible whole or not at all;
+        # s3transfer aborts a multipart upload that failed, so no object appears.
+        with self._errors("upload", key):
+            self._client.upload_file(str(path), self.bucket, full, Config=config, Callback=progress)
+
+    def get(self, key: str, sink: Sink, offset: int = 0, progress: ProgressCallback | None = None) -> None:
+        self._download(key, sink, offset, None, progress)
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        if length <= 0:
+            if self.size(key) is None:
+                raise ObjectNotFound(f"'{key}' is not on remote '{self.display_url}'")
+            return b""
+        buf = BytesIO()
+        self._download(key, buf, start, start + length, None)
+        return buf.getvalue()
+
+    def list(self, prefix: str = "") -> Iterator[RemoteEntry]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        with self._errors("list", prefix or None):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._root + prefix):
+                for obj in page.get("Contents", ()):
+                    rel = obj["Key"][len(self._root) :]
+                    if _is_key(rel):  # skip "folder/" markers and other foreign names
+                        yield RemoteEntry(rel, int(obj["Size"]))
+
+    def delete(self, key: str) -> None:
+        full = self._key(key)
+        with self._errors("delete", key):
+            self._client.delete_object(Bucket=self.bucket, Key=full)
+
+    def __repr__(self) -> str:
+        return f"S3Remote({self.display_url!r}, endpoint={self.endpoint!r})"
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        return self._root + check_key(key)
+
+    def _download(
+        self,
+        key: str,
+        sink: Sink,
+        start: int,
+        end: int | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Stream bytes [start, end) into `sink`, resuming from the last byte written."""
+        full, pos, etag, failures = self._key(key), start, None, 0
+        with self._errors("download", key):
+            while end is None or pos < end:
+                args = {"Bucket": self.bucket, "Key": full}
+                if pos or end is not None:
+                    args["Range"] = f"bytes={pos}-{'' if end is None else end - 1}"
+                if etag:  # a resumed read must continue the same object
+                    args["IfMatch"] = etag
+                try:
+                    response = self._client.get_object(**args)
+                except ClientError as exc:
+                    code = _code(exc)
+                    if code == "NoSuchKey" or (_status(exc) == 404 and code != "NoSuchBucket"):
+                        raise ObjectNotFound(f"'{key}' is not on remote '{self.display_url}'") from None
+                    if code == "InvalidRange":  # starts at or past the end: nothing to send
+                        return
+                    if code == "PreconditionFailed":
+                        raise RemoteError(
+                            f"'{key}' changed on remote '{self.display_url}' while downloading",
+                            "run the command again",
+                        ) from None
+                    raise
+                etag = etag or response.get("ETag")
+                body, before = response["Body"], pos
+                try:
+                    while True:
+                        try:
+                            chunk = body.read(_CHUNK)
+                        except _DROPPED:
+                            break
+                        if not chunk:
+                            return
+                        sink.write(chunk)
+                        pos += len(chunk)
+                        if progress:
+                            progress(len(chunk))
+                finally:
+                    body.close()
+                failures = 0 if pos > before else failures + 1
+                if failures >= self.resume_attempts:
+                    raise RemoteError(
+                        f"the connection to remote '{self.display_url}' kept dropping while "
+                        f"downloading '{key}' ({pos - start} bytes received)",
+                        "check the network and run the command again",
+                    )
+                if failures:
+                    time.sleep(self.resume_backoff * 2 ** (failures - 1) * random.uniform(0.5, 1))
+
+    def _check_bucket(self) -> None:
+        if self._bucket_seen:
+            return
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                raise self._translate(
+                    ClientError({"Error": {"Code": "NoSuchBucket"}}, "HeadBucket"), "check", None
+                ) from None
+            raise
+        self._bucket_seen = True
+
+    @contextmanager
+    def _errors(self, action: str, key: str | None) -> Iterator[None]:
+        try:
+            yield
+        except (MlxError, ParamValidationError):
+            raise  # ours already, or a bug in how we called botocore
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise self._translate(exc, action, key) from exc
+
+    def _translate(self, exc: BaseException, action: str, key: str | None) -> RemoteError:
+        """One line naming the remote, the cause and the fix; never a credential."""
+        where = f"remote '{self.display_url}'"
+        what = f"cannot {action} '{key}' on {where}" if key else f"cannot {action} {where}"
+        if isinstance(exc, S3UploadFailedError):  # wraps the ClientError s3transfer raised
+            inner = exc.__cause__ or exc.__context__
+            if isinstance(inner, (BotoCoreError, ClientError)):
+                return self._translate(inner, action, key)
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+            return RemoteError(f"no AWS credentials found for {where}", _CREDENTIALS_HINT)
+        if isinstance(exc, CredentialRetrievalError):
+            provider = exc.kwargs.get("provider", "?")
+            return RemoteError(
+                f"cannot load AWS credentials ({provider}) for {where}",
+                f"check the {provider} credential settings, or {_CREDENTIALS_HINT}",
+            )
+        if isinstance(exc, SSLError):
+            return RemoteError(
+                f"{what}: TLS error talking to endpoint '{self.endpoint}'",
+                "check the endpoint's scheme (http/https) and AWS_CA_BUNDLE",
+            )
+        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)):
+            return RemoteError(f"{what}: endpoint '{self.endpoint}' is unreachable", _ENDPOINT_HINT)
+        if isinstance(exc, _DROPPED):
+            return RemoteError(
+                f"{what}: the connection to '{self.endpoint}' kept failing ({type(exc).__name__})",
+                "check the network and run the command again",
+            )
+        if isinstance(exc, ClientError):
+            return self._translate_client_error(exc, what, where)
+        return RemoteError(
+            f"{what}: {type(exc).__name__}: {_clean(str(exc))}",
+            "run the command again; if it keeps failing, check 'git mlx env'",
+        )
+
+    def _translate_client_error(self, exc: ClientError, what: str, where: str) -> RemoteError:
+        code, status = _code(exc), _status(exc)
+        if code == "NoSuchBucket":
+            return RemoteError(
+                f"bucket '{self.bucket}' of {where} does not exist",
+                "create the bucket, or fix the URL: 'git mlx remote set s3://BUCKET[/PREFIX]'",
+            )
+        if code in _CREDENTIALS_REJECTED:
+            return RemoteError(
+                f"{what}: the AWS credentials were rejected ({code})",
+                f"check or renew them: {_CREDENTIALS_HINT}",
+            )
+        if code in _WRONG_REGION or status == 301:
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            region = headers.get("x-amz-bucket-region") or "REGION"
+            return RemoteError(
+                f"{what}: bucket '{self.bucket}' is in another region ({code})",
+                f"set the bucket's region: 'git config mlx.s3.region {region}' (or AWS_REGION)",
+            )
+        if code in ("AccessDenied", "AllAccessDisabled") or status == 403:
+            return RemoteError(
+                f"{what}: access denied",
+                f"check that the AWS credentials in use (AWS_PROFILE / AWS_ACCESS_KEY_ID) "
+                f"are allowed to use bucket '{self.bucket}'",
+            )
+        if code in ("SlowDown", "Throttling", "ThrottlingException") or status == 503:
+            return RemoteError(
+                f"{what}: the server is throttling requests ({code})",
+                "retry later, or lower mlx.concurrency",
+            )
+        if status and status >= 500:
+            return RemoteError(f"{what}: server error {status} ({code})", "retry later")
+        message = _clean(exc.response.get("Error", {}).get("Message") or "")[:200]
+        return RemoteError(
+            f"{what}: {code or status}" + (f": {message}" if message else ""),
+            "check the remote's settings with 'git mlx env'",
+        )
+
+
+def _no_retry_for_local_failures(caught_exception: Exception | None = None, **_: object) -> None:
+    """botocore hook: fail at once when the failure came from our side of a request.
+
+    botocore wraps anything raised while a request body is read (a progress callback,
+    s3transfer cancelling an upload on Ctrl-C) in a bare HTTPClientError and retries it
+    like a network failure, up to `max_attempts` times with backoff. Socket and urllib3
+    errors (real network trouble) stay retryable.
+    """
+    if type(caught_exception) is HTTPClientError:
+        inner = caught_exception.kwargs.get("error")
+        if isinstance(inner, Exception) and not isinstance(inner, (OSError, HTTPError)):
+            raise inner
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _is_key(key: str) -> bool:
+    try:
+        check_key(key)
+    except RemoteError:
+        return False
+    return True
+
+
+def _is_aws(endpoint: str) -> bool:
+    host = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}").hostname or ""
+    return host.endswith(("amazonaws.com", "amazonaws.com.cn"))
+
+
+def _clean(text: str) -> str:
+    """`text` on one line, without URL credentials, signatures or the secrets in env."""
+    text = _SECRET_QUERY.sub(r"\1***", _USERINFO.sub("//", text))
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        secret = os.environ.get(name)
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return " ".join(text.split())

@@ -1,0 +1,177 @@
+"""The local object store: verified objects named by their sha256 oid.
+
+Owns: the on-disk layout under `<git-common-dir>/mlx/` (or a shared cache directory),
+atomic insertion while hashing, opening and re-verifying objects. See docs/local-store.md.
+Must not: talk to a remote, run git, or print.
+
+Invariants: an object appears under its final name only after its bytes were hashed to
+that oid, written to a temporary file in the same file system, fsynced and renamed with
+`os.replace`. Writers never share a temporary name, and "already present" is success, so
+any number of processes may insert the same object at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.pointer import Pointer, is_valid_oid
+
+#: Read and write size for streaming; large enough that per-call overhead vanishes.
+BLOCK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    oid: str
+    size: int
+
+
+class ObjectWriter:
+    """Streams bytes into a temporary file while hashing; `commit` names it by its oid.
+
+    Use as a context manager: leaving without `commit` (an exception, a kill) removes
+    the temporary file, so nothing half-written is ever visible under an oid.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._hash = hashlib.sha256()
+        self.size = 0
+        store.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_path = store.tmp_dir / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
+        self._file: BinaryIO | None = open(self.tmp_path, "xb")  # noqa: SIM115
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._file is not None, "writer already closed"
+        self._hash.update(data)
+        self._file.write(data)
+        self.size += len(data)
+
+    @property
+    def oid(self) -> str:
+        return self._hash.hexdigest()
+
+    def commit(self, expected: Pointer | None = None) -> Pointer:
+        """Verify against `expected` (if given), fsync, and rename into the store."""
+        assert self._file is not None, "writer already closed"
+        oid = self.oid
+        if expected is not None and (oid != expected.oid or self.size != expected.size):
+            self.abort()
+            raise IntegrityError(
+                f"object {expected.short_oid} failed verification: expected "
+                f"sha256 {expected.oid} ({expected.size} bytes), got {oid} ({self.size} bytes)",
+                "the copy on the remote is corrupt; re-push it from a clone that has the file",
+            )
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        self._store.adopt(self.tmp_path, oid)
+        return Pointer(oid, self.size)
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        try:
+            os.unlink(self.tmp_path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._file is not None:
+            self.abort()
+
+
+class Store:
+    """A directory of objects: `objects/<oid[0:2]>/<oid[2:4]>/<oid>`, plus `tmp/`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.objects_dir = self.root / "objects"
+        self.tmp_dir = self.root / "tmp"
+
+    def path(self, oid: str) -> Path:
+        """Where `oid` lives. Refuses anything but 64 lowercase hex digits (no path tricks)."""
+        if not is_valid_oid(oid):
+            raise MlxError(f"refusing invalid oid {oid!r}")
+        return self.objects_dir / oid[0:2] / oid[2:4] / oid
+
+    def has(self, oid: str) -> bool:
+        try:
+            st = os.stat(self.path(oid))
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(st.st_mode)
+
+    def size(self, oid: str) -> int:
+        return os.stat(self.path(oid)).st_size
+
+    def open(self, oid: str) -> BinaryIO:
+        return open(self.path(oid), "rb")  # noqa: SIM115
+
+    def writer(self) -> ObjectWriter:
+        return ObjectWriter(self)
+
+    def adopt(self, tmp_path: Path, oid: str) -> None:
+        """Rename an already verified temporary file to its final name.
+
+        Read-only mode, so an accidental write through a copy or a link is refused.
+        """
+        final = self.path(oid)
+        os.chmod(tmp_path, 0o444)
+        try:
+            os.replace(tmp_path, final)
+        except FileNotFoundError:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_path, final)
+
+    def insert_stream(self, stream: BinaryIO, expected: Pointer | None = None) -> Pointer:
+        """Copy `stream` into the store in bounded memory; verify against `expected`."""
+        with self.writer() as writer:
+            while block := stream.read(BLOCK_SIZE):
+                writer.write(block)
+            return writer.commit(expected)
+
+    def insert_file(self, path: Path) -> Pointer:
+        with open(path, "rb") as stream:
+            return self.insert_stream(stream)
+
+    def verify(self, oid: str) -> bool:
+        """Re-hash an object: True when its bytes still match its name."""
+        digest = hashlib.sha256()
+        with self.open(oid) as stream:
+            while block := stream.read(BLOCK_SIZE):
+                digest.update(block)
+        return digest.hexdigest() == oid
+
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Every object under a valid name (temporary and stray files are skipped)."""
+        if not self.objects_dir.is_dir():
+            return
+        for first in sorted(os.scandir(self.objects_dir), key=lambda e: e.name):
+            if not first.is_dir(follow_symlinks=False):
+                continue
+            for second in sorted(os.scandir(first.path), key=lambda e: e.name):
+                if not second.is_dir(follow_symlinks=False):
+                    continue
+                for entry in sorted(os.scandir(second.path), key=lambda e: e.name):
+                    name = entry.name
+                    if (
+                        is_valid_oid(name)
+                        and name[0:2] == first.name
+                        and name[2:4] == second.name
+                        and entry.is_file(follow_symlinks=False)
+                    ):
+                        yield StoredObject(name, entry.stat(follow_symlinks=False).st_size)

@@ -1,0 +1,134 @@
+"""Talking to the person at the terminal: messages in git's style and progress bars.
+
+Owns: every write to stderr/stdout outside cli.py, and tqdm (imported only when a bar is
+actually drawn, so filters and hooks do not pay its import time).
+Must not: decide anything; it only shows what it is told.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from gitmlx.errors import MlxError
+from gitmlx.sizes import human_size
+
+
+def _err() -> TextIO:
+    return sys.stderr
+
+
+def error(message: str, hint: str | None = None) -> None:
+    out = _err()
+    out.write(f"error: {message}\n")
+    if hint:
+        out.write(f"hint: {hint}\n")
+    out.flush()
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    """One line for failures inside a filter, where git interleaves many files' output."""
+    text = f"error: {message}" + (f"; {hint}" if hint else "")
+    _err().write(text + "\n")
+    _err().flush()
+
+
+def report(exc: MlxError) -> None:
+    error(exc.message, exc.hint)
+
+
+def warn(message: str) -> None:
+    _err().write(f"warning: {message}\n")
+    _err().flush()
+
+
+def info(message: str) -> None:
+    """Normal output of a command (stdout): what it did."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+def note(message: str) -> None:
+    """Progress-ish remarks for the user (stderr), so stdout stays parseable."""
+    _err().write(message + "\n")
+    _err().flush()
+
+
+@dataclass
+class Progress:
+    """Callbacks a transfer drives: `bytes_done(n)` and `file_done(_)`."""
+
+    total_bytes: int
+    total_files: int
+    label: str
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        self.bytes = 0
+        self.files = 0
+        self.started = time.monotonic()
+        self._bar = None
+        #: What `close` prints when not drawing a bar (set by the caller once it knows).
+        self.close_summary: str | None = None
+        if not self.quiet and _err().isatty() and self.total_files:
+            from tqdm import tqdm  # only a terminal ever pays for tqdm
+
+            self._bar = tqdm(
+                total=self.total_bytes,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=self.label,
+                file=_err(),
+                leave=True,
+            )
+
+    def bytes_done(self, n: int) -> None:
+        self.bytes += n
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def file_done(self, _: object = None) -> None:
+        self.files += 1
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{self.files}/{self.total_files} files", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        summary, self.close_summary = self.close_summary, None
+        if summary and not self.quiet:
+            seconds = time.monotonic() - self.started
+            note(f"{summary} ({human_size(self.bytes)} in {seconds:.1f} s)")
+
+
+@contextmanager
+def progress(total_bytes: int, total_files: int, label: str, quiet: bool = False) -> Iterator[Progress]:
+    bar = Progress(total_bytes, total_files, label, quiet)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def write_crash_log(exc: BaseException) -> Path:
+    """A bug's traceback, with versions, in a log file whose path the user can send us."""
+    import platform
+
+    from gitmlx import __version__
+
+    directory = Path(tempfile.gettempdir()) / "gitmlx-logs"
+    directory.mkdir(exist_ok=True)
+    path = directory / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    header = f"gitmlx {__version__}, Python {platform.python_version()}, argv {sys.argv!r}\n\n"
+    path.write_text(header + "".join(traceback.format_exception(exc)))
+    return path

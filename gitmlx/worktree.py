@@ -1,0 +1,82 @@
+"""Putting object content into the work tree outside a filter (`git mlx checkout`).
+
+Owns: finding work-tree files that still hold their pointer text, replacing each with
+its verified content atomically, and refreshing git's index so `git status` stays clean.
+Must not: fetch (callers fetch first) or print.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.git.plumbing import run_git
+from gitmlx.git.scan import TrackedFile
+from gitmlx.store import BLOCK_SIZE, Store
+
+
+@dataclass
+class PlaceResult:
+    placed: list[TrackedFile] = field(default_factory=list)
+    missing: list[TrackedFile] = field(default_factory=list)
+    failed: list[tuple[TrackedFile, str]] = field(default_factory=list)
+
+
+def holds_pointer(work_tree: Path, tracked: TrackedFile) -> bool:
+    """True when the work-tree file is exactly its pointer text (content not placed)."""
+    path = work_tree / tracked.path
+    try:
+        if path.is_symlink() or path.stat().st_size >= 1024:
+            return False
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return data == tracked.pointer.encode() or data == tracked.pointer.as_mlx().encode()
+
+
+def place(store: Store, work_tree: Path, tracked: TrackedFile) -> None:
+    """Replace the pointer file with the object's bytes: temp file, verify, rename."""
+    target = work_tree / tracked.path
+    if not target.resolve().is_relative_to(work_tree.resolve()):
+        raise MlxError(f"'{tracked.path}' is outside the work tree")
+    tmp = target.with_name(f".{target.name}.mlx-{secrets.token_hex(6)}")
+    digest = hashlib.sha256()
+    try:
+        with store.open(tracked.pointer.oid) as src, open(tmp, "xb") as dst:
+            while block := src.read(BLOCK_SIZE):
+                digest.update(block)
+                dst.write(block)
+        if digest.hexdigest() != tracked.pointer.oid:
+            raise IntegrityError(
+                f"'{tracked.path}': local object {tracked.pointer.short_oid} is corrupt",
+                "run 'git mlx fsck' and then 'git mlx pull'",
+            )
+        os.chmod(tmp, 0o755 if tracked.mode == "100755" else 0o644)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def place_all(store: Store, work_tree: Path, files: Iterable[TrackedFile]) -> PlaceResult:
+    result = PlaceResult()
+    for tracked in files:
+        if not store.has(tracked.pointer.oid):
+            result.missing.append(tracked)
+            continue
+        try:
+            place(store, work_tree, tracked)
+            result.placed.append(tracked)
+        except (MlxError, OSError) as exc:
+            result.failed.append((tracked, getattr(exc, "message", None) or str(exc)))
+    return result
+
+
+def refresh_index(work_tree: Path) -> None:
+    """Let git re-stat the files we replaced; their clean output equals the index."""
+    run_git(["update-index", "-q", "--refresh"], cwd=work_tree, check=False)
