@@ -88,7 +88,7 @@ def place(ctx: RepoContext, files: Sequence[TrackedFile]) -> worktree.PlaceResul
     pending = [f for f in files if worktree.holds_pointer(ctx.paths.work_tree, f)]
     result = worktree.place_all(ctx.store, ctx.paths.work_tree, pending)
     if result.placed:
-        worktree.refresh_index(ctx.paths.work_tree)
+        worktree.refresh_index(ctx.paths.work_tree, [f.path for f in result.placed])
     for tracked, why in result.failed:
         ui.error(f"cannot check out '{tracked.path}': {why}")
     return result

@@ -20,12 +20,14 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from gitmlx import pointer as pointers
-from gitmlx.errors import IntegrityError
+from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
 from gitmlx.store import BLOCK_SIZE, Store
 
 #: Asked to bring a missing object into the store (or raise an MlxError saying why not).
 Fetcher = Callable[[Pointer], None]
+#: Told that an object could not be fetched; the pointer text is then checked out instead.
+Unavailable = Callable[[Pointer, MlxError], None]
 #: Non-pointer content passing through smudge stays in memory up to this size.
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
@@ -70,6 +72,7 @@ def prepare_smudge(
     fetch: Fetcher | None,
     path: str,
     warn: Callable[[str], None] | None = None,
+    on_unavailable: Unavailable | None = None,
 ) -> Callable[[Sink], None]:
     """Consume the blob from `source`; return a function that writes its content.
 
@@ -77,7 +80,9 @@ def prepare_smudge(
     here, so the long-running filter can still answer `status=error` cleanly. A non-pointer
     blob passes through unchanged, spooled to disk past a few MiB to keep memory bounded.
     With `fetch=None` (smudge skipped, or the path excluded from fetching) a pointer
-    passes through too.
+    passes through too. When fetching fails and `on_unavailable` is given, it is told and
+    the pointer passes through: the work tree then holds exactly what git has (never
+    wrong bytes), and the rest of the checkout goes on. Without it, the error propagates.
     """
     head = read_head(source)
     pointer = pointers.parse(head) if len(head) < MAX_POINTER_SIZE else None
@@ -98,11 +103,16 @@ def prepare_smudge(
                     sink.write(block)
 
         return passthrough
+    if store.has(pointer.oid) and store.size(pointer.oid) != pointer.size:
+        quarantine(store, pointer.oid)  # corrupt: fetch a good copy below
     if not store.has(pointer.oid):
-        fetch(pointer)
-    if store.size(pointer.oid) != pointer.size:
-        quarantine(store, pointer.oid)
-        raise _corrupt_local(pointer, path)
+        try:
+            fetch(pointer)
+        except MlxError as exc:
+            if on_unavailable is None:
+                raise
+            on_unavailable(pointer, exc)
+            return lambda sink: sink.write(head)
     return lambda sink: stream_object(store, pointer, sink, path)
 
 

@@ -16,6 +16,13 @@ from functools import lru_cache
 
 @lru_cache(maxsize=256)
 def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(_translate(pattern, classes=True))
+    except re.error:  # "[]", "[z-a]", "[a\\]": no usable class, so match the text literally
+        return re.compile(_translate(pattern, classes=False))
+
+
+def _translate(pattern: str, classes: bool) -> str:
     anchored = "/" in pattern.rstrip("/")
     body = pattern.strip("/")
     out = []
@@ -34,18 +41,23 @@ def _compile(pattern: str) -> re.Pattern[str]:
             out.append("[^/]*")
         elif c == "?":
             out.append("[^/]")
-        elif c == "[":
+        elif c == "[" and classes:
             end = body.find("]", i + 1)
             if end == -1:
                 out.append(re.escape(c))
             else:
-                out.append("[" + body[i + 1 : end].replace("!", "^", 1) + "]")
+                # Members are literal (no regex escapes or set operators leak in); a leading
+                # '!' or '^' negates, as in git's wildmatch.
+                inner = body[i + 1 : end]
+                negate = inner[:1] in ("!", "^")
+                members = "".join(ch if ch == "-" else re.escape(ch) for ch in (inner[1:] if negate else inner))
+                out.append(f"[{'^' if negate else ''}{members}]")
                 i = end
         else:
             out.append(re.escape(c))
         i += 1
     prefix = "" if anchored else "(?:.*/)?"
-    return re.compile(f"{prefix}{''.join(out)}(?:/.*)?")
+    return f"{prefix}{''.join(out)}(?:/.*)?"
 
 
 def matches(path: str, pattern: str) -> bool:

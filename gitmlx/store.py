@@ -45,6 +45,7 @@ class ObjectWriter:
         self._store = store
         self._hash = hashlib.sha256()
         self.size = 0
+        self._committed = False
         store.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_path = store.tmp_dir / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
         self._file: BinaryIO | None = open(self.tmp_path, "xb")  # noqa: SIM115
@@ -75,6 +76,7 @@ class ObjectWriter:
         self._file.close()
         self._file = None
         self._store.adopt(self.tmp_path, oid)
+        self._committed = True
         return Pointer(oid, self.size)
 
     def abort(self) -> None:
@@ -90,7 +92,8 @@ class ObjectWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._file is not None:
+        # Not `self._file is not None`: a failed rename in `commit` has already closed it.
+        if not self._committed:
             self.abort()
 
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from gitmlx import layout
-from gitmlx.errors import MlxError
+from gitmlx.errors import MlxError, ObjectNotFound
 from gitmlx.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store import Store
@@ -117,7 +117,13 @@ def download(
 def fetch_one(store: Store, remote: Remote, pointer: Pointer, progress: ProgressCallback | None = None) -> None:
     """Download one object into the store; IntegrityError if its bytes are wrong."""
     with store.writer() as writer:
-        remote.get(layout.object_key(pointer.oid), writer, 0, progress)
+        try:
+            remote.get(layout.object_key(pointer.oid), writer, 0, progress)
+        except ObjectNotFound:
+            raise ObjectNotFound(
+                f"not on remote '{remote.display_url}'",
+                "push it from a clone that has the file, then run 'git mlx pull'",
+            ) from None
         writer.commit(pointer)
 
 

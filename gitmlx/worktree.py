@@ -77,6 +77,15 @@ def place_all(store: Store, work_tree: Path, files: Iterable[TrackedFile]) -> Pl
     return result
 
 
-def refresh_index(work_tree: Path) -> None:
-    """Let git re-stat the files we replaced; their clean output equals the index."""
-    run_git(["update-index", "-q", "--refresh"], cwd=work_tree, check=False)
+def refresh_index(work_tree: Path, paths: Iterable[str]) -> None:
+    """Re-index the files we replaced, so `git status` stays clean.
+
+    `update-index --refresh` alone is not enough: the index recorded the pointer file's
+    size, and git takes a size change for a modification without reading the file
+    (read-cache.c, `ie_modified`). Naming the paths makes git run the clean filter on
+    each (one filter process for all), get the same pointer blob back and record the
+    new stat data, as Git LFS does after `git lfs pull`.
+    """
+    data = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
+    if data:
+        run_git(["update-index", "-q", "-z", "--stdin"], cwd=work_tree, input=data, check=False)

@@ -31,7 +31,7 @@ def run(skip_smudge: bool = False) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     protocol_in = os.fdopen(os.dup(0), "rb", buffering=1024 * 1024)
-    session = FilterSession(skip_smudge, ui.warn)
+    session = FilterSession(skip_smudge, ui.warn, ui.error_line)
     if session.ctx.paths.work_tree is not None:
         try:
             hooks.install_hooks(session.ctx.top, only_missing=True)

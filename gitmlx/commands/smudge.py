@@ -16,7 +16,7 @@ def run(path: str = "", skip_smudge: bool = False) -> int:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # nothing but content may reach git on fd 1
     sys.stdout = sys.stderr
-    session = FilterSession(skip_smudge, ui.warn)
+    session = FilterSession(skip_smudge, ui.warn, ui.error_line)
     body = session.smudge(sys.stdin.buffer, path)
     body(out)
     out.flush()

@@ -12,6 +12,7 @@ from typing import BinaryIO
 
 MAX_PAYLOAD = 65516
 FLUSH = b"0000"
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 class PacketError(Exception):
@@ -40,13 +41,13 @@ def read_packet(stream: BinaryIO) -> bytes | None:
         raise EOFError
     if len(header) < 4:
         header += _read_exact(stream, 4 - len(header))
-    try:
-        length = int(header, 16)
-    except ValueError:
-        raise PacketError(f"invalid pkt-line header {header!r}") from None
+    # Exactly four hex digits: int(..., 16) alone would also take "0x1f", "-000", " 000", "0_00".
+    if header.strip(_HEX_DIGITS):
+        raise PacketError(f"invalid pkt-line header {header!r}")
+    length = int(header, 16)
     if length == 0:
         return None
-    if length < 4 or length > MAX_PAYLOAD + 4 or not header.isalnum():
+    if length < 4 or length > MAX_PAYLOAD + 4:
         raise PacketError(f"invalid pkt-line length {header!r}")
     return _read_exact(stream, length - 4)
 

@@ -1,0 +1,299 @@
+"""gitmlx.filters: clean and smudge against a real store in a temporary directory."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from gitmlx import filters
+from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.pointer import LFS_VERSION, MAX_POINTER_SIZE, MLX_VERSION, Pointer, parse
+from gitmlx.store import BLOCK_SIZE, Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "mlx")
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stored_files(store: Store) -> list[Path]:
+    return sorted(p for p in store.root.rglob("*") if p.is_file()) if store.root.exists() else []
+
+
+class Source:
+    """A content source that returns at most `step` bytes per read and records exhaustion."""
+
+    def __init__(self, data: bytes, step: int = 1 << 30) -> None:
+        self._stream = io.BytesIO(data)
+        self._step = step
+
+    def read(self, n: int = -1) -> bytes:
+        return self._stream.read(self._step if n < 0 else min(n, self._step))
+
+    @property
+    def exhausted(self) -> bool:
+        return self._stream.tell() == len(self._stream.getbuffer())
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.writes = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.data += data
+        self.writes += 1
+        return len(data)
+
+
+def no_fetch(pointer: Pointer) -> None:
+    raise AssertionError(f"fetch must not be called (asked for {pointer.short_oid})")
+
+
+def smudge(store: Store, data: bytes, fetch=no_fetch, path: str = "model.bin", warn=None) -> bytes:
+    body = filters.prepare_smudge(Source(data), store, fetch, path, warn)
+    sink = Sink()
+    body(sink)
+    return bytes(sink.data)
+
+
+def corrupt(store: Store, oid: str, data: bytes) -> None:
+    path = store.path(oid)
+    os.chmod(path, 0o644)
+    path.write_bytes(data)
+
+
+# --- clean --------------------------------------------------------------------------
+
+
+def test_clean_stores_content_and_returns_its_pointer(store: Store) -> None:
+    data = b"tensor bytes " * 1000
+    text = filters.clean(Source(data, step=100), store)
+    assert text == Pointer(sha(data), len(data), MLX_VERSION).encode()
+    assert store.path(sha(data)).read_bytes() == data
+
+
+def test_clean_of_content_bigger_than_a_block(store: Store) -> None:
+    data = bytes(range(256)) * (BLOCK_SIZE // 256 * 2 + 3)
+    text = filters.clean(Source(data, step=BLOCK_SIZE // 2 + 1), store)
+    assert parse(text) == Pointer(sha(data), len(data))
+    assert store.verify(sha(data))
+
+
+@pytest.mark.parametrize("size", [0, 1, MAX_POINTER_SIZE - 1, MAX_POINTER_SIZE, MAX_POINTER_SIZE + 1])
+def test_clean_at_pointer_size_boundaries(store: Store, size: int) -> None:
+    data = b"z" * size
+    assert filters.clean(Source(data, step=7), store) == Pointer(sha(data), size).encode()
+    assert store.has(sha(data))
+
+
+@pytest.mark.parametrize("version", [MLX_VERSION, LFS_VERSION])
+def test_clean_of_pointer_text_returns_it_unchanged(store: Store, version: str) -> None:
+    text = Pointer(sha(b"elsewhere"), 9, version).encode()
+    assert filters.clean(Source(text, step=5), store) == text
+    assert stored_files(store) == []
+
+
+def test_clean_is_idempotent(store: Store) -> None:
+    once = filters.clean(Source(b"content"), store)
+    twice = filters.clean(Source(once), store)
+    assert once == twice
+    assert [p.name for p in stored_files(store)] == [sha(b"content")]
+
+
+def test_clean_of_pointer_like_but_invalid_text_stores_it_as_content(store: Store) -> None:
+    text = Pointer(sha(b"x"), 1).encode().replace(b"\n", b"\r\n")
+    out = filters.clean(Source(text), store)
+    assert out == Pointer(sha(text), len(text)).encode()
+    assert store.path(sha(text)).read_bytes() == text
+
+
+def test_clean_of_pointer_followed_by_more_content_stores_it(store: Store) -> None:
+    data = Pointer(sha(b"x"), 1).encode() + b"\0" * 5000
+    assert filters.clean(Source(data), store) == Pointer(sha(data), len(data)).encode()
+
+
+def test_pointer_for_file_matches_clean_without_storing(store: Store) -> None:
+    data = b"abc" * 5000
+    assert filters.pointer_for_file(io.BytesIO(data)).encode() == filters.clean(Source(data), store)
+    other = Store(store.root.parent / "other")
+    filters.pointer_for_file(io.BytesIO(data))
+    assert stored_files(other) == []
+
+
+# --- smudge: content that is not a pointer ------------------------------------------
+
+
+def test_smudge_passes_ordinary_content_through(store: Store) -> None:
+    assert smudge(store, b"just a file\n") == b"just a file\n"
+
+
+def test_smudge_passes_empty_content_through(store: Store) -> None:
+    assert smudge(store, b"") == b""
+
+
+def test_smudge_passes_big_content_through_spooled(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filters, "SPOOL_IN_MEMORY", 4096)  # force the spool onto disk
+    data = bytes(range(256)) * (BLOCK_SIZE // 256 * 2 + 1)
+    source = Source(data, step=65516)
+    body = filters.prepare_smudge(source, store, no_fetch, "big.bin")
+    assert source.exhausted  # all input is consumed before any reply (protocol deadlock rule)
+    sink = Sink()
+    body(sink)
+    assert bytes(sink.data) == data
+    assert stored_files(store) == []
+
+
+def test_smudge_warns_about_pointer_like_but_invalid_content_and_passes_it_through(store: Store) -> None:
+    warnings: list[str] = []
+    data = Pointer(sha(b"x"), 1).encode().replace(b"size 1", b"size 01")
+    assert smudge(store, data, path="dir/m.bin", warn=warnings.append) == data
+    [message] = warnings
+    assert "'dir/m.bin'" in message and "size" in message
+
+
+def test_smudge_does_not_warn_about_ordinary_content(store: Store) -> None:
+    warnings: list[str] = []
+    smudge(store, b"version 1.0\nhello\n", warn=warnings.append)
+    assert warnings == []
+
+
+def test_smudge_of_pointer_plus_trailing_bytes_is_content(store: Store) -> None:
+    data = Pointer(sha(b"x"), 1).encode() + b"more"
+    assert smudge(store, data) == data
+
+
+# --- smudge: pointers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [MLX_VERSION, LFS_VERSION])
+def test_smudge_of_a_stored_object(store: Store, version: str) -> None:
+    data = b"stored " * 100_000
+    p = store.insert_stream(io.BytesIO(data))
+    text = Pointer(p.oid, p.size, version).encode()
+    assert smudge(store, text) == data
+
+
+def test_smudge_of_a_missing_object_calls_fetch(store: Store) -> None:
+    data = b"on the remote"
+    p = Pointer(sha(data), len(data))
+    asked: list[Pointer] = []
+
+    def fetch(pointer: Pointer) -> None:
+        asked.append(pointer)
+        store.insert_stream(io.BytesIO(data), expected=pointer)
+
+    assert smudge(store, p.encode(), fetch=fetch) == data
+    assert asked == [p]
+
+
+def test_smudge_fetch_failure_raises_before_any_byte(store: Store) -> None:
+    p = Pointer(sha(b"nowhere"), 7)
+
+    def fetch(pointer: Pointer) -> None:
+        raise MlxError("object not on the remote")
+
+    with pytest.raises(MlxError, match="not on the remote"):
+        filters.prepare_smudge(Source(p.encode()), store, fetch, "m.bin")
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_smudge_without_fetch_passes_the_pointer_through(store: Store, stored: bool) -> None:
+    data = b"skip me"
+    if stored:
+        store.insert_stream(io.BytesIO(data))
+    text = Pointer(sha(data), len(data)).encode()
+    assert smudge(store, text, fetch=None) == text
+
+
+def test_smudge_of_corrupt_object_same_size_raises_after_streaming_and_quarantines(store: Store) -> None:
+    data = b"good bytes " * 1000
+    p = store.insert_stream(io.BytesIO(data))
+    bad = b"evil bytes " * 1000
+    corrupt(store, p.oid, bad)
+    body = filters.prepare_smudge(Source(p.encode()), store, no_fetch, "w.bin")
+    sink = Sink()
+    with pytest.raises(IntegrityError) as info:
+        body(sink)
+    assert bytes(sink.data) == bad  # streamed; the error after the last block fails the file
+    assert "'w.bin'" in str(info.value) and p.short_oid in str(info.value)
+    assert info.value.hint
+    assert not store.has(p.oid)
+    assert (store.root / "bad" / p.oid).read_bytes() == bad
+
+
+def test_smudge_of_object_with_wrong_size_is_caught_before_any_byte_and_refetched(store: Store) -> None:
+    data = b"0123456789"
+    p = store.insert_stream(io.BytesIO(data))
+    corrupt(store, p.oid, data + b"!")
+    fetched: list[Pointer] = []
+
+    def fetch(pointer: Pointer) -> None:
+        assert not store.has(pointer.oid)  # quarantined before the fetch
+        fetched.append(pointer)
+        store.insert_stream(io.BytesIO(data), expected=pointer)
+
+    assert smudge(store, p.encode(), fetch=fetch, path="w.bin") == data
+    assert fetched == [p]
+    assert (store.root / "bad" / p.oid).read_bytes() == data + b"!"
+
+
+def test_smudge_of_object_with_wrong_size_and_no_good_copy_fails_before_any_byte(store: Store) -> None:
+    data = b"0123456789"
+    p = store.insert_stream(io.BytesIO(data))
+    corrupt(store, p.oid, data[:-1])
+
+    def fetch(pointer: Pointer) -> None:
+        raise MlxError("object not on the remote")
+
+    with pytest.raises(MlxError):
+        filters.prepare_smudge(Source(p.encode()), store, fetch, "w.bin")
+    assert not store.has(p.oid)
+    assert (store.root / "bad" / p.oid).exists()
+
+
+def test_smudge_unavailable_object_passes_the_pointer_through_when_told_how(store: Store) -> None:
+    p = Pointer(sha(b"nowhere"), 7)
+    failure = MlxError("object not on the remote")
+    told: list[tuple[Pointer, MlxError]] = []
+
+    def fetch(pointer: Pointer) -> None:
+        raise failure
+
+    body = filters.prepare_smudge(Source(p.encode()), store, fetch, "m.bin", None, lambda q, e: told.append((q, e)))
+    sink = Sink()
+    body(sink)
+    assert bytes(sink.data) == p.encode()
+    assert told == [(p, failure)]
+
+
+def test_smudge_after_quarantine_fetches_again(store: Store) -> None:
+    data = b"restorable"
+    p = store.insert_stream(io.BytesIO(data))
+    corrupt(store, p.oid, b"RESTORABLE")
+    with pytest.raises(IntegrityError):
+        smudge(store, p.encode())
+    fetched: list[Pointer] = []
+
+    def fetch(pointer: Pointer) -> None:
+        fetched.append(pointer)
+        store.insert_stream(io.BytesIO(data), expected=pointer)
+
+    assert smudge(store, p.encode(), fetch=fetch) == data
+    assert fetched == [p]
+
+
+def test_check_pointer_like() -> None:
+    good = Pointer(sha(b"x"), 1).encode()
+    assert filters.check_pointer_like(good, "a") is None
+    assert filters.check_pointer_like(b"hello", "a") is None
+    message = filters.check_pointer_like(good.replace(b"sha256:", b"sha1:"), "a b.bin")
+    assert message is not None and message.startswith("'a b.bin' looks like a gitmlx pointer")

@@ -1,0 +1,234 @@
+"""gitmlx.store: atomic insertion, the sharded read-only layout, and what a failed write leaves."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from gitmlx import store as store_module
+from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.pointer import Pointer
+from gitmlx.store import BLOCK_SIZE, Store, StoredObject
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "mlx")
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+class Trickle:
+    """A source that returns at most `step` bytes per read."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._stream = io.BytesIO(data)
+        self._step = step
+
+    def read(self, n: int = -1) -> bytes:
+        return self._stream.read(self._step if n < 0 else min(n, self._step))
+
+
+def test_insert_stream_returns_the_pointer_and_stores_the_bytes(store: Store) -> None:
+    data = b"some weights"
+    p = store.insert_stream(io.BytesIO(data))
+    assert p == Pointer(sha(data), len(data))
+    assert store.has(p.oid)
+    assert store.size(p.oid) == len(data)
+    with store.open(p.oid) as f:
+        assert f.read() == data
+    assert store.verify(p.oid)
+
+
+def test_insert_stream_larger_than_a_block_with_short_reads(store: Store) -> None:
+    data = os.urandom(1000) * (2 * BLOCK_SIZE // 1000 + 7)
+    p = store.insert_stream(Trickle(data, step=BLOCK_SIZE // 3))  # type: ignore[arg-type]
+    assert p == Pointer(sha(data), len(data))
+    assert store.path(p.oid).read_bytes() == data
+
+
+def test_insert_empty_object(store: Store) -> None:
+    p = store.insert_stream(io.BytesIO(b""))
+    assert p == Pointer(sha(b""), 0)
+    assert store.has(p.oid)
+
+
+def test_insert_file(store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "model.bin"
+    src.write_bytes(b"abc" * 100)
+    assert store.insert_file(src) == Pointer(sha(b"abc" * 100), 300)
+
+
+def test_object_path_is_sharded_and_read_only(store: Store) -> None:
+    p = store.insert_stream(io.BytesIO(b"x"))
+    path = store.path(p.oid)
+    assert path == store.root / "objects" / p.oid[0:2] / p.oid[2:4] / p.oid
+    assert path.is_file()
+    assert stat.S_IMODE(path.stat().st_mode) & 0o222 == 0
+
+
+def test_insert_leaves_no_temporary_file(store: Store) -> None:
+    store.insert_stream(io.BytesIO(b"x" * 100))
+    assert files_under(store.tmp_dir) == []
+
+
+@pytest.mark.parametrize(
+    "oid",
+    [
+        "../x",
+        "../../../../etc/passwd",
+        "A" * 64,
+        sha(b"x").upper(),
+        sha(b"x")[:63],
+        sha(b"x") + "0",
+        "",
+        "/" + sha(b"x")[1:],
+        sha(b"x")[:62] + "/.",
+        sha(b"x") + "\n",
+    ],
+)
+def test_path_refuses_invalid_oids(store: Store, oid: str) -> None:
+    with pytest.raises(MlxError):
+        store.path(oid)
+    with pytest.raises(MlxError):
+        store.has(oid)
+    with pytest.raises(MlxError):
+        store.open(oid)
+
+
+def test_has_is_false_for_missing_object_and_for_a_directory(store: Store) -> None:
+    oid = sha(b"missing")
+    assert not store.has(oid)
+    store.path(oid).mkdir(parents=True)
+    assert not store.has(oid)
+
+
+def test_writer_aborted_midway_leaves_no_temp_file_and_no_object(store: Store) -> None:
+    data = b"half written"
+    with pytest.raises(RuntimeError, match="killed"), store.writer() as writer:
+        writer.write(data)
+        assert writer.tmp_path.exists()
+        raise RuntimeError("killed")
+    assert not writer.tmp_path.exists()
+    assert files_under(store.tmp_dir) == []
+    assert files_under(store.objects_dir) == []
+    assert not store.has(sha(data))
+
+
+def test_writer_left_without_commit_removes_its_temp_file(store: Store) -> None:
+    with store.writer() as writer:
+        writer.write(b"forgotten")
+    assert files_under(store.root) == []
+
+
+def test_commit_with_wrong_expected_pointer_raises_and_leaves_nothing(store: Store) -> None:
+    data = b"actual bytes"
+    wrong_oid = Pointer(sha(b"other bytes"), len(data))
+    with pytest.raises(IntegrityError) as info, store.writer() as writer:
+        writer.write(data)
+        writer.commit(wrong_oid)
+    assert wrong_oid.oid in str(info.value) and sha(data) in str(info.value)
+    assert info.value.hint
+    assert files_under(store.root) == []
+    assert not store.has(sha(data))
+    assert not store.has(wrong_oid.oid)
+
+
+def test_commit_with_wrong_expected_size_raises_and_leaves_nothing(store: Store) -> None:
+    data = b"actual bytes"
+    with pytest.raises(IntegrityError):
+        store.insert_stream(io.BytesIO(data), expected=Pointer(sha(data), len(data) + 1))
+    assert files_under(store.root) == []
+
+
+def test_commit_with_right_expected_pointer(store: Store) -> None:
+    data = b"fetched"
+    expected = Pointer(sha(data), len(data))
+    assert store.insert_stream(io.BytesIO(data), expected=expected) == expected
+    assert store.has(expected.oid)
+
+
+def test_expected_lfs_pointer_commits_under_the_same_oid(store: Store) -> None:
+    data = b"from lfs"
+    expected = Pointer(sha(data), len(data), "https://git-lfs.github.com/spec/v1")
+    assert store.insert_stream(io.BytesIO(data), expected=expected).oid == expected.oid
+
+
+def test_failed_rename_leaves_no_temp_file(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_replace(src: object, dst: object) -> None:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(store_module.os, "replace", no_replace)
+    with pytest.raises(PermissionError):
+        store.insert_stream(io.BytesIO(b"data"))
+    assert files_under(store.root) == []
+
+
+def test_inserting_the_same_object_twice_is_fine(store: Store) -> None:
+    first = store.insert_stream(io.BytesIO(b"same"))
+    second = store.insert_stream(io.BytesIO(b"same"))
+    assert first == second
+    assert files_under(store.objects_dir) == [store.path(first.oid)]
+    assert files_under(store.tmp_dir) == []
+    assert store.verify(first.oid)
+
+
+def test_two_writers_of_the_same_object_at_once(store: Store) -> None:
+    a = store.writer()
+    b = store.writer()
+    assert a.tmp_path != b.tmp_path
+    for w in (a, b):
+        w.write(b"concurrent")
+    with a, b:
+        assert a.commit() == b.commit()
+    assert [p.name for p in files_under(store.root)] == [sha(b"concurrent")]
+
+
+def test_verify_detects_changed_bytes(store: Store) -> None:
+    p = store.insert_stream(io.BytesIO(b"good"))
+    path = store.path(p.oid)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"evil")
+    assert not store.verify(p.oid)
+
+
+def test_iter_objects_lists_objects_and_skips_stray_files(store: Store) -> None:
+    a = store.insert_stream(io.BytesIO(b"a" * 3))
+    b = store.insert_stream(io.BytesIO(b"b" * 5))
+    objects = store.objects_dir
+    other = sha(b"stray")
+    (objects / "README").write_text("not an object")
+    (objects / a.oid[0:2] / "stray").write_text("x")
+    (objects / a.oid[0:2] / a.oid[2:4] / (a.oid + ".tmp")).write_text("x")
+    (objects / a.oid[0:2] / a.oid[2:4] / a.oid.upper()).write_text("x")
+    (objects / a.oid[0:2] / a.oid[2:4] / other).write_text("wrong shard")
+    (objects / "zz" / "yy").mkdir(parents=True)
+    (objects / "zz" / "yy" / "zzyy").write_text("x")
+    (objects / other[0:2] / other[2:4] / other).mkdir(parents=True)  # a directory, not a file
+    store.tmp_dir.mkdir(exist_ok=True)
+    (store.tmp_dir / "obj-1-abc").write_text("in flight")
+    assert list(store.iter_objects()) == sorted([StoredObject(a.oid, 3), StoredObject(b.oid, 5)], key=lambda o: o.oid)
+
+
+def test_iter_objects_skips_symlinks(store: Store, tmp_path: Path) -> None:
+    target = tmp_path / "outside"
+    target.write_bytes(b"outside the store")
+    oid = sha(b"outside the store")
+    store.path(oid).parent.mkdir(parents=True)
+    store.path(oid).symlink_to(target)
+    assert list(store.iter_objects()) == []
+
+
+def test_iter_objects_on_an_empty_store(store: Store) -> None:
+    assert list(store.iter_objects()) == []
