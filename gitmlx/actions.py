@@ -50,7 +50,10 @@ def download(
             ctx.store, remote, todo, ctx.config.integer("mlx.concurrency"), bar.bytes_done, bar.file_done
         )
         if todo:
-            bar.close_summary = f"fetched {len(result.moved)} of {len(todo)} objects from '{remote.display_url}'"
+            bar.close_summary = (
+                f"fetched {len(result.moved)} of {len(todo)} objects ({human_size(result.bytes_moved)}) "
+                f"from '{remote.display_url}': {human_size(result.wire_bytes)} transferred"
+            )
     report_failures(result, files, "fetch", remote)
     return result
 

@@ -246,6 +246,14 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         call(lambda: cmd.run(file))
 
     @group.command()
+    @click.argument("remote_name", required=False)
+    def du(remote_name: str | None) -> None:
+        """Logical bytes vs bytes stored, locally and on the remote (the dedup ratio)."""
+        from gitmlx.commands import du as cmd
+
+        call(lambda: cmd.run(remote_name))
+
+    @group.command()
     @click.option("--keep", is_flag=True, help="keep the scratch folder")
     def demo(keep: bool) -> None:
         """Track, commit, push, clone and verify a model in a scratch folder."""

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TextIO
 
 from gitmlx.errors import MlxError
-from gitmlx.sizes import human_size
 
 
 def _err() -> TextIO:
@@ -108,7 +107,7 @@ class Progress:
         summary, self.close_summary = self.close_summary, None
         if summary and not self.quiet:
             seconds = time.monotonic() - self.started
-            note(f"{summary} ({human_size(self.bytes)} in {seconds:.1f} s)")
+            note(f"{summary}, in {seconds:.1f} s")
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import shutil
 import struct
 import tempfile
@@ -24,12 +25,12 @@ def write_safetensors(path: Path, nbytes: int, seed: int) -> None:
     count = nbytes // 4
     header = json.dumps({"weight": {"dtype": "F32", "shape": [count], "data_offsets": [0, count * 4]}}).encode()
     header += b" " * (-len(header) % 8)
-    block = hashlib.sha256(str(seed).encode()).digest() * 32768  # 1 MiB of pseudo-random bytes
+    rng = random.Random(seed)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(header)) + header)
         left = count * 4
         while left:
-            piece = block[: min(left, len(block))]
+            piece = rng.randbytes(min(left, 1024 * 1024))  # incompressible, like real weights
             f.write(piece)
             left -= len(piece)
 
@@ -102,7 +103,11 @@ def run(keep: bool = False) -> int:
 
         git("push", "-q", "origin", "HEAD:main", cwd=work)
         stored = sum(f.stat().st_size for f in (remote / "mlx").rglob("*") if f.is_file())
-        step(3, f"push: git sent the pointer; the pre-push hook uploaded {human_size(stored)} to {remote / 'mlx'}")
+        step(
+            3,
+            f"push: the pre-push hook stored {human_size(stored)} (chunk packs + manifest) in "
+            f"{remote / 'mlx'}, then git sent the pointer",
+        )
 
         git("clone", "-q", str(remote), str(clone), cwd=scratch)
         restored = clone / "model.safetensors"

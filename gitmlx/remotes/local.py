@@ -61,17 +61,27 @@ class LocalRemote:
                 "check that the directory exists and is writable",
             ) from exc
 
-    def get(self, key: str, sink: Sink, offset: int = 0, progress: ProgressCallback | None = None) -> None:
+    def get(
+        self,
+        key: str,
+        sink: Sink,
+        offset: int = 0,
+        progress: ProgressCallback | None = None,
+        length: int | None = None,
+    ) -> None:
         try:
             src = open(self._path(key), "rb")  # noqa: SIM115
         except FileNotFoundError:
             raise ObjectNotFound(f"'{key}' is not on remote '{self.display_url}'") from None
         except OSError as exc:
             raise RemoteError(f"cannot read remote '{self.display_url}': {exc}") from exc
+        left = -1 if length is None else length
         with src:
             src.seek(offset)
-            while block := src.read(_BLOCK):
+            while left and (block := src.read(_BLOCK if left < 0 else min(_BLOCK, left))):
                 sink.write(block)
+                if left > 0:
+                    left -= len(block)
                 if progress:
                     progress(len(block))
 

@@ -200,8 +200,15 @@ class S3Remote:
         with self._errors("upload", key):
             self._client.upload_file(str(path), self.bucket, full, Config=config, Callback=progress)
 
-    def get(self, key: str, sink: Sink, offset: int = 0, progress: ProgressCallback | None = None) -> None:
-        self._download(key, sink, offset, None, progress)
+    def get(
+        self,
+        key: str,
+        sink: Sink,
+        offset: int = 0,
+        progress: ProgressCallback | None = None,
+        length: int | None = None,
+    ) -> None:
+        self._download(key, sink, offset, None if length is None else offset + length, progress)
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         if length <= 0:

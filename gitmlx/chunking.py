@@ -1,0 +1,32 @@
+"""Content-defined chunking: where an object is cut into chunks.
+
+Owns: pyfastcdc (the only importer) and the chunking parameters of remote format 1:
+FastCDC 2020, normalised chunking level 1, seed 0, min 16 KiB, "avg" 64 KiB, max 256 KiB
+(FastCDC's real mean is avg + min: ~80 KiB measured on random data).
+Boundaries depend only on content, so an edit moves only the chunks around it and an
+insertion does not shift every later boundary.
+Must not: hash, store or upload. Boundaries only decide how much dedup a writer finds;
+readers never re-chunk, so another implementation may cut differently and stay compatible.
+
+Why pyfastcdc (measured here on 256 MiB of random data): it streams in ~15 MiB of memory
+at ~2 GB/s, where the `fastcdc` package reads the whole input into memory (275 MiB RSS
+for 256 MiB) at ~1.1-1.3 GB/s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO
+
+MIN_SIZE = 16 * 1024
+AVG_SIZE = 64 * 1024
+MAX_SIZE = 256 * 1024
+
+
+def chunks(stream: BinaryIO) -> Iterator[memoryview]:
+    """The chunks of `stream` in order. Each view is only valid until the next one."""
+    from pyfastcdc import FastCDC
+
+    cutter = FastCDC(AVG_SIZE, min_size=MIN_SIZE, max_size=MAX_SIZE, normalized_chunking=1, seed=0)
+    for chunk in cutter.cut_stream(stream):
+        yield chunk.data

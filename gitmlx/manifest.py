@@ -1,0 +1,102 @@
+"""Manifests: how to rebuild one object from chunks stored in packs on a remote.
+
+Owns: the Manifest value and its binary encoding (docs/storage-format.md, "Manifest").
+Must not: do I/O. `decode` validates everything a hostile remote could get wrong
+(checksum, counts, lengths, pack indexes), so later code can trust the numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from gitmlx.chunking import MAX_SIZE as MAX_CHUNK
+from gitmlx.errors import IntegrityError
+from gitmlx.pointer import Pointer
+
+MAGIC = b"MLXMAN01"
+_HEADER = struct.Struct("<8s32sQII")  # magic, object sha256, object size, pack count, chunk count
+_CHUNK = struct.Struct("<32sIQIIB")  # chunk sha256, pack index, pack offset, stored len, raw len, codec
+_TRAILER = 32  # sha256 of everything before it
+
+CODEC_RAW = 0
+CODEC_ZSTD = 1
+CODECS = (CODEC_RAW, CODEC_ZSTD)
+#: A compressed chunk may not claim more stored bytes than this (zstd's worst case is far below).
+_MAX_STORED = MAX_CHUNK + 4096
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """Where one chunk's bytes are: `stored` bytes at `offset` in pack `pack`."""
+
+    hash: bytes  # sha256 of the raw (uncompressed) chunk, 32 bytes
+    pack: str  # pack id: 64 lowercase hex digits
+    offset: int
+    stored: int
+    raw: int
+    codec: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    oid: str
+    size: int
+    chunks: tuple[ChunkRef, ...]
+
+    @property
+    def pointer(self) -> Pointer:
+        return Pointer(self.oid, self.size)
+
+    def packs(self) -> list[str]:
+        """Pack ids in first-use order."""
+        return list(dict.fromkeys(c.pack for c in self.chunks))
+
+    def encode(self) -> bytes:
+        packs = self.packs()
+        index = {p: i for i, p in enumerate(packs)}
+        parts = [_HEADER.pack(MAGIC, bytes.fromhex(self.oid), self.size, len(packs), len(self.chunks))]
+        parts += [bytes.fromhex(p) for p in packs]
+        parts += [_CHUNK.pack(c.hash, index[c.pack], c.offset, c.stored, c.raw, c.codec) for c in self.chunks]
+        body = b"".join(parts)
+        return body + hashlib.sha256(body).digest()
+
+
+def decode(data: bytes, expected: Pointer) -> Manifest:
+    """Parse and validate a manifest fetched for `expected`; IntegrityError if it is bad."""
+
+    def bad(why: str) -> IntegrityError:
+        return IntegrityError(
+            f"manifest for object {expected.short_oid} is invalid ({why})",
+            "the remote copy is damaged: push the file again from a clone that has it",
+        )
+
+    if len(data) < _HEADER.size + _TRAILER:
+        raise bad("too short")
+    body, trailer = data[:-_TRAILER], data[-_TRAILER:]
+    if hashlib.sha256(body).digest() != trailer:
+        raise bad("checksum mismatch")
+    magic, oid, size, pack_count, chunk_count = _HEADER.unpack_from(body)
+    if magic != MAGIC:
+        raise bad("unknown manifest version")
+    if oid.hex() != expected.oid or size != expected.size:
+        raise bad("it describes another object")
+    if len(body) != _HEADER.size + 32 * pack_count + _CHUNK.size * chunk_count:
+        raise bad("length does not match its counts")
+    pos = _HEADER.size
+    packs = [body[pos + 32 * i : pos + 32 * (i + 1)].hex() for i in range(pack_count)]
+    pos += 32 * pack_count
+    chunks = []
+    total = 0
+    for i in range(chunk_count):
+        digest, pack_index, offset, stored, raw, codec = _CHUNK.unpack_from(body, pos + _CHUNK.size * i)
+        if pack_index >= pack_count or codec not in CODECS:
+            raise bad(f"chunk {i} names no pack or an unknown codec")
+        if not (0 < raw <= MAX_CHUNK and 0 < stored <= _MAX_STORED) or (codec == CODEC_RAW and stored != raw):
+            raise bad(f"chunk {i} has impossible lengths")
+        chunks.append(ChunkRef(digest, packs[pack_index], offset, stored, raw, codec))
+        total += raw
+    if total != size:
+        raise bad("its chunks do not add up to the object's size")
+    return Manifest(expected.oid, size, tuple(chunks))

@@ -1,0 +1,95 @@
+"""Shared pieces of upload and download: results, the format marker, the chunk index."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitmlx import layout
+from gitmlx.chunk_index import ChunkIndex
+from gitmlx.errors import MlxError, ObjectNotFound
+from gitmlx.pointer import Pointer
+from gitmlx.remotes.base import Remote
+from gitmlx.store import Store
+
+#: Called once per object finished (moved, skipped or failed).
+FileDone = Callable[[Pointer], None]
+
+
+@dataclass
+class TransferResult:
+    moved: list[Pointer] = field(default_factory=list)
+    skipped: list[Pointer] = field(default_factory=list)
+    failed: dict[str, tuple[Pointer, str]] = field(default_factory=dict)
+    #: Bytes that actually crossed the wire (packs, ranges, manifests), after dedup.
+    wire_bytes: int = 0
+
+    @property
+    def bytes_moved(self) -> int:
+        """Logical bytes of the objects moved."""
+        return sum(p.size for p in self.moved)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def fail(self, pointer: Pointer, exc: BaseException) -> None:
+        message = exc.message if isinstance(exc, MlxError) else (getattr(exc, "strerror", None) or str(exc))
+        self.failed[pointer.oid] = (pointer, message)
+
+
+def unique(pointers: Iterable[Pointer]) -> list[Pointer]:
+    seen: dict[str, Pointer] = {}
+    for p in pointers:
+        seen.setdefault(p.oid, p.as_mlx())
+    return list(seen.values())
+
+
+def remote_identity(remote: Remote) -> str:
+    """Names the storage for the chunk index: URL plus endpoint (same bucket name on
+    two endpoints are two remotes)."""
+    return f"{remote.display_url}|{getattr(remote, 'endpoint', '') or ''}"
+
+
+def index_for(store: Store) -> ChunkIndex:
+    return ChunkIndex(store.root / "index.sqlite")
+
+
+def parallel(work: Callable[[Pointer], None], items: list[Pointer], concurrency: int) -> None:
+    if concurrency <= 1 or len(items) <= 1:
+        for item in items:
+            work(item)
+        return
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(work, items))
+
+
+def check_format(remote: Remote, create: bool, tmp_dir: Path) -> bool:
+    """Refuse an unknown remote format; with `create`, mark an empty remote as format 1.
+
+    Returns whether the remote has a marker (False: nothing was ever pushed there).
+    """
+    try:
+        data = remote.read_range(layout.FORMAT_KEY, 0, 4096)
+    except ObjectNotFound:
+        if not create:
+            return False
+        put_bytes(remote, layout.FORMAT_KEY, layout.format_document(), tmp_dir)
+        return True
+    layout.check_format(data, remote.display_url)
+    return True
+
+
+def put_bytes(remote: Remote, key: str, data: bytes, tmp_dir: Path) -> None:
+    """Upload a small in-memory document through the file-based interface."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    path = tmp_dir / f"put-{os.getpid()}-{secrets.token_hex(8)}"
+    try:
+        path.write_bytes(data)
+        remote.put_file(key, path)
+    finally:
+        path.unlink(missing_ok=True)

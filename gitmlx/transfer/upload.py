@@ -1,0 +1,246 @@
+"""Upload: chunk objects, pack the chunks the remote lacks, then write manifests.
+
+Write order (docs/storage-format.md, "Write order"): the format marker, then packs, then
+a manifest only once every pack it names is confirmed on the remote. A crash at any point
+leaves at worst unreferenced packs (collected by `gc --remote`), never a manifest that
+points at nothing. Concurrent pushers cannot corrupt each other: packs and manifests are
+content-addressed and immutable, so two writers of one key write equivalent bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitmlx import chunking, codec, layout
+from gitmlx.chunk_index import ChunkIndex
+from gitmlx.errors import MlxError
+from gitmlx.manifest import ChunkRef, Manifest
+from gitmlx.pointer import Pointer
+from gitmlx.remotes.base import ProgressCallback, Remote
+from gitmlx.store import Store
+from gitmlx.transfer.common import (
+    FileDone,
+    TransferResult,
+    check_format,
+    index_for,
+    parallel,
+    put_bytes,
+    remote_identity,
+    unique,
+)
+
+#: A pack is sealed once adding the next chunk would take it past this size.
+PACK_TARGET = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    """A chunk written into pack number `seq` of this push (its id is known once sealed)."""
+
+    hash: bytes
+    seq: int
+    offset: int
+    stored: int
+    raw: int
+    codec: int
+
+
+class PackWriter:
+    """One pack being filled in a local temporary file, hashed as it grows."""
+
+    def __init__(self, tmp_dir: Path, seq: int) -> None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.path = tmp_dir / f"pack-{os.getpid()}-{secrets.token_hex(8)}"
+        self.seq = seq
+        self._file = open(self.path, "xb")  # noqa: SIM115
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def append(self, payload: bytes | memoryview) -> int:
+        offset = self.size
+        self._file.write(payload)
+        self._hash.update(payload)
+        self.size += len(payload)
+        return offset
+
+    def seal(self) -> str:
+        self._file.close()
+        return self._hash.hexdigest()
+
+
+class Packer:
+    """Turns objects into chunk lists, writing chunks the remote lacks into packs that
+    upload in the background while chunking goes on."""
+
+    def __init__(
+        self, store: Store, remote: Remote, index: ChunkIndex, concurrency: int, progress: ProgressCallback | None
+    ) -> None:
+        self.store, self.remote, self.index = store, remote, index
+        self.remote_id = remote_identity(remote)
+        self.progress = progress
+        self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        self.new: dict[bytes, NewChunk] = {}
+        self.packs: dict[int, Future[str]] = {}
+        self.writer: PackWriter | None = None
+        self.wire_bytes = 0
+        self._lock = threading.Lock()
+
+    def chunk_object(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
+        """The object's chunks in order: each already on the remote, or added to a pack."""
+        entries: list[ChunkRef | NewChunk] = []
+        with self.store.open(pointer.oid) as stream:
+            for view in chunking.chunks(stream):
+                digest = hashlib.sha256(view).digest()
+                entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest)
+                if entry is None:
+                    entry = self._add(digest, view)
+                entries.append(entry)
+                if self.progress:
+                    self.progress(len(view))
+        return entries
+
+    def _add(self, digest: bytes, raw: memoryview) -> NewChunk:
+        kind, stored = codec.encode(raw)
+        if self.writer is not None and self.writer.size + len(stored) > PACK_TARGET:
+            self._seal()
+        if self.writer is None:
+            self.writer = PackWriter(self.store.tmp_dir, len(self.packs))
+        offset = self.writer.append(stored)
+        chunk = NewChunk(digest, self.writer.seq, offset, len(stored), len(raw), kind)
+        self.new[digest] = chunk
+        return chunk
+
+    def _seal(self) -> None:
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return
+        pack_id = writer.seal()
+        chunks = [c for c in self.new.values() if c.seq == writer.seq]
+        self.packs[writer.seq] = self.pool.submit(self._upload_pack, writer, pack_id, chunks)
+
+    def _upload_pack(self, writer: PackWriter, pack_id: str, chunks: list[NewChunk]) -> str:
+        try:
+            self.remote.put_file(layout.pack_key(pack_id), writer.path)
+        finally:
+            writer.path.unlink(missing_ok=True)
+        with self._lock:
+            self.wire_bytes += writer.size
+        # Known from now on: the pack is on the remote, whatever happens to this push.
+        self.index.add_remote_chunks(
+            self.remote_id, [ChunkRef(c.hash, pack_id, c.offset, c.stored, c.raw, c.codec) for c in chunks]
+        )
+        return pack_id
+
+    def finish(self) -> dict[int, str | BaseException]:
+        """Seal the last pack and wait for every upload: seq → pack id, or the failure."""
+        self._seal()
+        outcome: dict[int, str | BaseException] = {}
+        for seq, future in self.packs.items():
+            try:
+                outcome[seq] = future.result()
+            except BaseException as exc:  # noqa: BLE001 - reported per object
+                outcome[seq] = exc
+        self.pool.shutdown()
+        return outcome
+
+
+def upload(
+    store: Store,
+    remote: Remote,
+    pointers: Iterable[Pointer],
+    concurrency: int = 8,
+    progress: ProgressCallback | None = None,
+    file_done: FileDone | None = None,
+) -> TransferResult:
+    """Make the remote hold every object in `pointers`; objects missing locally fail."""
+    result = TransferResult()
+    todo = unique(pointers)
+    if not todo:
+        return result
+    check_format(remote, create=True, tmp_dir=store.tmp_dir)
+    missing = set(p.oid for p in missing_on_remote(remote, todo, concurrency))
+    index = index_for(store)
+    packer = Packer(store, remote, index, concurrency, progress)
+    plans: list[tuple[Pointer, list[ChunkRef | NewChunk]]] = []
+    for p in todo:
+        if p.oid not in missing:
+            result.skipped.append(p)
+            if file_done:
+                file_done(p)
+        elif not store.has(p.oid):
+            result.fail(p, MlxError("not in the local store"))
+            if file_done:
+                file_done(p)
+        else:
+            try:
+                plans.append((p, packer.chunk_object(p)))
+            except (MlxError, OSError) as exc:
+                result.fail(p, exc)
+                if file_done:
+                    file_done(p)
+    packs = packer.finish()
+    result.wire_bytes += packer.wire_bytes
+    confirmed: dict[str, bool] = {}
+    lock = threading.Lock()
+
+    def pack_exists(pack_id: str) -> bool:
+        # A reused chunk's pack must still be there before a manifest may name it.
+        with lock:
+            if pack_id in confirmed:
+                return confirmed[pack_id]
+        present = remote.exists(layout.pack_key(pack_id))
+        with lock:
+            confirmed[pack_id] = present
+        return present
+
+    def finish_object(item: tuple[Pointer, list[ChunkRef | NewChunk]]) -> None:
+        pointer, entries = item
+        try:
+            refs = []
+            for e in entries:
+                if isinstance(e, NewChunk):
+                    pack = packs[e.seq]
+                    if isinstance(pack, BaseException):
+                        raise pack
+                    refs.append(ChunkRef(e.hash, pack, e.offset, e.stored, e.raw, e.codec))
+                else:
+                    refs.append(e)
+            for pack_id in dict.fromkeys(r.pack for r in refs):
+                if not (isinstance(pack_id, str) and (pack_id in packs.values() or pack_exists(pack_id))):
+                    raise MlxError(f"pack {pack_id[:10]} vanished from the remote; push again")
+            manifest = Manifest(pointer.oid, pointer.size, tuple(refs))
+            data = manifest.encode()
+            put_bytes(remote, layout.manifest_key(pointer.oid), data, store.tmp_dir)
+            with lock:
+                result.wire_bytes += len(data)
+                result.moved.append(pointer)
+            index.add_local_object(manifest)
+        except (MlxError, OSError) as exc:
+            with lock:
+                result.fail(pointer, exc)
+        finally:
+            if file_done:
+                file_done(pointer)
+
+    parallel(finish_object, plans, concurrency)  # type: ignore[arg-type]
+    index.close()
+    return result
+
+
+def missing_on_remote(remote: Remote, pointers: Iterable[Pointer], concurrency: int = 8) -> list[Pointer]:
+    """The pointers whose objects the remote does not hold (no manifest)."""
+    todo = unique(pointers)
+    flags: dict[str, bool] = {}
+
+    def check(p: Pointer) -> None:
+        flags[p.oid] = remote.exists(layout.manifest_key(p.oid))
+
+    parallel(check, todo, concurrency)
+    return [p for p in todo if not flags[p.oid]]
