@@ -54,6 +54,10 @@ def _fast_path(argv: list[str]) -> Callable[[], int] | None:
         from gitmlx.commands import hook_events
 
         return lambda: hook_events.run(name, rest)
+    if name == "textconv":  # diff.mlx.textconv: git appends the file name as the last argument
+        from gitmlx.commands import textconv
+
+        return lambda: textconv.run(rest[-1] if rest else "")
     return None
 
 
@@ -261,7 +265,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
 
         call(lambda: cmd.run(keep))
 
-    for name in ("filter-process", "clean", "smudge", "post-checkout", "post-merge", "post-commit"):
+    for name in ("filter-process", "clean", "smudge", "post-checkout", "post-merge", "post-commit", "textconv"):
 
         @group.command(name, hidden=True, context_settings={"ignore_unknown_options": True})
         @click.argument("args", nargs=-1, type=click.UNPROCESSED)

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from gitmlx import filters, patterns
+from gitmlx import pointer as pointers
+from gitmlx.chunk_index import ChunkIndex
 from gitmlx.config import split_patterns
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError
-from gitmlx.pointer import Pointer
+from gitmlx.git.filter_protocol import DELAYED
+from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
 from gitmlx.remotes.base import Remote
 from gitmlx.sizes import human_size
 
@@ -42,6 +46,12 @@ class FilterSession:
         self._error = error
         self._remote: Remote | None = None
         self._selection: tuple[list[str], list[str]] | None = None
+        self._index: ChunkIndex | None = None
+        self._index_pointers: dict[str, bytes] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._by_oid: dict[str, Future[None]] = {}
+        self._pending: dict[str, tuple[Pointer, Future[None]]] = {}
+        self._ready: dict[str, tuple[Pointer, Future[None]]] = {}
 
     @property
     def skip_smudge(self) -> bool:
@@ -60,29 +70,95 @@ class FilterSession:
     def fetch(self, pointer: Pointer) -> None:
         from gitmlx import transfer  # only a missing object pays for the transfer code
 
-        if self._remote is None:
-            self._remote = self.ctx.open_remote()
+        remote = self._remote_or_open()
         try:
-            transfer.fetch_one(self.ctx.store, self._remote, pointer)
+            transfer.fetch_one(self.ctx.store, remote, pointer, index=self._index)
         except MlxError as exc:
             raise MlxError(
                 f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.message}",
                 exc.hint or "fix the artifact remote, then run 'git mlx pull'",
             ) from exc
 
-    def clean(self, source: filters.Source) -> bytes:
-        return filters.clean(source, self.ctx.store)
+    def _remote_or_open(self) -> Remote:
+        if self._remote is None:
+            self._remote = self.ctx.open_remote()
+        return self._remote
 
-    def smudge(self, source: filters.Source, path: str) -> Callable[[filters.Sink], None]:
+    def clean(self, source: filters.Source, path: str = "") -> bytes:
+        return filters.clean(source, self.ctx.store, self._index_pointer(path))
+
+    def _index_pointer(self, path: str) -> bytes | None:
+        """The pointer text git's index holds for `path` (read once per process)."""
+        if not path or self.ctx.paths.work_tree is None:
+            return None
+        if self._index_pointers is None:
+            from gitmlx.git import scan
+
+            self._index_pointers = {f.path: f.pointer.encode() for f in scan.pointers_in_index(self.ctx.top)}
+        return self._index_pointers.get(path)
+
+    def smudge(self, source: filters.Source, path: str, can_delay: bool = False) -> Callable[[filters.Sink], None]:
+        """The body that writes `path`'s content, or DELAYED (only with `can_delay`)."""
+        if path in self._ready:
+            return self._finish_delayed(path)  # git's second request, with empty content
         restore = not self.skip_smudge and self.wanted(path)
         fetch = self.fetch if restore else None
+        if restore and can_delay:
+            head = filters.read_head(source)
+            pointer = pointers.parse(head) if len(head) < MAX_POINTER_SIZE else None
+            if pointer is not None and not self.ctx.store.has(pointer.oid):
+                self._start_delayed(path, pointer)
+                return DELAYED
+            source = filters.Prefixed(head, source)
 
-        def unavailable(pointer: Pointer, exc: MlxError) -> None:
-            if self._error is not None:
-                self._error(f"cannot restore '{path}', left as a pointer: {exc.message}", exc.hint)
-            record_unrestored(self.ctx.paths.git_dir, path)
+        return filters.prepare_smudge(
+            source, self.ctx.store, fetch, path, self._warn, lambda p, exc: self._unavailable(path, exc)
+        )
 
-        return filters.prepare_smudge(source, self.ctx.store, fetch, path, self._warn, unavailable)
+    def _unavailable(self, path: str, exc: MlxError) -> None:
+        if self._error is not None:
+            self._error(f"cannot restore '{path}', left as a pointer: {exc.message}", exc.hint)
+        record_unrestored(self.ctx.paths.git_dir, path)
+
+    # -- the "delay" capability: download in parallel while git goes on ---------------------
+
+    def _start_delayed(self, path: str, pointer: Pointer) -> None:
+        if self._pool is None:
+            self._remote_or_open()
+            from gitmlx import transfer
+
+            self._index = transfer.common.index_for(self.ctx.store)
+            self._pool = ThreadPoolExecutor(max_workers=self.ctx.config.integer("mlx.concurrency"))
+        future = self._by_oid.get(pointer.oid)
+        if future is None:
+            future = self._by_oid[pointer.oid] = self._pool.submit(self.fetch, pointer)
+        self._pending[path] = (pointer, future)
+
+    def list_available(self) -> list[str]:
+        """Block until some delayed download ends; those paths (git then asks for them)."""
+        if not self._pending:
+            return []
+        wait([f for _, f in self._pending.values()], return_when=FIRST_COMPLETED)
+        ready = [path for path, (_, f) in self._pending.items() if f.done()]
+        for path in ready:
+            self._ready[path] = self._pending.pop(path)
+        return ready
+
+    def _finish_delayed(self, path: str) -> Callable[[filters.Sink], None]:
+        pointer, future = self._ready.pop(path)
+        exc = future.exception()
+        if exc is not None:
+            if not isinstance(exc, MlxError):
+                raise exc
+            self._unavailable(path, exc)
+            return lambda sink: sink.write(pointer.encode())
+        return lambda sink: filters.stream_object(self.ctx.store, pointer, sink, path)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+        if self._index is not None:
+            self._index.close()
 
 
 #: In the per-worktree git dir: paths left as pointers by a failed fetch during smudge.

@@ -50,20 +50,70 @@ def read_head(source: Source, limit: int = MAX_POINTER_SIZE) -> bytes:
     return b"".join(parts)
 
 
-def clean(source: Source, store: Store) -> bytes:
+class Prefixed:
+    """A source that yields `head` first, then the rest of `source` (after a peek)."""
+
+    def __init__(self, head: bytes, source: Source) -> None:
+        self._head = head
+        self._source = source
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0 or n >= len(self._head):
+                data, self._head = self._head, b""
+            else:
+                data, self._head = self._head[:n], self._head[n:]
+            return data
+        return self._source.read(n)
+
+
+def clean(source: Source, store: Store, known: bytes | None = None) -> bytes:
     """Store the content read from `source`; return the pointer text for git.
 
     Pointer text in gives the same pointer text out (idempotent, §6.2), so re-adding a
     file checked out without its content never replaces the pointer with a pointer to it.
+
+    `known` is the pointer text git's index holds for this path. When its object is in
+    the store, the content is first compared with it byte for byte (no hashing, no
+    writing): a `git status` after checkout then costs a read, not a re-hash. At the first
+    difference the bytes already compared are taken from the store and cleaning goes on.
     """
     head = read_head(source)
     if len(head) < MAX_POINTER_SIZE and pointers.parse(head) is not None:
         return head
+    expected = pointers.parse(known) if known else None
+    if expected is not None and store.has(expected.oid) and store.size(expected.oid) == expected.size:
+        same, prefix_len, rest = _compare(Prefixed(head, source), store, expected)
+        if same:
+            return known  # type: ignore[return-value]
+        with store.writer() as writer, store.open(expected.oid) as prefix:
+            _copy(prefix, writer, prefix_len)
+            writer.write(rest)
+            while block := source.read(BLOCK_SIZE):
+                writer.write(block)
+            return writer.commit().encode()
     with store.writer() as writer:
         writer.write(head)
         while block := source.read(BLOCK_SIZE):
             writer.write(block)
         return writer.commit().encode()
+
+
+def _compare(source: Source, store: Store, expected: Pointer) -> tuple[bool, int, bytes]:
+    """Read `source` while it equals the stored object: (identical, bytes equal, first differing block)."""
+    done = 0
+    with store.open(expected.oid) as stored:
+        while block := source.read(BLOCK_SIZE):
+            if stored.read(len(block)) != block:
+                return False, done, block
+            done += len(block)
+        return done == expected.size, done, b""
+
+
+def _copy(src: BinaryIO, sink: Sink, n: int) -> None:
+    while n > 0 and (block := src.read(min(BLOCK_SIZE, n))):
+        sink.write(block)
+        n -= len(block)
 
 
 def prepare_smudge(

@@ -71,6 +71,11 @@ class ObjectWriter:
                 f"sha256 {expected.oid} ({expected.size} bytes), got {oid} ({self.size} bytes)",
                 "the copy on the remote is corrupt; re-push it from a clone that has the file",
             )
+        if self._store.has(oid) and self._store.size(oid) == self.size:
+            # Already stored (re-adding unchanged content): skip the fsync and the rename.
+            self.abort()
+            self._committed = True
+            return Pointer(oid, self.size)
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()

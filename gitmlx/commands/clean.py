@@ -8,7 +8,7 @@ from gitmlx.filter_session import FilterSession
 
 
 def run(path: str = "") -> int:
-    pointer = FilterSession().clean(sys.stdin.buffer)
+    pointer = FilterSession().clean(sys.stdin.buffer, path)
     sys.stdout.buffer.write(pointer)
     sys.stdout.buffer.flush()
     return 0

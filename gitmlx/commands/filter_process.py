@@ -39,12 +39,17 @@ def run(skip_smudge: bool = False) -> int:
             pass  # a read-only hooks dir must not break checkout
 
     def clean(_: str, request: dict[str, str], content: ContentReader) -> filter_protocol.Body:
-        pointer = session.clean(content)
+        pointer = session.clean(content, request.get("pathname", ""))
         return lambda out: out.write(pointer)
 
     def smudge(_: str, request: dict[str, str], content: ContentReader) -> filter_protocol.Body:
-        return session.smudge(content, request.get("pathname", ""))
+        return session.smudge(content, request.get("pathname", ""), request.get("can-delay") == "1")
 
-    filter_protocol.serve(protocol_in, protocol_out, {"clean": clean, "smudge": smudge}, report_failure)
-    protocol_out.flush()
+    try:
+        filter_protocol.serve(
+            protocol_in, protocol_out, {"clean": clean, "smudge": smudge}, report_failure, session.list_available
+        )
+        protocol_out.flush()
+    finally:
+        session.close()
     return 0

@@ -17,6 +17,7 @@ def filter_config(skip_smudge: bool) -> dict[str, str]:
         "filter.mlx.clean": "git-mlx clean -- %f",
         "filter.mlx.smudge": f"git-mlx smudge{skip} -- %f",
         "filter.mlx.required": "true",
+        "diff.mlx.textconv": "git-mlx textconv",  # cachetextconv stays off: docs/diff-driver.md
     }
 
 

@@ -6,7 +6,13 @@ from gitmlx import ui
 from gitmlx.errors import NotARepository
 from gitmlx.git import hooks, plumbing
 
-FILTER_KEYS = ("filter.mlx.process", "filter.mlx.clean", "filter.mlx.smudge", "filter.mlx.required")
+FILTER_KEYS = (
+    "filter.mlx.process",
+    "filter.mlx.clean",
+    "filter.mlx.smudge",
+    "filter.mlx.required",
+    "diff.mlx.textconv",
+)
 
 
 def run(scope: str = "global") -> int:

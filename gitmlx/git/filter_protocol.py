@@ -26,6 +26,17 @@ Body = Callable[[ContentWriter], None]
 Handler = Callable[[str, dict[str, str], ContentReader], Body]
 #: Told about each failure: (command, pathname, exception). Must not raise.
 ErrorReporter = Callable[[str, str, BaseException], None]
+#: For the "delay" capability: block until at least one delayed path is ready and return
+#: the ready ones; an empty list once nothing is delayed any more.
+ListAvailable = Callable[[], list[str]]
+
+
+class _Delayed:
+    """A handler's answer meaning "not now": git asks again after list_available_blobs."""
+
+
+#: Return this from a smudge handler (only when the request says can-delay=1).
+DELAYED: Body = _Delayed()  # type: ignore[assignment]
 
 
 class HandshakeError(Exception):
@@ -55,19 +66,33 @@ def serve(
     out: BinaryIO,
     handlers: dict[str, Handler],
     on_error: ErrorReporter,
-) -> None:
-    """Answer requests until git closes the pipe."""
+    list_available: ListAvailable | None = None,
+) -> set[str]:
+    """Answer requests until git closes the pipe; returns the agreed capabilities.
+
+    With `list_available`, the "delay" capability is offered: a smudge handler may return
+    DELAYED for a request carrying `can-delay=1`; git later sends `list_available_blobs`
+    and then asks again for each listed path, with empty content.
+    """
+    offered = (*handlers, "delay") if list_available is not None else tuple(handlers)
     try:
-        handshake(inp, out, tuple(handlers))
+        agreed = handshake(inp, out, offered)
     except EOFError:
-        return
+        return set()
     while True:
         try:
             request = pktline.read_key_values(inp)
         except EOFError:
-            return
+            return agreed
         command = request.get("command", "")
         pathname = request.get("pathname", "")
+        if command == "list_available_blobs" and list_available is not None:
+            # No content section follows this command (gitattributes(5), "Delay").
+            for ready in list_available():
+                pktline.write_text(out, f"pathname={ready}")
+            pktline.write_flush(out)
+            _status(out, "success")
+            continue
         content = ContentReader(inp)
         handler = handlers.get(command)
         try:
@@ -80,6 +105,9 @@ def serve(
             _status(out, "error")
             continue
         content.drain()
+        if body is DELAYED:
+            _status(out, "delayed")
+            continue
         _status(out, "success")
         try:
             body(ContentWriter(out))

@@ -155,13 +155,24 @@ def _fetch(store: Store, remote: Remote, index: ChunkIndex, pointer: Pointer, pr
     return wire + manifest_bytes
 
 
-def fetch_one(store: Store, remote: Remote, pointer: Pointer, progress: ProgressCallback | None = None) -> int:
-    """Download one object into the store (used by smudge); bytes fetched."""
-    index = index_for(store)
-    try:
+def fetch_one(
+    store: Store,
+    remote: Remote,
+    pointer: Pointer,
+    progress: ProgressCallback | None = None,
+    index: ChunkIndex | None = None,
+) -> int:
+    """Download one object into the store (used by smudge); bytes fetched.
+
+    Pass a shared `index` when fetching many objects from threads (it is thread-safe).
+    """
+    if index is not None:
         return _fetch(store, remote, index, pointer.as_mlx(), progress)
+    own = index_for(store)
+    try:
+        return _fetch(store, remote, own, pointer.as_mlx(), progress)
     finally:
-        index.close()
+        own.close()
 
 
 def download(
