@@ -17,6 +17,7 @@ from gitmlx.git import scan
 from gitmlx.git.scan import TrackedFile
 from gitmlx.remotes.base import Remote
 from gitmlx.sizes import human_size
+from gitmlx.statcache import StatCache
 
 
 def fetch_selection(ctx: RepoContext, include: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -89,7 +90,11 @@ def place(ctx: RepoContext, files: Sequence[TrackedFile]) -> worktree.PlaceResul
     if ctx.paths.work_tree is None:
         raise MlxError("this is a bare repository: there is no work tree to check out into")
     pending = [f for f in files if worktree.holds_pointer(ctx.paths.work_tree, f)]
-    result = worktree.place_all(ctx.store, ctx.paths.work_tree, pending)
+    cache = StatCache(ctx.paths.git_dir)
+    try:
+        result = worktree.place_all(ctx.store, ctx.paths.work_tree, pending, cache)
+    finally:
+        cache.close()
     if result.placed:
         worktree.refresh_index(ctx.paths.work_tree, [f.path for f in result.placed])
     for tracked, why in result.failed:

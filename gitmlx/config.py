@@ -35,6 +35,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mlx.fetchinclude", ("GIT_MLX_FETCH_INCLUDE",), doc="only fetch paths matching these patterns"),
     Setting("mlx.fetchexclude", ("GIT_MLX_FETCH_EXCLUDE",), doc="never fetch paths matching these patterns"),
     Setting(
+        "mlx.smudgelimit",
+        ("GIT_MLX_SMUDGE_LIMIT",),
+        default="4GiB",
+        doc="objects above this size are written by the post-checkout hook, not through git's memory (0: no limit)",
+    ),
+    Setting(
         "mlx.skipsmudge",
         ("GIT_MLX_SKIP_SMUDGE",),
         from_mlxconfig=False,
@@ -113,6 +119,19 @@ class Config:
             )
         return number
 
+    def size(self, key: str) -> int:
+        raw = self.value(key) or ""
+        parsed = parse_size(raw)
+        if parsed is None:
+            from gitmlx.errors import ConfigError
+
+            found = self.get(key)
+            raise ConfigError(
+                f"invalid {key} {raw!r} (from {found.source if found else 'nowhere'})",
+                "write a size such as 4GiB, 512MiB or 1073741824",
+            )
+        return parsed
+
     def git(self, key: str) -> str | None:
         """A plain git config value (for git's own keys such as `remote.origin.url`)."""
         found = self._git.get(key)
@@ -120,6 +139,18 @@ class Config:
 
     def git_keys(self) -> list[str]:
         return list(self._git)
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int | None:
+    """`4GiB`, `512m`, `1g`, `1048576` → bytes; None for anything else."""
+    value = text.strip().lower().removesuffix("ib").removesuffix("b")
+    number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS and value[-1:] else (value, "")
+    if not number.isdigit():
+        return None
+    return int(number) * _UNITS[unit]
 
 
 def parse_bool(text: str) -> bool:

@@ -17,6 +17,7 @@ Must not: print (warnings go to the callback it is given).
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -31,6 +32,7 @@ from gitmlx.git.filter_protocol import DELAYED
 from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
 from gitmlx.remotes.base import Remote
 from gitmlx.sizes import human_size
+from gitmlx.statcache import StatCache
 
 
 class FilterSession:
@@ -48,6 +50,10 @@ class FilterSession:
         self._selection: tuple[list[str], list[str]] | None = None
         self._index: ChunkIndex | None = None
         self._index_pointers: dict[str, bytes] | None = None
+        self._limit: int | None = None
+        self._stat_cache: StatCache | None = None
+        #: Objects this process downloaded (and so hashed) itself: no need to hash again.
+        self._verified: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._by_oid: dict[str, Future[None]] = {}
         self._pending: dict[str, tuple[Pointer, Future[None]]] = {}
@@ -73,6 +79,7 @@ class FilterSession:
         remote = self._remote_or_open()
         try:
             transfer.fetch_one(self.ctx.store, remote, pointer, index=self._index)
+            self._verified.add(pointer.oid)
         except MlxError as exc:
             raise MlxError(
                 f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.message}",
@@ -85,7 +92,24 @@ class FilterSession:
         return self._remote
 
     def clean(self, source: filters.Source, path: str = "") -> bytes:
+        known = self._untouched_since_placed(path)
+        if known is not None:
+            return filters.clean_unchanged(source, known, path)
         return filters.clean(source, self.ctx.store, self._index_pointer(path))
+
+    def _untouched_since_placed(self, path: str) -> bytes | None:
+        """The pointer gitmlx recorded when it wrote `path`, if the file is exactly as left."""
+        if not path or self.ctx.paths.work_tree is None:
+            return None
+        try:
+            st = os.lstat(self.ctx.paths.work_tree / path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if self._stat_cache is None:
+            self._stat_cache = StatCache(self.ctx.paths.git_dir)
+        return self._stat_cache.lookup(path, st)
 
     def _index_pointer(self, path: str) -> bytes | None:
         """The pointer text git's index holds for `path` (read once per process)."""
@@ -103,22 +127,56 @@ class FilterSession:
             return self._finish_delayed(path)  # git's second request, with empty content
         restore = not self.skip_smudge and self.wanted(path)
         fetch = self.fetch if restore else None
-        if restore and can_delay:
+        if restore:
             head = filters.read_head(source)
             pointer = pointers.parse(head) if len(head) < MAX_POINTER_SIZE else None
-            if pointer is not None and not self.ctx.store.has(pointer.oid):
-                self._start_delayed(path, pointer)
-                return DELAYED
+            if pointer is not None:
+                if can_delay and not self.ctx.store.has(pointer.oid):
+                    self._start_delayed(path, pointer)
+                    return DELAYED
+                if self._defers(pointer):
+                    return self._defer(path, pointer, head)
             source = filters.Prefixed(head, source)
-
         return filters.prepare_smudge(
-            source, self.ctx.store, fetch, path, self._warn, lambda p, exc: self._unavailable(path, exc)
+            source,
+            self.ctx.store,
+            fetch,
+            path,
+            self._warn,
+            lambda p, exc: self._unavailable(path, exc),
+            self._verified,
         )
+
+    # -- objects above mlx.smudgelimit: written by the post-checkout hook ---------------------
+
+    def _defers(self, pointer: Pointer) -> bool:
+        """Too big to pass through git's memory, and our hooks are there to place it."""
+        if self._limit is None:
+            limit = self.ctx.config.size("mlx.smudgelimit")
+            self._limit = limit if limit > 0 and self._placing_hooks_installed() else 0
+        return 0 < self._limit < pointer.size
+
+    def _placing_hooks_installed(self) -> bool:
+        from gitmlx.git import hooks
+
+        directory = hooks.hooks_dir(self.ctx.top)
+        return all(hooks.is_ours(directory / name) for name in ("post-checkout", "post-merge"))
+
+    def _defer(self, path: str, pointer: Pointer, head: bytes) -> Callable[[filters.Sink], None]:
+        """Check out the pointer now; the hook streams the content into place afterwards."""
+        if not self.ctx.store.has(pointer.oid):
+            try:
+                self.fetch(pointer)
+            except MlxError as exc:
+                self._unavailable(path, exc)
+                return lambda sink: sink.write(head)
+        record_path(self.ctx.paths.git_dir, DEFERRED_FILE, path)
+        return lambda sink: sink.write(head)
 
     def _unavailable(self, path: str, exc: MlxError) -> None:
         if self._error is not None:
             self._error(f"cannot restore '{path}', left as a pointer: {exc.message}", exc.hint)
-        record_unrestored(self.ctx.paths.git_dir, path)
+        record_path(self.ctx.paths.git_dir, UNRESTORED_FILE, path)
 
     # -- the "delay" capability: download in parallel while git goes on ---------------------
 
@@ -152,9 +210,16 @@ class FilterSession:
                 raise exc
             self._unavailable(path, exc)
             return lambda sink: sink.write(pointer.encode())
-        return lambda sink: filters.stream_object(self.ctx.store, pointer, sink, path)
+        if self._defers(pointer):
+            record_path(self.ctx.paths.git_dir, DEFERRED_FILE, path)
+            return lambda sink: sink.write(pointer.encode())
+        return lambda sink: filters.stream_object(
+            self.ctx.store, pointer, sink, path, verify=pointer.oid not in self._verified
+        )
 
     def close(self) -> None:
+        if self._stat_cache is not None:
+            self._stat_cache.close()
         if self._pool is not None:
             self._pool.shutdown()
         if self._index is not None:
@@ -163,23 +228,27 @@ class FilterSession:
 
 #: In the per-worktree git dir: paths left as pointers by a failed fetch during smudge.
 UNRESTORED_FILE = "mlx-unrestored"
+#: In the per-worktree git dir: paths above mlx.smudgelimit, for the post-checkout hook.
+DEFERRED_FILE = "mlx-deferred"
 
 
-def record_unrestored(git_dir: Path, path: str) -> None:
-    """Append `path` (one short O_APPEND write, safe across concurrent filters)."""
-    fd = os.open(git_dir / UNRESTORED_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def record_path(git_dir: Path, name: str, path: str) -> None:
+    """Append `path` to a list file (one short O_APPEND write: safe across processes)."""
+    fd = os.open(git_dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, path.encode("utf-8", "surrogateescape") + b"\0")
     finally:
         os.close(fd)
 
 
-def take_unrestored(git_dir: Path) -> list[str]:
-    """The recorded paths, clearing the record."""
-    path = git_dir / UNRESTORED_FILE
+def take_paths(git_dir: Path, name: str) -> list[str]:
+    """The recorded paths, clearing the record (renamed first, so appends are not lost)."""
+    path = git_dir / name
+    taken = path.with_name(f"{name}.{os.getpid()}")
     try:
-        data = path.read_bytes()
-        path.unlink()
+        os.replace(path, taken)
     except FileNotFoundError:
         return []
+    data = taken.read_bytes()
+    taken.unlink()
     return sorted({p.decode("utf-8", "surrogateescape") for p in data.split(b"\0") if p})

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import BinaryIO, Protocol
 
 from gitmlx import pointer as pointers
@@ -99,6 +99,17 @@ def clean(source: Source, store: Store, known: bytes | None = None) -> bytes:
         return writer.commit().encode()
 
 
+def clean_unchanged(source: Source, known: bytes, path: str) -> bytes:
+    """Drain content the stat cache vouches for; check only its length, return `known`."""
+    expected = pointers.parse(known)
+    got = 0
+    while block := source.read(BLOCK_SIZE):
+        got += len(block)
+    if expected is None or got != expected.size:
+        raise MlxError(f"'{path}' changed while git was reading it", "run the command again")
+    return known
+
+
 def _compare(source: Source, store: Store, expected: Pointer) -> tuple[bool, int, bytes]:
     """Read `source` while it equals the stored object: (identical, bytes equal, first differing block)."""
     done = 0
@@ -123,6 +134,7 @@ def prepare_smudge(
     path: str,
     warn: Callable[[str], None] | None = None,
     on_unavailable: Unavailable | None = None,
+    verified: Container[str] = (),
 ) -> Callable[[Sink], None]:
     """Consume the blob from `source`; return a function that writes its content.
 
@@ -133,6 +145,8 @@ def prepare_smudge(
     passes through too. When fetching fails and `on_unavailable` is given, it is told and
     the pointer passes through: the work tree then holds exactly what git has (never
     wrong bytes), and the rest of the checkout goes on. Without it, the error propagates.
+    Objects in `verified` (hashed by this process moments ago, as every download is)
+    are streamed without hashing them a second time.
     """
     head = read_head(source)
     pointer = pointers.parse(head) if len(head) < MAX_POINTER_SIZE else None
@@ -163,20 +177,24 @@ def prepare_smudge(
                 raise
             on_unavailable(pointer, exc)
             return lambda sink: sink.write(head)
-    return lambda sink: stream_object(store, pointer, sink, path)
+    return lambda sink: stream_object(store, pointer, sink, path, verify=pointer.oid not in verified)
 
 
-def stream_object(store: Store, pointer: Pointer, sink: Sink, path: str) -> None:
+def stream_object(store: Store, pointer: Pointer, sink: Sink, path: str, verify: bool = True) -> None:
     """Copy a stored object into `sink`, hashing as it goes; raise at the end on a mismatch.
 
-    A mismatch quarantines the object, so the next attempt fetches a good copy.
+    A mismatch quarantines the object, so the next attempt fetches a good copy. Without
+    `verify`, only the length is checked (for objects this process has just verified).
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if verify else None
+    copied = 0
     with store.open(pointer.oid) as stream:
         while block := stream.read(BLOCK_SIZE):
-            digest.update(block)
+            if digest is not None:
+                digest.update(block)
             sink.write(block)
-    if digest.hexdigest() != pointer.oid:
+            copied += len(block)
+    if copied != pointer.size or (digest is not None and digest.hexdigest() != pointer.oid):
         quarantine(store, pointer.oid)
         raise _corrupt_local(pointer, path)
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import secrets
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +36,61 @@ class StoredObject:
     size: int
 
 
+class _BackgroundFile:
+    """A file written by a worker thread, so the caller's hashing and the disk writes
+    overlap (both release the GIL). Every 64 MiB the worker asks the kernel to write back
+    what it has (fdatasync), so the fsync before the rename only waits for the tail.
+    At most a few blocks are queued: memory stays bounded.
+    """
+
+    SYNC_EVERY = 64 * 1024 * 1024
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="gitmlx-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, block: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(block)
+
+    def _run(self) -> None:
+        unsynced = 0
+        while (block := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so the producer never blocks forever
+            try:
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                unsynced += len(block)
+                if unsynced >= self.SYNC_EVERY:
+                    os.fdatasync(self._fd)
+                    unsynced = 0
+            except OSError as exc:
+                self._error = exc
+
+    def finish(self) -> None:
+        """Wait for every queued block; raise the first write error."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 class ObjectWriter:
     """Streams bytes into a temporary file while hashing; `commit` names it by its oid.
 
     Use as a context manager: leaving without `commit` (an exception, a kill) removes
-    the temporary file, so nothing half-written is ever visible under an oid.
+    the temporary file, so nothing half-written is ever visible under an oid. Bytes are
+    gathered into 1 MiB blocks; past the first block, writes go through a worker thread
+    so hashing and writing overlap.
     """
+
+    BLOCK = 1024 * 1024
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -48,13 +99,39 @@ class ObjectWriter:
         self._committed = False
         store.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_path = store.tmp_dir / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
-        self._file: BinaryIO | None = open(self.tmp_path, "xb")  # noqa: SIM115
+        self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._pending = bytearray()
+        self._background: _BackgroundFile | None = None
 
     def write(self, data: bytes | memoryview) -> None:
-        assert self._file is not None, "writer already closed"
-        self._hash.update(data)
-        self._file.write(data)
+        assert self._fd is not None, "writer already closed"
+        self._pending += data
         self.size += len(data)
+        if len(self._pending) >= self.BLOCK:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        block = bytes(self._pending)
+        self._pending.clear()
+        self._hash.update(block)
+        if self._background is None:
+            self._background = _BackgroundFile(self._fd)  # type: ignore[arg-type]
+        self._background.write(block)
+
+    def _finish_writes(self) -> None:
+        """Hash and write what is pending; wait for the worker."""
+        if self._background is None:
+            block = bytes(self._pending)
+            self._pending.clear()
+            self._hash.update(block)
+            view = memoryview(block)
+            while view:
+                view = view[os.write(self._fd, view) :]  # type: ignore[arg-type]
+            return
+        if self._pending:
+            self._flush_pending()
+        background, self._background = self._background, None
+        background.finish()
 
     @property
     def oid(self) -> str:
@@ -62,7 +139,8 @@ class ObjectWriter:
 
     def commit(self, expected: Pointer | None = None) -> Pointer:
         """Verify against `expected` (if given), fsync, and rename into the store."""
-        assert self._file is not None, "writer already closed"
+        assert self._fd is not None, "writer already closed"
+        self._finish_writes()
         oid = self.oid
         if expected is not None and (oid != expected.oid or self.size != expected.size):
             self.abort()
@@ -76,18 +154,23 @@ class ObjectWriter:
             self.abort()
             self._committed = True
             return Pointer(oid, self.size)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
         self._store.adopt(self.tmp_path, oid)
         self._committed = True
         return Pointer(oid, self.size)
 
     def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._background is not None:
+            background, self._background = self._background, None
+            try:
+                background.finish()
+            except OSError:
+                pass
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         try:
             os.unlink(self.tmp_path)
         except FileNotFoundError:
@@ -97,7 +180,7 @@ class ObjectWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        # Not `self._file is not None`: a failed rename in `commit` has already closed it.
+        # Not `self._fd is not None`: a failed rename in `commit` has already closed it.
         if not self._committed:
             self.abort()
 

@@ -13,10 +13,12 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.git.plumbing import run_git
 from gitmlx.git.scan import TrackedFile
+from gitmlx.statcache import StatCache
 from gitmlx.store import BLOCK_SIZE, Store
 
 
@@ -39,38 +41,77 @@ def holds_pointer(work_tree: Path, tracked: TrackedFile) -> bool:
     return data == tracked.pointer.encode() or data == tracked.pointer.as_mlx().encode()
 
 
-def place(store: Store, work_tree: Path, tracked: TrackedFile) -> None:
-    """Replace the pointer file with the object's bytes: temp file, verify, rename."""
+#: Linux FICLONE ioctl: share the store object's extents (btrfs, XFS, bcachefs...).
+_FICLONE = 0x40049409
+
+
+def _reflink(src: BinaryIO, dst: BinaryIO) -> bool:
+    try:
+        import fcntl
+
+        fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+        return True
+    except (OSError, ImportError):
+        return False
+
+
+def _copy_hashing(src: BinaryIO, dst: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while block := src.read(BLOCK_SIZE):
+        digest.update(block)
+        dst.write(block)
+    return digest.hexdigest()
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(BLOCK_SIZE):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def place(store: Store, work_tree: Path, tracked: TrackedFile, cache: StatCache | None = None) -> None:
+    """Replace the pointer file with the object's bytes: temp file, verify, rename.
+
+    By reflink where the file system can (no data copied; the clone is then read once to
+    verify it), else by copy while hashing. Never by hardlink: a user writing to the work
+    tree file would write into the store. With `cache`, the result is recorded so the
+    clean filter can recognise the untouched file without re-hashing it.
+    """
     target = work_tree / tracked.path
     if not target.resolve().is_relative_to(work_tree.resolve()):
         raise MlxError(f"'{tracked.path}' is outside the work tree")
     tmp = target.with_name(f".{target.name}.mlx-{secrets.token_hex(6)}")
-    digest = hashlib.sha256()
     try:
         with store.open(tracked.pointer.oid) as src, open(tmp, "xb") as dst:
-            while block := src.read(BLOCK_SIZE):
-                digest.update(block)
-                dst.write(block)
-        if digest.hexdigest() != tracked.pointer.oid:
+            oid = None if _reflink(src, dst) else _copy_hashing(src, dst)
+        if oid is None:
+            oid = _hash_file(tmp)
+        if oid != tracked.pointer.oid:
             raise IntegrityError(
                 f"'{tracked.path}': local object {tracked.pointer.short_oid} is corrupt",
                 "run 'git mlx fsck' and then 'git mlx pull'",
             )
         os.chmod(tmp, 0o755 if tracked.mode == "100755" else 0o644)
         os.replace(tmp, target)
+        if cache is not None:
+            cache.record(tracked.path, os.lstat(target), tracked.pointer.encode())
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def place_all(store: Store, work_tree: Path, files: Iterable[TrackedFile]) -> PlaceResult:
+def place_all(
+    store: Store, work_tree: Path, files: Iterable[TrackedFile], cache: StatCache | None = None
+) -> PlaceResult:
     result = PlaceResult()
     for tracked in files:
         if not store.has(tracked.pointer.oid):
             result.missing.append(tracked)
             continue
         try:
-            place(store, work_tree, tracked)
+            place(store, work_tree, tracked, cache)
             result.placed.append(tracked)
         except (MlxError, OSError) as exc:
             result.failed.append((tracked, getattr(exc, "message", None) or str(exc)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gitmlx import ui
 from gitmlx.errors import MlxError
-from gitmlx.filter_session import take_unrestored
+from gitmlx.filter_session import DEFERRED_FILE, UNRESTORED_FILE, take_paths
 from gitmlx.git import hooks, plumbing
 
 SHOWN = 10
@@ -27,9 +27,10 @@ def run(event: str, args: list[str]) -> int:
             pass  # a read-only hooks dir must not fail the user's checkout or commit
     if event == "post-commit":
         return 0
-    unrestored = take_unrestored(paths.git_dir)
+    status = place_deferred(paths.git_dir)
+    unrestored = take_paths(paths.git_dir, UNRESTORED_FILE)
     if not unrestored:
-        return 0
+        return status
     listed = ", ".join(f"'{p}'" for p in unrestored[:SHOWN])
     more = f" and {len(unrestored) - SHOWN} more" if len(unrestored) > SHOWN else ""
     ui.error(
@@ -37,3 +38,23 @@ def run(event: str, args: list[str]) -> int:
         "fix the artifact remote (see the errors above), then run 'git mlx pull'",
     )
     return 1
+
+
+def place_deferred(git_dir) -> int:  # noqa: ANN001 - a Path
+    """Write the content of files smudge left as pointers because of mlx.smudgelimit."""
+    deferred = take_paths(git_dir, DEFERRED_FILE)
+    if not deferred:
+        return 0
+    from gitmlx import actions
+    from gitmlx.context import RepoContext
+    from gitmlx.git import scan
+
+    ctx = RepoContext()
+    wanted = set(deferred)
+    files = [f for f in scan.pointers_in_index(ctx.top) if f.path in wanted]
+    result = actions.place(ctx, files)
+    if result.missing or result.failed:
+        for tracked in result.missing:
+            ui.error(f"'{tracked.path}' is not in the local store", "run 'git mlx pull'")
+        return 1
+    return 0

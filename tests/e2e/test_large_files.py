@@ -1,0 +1,84 @@
+"""Objects above mlx.smudgelimit: smudge checks out the pointer, the post-checkout hook
+writes the content, and git never holds the file in memory (issue: files larger than memory)."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+
+from helpers import (
+    Repos,
+    assert_clean_worktree,
+    assert_content,
+    assert_no_traceback,
+    clone,
+    commit_all,
+    git,
+    mlx,
+    write_random,
+)
+
+MIB = 1024 * 1024
+
+
+def test_clone_above_smudge_limit_places_content_without_git_holding_it(repos: Repos, sealed) -> None:
+    sha = write_random(repos.work / "big.bin", 64 * MIB, "big")
+    small = write_random(repos.work / "small.bin", 1000, "small")
+    commit_all(repos.work)
+    git("push", "-q", "origin", "main", cwd=repos.work)
+    dest = sealed.root / "clone"
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run(
+        ["git", "-c", "mlx.smudgelimit=8MiB", "clone", "-q", str(repos.remote), str(dest)],
+        capture_output=True,
+        text=True,
+    )
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert_content(dest, "big.bin", sha)
+    assert_content(dest, "small.bin", small)
+    assert_clean_worktree(dest)
+    # Every process of the clone (git, the filter, the hook) stayed far below the file's size.
+    if peak_kib > before:  # ru_maxrss only ever grows: a smaller peak was hidden by earlier work
+        assert peak_kib < 48 * 1024, f"a process of the clone peaked at {peak_kib} KiB"
+
+
+def test_untouched_placed_file_is_recognised_and_an_edit_is_not(repos: Repos, sealed) -> None:
+    write_random(repos.work / "big.bin", 16 * MIB, "big")
+    commit_all(repos.work)
+    git("push", "-q", "origin", "main", cwd=repos.work)
+    dest = sealed.root / "clone"
+    assert_no_traceback(clone(repos.remote, dest, env={"GIT_MLX_SMUDGE_LIMIT": "1MiB"}))
+    assert (dest / ".git" / "mlx-statcache.sqlite").exists(), "placement did not record the file"
+
+    with open(dest / "big.bin", "r+b") as f:  # same size, one byte different
+        f.seek(5 * MIB)
+        byte = f.read(1)
+        f.seek(5 * MIB)
+        f.write(bytes([byte[0] ^ 1]))
+    status = git("status", "--porcelain", cwd=dest).stdout
+    assert status.strip() == "M big.bin", status
+
+
+def test_commands_without_hooks_leave_pointer_and_git_mlx_checkout_restores(repos: Repos, sealed) -> None:
+    v1 = write_random(repos.work / "big.bin", 4 * MIB, "v1")
+    commit_all(repos.work, "v1")
+    v2 = write_random(repos.work / "big.bin", 4 * MIB, "v2")
+    commit_all(repos.work, "v2")
+    git("config", "mlx.smudgelimit", "1MiB", cwd=repos.work)
+    git("branch", "tip", cwd=repos.work)
+
+    git("reset", "-q", "--hard", "HEAD~1", cwd=repos.work)  # runs no post-checkout hook
+    assert (repos.work / "big.bin").stat().st_size < 1024, "expected the pointer after reset"
+    assert_clean_worktree(repos.work)
+    result = mlx("checkout", cwd=repos.work)
+    assert_no_traceback(result)
+    assert_content(repos.work, "big.bin", v1)
+    assert_clean_worktree(repos.work)
+
+    git("checkout", "-q", "tip", cwd=repos.work)  # the post-checkout hook places it
+    assert_content(repos.work, "big.bin", v2)
+    assert_clean_worktree(repos.work)
