@@ -77,8 +77,10 @@ class Config:
     ) -> None:
         self._env = env
         self._git: dict[str, tuple[str, str]] = {}
+        self._git_all: dict[str, list[str]] = {}
         for key, value, scope in git_entries:
             self._git[key] = (value, scope)
+            self._git_all.setdefault(key, []).append(value)
         self._mlxconfig = dict(mlxconfig_entries)
 
     def get(self, key: str) -> Value | None:
@@ -137,6 +139,10 @@ class Config:
         found = self._git.get(key)
         return found[0] if found else None
 
+    def git_all(self, key: str) -> list[str]:
+        """Every value of a multi-valued git config key, in git's order."""
+        return list(self._git_all.get(key, ()))
+
     def git_keys(self) -> list[str]:
         return list(self._git)
 
@@ -163,3 +169,30 @@ def split_patterns(text: str | None) -> list[str]:
     if not text:
         return []
     return [p for p in text.replace(",", " ").split() if p]
+
+
+def endpoint_origin(url: str) -> str:
+    """`scheme://host[:port]`, lowercased: how endpoints are compared for trust."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def trusted_without_asking(url: str) -> bool:
+    """Endpoints a committed `.mlxconfig` may name without the user's say-so: AWS's own
+    S3 endpoints over https, and loopback (a local test server). See docs/threat-model.md."""
+    from urllib.parse import urlsplit
+
+    import ipaddress
+
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return True
+    except ValueError:
+        pass
+    return parts.scheme == "https" and (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn"))

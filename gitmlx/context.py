@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from gitmlx.config import Config, Value
+from gitmlx.config import Config, Value, endpoint_origin, trusted_without_asking
 from gitmlx.errors import ConfigError, MlxError
 from gitmlx.git import plumbing
 from gitmlx.remotes import open_remote
@@ -24,9 +24,14 @@ MLXCONFIG = ".mlxconfig"
 
 
 class RepoContext:
-    def __init__(self, cwd: Path | str | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cwd: Path | str | None = None, env: dict[str, str] | None = None, mlxconfig_rev: str | None = None
+    ) -> None:
         self.paths = plumbing.repo_paths(cwd)
         self.env = dict(os.environ if env is None else env)
+        #: Read `.mlxconfig` from this revision first (the Python API on a mirror reads
+        #: the artifact remote a revision was pushed with).
+        self.mlxconfig_rev = mlxconfig_rev
 
     @property
     def top(self) -> Path:
@@ -43,8 +48,14 @@ class RepoContext:
         )
 
     def _read_mlxconfig(self) -> list[plumbing.ConfigEntry]:
-        """`.mlxconfig` from the work tree, else the index, else HEAD (a fresh clone's
-        checkout may smudge files before `.mlxconfig` itself is written)."""
+        """`.mlxconfig` from `mlxconfig_rev` if set, else the work tree, else the index,
+        else HEAD (a fresh clone's checkout may smudge files before `.mlxconfig` itself
+        is written)."""
+        if self.mlxconfig_rev is not None:
+            try:
+                return plumbing.read_config(cwd=self.top, blob=f"{self.mlxconfig_rev}:{MLXCONFIG}")
+            except MlxError:
+                pass
         if self.paths.work_tree is not None:
             path = self.paths.work_tree / MLXCONFIG
             if path.is_file():
@@ -120,11 +131,28 @@ class RepoContext:
         return Value("mlx.url", str(git_dir / "mlx"), f"default (beside git remote '{label}')")
 
     def remote_options(self) -> RemoteOptions:
+        endpoint = self.config.get("mlx.s3.endpoint-url")
+        if endpoint is not None and endpoint.source == ".mlxconfig":
+            self._check_committed_endpoint(endpoint.value)
         return RemoteOptions(
-            endpoint_url=self.config.value("mlx.s3.endpoint-url"),
+            endpoint_url=endpoint.value if endpoint else None,
             region=self.config.value("mlx.s3.region"),
             addressing_style=self.config.value("mlx.s3.addressing-style"),
             concurrency=self.config.integer("mlx.concurrency"),
+        )
+
+    def _check_committed_endpoint(self, url: str) -> None:
+        """A cloned repository must not send the user's signed S3 requests to a server of
+        its choosing: a committed endpoint is used only if it is AWS or loopback, or the
+        user trusts it (mlx.trustedendpoint in their own git config). docs/threat-model.md."""
+        origin = endpoint_origin(url)
+        trusted = {endpoint_origin(u) for u in self.config.git_all("mlx.trustedendpoint")}
+        if trusted_without_asking(url) or origin in trusted:
+            return
+        raise ConfigError(
+            f"this repository's .mlxconfig sends S3 requests to '{origin}', which you have not trusted; "
+            "gitmlx will not sign requests with your credentials for it",
+            f"if you trust it: git config --global --add mlx.trustedendpoint {origin}",
         )
 
     def open_remote(self, git_remote: str | None = None, git_url: str | None = None) -> Remote:
