@@ -48,3 +48,27 @@ def decode(codec: int, stored: bytes | memoryview, raw: int) -> bytes | memoryvi
     if len(data) != raw:
         raise IntegrityError("a compressed chunk has the wrong length", "push the file again")
     return data
+
+
+class Sampler:
+    """Decides, per object, whether trying zstd is worth it.
+
+    The first chunks are always tried; once `PROBE` of them in a row did not shrink,
+    only every `EVERY`-th chunk is tried (a hit switches trying back on). Incompressible
+    objects (most model weights) then skip ~98% of the compression attempts.
+    """
+
+    PROBE = 8
+    EVERY = 64
+
+    def __init__(self) -> None:
+        self._misses = 0
+        self._seen = 0
+
+    def encode(self, chunk: bytes | memoryview) -> tuple[int, bytes | memoryview]:
+        self._seen += 1
+        if self._misses >= self.PROBE and self._seen % self.EVERY:
+            return CODEC_RAW, chunk
+        kind, stored = encode(chunk)
+        self._misses = 0 if kind != CODEC_RAW else self._misses + 1
+        return kind, stored

@@ -89,12 +89,14 @@ class Packer:
         self.new: dict[bytes, NewChunk] = {}
         self.packs: dict[int, Future[str]] = {}
         self.writer: PackWriter | None = None
+        self.sampler = codec.Sampler()
         self.wire_bytes = 0
         self._lock = threading.Lock()
 
     def chunk_object(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
         """The object's chunks in order: each already on the remote, or added to a pack."""
         entries: list[ChunkRef | NewChunk] = []
+        self.sampler = codec.Sampler()
         with self.store.open(pointer.oid) as stream:
             for view in chunking.chunks(stream):
                 digest = hashlib.sha256(view).digest()
@@ -107,7 +109,7 @@ class Packer:
         return entries
 
     def _add(self, digest: bytes, raw: memoryview) -> NewChunk:
-        kind, stored = codec.encode(raw)
+        kind, stored = self.sampler.encode(raw)
         if self.writer is not None and self.writer.size + len(stored) > PACK_TARGET:
             self._seal()
         if self.writer is None:
