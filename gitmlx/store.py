@@ -36,17 +36,19 @@ class StoredObject:
     size: int
 
 
-class _BackgroundFile:
-    """A file written by a worker thread, so the caller's hashing and the disk writes
-    overlap (both release the GIL). Every 64 MiB the worker asks the kernel to write back
-    what it has (fdatasync), so the fsync before the rename only waits for the tail.
-    At most a few blocks are queued: memory stays bounded.
+class BackgroundWriter:
+    """A file written by a worker thread, so the caller's work and the disk writes
+    overlap (hashing and writing both release the GIL). With `digest`, the worker also
+    hashes each block (the caller then never touches the bytes again). Every 64 MiB the
+    worker asks the kernel to write back what it has (fdatasync), so a final fsync only
+    waits for the tail. At most a few blocks are queued: memory stays bounded.
     """
 
     SYNC_EVERY = 64 * 1024 * 1024
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, digest: hashlib._Hash | None = None) -> None:  # type: ignore[name-defined]
         self._fd = fd
+        self._digest = digest
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name="gitmlx-writer", daemon=True)
@@ -63,6 +65,8 @@ class _BackgroundFile:
             if self._error is not None:
                 continue  # keep draining so the producer never blocks forever
             try:
+                if self._digest is not None:
+                    self._digest.update(block)
                 view = memoryview(block)
                 while view:
                     view = view[os.write(self._fd, view) :]
@@ -101,7 +105,7 @@ class ObjectWriter:
         self.tmp_path = store.tmp_dir / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
         self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._pending = bytearray()
-        self._background: _BackgroundFile | None = None
+        self._background: BackgroundWriter | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         assert self._fd is not None, "writer already closed"
@@ -115,7 +119,7 @@ class ObjectWriter:
         self._pending.clear()
         self._hash.update(block)
         if self._background is None:
-            self._background = _BackgroundFile(self._fd)  # type: ignore[arg-type]
+            self._background = BackgroundWriter(self._fd)  # type: ignore[arg-type]
         self._background.write(block)
 
     def _finish_writes(self) -> None:

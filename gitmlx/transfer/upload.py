@@ -24,7 +24,8 @@ from gitmlx.errors import MlxError
 from gitmlx.manifest import ChunkRef, Manifest
 from gitmlx.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote
-from gitmlx.store import Store
+from gitmlx.store import BackgroundWriter, Store
+from gitmlx.transfer import gc_marks
 from gitmlx.transfer.common import (
     FileDone,
     TransferResult,
@@ -53,25 +54,39 @@ class NewChunk:
 
 
 class PackWriter:
-    """One pack being filled in a local temporary file, hashed as it grows."""
+    """One pack being filled in a local temporary file. A worker thread hashes and writes
+    it (store.BackgroundWriter), so chunking the object and writing the pack overlap."""
+
+    BLOCK = 1024 * 1024
 
     def __init__(self, tmp_dir: Path, seq: int) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self.path = tmp_dir / f"pack-{os.getpid()}-{secrets.token_hex(8)}"
         self.seq = seq
-        self._file = open(self.path, "xb")  # noqa: SIM115
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._hash = hashlib.sha256()
+        self._writer = BackgroundWriter(self._fd, self._hash)
+        self._pending = bytearray()
         self.size = 0
 
     def append(self, payload: bytes | memoryview) -> int:
         offset = self.size
-        self._file.write(payload)
-        self._hash.update(payload)
+        self._pending += payload
         self.size += len(payload)
+        if len(self._pending) >= self.BLOCK:
+            self._writer.write(bytes(self._pending))
+            self._pending.clear()
         return offset
 
     def seal(self) -> str:
-        self._file.close()
+        """Finish writing; the pack id (sha256 of its bytes)."""
+        try:
+            if self._pending:
+                self._writer.write(bytes(self._pending))
+                self._pending.clear()
+            self._writer.finish()
+        finally:
+            os.close(self._fd)
         return self._hash.hexdigest()
 
 
@@ -80,9 +95,17 @@ class Packer:
     upload in the background while chunking goes on."""
 
     def __init__(
-        self, store: Store, remote: Remote, index: ChunkIndex, concurrency: int, progress: ProgressCallback | None
+        self,
+        store: Store,
+        remote: Remote,
+        index: ChunkIndex,
+        concurrency: int,
+        progress: ProgressCallback | None,
+        marked_packs: frozenset[str] = frozenset(),
     ) -> None:
         self.store, self.remote, self.index = store, remote, index
+        #: Packs `gc --remote` marked for deletion: never reused, announced before re-written.
+        self.marked_packs = marked_packs
         self.remote_id = remote_identity(remote)
         self.progress = progress
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
@@ -101,6 +124,8 @@ class Packer:
             for view in chunking.chunks(stream):
                 digest = hashlib.sha256(view).digest()
                 entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest)
+                if isinstance(entry, ChunkRef) and entry.pack in self.marked_packs:
+                    entry = None  # gc (b): its pack may be deleted before our manifest lands; store it anew
                 if entry is None:
                     entry = self._add(digest, view)
                 entries.append(entry)
@@ -128,6 +153,9 @@ class Packer:
         self.packs[writer.seq] = self.pool.submit(self._upload_pack, writer, pack_id, chunks)
 
     def _upload_pack(self, writer: PackWriter, pack_id: str, chunks: list[NewChunk]) -> str:
+        if pack_id in self.marked_packs:
+            # gc: same chunks in the same order as a marked pack, so the same key; protect it first.
+            gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id])
         try:
             self.remote.put_file(layout.pack_key(pack_id), writer.path)
         finally:
@@ -168,8 +196,17 @@ def upload(
         return result
     check_format(remote, create=True, tmp_dir=store.tmp_dir)
     missing = set(p.oid for p in missing_on_remote(remote, todo, concurrency))
+    # Cooperate with `gc --remote` (docs/storage-format.md, "Garbage collection"): read its
+    # pending notes once. (a) A marked manifest may be deleted before our ref lands, so it
+    # counts as missing and is written again, after a `keep` note protects it; (b) chunks
+    # in marked packs are never reused (Packer).
+    marks = gc_marks.read_marks(remote)
+    revive = {p.oid for p in todo if p.oid in marks.manifests}
+    if revive:
+        gc_marks.announce(remote, store.tmp_dir, manifests=revive)
+        missing |= revive
     index = index_for(store)
-    packer = Packer(store, remote, index, concurrency, progress)
+    packer = Packer(store, remote, index, concurrency, progress, marks.packs)
     plans: list[tuple[Pointer, list[ChunkRef | NewChunk]]] = []
     for p in todo:
         if p.oid not in missing:
