@@ -43,7 +43,9 @@ mkdir -p "$bin"
 ln -sf "$venv/bin/git-mlx" "$bin/git-mlx"
 echo "linked $bin/git-mlx"
 
-"$venv/bin/git-mlx" install
+# Global filter configuration only: run outside any repository, so no hooks are written
+# into whatever checkout this script happens to be run from (gitmlx's own, say).
+(cd / && "$venv/bin/git-mlx" install --global)
 
 if ! on_path "$bin"; then
   echo
