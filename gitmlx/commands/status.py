@@ -8,6 +8,8 @@ from gitmlx.git import scan
 from gitmlx.git.plumbing import run_git
 from gitmlx.sizes import human_size
 
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
 
 def _changed(ctx: RepoContext, args: list[str]) -> set[str]:
     out = run_git(["diff", *args, "--name-only", "-z"], cwd=ctx.top, check=False)
@@ -16,20 +18,16 @@ def _changed(ctx: RepoContext, args: list[str]) -> set[str]:
 
 def run() -> int:
     ctx = RepoContext()
+    has_head = _has_head(ctx)
     index = {f.path: f for f in scan.pointers_in_index(ctx.top)}
-    head = {f.path: f for f in scan.pointers_in_tree(ctx.top, "HEAD")}
-    staged = sorted(
-        p
-        for p in _changed(ctx, ["--cached", "HEAD"] if head or _has_head(ctx) else ["--cached"])
-        if p in index or p in head
-    )
+    head = {f.path: f for f in scan.pointers_in_tree(ctx.top, "HEAD")} if has_head else {}
+    # Before the first commit everything in the index is staged: diff against the empty tree.
+    base = "HEAD" if has_head else EMPTY_TREE
+    staged = sorted(p for p in _changed(ctx, ["--cached", base]) if p in index or p in head)
     modified = sorted(p for p in _changed(ctx, []) if p in index)
     git_remote = ctx.default_git_remote()
-    unpushed = (
-        scan.pointers_in_range(ctx.top, ["HEAD"], [f"--remotes={git_remote}"] if git_remote else [])
-        if _has_head(ctx)
-        else []
-    )
+    excluded = [f"--remotes={git_remote}"] if git_remote else []
+    unpushed = scan.pointers_in_range(ctx.top, ["HEAD"], excluded) if has_head else []
 
     def show(title: str, rows: list[str]) -> None:
         ui.info(f"{title}:")
