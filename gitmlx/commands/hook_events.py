@@ -7,6 +7,8 @@ command that ran them fails visibly; they also make sure gitmlx's hooks are pres
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gitmlx import ui
 from gitmlx.errors import MlxError
 from gitmlx.filter_session import DEFERRED_FILE, UNRESTORED_FILE, take_paths
@@ -28,7 +30,7 @@ def run(event: str, args: list[str]) -> int:
     if event == "post-commit":
         return 0
     status = place_deferred(paths.git_dir)
-    unrestored = take_paths(paths.git_dir, UNRESTORED_FILE)
+    unrestored = still_pointers(take_paths(paths.git_dir, UNRESTORED_FILE))
     if not unrestored:
         return status
     listed = ", ".join(f"'{p}'" for p in unrestored[:SHOWN])
@@ -40,8 +42,31 @@ def run(event: str, args: list[str]) -> int:
     return 1
 
 
-def place_deferred(git_dir) -> int:  # noqa: ANN001 - a Path
-    """Write the content of files smudge left as pointers because of mlx.smudgelimit."""
+def still_pointers(recorded: list[str]) -> list[str]:
+    """The recorded paths whose work-tree file really holds its pointer now.
+
+    Smudge also runs outside checkouts (git diff and git show smudge into temporary
+    files), so a failure recorded there must not be reported against the work tree.
+    """
+    if not recorded:
+        return []
+    from gitmlx.context import RepoContext
+    from gitmlx.git import scan
+    from gitmlx.worktree import holds_pointer
+
+    ctx = RepoContext()
+    if ctx.paths.work_tree is None:
+        return []
+    files = scan.pointers_in_index(ctx.top, recorded)
+    return sorted(f.path for f in files if holds_pointer(ctx.paths.work_tree, f))
+
+
+def place_deferred(git_dir: Path) -> int:
+    """Write the content of files smudge left as pointers because of mlx.smudgelimit.
+
+    Paths recorded by a smudge into a temporary file (a diff) are skipped: only files
+    that hold their pointer in the work tree are placed.
+    """
     deferred = take_paths(git_dir, DEFERRED_FILE)
     if not deferred:
         return 0
@@ -50,8 +75,7 @@ def place_deferred(git_dir) -> int:  # noqa: ANN001 - a Path
     from gitmlx.git import scan
 
     ctx = RepoContext()
-    wanted = set(deferred)
-    files = [f for f in scan.pointers_in_index(ctx.top) if f.path in wanted]
+    files = scan.pointers_in_index(ctx.top, deferred)
     result = actions.place(ctx, files)
     if result.missing or result.failed:
         for tracked in result.missing:

@@ -5,6 +5,11 @@ file, or a temporary file with the *smudged* blob) and diffs the two outputs, so
 `git diff`, `git log -p` and `git show` print which tensors, arrays or rows changed
 instead of "Binary files differ". See docs/diff-driver.md.
 
+A pointer (skip-smudge, an excluded path, a file over `mlx.smudgelimit` that the filter
+checks out as its pointer, an object that could not be fetched) is summarised as the
+object it names when that object is in the local store, so the diff is the same whether
+or not the work tree holds the content; otherwise as the pointer itself.
+
 The summary goes to stdout as UTF-8: it is this command's whole output, like a filter's
 content, so it is written here rather than through `ui`. Bad content never fails the
 command (git would abort the whole diff); only an unreadable FILE does.
@@ -13,9 +18,12 @@ Must not: import click, tqdm, boto3 or pygit2 (git starts it once per file per d
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from gitmlx.errors import MlxError, UsageError
+from gitmlx.pointer import Pointer
 
 
 def run(path: str) -> int:
@@ -25,7 +33,7 @@ def run(path: str) -> int:
 
     out = sys.stdout.buffer
     try:
-        for line in diffs.summarize(path):
+        for line in diffs.summarize(path, resolve=_local_object):
             out.write(line.encode("utf-8", "backslashreplace") + b"\n")
     except BrokenPipeError:
         raise
@@ -35,3 +43,18 @@ def run(path: str) -> int:
         ) from None
     out.flush()
     return 0
+
+
+def _local_object(pointer: Pointer) -> Path | None:
+    """The store's copy of `pointer`'s object, if it has one of the right size.
+
+    Not re-hashed against the oid: the store names an object only after verifying it,
+    `git mlx fsck` re-checks, and a diff is a display, not a checkout.
+    """
+    from gitmlx.context import RepoContext  # only a pointer pays for config and store
+
+    try:
+        found = RepoContext().store.path(pointer.oid)
+        return found if os.stat(found).st_size == pointer.size else None
+    except (MlxError, OSError):
+        return None

@@ -115,6 +115,10 @@ def clip(text: str, limit: int = 2000) -> str:
     return f"{text[:limit]}… [{len(text)} chars, {short(digest)}]"
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def max_rows() -> int:
     """Rows shown one per line before the rest is summarised (GIT_MLX_DIFF_MAX_ROWS)."""
     value = os.environ.get(MAX_ROWS_ENV, "").strip()
@@ -133,6 +137,8 @@ def detect(name: str, head: bytes, size: int) -> str:
     formats (CSV, JSONL), and for binary ones whose magic is wrong (so the summary can
     say what is wrong with the file instead of calling it unknown binary data).
     """
+    if size == 0:
+        return "empty"
     if size < pointers.MAX_POINTER_SIZE and pointers.parse(head) is not None:
         return "pointer"
     ext = os.path.splitext(name)[1].lower()
@@ -185,6 +191,10 @@ def _pointer(path: str | os.PathLike[str], size: int) -> Iterator[str]:
     yield f"{kind}: oid sha256:{parsed.oid}, size {parsed.size} (content not checked out)"
 
 
+def _empty(path: str | os.PathLike[str], size: int) -> Iterator[str]:
+    yield "empty file"
+
+
 def _text(path: str | os.PathLike[str], size: int) -> Iterator[str]:
     with open(path, "rb") as f:
         data = f.read(TEXT_LIMIT + 1)
@@ -201,6 +211,8 @@ def _summarizer(kind: str) -> Callable[[str | os.PathLike[str], int], Iterator[s
         return _pointer
     if kind == "text":
         return _text
+    if kind == "empty":
+        return _empty
     if kind == "safetensors":
         from gitmlx.diffs import safetensors
 
@@ -221,17 +233,29 @@ def _summarizer(kind: str) -> Callable[[str | os.PathLike[str], int], Iterator[s
     return fallback
 
 
-def summarize(path: str | os.PathLike[str]) -> Iterator[str]:
+#: Finds the content a pointer stands for (a path in the local store), or None.
+Resolver = Callable[[pointers.Pointer], "str | os.PathLike[str] | None"]
+
+
+def summarize(path: str | os.PathLike[str], resolve: Resolver | None = None, name: str | None = None) -> Iterator[str]:
     """The summary of the file at `path`, one line per item (without line ends).
 
-    Never raises for the file's content: a summarizer that fails (malformed content, or
-    a bug) is followed by one line saying why and the size-and-hash summary. Raises
+    A pointer is summarised as the content it stands for when `resolve` finds that
+    locally; else as the pointer. `name` (default: `path`) is what the extension is taken
+    from. Never raises for the file's content: a summarizer that fails (malformed content,
+    or a bug) is followed by one line saying why and the size-and-hash summary. Raises
     OSError only when the file itself cannot be read.
     """
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(HEAD_SIZE)
-    kind = detect(os.fspath(path), head, size)
+    kind = detect(name or os.fspath(path), head, size)
+    if kind == "pointer" and resolve is not None:
+        parsed = pointers.parse(head)
+        local = resolve(parsed) if parsed is not None else None
+        if local is not None:
+            yield from summarize(local, None, name or os.fspath(path))
+            return
     try:
         yield from _summarizer(kind)(path, size)
     except Exception as exc:  # noqa: BLE001 - git aborts the whole diff if a textconv fails

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from gitmlx.diffs import NPY_MAGIC, Malformed, hash_stream, quote, short
+from gitmlx.diffs import NPY_MAGIC, Malformed, hash_stream, plural, quote, short
 
 #: numpy itself refuses headers over 10 000 bytes by default; structured dtypes with many
 #: fields can legitimately need more, and `literal_eval` of this much is still cheap.
@@ -116,7 +116,7 @@ def summarize_npz(path: str | os.PathLike[str], size: int) -> Iterator[str]:
         members = sorted((i for i in archive.infolist() if not i.is_dir()), key=lambda i: i.filename)
         arrays = sum(1 for i in members if i.filename.endswith(".npy"))
         others = len(members) - arrays
-        yield f"npz: {arrays} arrays" + (f", {others} other members" if others else "")
+        yield f"npz: {plural(arrays, 'array')}" + (f", {plural(others, 'other member')}" if others else "")
         for info in members:
             yield _member_line(archive, info)
 

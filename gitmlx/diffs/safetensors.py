@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from gitmlx.diffs import MAX_SAFETENSORS_HEADER, Malformed, clip, hash_range, quote, short
+from gitmlx.diffs import MAX_SAFETENSORS_HEADER, Malformed, clip, hash_range, plural, quote, short
 from gitmlx.sizes import human_size
 
 #: Bits per element of the dtypes the format defines; others are shown but not size-checked.
@@ -134,7 +134,7 @@ def summarize(path: str | os.PathLike[str], size: int) -> Iterator[str]:
         for tensor in sorted(header.tensors, key=lambda t: (t.begin, t.end)):
             digests[tensor.name] = hash_range(f, header.data_start + tensor.begin, tensor.end - tensor.begin)
     data_bytes = sum(t.end - t.begin for t in header.tensors)
-    yield f"safetensors: {len(header.tensors)} tensors, {human_size(data_bytes)} of tensor data"
+    yield f"safetensors: {plural(len(header.tensors), 'tensor')}, {human_size(data_bytes)} of tensor data"
     for key in sorted(header.metadata):
         yield f"__metadata__ {quote(key)}: {clip(header.metadata[key], 1000)}"
     for tensor in sorted(header.tensors, key=lambda t: t.name):

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from gitmlx.diffs import MAX_ROWS_ENV, Malformed, clip, fallback, hash_range, max_rows, quote, short
+from gitmlx.diffs import MAX_ROWS_ENV, Malformed, clip, fallback, hash_range, max_rows, plural, quote, short
 
 #: A longer physical line is not parsed: CSV gives up (size and hash only); a JSONL line is
 #: shown as its length and hash.
@@ -66,9 +66,9 @@ class RowLines:
         lines = []
         if self.rows == self.limit + 1:
             lines.append(
-                f"-- rows after the first {self.limit} are summarised: one line per chunk of about {CHUNK_ROWS} rows,"
-                f" cut where the content says, so an added or removed row changes only its chunk's line"
-                f" (set {MAX_ROWS_ENV} to show more rows)"
+                f"(rows after the first {self.limit} are summarised: one line per chunk of about {CHUNK_ROWS} rows,"
+                f" cut where the content says, so an added or removed row changes only its chunk's line;"
+                f" set {MAX_ROWS_ENV} to show more rows)"
             )
         data = row.encode("utf-8", "surrogatepass") + b"\n"
         if self._chunk is None:
@@ -83,12 +83,12 @@ class RowLines:
         assert self._chunk is not None
         digest = short(self._chunk.hexdigest())
         self._chunk = None
-        return f"-- chunk: {self._chunk_rows} rows, {digest}, from {clip(self._chunk_first, 80)}"
+        return f"(chunk: {plural(self._chunk_rows, 'row')}, {digest}, from {clip(self._chunk_first, 80)})"
 
     def finish(self) -> Iterator[str]:
         if self._chunk is not None:
             yield self._end_chunk()
-        yield f"-- {self.rows} rows"
+        yield f"({plural(self.rows, 'row')})"
 
 
 # --- CSV / TSV ---------------------------------------------------------------------------
@@ -161,8 +161,9 @@ def summarize_tsv(path: str | os.PathLike[str], size: int) -> Iterator[str]:
 # --- JSONL -------------------------------------------------------------------------------
 
 
-def _json_lines(f: BinaryIO) -> Iterator[str]:
-    """Each non-blank line as text; a line over MAX_LINE bytes as its length and hash."""
+def _json_lines(f: BinaryIO) -> Iterator[tuple[str, bool]]:
+    """Each non-blank line as (text, True); a line over MAX_LINE bytes is not parsed but
+    given as (its length and hash, False)."""
     first = True
     while line := f.readline(MAX_LINE):
         if len(line) >= MAX_LINE and not line.endswith(b"\n"):
@@ -171,7 +172,7 @@ def _json_lines(f: BinaryIO) -> Iterator[str]:
             while not line.endswith(b"\n") and (line := f.readline(MAX_LINE)):
                 digest.update(line)
                 total += len(line)
-            yield f"(a line of {total} bytes, {short(digest.hexdigest())})"
+            yield f"(a line of {total} bytes, {short(digest.hexdigest())})", False
             first = False
             continue
         text = line.decode("utf-8", "backslashreplace").rstrip("\r\n")
@@ -179,10 +180,11 @@ def _json_lines(f: BinaryIO) -> Iterator[str]:
             text = text.removeprefix("\ufeff")
             first = False
         if text.strip():
-            yield text
+            yield text, True
 
 
-def _canonical_json(text: str) -> tuple[str, object]:
+def _parse_json(text: str) -> tuple[str, object]:
+    """(the row's canonical JSON, its value), or the text marked as not JSON."""
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
@@ -193,18 +195,18 @@ def _canonical_json(text: str) -> tuple[str, object]:
 def summarize_jsonl(path: str | os.PathLike[str], size: int) -> Iterator[str]:
     with open(path, "rb") as f:
         keys: set[str] = set()
-        for i, text in enumerate(_json_lines(f)):
+        for i, (text, parse) in enumerate(_json_lines(f)):
             if i >= KEY_SAMPLE_ROWS:
                 break
-            value = _canonical_json(text)[1]
+            value = _parse_json(text)[1] if parse else None
             if isinstance(value, dict):
                 keys.update(value)
         f.seek(0)
         shown = json.dumps(sorted(keys), ensure_ascii=False, separators=(",", ":"))
         yield f"jsonl keys (first {KEY_SAMPLE_ROWS} rows): {clip(shown, ROW_CHARS)}"
         rows = RowLines(max_rows())
-        for text in _json_lines(f):
-            yield from rows.add(_canonical_json(text)[0])
+        for text, parse in _json_lines(f):
+            yield from rows.add(_parse_json(text)[0] if parse else text)
         yield from rows.finish()
 
 
@@ -226,13 +228,13 @@ def summarize_parquet(path: str | os.PathLike[str], size: int) -> Iterator[str]:
         return
     parquet = pq.ParquetFile(path)  # reads the footer only
     meta = parquet.metadata
-    yield f"parquet: {meta.num_columns} columns, {meta.num_row_groups} row groups"
+    yield f"parquet: {plural(meta.num_columns, 'column')}, {plural(meta.num_row_groups, 'row group')}"
     for field in parquet.schema_arrow:
         yield f"column {quote(field.name)}: {field.type}{'' if field.nullable else ' not null'}"
     with open(path, "rb") as f:
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
-            yield f"row group {g}: {group.num_rows} rows"
+            yield f"row group {g}: {plural(group.num_rows, 'row')}"
             for c in range(group.num_columns):
                 yield _column_chunk_line(f, size, g, group.column(c))
     limit = max_rows()
@@ -250,10 +252,10 @@ def summarize_parquet(path: str | os.PathLike[str], size: int) -> Iterator[str]:
             if shown >= limit:
                 break
         if meta.num_rows > shown:
-            yield f"-- rows after the first {shown} are not shown: the column hashes above cover them"
+            yield f"(rows after the first {shown} are not shown: the column hashes above cover them)"
     elif limit:
-        yield "-- rows are not shown: a row group is too large to decode here; the column hashes above cover them"
-    yield f"-- {meta.num_rows} rows"
+        yield "(rows are not shown: a row group is too large to decode here; the column hashes above cover them)"
+    yield f"({plural(meta.num_rows, 'row')})"
 
 
 def _column_chunk_line(f: BinaryIO, size: int, group: int, column) -> str:

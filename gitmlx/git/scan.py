@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitmlx import pointer as pointers
+from gitmlx.errors import MlxError
 from gitmlx.git.plumbing import run_git
 from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
 
@@ -92,8 +93,8 @@ def pointers_in_tree(cwd: Path, rev: str = "HEAD", paths: Sequence[str] = ()) ->
 
 
 def pointers_in_index(cwd: Path, paths: Sequence[str] = ()) -> list[TrackedFile]:
-    """Pointer files staged in the index (stage 0 only)."""
-    out = run_git(["ls-files", "-s", "-z", "--", *paths], cwd=cwd)
+    """Pointer files staged in the index (stage 0 only); `paths` are literal, not globs."""
+    out = run_git(["ls-files", "-s", "-z", "--", *(f":(literal,top){p}" for p in paths)], cwd=cwd)
     entries = []
     for record in out.split(b"\0"):
         if not record:
@@ -120,3 +121,34 @@ def pointers_in_range(cwd: Path, include: Sequence[str], exclude: Sequence[str] 
         if sep and path:
             entries.append(("100644", sha.decode(), _decode(path)))
     return _collect(cwd, entries, _sizes(cwd, [sha for _, sha, _ in entries]))
+
+
+@dataclass(frozen=True)
+class BlobAt:
+    """What `REV:PATH` names: a blob id, its size, and its pointer when it is one."""
+
+    sha: str
+    size: int
+    pointer: Pointer | None
+
+
+def blob_at(cwd: Path, rev: str, path: str) -> BlobAt | None:
+    """The blob at `path` in the tree of `rev`; None when either does not exist.
+
+    Raises MlxError when `path` names a directory or a submodule there.
+    """
+    spec = f"{rev}:{path}"
+    out = run_git(
+        ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+        cwd=cwd,
+        input=spec.encode("utf-8", "surrogateescape") + b"\n",
+    )
+    parts = out.decode("utf-8", "surrogateescape").rstrip("\n").rsplit(" ", 2)
+    if len(parts) != 3 or parts[2] in ("missing", "ambiguous") or not parts[2].isdigit():
+        return None
+    sha, kind, size = parts[0], parts[1], int(parts[2])
+    if kind != "blob":
+        what = {"tree": "a directory", "commit": "a submodule"}.get(kind, f"a {kind}")
+        raise MlxError(f"'{path}' at '{rev}' is {what}, not a file", "name a file in the repository")
+    pointer = read_pointers(cwd, [sha]).get(sha) if size < MAX_POINTER_SIZE else None
+    return BlobAt(sha, size, pointer)
