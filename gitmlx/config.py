@@ -159,6 +159,18 @@ def parse_size(text: str) -> int | None:
     return int(number) * _UNITS[unit]
 
 
+def git_settings(skip_smudge: bool = False) -> dict[str, str]:
+    """The git config `git mlx install` writes: the filter and the diff driver."""
+    skip = " --skip" if skip_smudge else ""
+    return {
+        "filter.mlx.process": f"git-mlx filter-process{skip}",
+        "filter.mlx.clean": "git-mlx clean -- %f",
+        "filter.mlx.smudge": f"git-mlx smudge{skip} -- %f",
+        "filter.mlx.required": "true",
+        "diff.mlx.textconv": "git-mlx textconv",  # cachetextconv stays off: docs/diff-driver.md
+    }
+
+
 def parse_bool(text: str) -> bool:
     """git's boolean spelling: true/yes/on/1 are true, everything else false."""
     return text.strip().lower() in ("1", "true", "yes", "on")
@@ -182,9 +194,8 @@ def endpoint_origin(url: str) -> str:
 def trusted_without_asking(url: str) -> bool:
     """Endpoints a committed `.mlxconfig` may name without the user's say-so: AWS's own
     S3 endpoints over https, and loopback (a local test server). See docs/threat-model.md."""
-    from urllib.parse import urlsplit
-
     import ipaddress
+    from urllib.parse import urlsplit
 
     parts = urlsplit(url.strip())
     host = (parts.hostname or "").lower()

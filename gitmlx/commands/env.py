@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gitmlx import __version__, ui
-from gitmlx.config import SETTINGS
+from gitmlx.config import SETTINGS, git_settings
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError
 
@@ -24,6 +24,6 @@ def run() -> int:
         found = ctx.config.get(setting.key)
         if found is not None:
             ui.info(f"{setting.key}={found.value}\t[{found.source}]")
-    for key in ("filter.mlx.process", "filter.mlx.clean", "filter.mlx.smudge", "filter.mlx.required"):
+    for key in git_settings():
         ui.info(f"{key}={ctx.config.git(key) or '(unset)'}")
     return 0

@@ -6,19 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitmlx import ui
+from gitmlx.config import git_settings
 from gitmlx.errors import MlxError, NotARepository, UsageError
 from gitmlx.git import hooks, plumbing
-
-
-def filter_config(skip_smudge: bool) -> dict[str, str]:
-    skip = " --skip" if skip_smudge else ""
-    return {
-        "filter.mlx.process": f"git-mlx filter-process{skip}",
-        "filter.mlx.clean": "git-mlx clean -- %f",
-        "filter.mlx.smudge": f"git-mlx smudge{skip} -- %f",
-        "filter.mlx.required": "true",
-        "diff.mlx.textconv": "git-mlx textconv",  # cachetextconv stays off: docs/diff-driver.md
-    }
 
 
 def run(scope: str = "global", skip_smudge: bool = False, force: bool = False) -> int:
@@ -28,7 +18,7 @@ def run(scope: str = "global", skip_smudge: bool = False, force: bool = False) -
         paths = None
     if scope == "local" and (paths is None or paths.work_tree is None):
         raise UsageError("'--local' needs a repository with a work tree", "run it inside your repository")
-    for key, value in filter_config(skip_smudge).items():
+    for key, value in git_settings(skip_smudge).items():
         plumbing.set_config(key, value, scope=scope, cwd=paths.work_tree if paths else None)
     ui.info(f"gitmlx filters configured ({scope})")
     if paths is None or paths.work_tree is None:

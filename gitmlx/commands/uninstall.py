@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from gitmlx import ui
+from gitmlx.config import git_settings
 from gitmlx.errors import NotARepository
 from gitmlx.git import hooks, plumbing
-
-FILTER_KEYS = (
-    "filter.mlx.process",
-    "filter.mlx.clean",
-    "filter.mlx.smudge",
-    "filter.mlx.required",
-    "diff.mlx.textconv",
-)
 
 
 def run(scope: str = "global") -> int:
@@ -21,7 +14,7 @@ def run(scope: str = "global") -> int:
     except NotARepository:
         paths = None
     cwd = paths.work_tree if paths else None
-    for key in FILTER_KEYS:
+    for key in git_settings():
         plumbing.unset_config(key, scope=scope, cwd=cwd)
     ui.info(f"gitmlx filters removed ({scope})")
     if paths is not None and paths.work_tree is not None:
