@@ -250,12 +250,71 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         call(lambda: cmd.run(file))
 
     @group.command()
+    @click.option("--remote", "check_remote", is_flag=True, help="also check the remote holds what HEAD needs")
+    @click.option("--full", is_flag=True, help="with --remote: rebuild each object from the remote and verify it")
+    @quiet_option
+    def fsck(check_remote: bool, full: bool, quiet: bool) -> None:
+        """Re-hash the local store (corrupt objects go to bad/); check the remote."""
+        from gitmlx.commands import fsck as cmd
+
+        call(lambda: cmd.run(check_remote, full, quiet))
+
+    @group.command()
+    @click.option("--dry-run", is_flag=True, help="only report what would be deleted")
+    @click.option("--verify-remote", is_flag=True, help="delete only objects whose manifest and packs are intact")
+    @click.option("-v", "--verbose", is_flag=True, help="list each object deleted")
+    def prune(dry_run: bool, verify_remote: bool, verbose: bool) -> None:
+        """Delete local objects that no recent ref needs and that the remote holds."""
+        from gitmlx.commands import prune as cmd
+
+        call(lambda: cmd.run(dry_run, verify_remote, verbose))
+
+    @group.command()
+    @click.option("--remote", "remote_flag", is_flag=True, help="collect the artifact remote (required)")
+    @click.argument("remote_name", required=False)
+    @click.option("--dry-run", is_flag=True, help="report only (the default)")
+    @click.option("--confirm", is_flag=True, help="delete what is due and mark what is unreachable")
+    @click.option("--grace", type=click.FloatRange(min=0), metavar="DAYS", help="grace period (default mlx.gcgrace, 7)")
+    def gc(remote_flag: bool, remote_name: str | None, dry_run: bool, confirm: bool, grace: float | None) -> None:
+        """Delete remote objects no ref of the git remote reaches (dry run unless --confirm)."""
+        if not remote_flag:
+            raise click.UsageError("only 'gc --remote' exists; 'git mlx prune' cleans the local store")
+        if dry_run and confirm:
+            raise click.UsageError("--dry-run and --confirm contradict each other")
+        from gitmlx.commands import gc as cmd
+
+        call(lambda: cmd.run(remote_name, confirm, grace))
+
+    @group.command()
     @click.argument("remote_name", required=False)
     def du(remote_name: str | None) -> None:
         """Logical bytes vs bytes stored, locally and on the remote (the dedup ratio)."""
         from gitmlx.commands import du as cmd
 
         call(lambda: cmd.run(remote_name))
+
+    @group.group()
+    def migrate() -> None:
+        """Move a repository to gitmlx: from Git LFS, or large blobs already in history."""
+
+    @migrate.command("from-lfs", short_help="Take over a Git LFS repository, history kept.")
+    @click.option("--fetch", is_flag=True, help="run 'git lfs fetch --all' first (needs git-lfs)")
+    def migrate_from_lfs(fetch: bool) -> None:
+        """Switch filter=lfs to gitmlx and import .git/lfs/objects; LFS pointers keep working."""
+        from gitmlx.commands import migrate as cmd
+
+        call(lambda: cmd.run_from_lfs(fetch))
+
+    @migrate.command("import", short_help="Rewrite history so matching blobs become pointers.")
+    @click.option("-I", "--include", "include", multiple=True, required=True, help="gitattributes pattern (repeatable)")
+    @click.option("--everything", is_flag=True, help="rewrite every ref, remote-tracking ones included")
+    @click.option("--above", metavar="SIZE", help="only blobs larger than SIZE (e.g. 1MiB)")
+    @click.argument("refs", nargs=-1)
+    def migrate_import(include: tuple[str, ...], everything: bool, above: str | None, refs: tuple[str, ...]) -> None:
+        """Rewrite REFs (default: the current branch) so matching blobs become pointers."""
+        from gitmlx.commands import migrate as cmd
+
+        call(lambda: cmd.run_import(list(include), list(refs), everything, above))
 
     @group.command()
     @click.option("--keep", is_flag=True, help="keep the scratch folder")

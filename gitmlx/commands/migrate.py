@@ -1,0 +1,123 @@
+"""`git mlx migrate from-lfs [--fetch]` and `git mlx migrate import --include P ...`:
+take over a Git LFS repository (its pointers keep working), or rewrite history so large
+blobs become pointers. The work is in gitmlx/migrate.py; this module reports it."""
+
+from __future__ import annotations
+
+from gitmlx import migrate, ui
+from gitmlx.config import parse_size
+from gitmlx.context import RepoContext
+from gitmlx.errors import MlxError, UsageError
+from gitmlx.sizes import human_size
+
+SHOWN = 5
+
+
+def _listed(items: list[str]) -> str:
+    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return ", ".join(f"'{i}'" for i in items[:SHOWN]) + more
+
+
+def run_from_lfs(fetch: bool = False) -> int:
+    ctx = RepoContext()
+    if ctx.paths.work_tree is None:
+        raise MlxError("this is a bare repository", "run 'git mlx migrate from-lfs' in a clone with a work tree")
+    top = ctx.top
+    migrate.mlx_filter_config(ctx)  # fail before changing anything when gitmlx is not installed
+    if fetch:
+        if migrate.lfs_available(top):
+            ui.note("running 'git lfs fetch --all' ...")
+            migrate.fetch_lfs(top)
+        else:
+            ui.warn("git-lfs is not installed, so '--fetch' cannot download Git LFS objects; importing what is local")
+
+    edits = migrate.switch_attributes(top)
+    for edit in edits:
+        ui.info(f"switched '{edit.path}': {edit.lines} line(s) from filter=lfs to filter=mlx")
+    if not edits:
+        ui.info("no .gitattributes line uses filter=lfs (already switched?)")
+
+    objects = migrate.lfs_objects_dir(ctx)
+    imported = migrate.import_lfs_objects(objects, ctx.store)
+    where = objects.relative_to(top) if objects.is_relative_to(top) else objects
+    ui.info(
+        f"imported {len(imported.imported)} Git LFS object(s) ({human_size(imported.imported_bytes)}) "
+        f"from '{where}' into gitmlx's store ({imported.present} already there)"
+    )
+
+    migrate.take_over_lfs_filter(ctx)
+    ui.info("filter=lfs now runs gitmlx in this clone (filter.lfs.* in .git/config): old commits check out through it")
+
+    removed, hooks = migrate.replace_lfs_hooks(top)
+    if removed:
+        ui.info(f"replaced Git LFS's hooks ({', '.join(removed)}) with gitmlx's")
+    for path in hooks.refused:
+        ui.warn(f"kept the hook '{path}' (not Git LFS's, not gitmlx's); 'git mlx install --force' chains it")
+
+    # Only a clone Git LFS worked in can be short of its objects; a clone made after the
+    # migration gets them from the gitmlx remote on checkout.
+    missing = migrate.missing_lfs_objects(top, ctx.store) if objects.is_dir() else []
+    if missing:
+        ui.warn(
+            f"{len({f.pointer.oid for f in missing})} object(s) named by Git LFS pointers in history are not "
+            f"here: {_listed(sorted({f.path for f in missing}))}"
+        )
+        ui.note("hint: run 'git mlx migrate from-lfs --fetch' while the Git LFS server still has them")
+
+    ui.info("next:")
+    if edits:
+        ui.info(f"  git add {' '.join(e.path for e in edits)}")
+        ui.info("  git commit -m 'Move large files from Git LFS to gitmlx'")
+    ui.info("  git mlx push --all    # uploads what every commit needs, old Git LFS objects included")
+    ui.info("  other clones: run 'git mlx migrate from-lfs' once, so their old commits check out through gitmlx")
+
+    for bad in imported.bad:
+        ui.error(f"skipped '{bad.path}': {bad.reason}")
+    if imported.bad:
+        raise MlxError(
+            f"{len(imported.bad)} Git LFS object(s) failed verification and were not imported",
+            "delete them and run 'git mlx migrate from-lfs --fetch' to download good copies",
+        )
+    return 0
+
+
+def run_import(include: list[str], refs: list[str], everything: bool, above: str | None) -> int:
+    above_bytes = None
+    if above is not None:
+        above_bytes = parse_size(above)
+        if above_bytes is None:
+            raise UsageError(f"invalid size {above!r} for --above", "write a size such as 1MiB, 500k or 1048576")
+    ctx = RepoContext()
+    options = migrate.ImportOptions(tuple(include), tuple(refs), everything, above_bytes)
+    result = migrate.import_history(ctx, options, lambda: ui.note("rewriting history with git-filter-repo ..."))
+
+    ui.info(
+        f"rewrote {result.commits} commit(s) of {'every ref' if everything else _listed(result.refs)}: "
+        f"{result.converted} file version(s) "
+        f"({human_size(result.converted_bytes)}) became gitmlx pointers, their content is in the local store"
+    )
+    if above_bytes is None:
+        patterns = " ".join(migrate.encode_pattern(p) for p in include)
+        ui.info(f"every rewritten commit's .gitattributes tracks: {patterns}")
+    else:
+        ui.info("every rewritten commit's .gitattributes tracks the paths it holds as pointers, by exact path")
+    if result.kept_small:
+        ui.info(f"{result.kept_small} matching file version(s) at or below {human_size(above_bytes or 0)} stayed as is")
+    if result.already_pointers:
+        ui.info(f"{result.already_pointers} matching file version(s) already were pointers")
+    if result.metadata_dir is not None:
+        ui.info(f"old → new commit ids: '{result.metadata_dir / 'commit-map'}'")
+    branches = [r.removeprefix("refs/heads/") for r in result.changed_refs if r.startswith("refs/heads/")]
+    tags = [r for r in result.changed_refs if r.startswith("refs/tags/")]
+    ui.info("next, once you have checked the result:")
+    ui.info("  git mlx push --all    # uploads the converted content to the artifact remote")
+    if branches:
+        ui.info(f"  git push --force origin {' '.join(branches)}")
+    if tags:
+        ui.info("  git push --force --tags origin")
+    ui.info("  everyone else re-clones (their old clones still hold the old history)")
+    ui.note(
+        "hint: the old blobs stay in .git until the reflogs expire; "
+        "'git reflog expire --expire=now --all && git gc --prune=now' frees the space now"
+    )
+    return 0
