@@ -218,6 +218,7 @@ class FilterSession:
         )
 
     def close(self) -> None:
+        self.ctx.store.sync()
         if self._stat_cache is not None:
             self._stat_cache.close()
         if self._pool is not None:

@@ -8,7 +8,11 @@ from gitmlx.filter_session import FilterSession
 
 
 def run(path: str = "") -> int:
-    pointer = FilterSession().clean(sys.stdin.buffer, path)
+    session = FilterSession()
+    try:
+        pointer = session.clean(sys.stdin.buffer, path)
+    finally:
+        session.close()
     sys.stdout.buffer.write(pointer)
     sys.stdout.buffer.flush()
     return 0

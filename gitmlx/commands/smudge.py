@@ -17,7 +17,10 @@ def run(path: str = "", skip_smudge: bool = False) -> int:
     os.dup2(2, 1)  # nothing but content may reach git on fd 1
     sys.stdout = sys.stderr
     session = FilterSession(skip_smudge, ui.warn, ui.error_line)
-    body = session.smudge(sys.stdin.buffer, path)
-    body(out)
-    out.flush()
+    try:
+        body = session.smudge(sys.stdin.buffer, path)
+        body(out)
+        out.flush()
+    finally:
+        session.close()
     return 0

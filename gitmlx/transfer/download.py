@@ -173,6 +173,7 @@ def fetch_one(
         return _fetch(store, remote, own, pointer.as_mlx(), progress)
     finally:
         own.close()
+        store.sync()
 
 
 def download(
@@ -207,4 +208,5 @@ def download(
 
     parallel(one, unique(pointers), concurrency)
     index.close()
+    store.sync()
     return result
