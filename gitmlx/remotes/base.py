@@ -52,11 +52,24 @@ class Remote(Protocol):
     def size(self, key: str) -> int | None:
         """The stored object's size in bytes, or None when there is none."""
 
-    def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None) -> None:
-        """Store the file at `path` under `key`, atomically."""
+    def put_file(
+        self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False
+    ) -> None:
+        """Store the file at `path` under `key`, atomically.
 
-    def get(self, key: str, sink: Sink, offset: int = 0, progress: ProgressCallback | None = None) -> None:
-        """Stream the object under `key`, from byte `offset` on, into `sink`."""
+        With `consume`, the caller no longer needs `path`: a backend may move the file
+        instead of copying it (a directory remote on the same file system does).
+        """
+
+    def get(
+        self,
+        key: str,
+        sink: Sink,
+        offset: int = 0,
+        progress: ProgressCallback | None = None,
+        length: int | None = None,
+    ) -> None:
+        """Stream the object under `key` from byte `offset` (at most `length` bytes) into `sink`."""
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         """Bytes `start` to `start + length` of the object (fewer only at its end)."""

@@ -36,9 +36,13 @@ class LocalRemote:
         except FileNotFoundError:
             return None
 
-    def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None) -> None:
+    def put_file(
+        self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False
+    ) -> None:
         final = self._path(key)
         tmp_dir = self.root / "tmp"
+        if consume and self._move(path, final, tmp_dir, progress):
+            return
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
             tmp = tmp_dir / f"put-{os.getpid()}-{secrets.token_hex(8)}"
@@ -60,6 +64,30 @@ class LocalRemote:
                 f"cannot write to remote '{self.display_url}': {exc.strerror or exc}",
                 "check that the directory exists and is writable",
             ) from exc
+
+    def _move(self, path: Path, final: Path, tmp_dir: Path, progress: ProgressCallback | None) -> bool:
+        """Rename `path` in (same file system only), after an fsync; False to copy instead."""
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            tmp = tmp_dir / f"put-{os.getpid()}-{secrets.token_hex(8)}"
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+            size = os.stat(path).st_size
+            os.rename(path, tmp)  # EXDEV across file systems: copy instead
+        except OSError:
+            return False
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise RemoteError(
+                f"cannot write to remote '{self.display_url}': {exc.strerror or exc}",
+                "check that the directory exists and is writable",
+            ) from exc
+        if progress:
+            progress(size)
+        return True
 
     def get(
         self,

@@ -184,7 +184,9 @@ class S3Remote:
         self._bucket_seen = True
         return int(head["ContentLength"])
 
-    def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None) -> None:
+    def put_file(
+        self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False
+    ) -> None:
         full = self._key(key)
         size = os.stat(path).st_size
         # Grow parts so a file of any size fits in 10,000 of them (5 GiB+ files work).

@@ -157,7 +157,7 @@ class Packer:
             # gc: same chunks in the same order as a marked pack, so the same key; protect it first.
             gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id])
         try:
-            self.remote.put_file(layout.pack_key(pack_id), writer.path)
+            self.remote.put_file(layout.pack_key(pack_id), writer.path, consume=True)
         finally:
             writer.path.unlink(missing_ok=True)
         with self._lock:
@@ -195,12 +195,13 @@ def upload(
     if not todo:
         return result
     check_format(remote, create=True, tmp_dir=store.tmp_dir)
-    missing = set(p.oid for p in missing_on_remote(remote, todo, concurrency))
     # Cooperate with `gc --remote` (docs/storage-format.md, "Garbage collection"): read its
-    # pending notes once. (a) A marked manifest may be deleted before our ref lands, so it
-    # counts as missing and is written again, after a `keep` note protects it; (b) chunks
-    # in marked packs are never reused (Packer).
+    # pending notes once, BEFORE looking at what the remote has (what is not marked now
+    # cannot be deleted before this push ends). (a) A marked manifest may be deleted before
+    # our ref lands, so it counts as missing and is written again, after a `keep` note
+    # protects it; (b) chunks in marked packs are never reused (Packer).
     marks = gc_marks.read_marks(remote)
+    missing = set(p.oid for p in missing_on_remote(remote, todo, concurrency))
     revive = {p.oid for p in todo if p.oid in marks.manifests}
     if revive:
         gc_marks.announce(remote, store.tmp_dir, manifests=revive)

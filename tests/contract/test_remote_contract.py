@@ -81,6 +81,25 @@ def test_put_then_exists_size_and_get_return_the_object(remote: Remote, stored: 
     assert sink.data == stored
 
 
+def test_put_consuming_the_file_stores_it_and_keeps_other_objects(
+    remote: Remote, stored: bytes, tmp_path: Path
+) -> None:
+    data = write_file(tmp_path / "moved", 300_000, seed=3)
+    remote.put_file("packs/ab/moved.pack", tmp_path / "moved", consume=True)
+    sink = Collect()
+    remote.get("packs/ab/moved.pack", sink)
+    assert sink.data == data
+    assert remote.size("objects/ab/cd/obj") == len(stored)
+    assert not [e.key for e in remote.list("tmp/")], "a consumed put left a temporary object"
+
+
+@pytest.mark.parametrize(("offset", "length"), [(0, 10), (5, 1000), (99_990, 10), (99_990, 100)])
+def test_get_with_length_streams_only_that_range(remote: Remote, stored: bytes, offset: int, length: int) -> None:
+    sink = Collect()
+    remote.get("objects/ab/cd/obj", sink, offset, None, length)
+    assert sink.data == stored[offset : offset + length]
+
+
 def test_missing_object_does_not_exist_and_has_no_size(remote: Remote) -> None:
     assert not remote.exists("objects/00/00/missing")
     assert remote.size("objects/00/00/missing") is None
