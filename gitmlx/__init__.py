@@ -1,3 +1,56 @@
-"""gitmlx: version ML artifacts (checkpoints, safetensors, datasets) with plain git."""
+"""gitmlx: version ML artifacts (checkpoints, safetensors, datasets) with plain git.
+
+The Python API (docs/python-api.md) is loaded on first use, so `import gitmlx` stays as
+cheap as the filter process needs it to be:
+
+    import gitmlx
+    with gitmlx.open("models/model.safetensors", rev="v1") as f: ...
+"""
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
+
+_API = {
+    "open": "gitmlx.api",
+    "read_range": "gitmlx.api",
+    "fetch_path": "gitmlx.api",
+    "load_tensors": "gitmlx.api",
+    "ArtifactFile": "gitmlx.reader",
+    "MlxError": "gitmlx.errors",
+    "IntegrityError": "gitmlx.errors",
+    "ObjectNotFound": "gitmlx.errors",
+}
+__all__ = [
+    "ArtifactFile",
+    "IntegrityError",
+    "MlxError",
+    "ObjectNotFound",
+    "__version__",
+    "fetch_path",
+    "load_tensors",
+    "open",
+    "read_range",
+]
+
+# Not `typing.TYPE_CHECKING`: importing typing would cost every `git-mlx` start ~3 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gitmlx.api import fetch_path, load_tensors, open, read_range  # noqa: A004
+    from gitmlx.errors import IntegrityError, MlxError, ObjectNotFound
+    from gitmlx.reader import ArtifactFile
+
+
+def __getattr__(name: str) -> object:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gitmlx' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

@@ -11,8 +11,13 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from gitmlx.errors import MlxError, NotARepository
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
 
 
 class GitError(MlxError):
@@ -39,6 +44,21 @@ def run_git(
         first = message[0] if message else f"exit status {proc.returncode}"
         raise GitError(f"git {args[0]} failed: {first.removeprefix('fatal: ')}")
     return proc.stdout
+
+
+def stream_git(args: Sequence[str], sink: _Sink, cwd: Path | str | None = None, block: int = 1024 * 1024) -> None:
+    """Run `git ARGS` and copy its stdout into `sink` in blocks (bounded memory)."""
+    with subprocess.Popen(
+        ["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        while data := proc.stdout.read(block):
+            sink.write(data)
+        stderr = proc.stderr.read()
+    if proc.returncode != 0:
+        message = stderr.decode("utf-8", "replace").strip().splitlines()
+        first = message[0] if message else f"exit status {proc.returncode}"
+        raise GitError(f"git {args[0]} failed: {first.removeprefix('fatal: ')}")
 
 
 def env_for_other_repo() -> dict[str, str]:
