@@ -9,7 +9,10 @@ Must not: do I/O.
 
 from __future__ import annotations
 
+import calendar
 import json
+import re
+import time
 
 from gitmlx.errors import RemoteError
 from gitmlx.pointer import is_valid_oid
@@ -19,6 +22,10 @@ FORMAT_VERSION = 1
 MANIFESTS_PREFIX = "manifests/"
 PACKS_PREFIX = "packs/"
 PACK_SUFFIX = ".pack"
+#: Garbage-collection notes (`gc --remote` and cooperating pushers); see "Garbage collection".
+GC_PREFIX = "gc/"
+GC_KINDS = ("pending", "keep", "deleting")
+_GC_KEY_RE = re.compile(r"gc/(pending|keep|deleting)-([0-9]{8}T[0-9]{6}Z)-([0-9a-f]{16})\.json")
 
 
 def manifest_key(oid: str) -> str:
@@ -43,6 +50,25 @@ def oid_from_manifest_key(key: str) -> str | None:
 def pack_id_from_key(key: str) -> str | None:
     name = key.rsplit("/", 1)[-1].removesuffix(PACK_SUFFIX)
     return name if is_valid_oid(name) and key == pack_key(name) else None
+
+
+def gc_key(kind: str, created: int, token: str) -> str:
+    """`gc/<kind>-<YYYYmmddTHHMMSSZ>-<16 hex>.json`: a gc note written at `created` (UTC)."""
+    if kind not in GC_KINDS or not re.fullmatch(r"[0-9a-f]{16}", token):
+        raise ValueError(f"invalid gc note {kind!r} {token!r}")
+    return f"{GC_PREFIX}{kind}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(created))}-{token}.json"
+
+
+def gc_note_from_key(key: str) -> tuple[str, int] | None:
+    """(kind, created as Unix seconds) of a gc note key; None for any other key."""
+    match = _GC_KEY_RE.fullmatch(key)
+    if match is None:
+        return None
+    try:
+        created = time.strptime(match.group(2), "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return None
+    return match.group(1), calendar.timegm(created)
 
 
 def format_document() -> bytes:

@@ -1,0 +1,52 @@
+"""`git mlx prune [--dry-run] [--verify-remote]`: delete local objects that no recent ref
+needs and that the artifact remote holds."""
+
+from __future__ import annotations
+
+from gitmlx import ui
+from gitmlx.context import RepoContext
+from gitmlx.errors import ConfigError
+from gitmlx.maintenance import prune, reach
+from gitmlx.sizes import human_size
+from gitmlx.transfer.gc_marks import now
+
+DEFAULT_OFFSET_DAYS = 3.0
+
+
+def offset_days(ctx: RepoContext) -> float:
+    found = ctx.config.get("mlx.pruneoffsetdays")
+    if found is None:
+        return DEFAULT_OFFSET_DAYS
+    try:
+        days = float(found.value)
+    except ValueError:
+        days = -1.0
+    if days < 0:
+        raise ConfigError(
+            f"invalid mlx.pruneoffsetdays {found.value!r} (from {found.source})",
+            "set it to a number of days, 0 or more",
+        )
+    return days
+
+
+def run(dry_run: bool = False, verify_remote: bool = False, verbose: bool = False) -> int:
+    ctx = RepoContext()
+    keep = reach.keep_list(ctx.top, offset_days(ctx), now())
+    remote = ctx.open_remote()
+    report = prune.prune(ctx.store, remote, keep.all, dry_run, verify_remote, ctx.config.integer("mlx.concurrency"))
+    verb = "would prune" if dry_run else "pruned"
+    if verbose or dry_run:
+        for obj in report.pruned:
+            ui.info(f"{verb} {obj.oid[:10]} ({human_size(obj.size)})")
+    ui.info(
+        f"{verb} {len(report.pruned)} of {len(report.total)} local objects, "
+        f"{'freeing' if not dry_run else 'to free'} {human_size(report.pruned_bytes)}; "
+        f"kept {report.kept} ({human_size(report.kept_bytes)})"
+    )
+    if report.not_on_remote:
+        what = "does not hold them intact" if verify_remote else "does not hold them"
+        ui.note(
+            f"kept {len(report.not_on_remote)} object(s) no recent ref needs: remote '{remote.display_url}' "
+            f"{what}; 'git mlx push --all' uploads them"
+        )
+    return 0
