@@ -40,6 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
         default="4GiB",
         doc="objects above this size are written by the post-checkout hook, not through git's memory (0: no limit)",
     ),
+    Setting("mlx.gcgrace", (), from_mlxconfig=False, default="7", doc="days before gc --remote deletes"),
+    Setting("mlx.pruneoffsetdays", (), from_mlxconfig=False, default="3", doc="prune keeps commits this recent"),
     Setting(
         "mlx.skipsmudge",
         ("GIT_MLX_SKIP_SMUDGE",),

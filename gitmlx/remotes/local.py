@@ -122,7 +122,11 @@ class LocalRemote:
             raise ObjectNotFound(f"'{key}' is not on remote '{self.display_url}'") from None
 
     def list(self, prefix: str = "") -> Iterator[RemoteEntry]:
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        # Walk only below the prefix's folder: pushes list the small gc/ folder, and must
+        # not pay for a walk of every pack and manifest.
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root.joinpath(*folder.split("/")) if folder else self.root
+        for dirpath, dirnames, filenames in os.walk(start):
             rel_dir = os.path.relpath(dirpath, self.root)
             if rel_dir == "tmp":
                 dirnames[:] = []
