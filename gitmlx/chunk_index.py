@@ -40,10 +40,19 @@ class LocalChunk:
 
 
 class ChunkIndex:
+    """Thread-safe. Writes are buffered in memory (and visible to this object's reads at
+    once) and reach sqlite in one transaction per batch: one transaction per object cost
+    a clone of 2,000 small files a second of serial time. Call `close` to flush."""
+
+    FLUSH_ROWS = 20_000
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._remote_rows: dict[tuple[str, bytes], tuple] = {}
+        self._local_rows: dict[bytes, tuple] = {}
+        self._db_has_local: bool | None = None
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -55,32 +64,57 @@ class ChunkIndex:
             self._db = db
         return self._db
 
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def _select(self, sql: str, keys: list[bytes], extra: tuple = ()) -> list[tuple]:
-        rows: list[tuple] = []
+    def flush(self) -> None:
         with self._lock:
-            db = self._conn()
-            for i in range(0, len(keys), _BATCH):
-                batch = keys[i : i + _BATCH]
-                marks = ",".join("?" * len(batch))
-                rows += db.execute(sql.format(marks=marks), (*extra, *batch)).fetchall()
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._remote_rows and not self._local_rows:
+            return
+        db = self._conn()
+        db.execute("BEGIN")
+        db.executemany("INSERT OR REPLACE INTO remote_chunks VALUES (?,?,?,?,?,?,?)", self._remote_rows.values())
+        db.executemany("INSERT OR REPLACE INTO local_chunks VALUES (?,?,?,?)", self._local_rows.values())
+        db.execute("COMMIT")
+        if self._local_rows:
+            self._db_has_local = True
+        self._remote_rows.clear()
+        self._local_rows.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            self._flush_locked()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _select_locked(self, sql: str, keys: list[bytes], extra: tuple = ()) -> list[tuple]:
+        rows: list[tuple] = []
+        db = self._conn()
+        for i in range(0, len(keys), _BATCH):
+            batch = keys[i : i + _BATCH]
+            marks = ",".join("?" * len(batch))
+            rows += db.execute(sql.format(marks=marks), (*extra, *batch)).fetchall()
         return rows
 
     def remote_chunks(self, remote: str, hashes: Iterable[bytes]) -> dict[bytes, ChunkRef]:
-        keys = list(set(hashes))
-        rows = self._select(
-            "SELECT hash, pack, offset, stored, raw, codec FROM remote_chunks WHERE remote = ? AND hash IN ({marks})",
-            keys,
-            (remote,),
-        )
-        return {r[0]: ChunkRef(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows}
+        keys = set(hashes)
+        with self._lock:
+            found = {h: ChunkRef(*self._remote_rows[(remote, h)][1:]) for h in keys if (remote, h) in self._remote_rows}
+            rows = self._select_locked(
+                "SELECT hash, pack, offset, stored, raw, codec FROM remote_chunks"
+                " WHERE remote = ? AND hash IN ({marks})",
+                [h for h in keys if h not in found],
+                (remote,),
+            )
+        found.update({r[0]: ChunkRef(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows})
+        return found
 
     def remote_chunk(self, remote: str, digest: bytes) -> ChunkRef | None:
         with self._lock:
+            pending = self._remote_rows.get((remote, digest))
+            if pending is not None:
+                return ChunkRef(*pending[1:])
             row = (
                 self._conn()
                 .execute(
@@ -92,31 +126,37 @@ class ChunkIndex:
         return None if row is None else ChunkRef(digest, *row)
 
     def local_chunks(self, hashes: Iterable[bytes]) -> dict[bytes, LocalChunk]:
-        keys = list(set(hashes))
-        rows = self._select("SELECT hash, oid, offset, raw FROM local_chunks WHERE hash IN ({marks})", keys)
-        return {r[0]: LocalChunk(r[1], r[2], r[3]) for r in rows}
+        keys = set(hashes)
+        with self._lock:
+            found = {h: LocalChunk(*self._local_rows[h][1:]) for h in keys if h in self._local_rows}
+            if self._db_has_local is None:
+                self._db_has_local = self._conn().execute("SELECT EXISTS(SELECT 1 FROM local_chunks)").fetchone()[0]
+            if self._db_has_local:  # a fresh clone's index is empty: skip the query
+                rows = self._select_locked(
+                    "SELECT hash, oid, offset, raw FROM local_chunks WHERE hash IN ({marks})",
+                    [h for h in keys if h not in found],
+                )
+                found.update({r[0]: LocalChunk(r[1], r[2], r[3]) for r in rows})
+        return found
 
     def add_remote_chunks(self, remote: str, chunks: Iterable[ChunkRef]) -> None:
-        rows = [(remote, c.hash, c.pack, c.offset, c.stored, c.raw, c.codec) for c in chunks]
         with self._lock:
-            db = self._conn()
-            db.execute("BEGIN")
-            db.executemany("INSERT OR REPLACE INTO remote_chunks VALUES (?,?,?,?,?,?,?)", rows)
-            db.execute("COMMIT")
+            for c in chunks:
+                self._remote_rows[(remote, c.hash)] = (remote, c.hash, c.pack, c.offset, c.stored, c.raw, c.codec)
+            if len(self._remote_rows) + len(self._local_rows) >= self.FLUSH_ROWS:
+                self._flush_locked()
 
     def add_local_object(self, manifest: Manifest) -> None:
         """Record where each chunk of a stored object sits inside it."""
-        rows = []
-        offset = 0
-        for c in manifest.chunks:
-            rows.append((c.hash, manifest.oid, offset, c.raw))
-            offset += c.raw
         with self._lock:
-            db = self._conn()
-            db.execute("BEGIN")
-            db.executemany("INSERT OR REPLACE INTO local_chunks VALUES (?,?,?,?)", rows)
-            db.execute("COMMIT")
+            offset = 0
+            for c in manifest.chunks:
+                self._local_rows[c.hash] = (c.hash, manifest.oid, offset, c.raw)
+                offset += c.raw
+            if len(self._remote_rows) + len(self._local_rows) >= self.FLUSH_ROWS:
+                self._flush_locked()
 
     def forget_local_object(self, oid: str) -> None:
         with self._lock:
+            self._flush_locked()
             self._conn().execute("DELETE FROM local_chunks WHERE oid = ?", (oid,))
