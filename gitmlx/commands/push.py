@@ -1,5 +1,10 @@
 """`git mlx push [REMOTE] [REF...] [--all]`: upload what the refs need and the artifact
-remote lacks, without pushing any git ref."""
+remote lacks, without pushing any git ref.
+
+Unlike the pre-push hook, an explicit push also covers every artifact in the refs' own
+trees, not only commits the git remote lacks: it is how a push made with --no-verify
+(or from a clone without the hooks) gets repaired. The remote is asked which objects it
+has, so what is already there costs one existence check, not an upload."""
 
 from __future__ import annotations
 
@@ -17,7 +22,10 @@ def run(remote_name: str | None, refs: list[str], all_refs: bool, quiet: bool = 
     if all_refs:
         files = scan.pointers_in_range(ctx.top, ["--all"])
     else:
-        files = scan.pointers_in_range(ctx.top, refs or ["HEAD"], [f"--remotes={git_remote}"] if git_remote else [])
+        targets = refs or ["HEAD"]
+        excluded = [f"--remotes={git_remote}"] if git_remote else []
+        files = scan.pointers_in_range(ctx.top, targets, excluded)
+        files += [f for ref in targets for f in scan.pointers_in_tree(ctx.top, ref)]
     remote = ctx.open_remote(git_remote)
     result = actions.upload(ctx, remote, files, quiet=quiet)
     if not result.ok:

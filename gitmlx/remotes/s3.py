@@ -94,7 +94,7 @@ class S3Remote:
     transfer_threads = 4
     #: botocore attempts per request (first included): backoff with jitter on 5xx,
     #: SlowDown, timeouts and dropped connections.
-    max_attempts = 8
+    max_attempts = 5
     #: A download gives up after this many drops in a row that brought no new bytes.
     resume_attempts = 5
     resume_backoff = 0.5  # seconds before the 2nd such attempt, doubled after each
@@ -396,14 +396,21 @@ class S3Remote:
         )
 
 
-def _no_retry_for_local_failures(caught_exception: Exception | None = None, **_: object) -> None:
-    """botocore hook: fail at once when the failure came from our side of a request.
+def _no_retry_for_local_failures(
+    caught_exception: Exception | None = None, attempts: int = 0, **_: object
+) -> None:
+    """botocore hook: fail at once when the failure came from our side of a request, and
+    soon when the endpoint cannot be reached at all.
 
     botocore wraps anything raised while a request body is read (a progress callback,
     s3transfer cancelling an upload on Ctrl-C) in a bare HTTPClientError and retries it
     like a network failure, up to `max_attempts` times with backoff. Socket and urllib3
-    errors (real network trouble) stay retryable.
+    errors (real network trouble) stay retryable. A connection that cannot even be opened
+    (refused, no route, unknown host) gets one retry, not the full backoff: a wrong
+    endpoint should say so in seconds, not after half a minute.
     """
+    if isinstance(caught_exception, EndpointConnectionError) and attempts >= 2:
+        raise caught_exception
     if type(caught_exception) is HTTPClientError:
         inner = caught_exception.kwargs.get("error")
         if isinstance(inner, Exception) and not isinstance(inner, (OSError, HTTPError)):

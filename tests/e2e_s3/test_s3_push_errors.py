@@ -92,13 +92,6 @@ def test_push_to_a_broken_s3_remote_fails_readably_and_does_not_move_the_ref(
     )
 
 
-SLOW_UNREACHABLE = (
-    "an unreachable endpoint (connection refused) is retried 8 times with standard exponential "
-    "backoff (waits of up to 20 s): a push takes 30-60 s to say so"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SLOW_UNREACHABLE)
 def test_push_to_an_unreachable_endpoint_fails_within_10_seconds(
     s3: S3Setup, sealed, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,7 +4,6 @@ are not on S3, and a CI clone cannot restore them until `git mlx push` uploads t
 
 from __future__ import annotations
 
-import pytest
 from helpers import assert_content, clone, git, mlx, remote_ref
 from s3_helpers import KIB, S3Setup, add_commit, bucket_objects, make_s3_repo
 
@@ -15,7 +14,6 @@ KNOWN_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 def test_git_mlx_push_uploads_what_the_s3_remote_lacks_after_a_no_verify_push(s3: S3Setup, sealed) -> None:
     """(`git mlx push`, `git mlx push origin` and `git mlx push origin main` all do this.)"""
     repos = make_s3_repo(sealed.root, s3.url("team/models"), s3.endpoint)
