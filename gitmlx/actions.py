@@ -7,7 +7,7 @@ Must not: parse command lines or decide exit statuses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from gitmlx import patterns, transfer, ui, worktree
 from gitmlx.config import split_patterns
@@ -85,14 +85,14 @@ def report_failures(result: transfer.TransferResult, files: Sequence[TrackedFile
             ui.error(f"cannot {verb} '{path}' ({pointer.short_oid}, {human_size(pointer.size)}): {why}")
 
 
-def place(ctx: RepoContext, files: Sequence[TrackedFile]) -> worktree.PlaceResult:
+def place(ctx: RepoContext, files: Sequence[TrackedFile], verified: Container[str] = ()) -> worktree.PlaceResult:
     """Replace pointer files in the work tree with their content, then refresh the index."""
     if ctx.paths.work_tree is None:
         raise MlxError("this is a bare repository: there is no work tree to check out into")
     pending = [f for f in files if worktree.holds_pointer(ctx.paths.work_tree, f)]
     cache = StatCache(ctx.paths.git_dir)
     try:
-        result = worktree.place_all(ctx.store, ctx.paths.work_tree, pending, cache)
+        result = worktree.place_all(ctx.store, ctx.paths.work_tree, pending, cache, verified)
     finally:
         cache.close()
     if result.placed:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Iterable
+import shutil
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -71,13 +72,31 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def place(store: Store, work_tree: Path, tracked: TrackedFile, cache: StatCache | None = None) -> None:
+def _copy_kernel(src: BinaryIO, dst: BinaryIO, size: int) -> None:
+    """copy_file_range(2): the kernel copies, nothing passes through Python."""
+    left = size
+    while left > 0:
+        try:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), left)
+        except (OSError, AttributeError):
+            shutil.copyfileobj(src, dst, BLOCK_SIZE)  # other file systems / platforms
+            return
+        if n == 0:
+            break
+        left -= n
+
+
+def place(
+    store: Store, work_tree: Path, tracked: TrackedFile, cache: StatCache | None = None, verified: bool = False
+) -> None:
     """Replace the pointer file with the object's bytes: temp file, verify, rename.
 
     By reflink where the file system can (no data copied; the clone is then read once to
     verify it), else by copy while hashing. Never by hardlink: a user writing to the work
-    tree file would write into the store. With `cache`, the result is recorded so the
-    clean filter can recognise the untouched file without re-hashing it.
+    tree file would write into the store. `verified` (this process hashed the object
+    when it downloaded it, moments ago) skips the hash: the kernel copies, the size is
+    checked. With `cache`, the result is recorded so the clean filter can recognise the
+    untouched file without re-hashing it.
     """
     target = work_tree / tracked.path
     if not target.resolve().is_relative_to(work_tree.resolve()):
@@ -85,10 +104,15 @@ def place(store: Store, work_tree: Path, tracked: TrackedFile, cache: StatCache 
     tmp = target.with_name(f".{target.name}.mlx-{secrets.token_hex(6)}")
     try:
         with store.open(tracked.pointer.oid) as src, open(tmp, "xb") as dst:
-            oid = None if _reflink(src, dst) else _copy_hashing(src, dst)
+            if verified:
+                oid = tracked.pointer.oid
+                if not _reflink(src, dst):
+                    _copy_kernel(src, dst, tracked.pointer.size)
+            else:
+                oid = None if _reflink(src, dst) else _copy_hashing(src, dst)
         if oid is None:
             oid = _hash_file(tmp)
-        if oid != tracked.pointer.oid:
+        if oid != tracked.pointer.oid or os.stat(tmp).st_size != tracked.pointer.size:
             raise IntegrityError(
                 f"'{tracked.path}': local object {tracked.pointer.short_oid} is corrupt",
                 "run 'git mlx fsck' and then 'git mlx pull'",
@@ -103,7 +127,11 @@ def place(store: Store, work_tree: Path, tracked: TrackedFile, cache: StatCache 
 
 
 def place_all(
-    store: Store, work_tree: Path, files: Iterable[TrackedFile], cache: StatCache | None = None
+    store: Store,
+    work_tree: Path,
+    files: Iterable[TrackedFile],
+    cache: StatCache | None = None,
+    verified: Container[str] = (),
 ) -> PlaceResult:
     result = PlaceResult()
     for tracked in files:
@@ -111,7 +139,7 @@ def place_all(
             result.missing.append(tracked)
             continue
         try:
-            place(store, work_tree, tracked, cache)
+            place(store, work_tree, tracked, cache, tracked.pointer.oid in verified)
             result.placed.append(tracked)
         except (MlxError, OSError) as exc:
             result.failed.append((tracked, getattr(exc, "message", None) or str(exc)))
