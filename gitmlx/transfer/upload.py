@@ -112,14 +112,14 @@ class Packer:
         self.new: dict[bytes, NewChunk] = {}
         self.packs: dict[int, Future[str]] = {}
         self.writer: PackWriter | None = None
-        self.sampler = codec.Sampler()
+        self._pack_lock = threading.Lock()
         self.wire_bytes = 0
         self._lock = threading.Lock()
 
     def chunk_object(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
         """The object's chunks in order: each already on the remote, or added to a pack."""
         entries: list[ChunkRef | NewChunk] = []
-        self.sampler = codec.Sampler()
+        sampler = codec.Sampler()
         with self.store.open(pointer.oid) as stream:
             for view in chunking.chunks(stream):
                 digest = hashlib.sha256(view).digest()
@@ -127,22 +127,26 @@ class Packer:
                 if isinstance(entry, ChunkRef) and entry.pack in self.marked_packs:
                     entry = None  # gc (b): its pack may be deleted before our manifest lands; store it anew
                 if entry is None:
-                    entry = self._add(digest, view)
+                    entry = self._add(digest, view, sampler)
                 entries.append(entry)
                 if self.progress:
                     self.progress(len(view))
         return entries
 
-    def _add(self, digest: bytes, raw: memoryview) -> NewChunk:
-        kind, stored = self.sampler.encode(raw)
-        if self.writer is not None and self.writer.size + len(stored) > PACK_TARGET:
-            self._seal()
-        if self.writer is None:
-            self.writer = PackWriter(self.store.tmp_dir, len(self.packs))
-        offset = self.writer.append(stored)
-        chunk = NewChunk(digest, self.writer.seq, offset, len(stored), len(raw), kind)
-        self.new[digest] = chunk
-        return chunk
+    def _add(self, digest: bytes, raw: memoryview, sampler: codec.Sampler) -> NewChunk:
+        kind, stored = sampler.encode(raw)  # outside the lock: objects compress in parallel
+        with self._pack_lock:
+            known = self.new.get(digest)  # another thread may have added it meanwhile
+            if known is not None:
+                return known
+            if self.writer is not None and self.writer.size + len(stored) > PACK_TARGET:
+                self._seal()
+            if self.writer is None:
+                self.writer = PackWriter(self.store.tmp_dir, len(self.packs))
+            offset = self.writer.append(stored)
+            chunk = NewChunk(digest, self.writer.seq, offset, len(stored), len(raw), kind)
+            self.new[digest] = chunk
+            return chunk
 
     def _seal(self) -> None:
         writer, self.writer = self.writer, None
@@ -170,7 +174,8 @@ class Packer:
 
     def finish(self) -> dict[int, str | BaseException]:
         """Seal the last pack and wait for every upload: seq → pack id, or the failure."""
-        self._seal()
+        with self._pack_lock:
+            self._seal()
         outcome: dict[int, str | BaseException] = {}
         for seq, future in self.packs.items():
             try:
@@ -209,22 +214,31 @@ def upload(
     index = index_for(store)
     packer = Packer(store, remote, index, concurrency, progress, marks.packs)
     plans: list[tuple[Pointer, list[ChunkRef | NewChunk]]] = []
-    for p in todo:
+    plan_lock = threading.Lock()
+
+    def plan(p: Pointer) -> None:
+        """Chunk one object (several at once: hashing, chunking and zstd release the GIL)."""
+        failure: BaseException | None = None
         if p.oid not in missing:
-            result.skipped.append(p)
-            if file_done:
-                file_done(p)
+            with plan_lock:
+                result.skipped.append(p)
         elif not store.has(p.oid):
-            result.fail(p, MlxError("not in the local store"))
-            if file_done:
-                file_done(p)
+            failure = MlxError("not in the local store")
         else:
             try:
-                plans.append((p, packer.chunk_object(p)))
+                entries = packer.chunk_object(p)
+                with plan_lock:
+                    plans.append((p, entries))
+                return
             except (MlxError, OSError) as exc:
-                result.fail(p, exc)
-                if file_done:
-                    file_done(p)
+                failure = exc
+        if failure is not None:
+            with plan_lock:
+                result.fail(p, failure)
+        if file_done:
+            file_done(p)
+
+    parallel(plan, todo, min(concurrency, os.cpu_count() or 2))
     packs = packer.finish()
     result.wire_bytes += packer.wire_bytes
     confirmed: dict[str, bool] = {}
