@@ -111,7 +111,8 @@ class Packer:
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
         self.new: dict[bytes, NewChunk] = {}
         self.packs: dict[int, Future[str]] = {}
-        self.writer: PackWriter | None = None
+        self.writers: dict[int, PackWriter] = {}  # chunking thread -> its open pack
+        self._next_seq = 0
         self._pack_lock = threading.Lock()
         self.wire_bytes = 0
         self._lock = threading.Lock()
@@ -139,17 +140,23 @@ class Packer:
             known = self.new.get(digest)  # another thread may have added it meanwhile
             if known is not None:
                 return known
-            if self.writer is not None and self.writer.size + len(stored) > PACK_TARGET:
-                self._seal()
-            if self.writer is None:
-                self.writer = PackWriter(self.store.tmp_dir, len(self.packs))
-            offset = self.writer.append(stored)
-            chunk = NewChunk(digest, self.writer.seq, offset, len(stored), len(raw), kind)
+            # One open pack per chunking thread, so each object's new chunks stay contiguous
+            # in one pack and a download reads them with few ranged requests.
+            thread = threading.get_ident()
+            writer = self.writers.get(thread)
+            if writer is not None and writer.size + len(stored) > PACK_TARGET:
+                self._seal(thread)
+                writer = None
+            if writer is None:
+                writer = self.writers[thread] = PackWriter(self.store.tmp_dir, self._next_seq)
+                self._next_seq += 1
+            offset = writer.append(stored)
+            chunk = NewChunk(digest, writer.seq, offset, len(stored), len(raw), kind)
             self.new[digest] = chunk
             return chunk
 
-    def _seal(self) -> None:
-        writer, self.writer = self.writer, None
+    def _seal(self, thread: int) -> None:
+        writer = self.writers.pop(thread, None)
         if writer is None:
             return
         pack_id = writer.seal()
@@ -175,7 +182,8 @@ class Packer:
     def finish(self) -> dict[int, str | BaseException]:
         """Seal the last pack and wait for every upload: seq → pack id, or the failure."""
         with self._pack_lock:
-            self._seal()
+            for thread in list(self.writers):
+                self._seal(thread)
         outcome: dict[int, str | BaseException] = {}
         for seq, future in self.packs.items():
             try:

@@ -43,7 +43,8 @@ class Env:
         return self.store.insert_stream(_Bytes(data)), data
 
     def push(self, *pointers: Pointer) -> None:
-        result = upload(self.store, self.remote, pointers, concurrency=2)
+        # One chunking thread: objects pushed together share one pack, as these tests expect.
+        result = upload(self.store, self.remote, pointers, concurrency=1)
         assert result.ok, result.failed
 
     def gc(self, reachable: set[str], grace: float = 0, confirm: bool = True):
