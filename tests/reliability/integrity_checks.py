@@ -1,0 +1,291 @@
+"""Independent checks of what CONTRACT §6 promises about bytes at rest, for the reliability tests.
+
+Owns: re-hashing a local store, validating a remote (a directory or an S3 prefix) as
+docs/storage-format.md describes it, rebuilding objects from manifests and packs, sorting
+work-tree files into content / pointer / absent / wrong, reading crash logs, and running
+`git mlx fsck` when the command exists.
+Must not: import gitmlx. Like tests/e2e/helpers.py, it reads the formats from the outside,
+so a bug in gitmlx's own reader cannot hide itself here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpers import parse_pointer, sha256_file
+
+OID = re.compile(r"[0-9a-f]{64}")
+_HEADER = struct.Struct("<8s32sQII")
+_RECORD = struct.Struct("<32sIQIIB")
+MAX_RAW = 262_144
+MAX_STORED = 266_240
+
+
+# --- the local store ---------------------------------------------------------------------
+
+
+@dataclass
+class StoreReport:
+    objects: set[str] = field(default_factory=set)  # oids under valid names that hash to them
+    corrupt: list[str] = field(default_factory=list)  # valid names whose bytes do not match
+    tmp_files: set[str] = field(default_factory=set)  # names in tmp/ (a crashed writer's; allowed)
+
+    @property
+    def tmp_leftovers(self) -> int:
+        return len(self.tmp_files)
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt
+
+
+def check_store(store: Path) -> StoreReport:
+    """Re-hash every file under a valid name in `store/objects` (symlinks are not objects)."""
+    report = StoreReport()
+    objects = store / "objects"
+    if objects.is_dir():
+        for path in objects.glob("*/*/*"):
+            name = path.name
+            if not (OID.fullmatch(name) and path.parent.name == name[2:4] and path.parent.parent.name == name[:2]):
+                continue
+            if path.is_symlink() or not path.is_file():
+                continue
+            if sha256_file(path) == name:
+                report.objects.add(name)
+            else:
+                report.corrupt.append(f"local object {name[:10]} does not hash to its name ({path})")
+    tmp = store / "tmp"
+    if tmp.is_dir():
+        report.tmp_files = {p.name for p in tmp.iterdir() if p.is_file()}
+    return report
+
+
+# --- manifests (docs/storage-format.md, "Manifest") ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunk:
+    pack: str
+    offset: int
+    stored: int
+    raw: int
+    codec: int
+    hash: bytes
+
+
+def decode_manifest(data: bytes, oid: str) -> tuple[int, list[Chunk]]:
+    """(object size, chunks) of a manifest named `oid`; ValueError saying why it is invalid."""
+    if len(data) < _HEADER.size + 32:
+        raise ValueError("too short")
+    body, trailer = data[:-32], data[-32:]
+    if hashlib.sha256(body).digest() != trailer:
+        raise ValueError("checksum mismatch")
+    magic, raw_oid, size, packs, chunks = _HEADER.unpack_from(body)
+    if magic != b"MLXMAN01":
+        raise ValueError(f"magic {magic!r}")
+    if raw_oid.hex() != oid:
+        raise ValueError(f"describes {raw_oid.hex()[:10]}, is named {oid[:10]}")
+    if len(body) != _HEADER.size + 32 * packs + _RECORD.size * chunks:
+        raise ValueError("length does not match the counts")
+    ids = [body[56 + 32 * i : 56 + 32 * (i + 1)].hex() for i in range(packs)]
+    out = []
+    for i in range(chunks):
+        digest, index, offset, stored, raw, codec = _RECORD.unpack_from(body, 56 + 32 * packs + _RECORD.size * i)
+        if index >= packs or codec not in (0, 1):
+            raise ValueError(f"chunk {i}: pack index or codec")
+        if not (0 < raw <= MAX_RAW and 0 < stored <= MAX_STORED) or (codec == 0 and stored != raw):
+            raise ValueError(f"chunk {i}: lengths")
+        out.append(Chunk(ids[index], offset, stored, raw, codec, digest))
+    if sum(c.raw for c in out) != size:
+        raise ValueError("chunks do not add up to the size")
+    return size, out
+
+
+def rebuild(chunks: Iterable[Chunk], read_range: Callable[[str, int, int], bytes]) -> str:
+    """sha256 of the object the chunks describe, reading stored bytes through `read_range`."""
+    import zstandard
+
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        stored = read_range(chunk.pack, chunk.offset, chunk.stored)
+        if len(stored) != chunk.stored:
+            raise ValueError(f"pack {chunk.pack[:10]} is short")
+        raw = stored if chunk.codec == 0 else zstandard.ZstdDecompressor().decompress(stored, chunk.raw)
+        if hashlib.sha256(raw).digest() != chunk.hash:
+            raise ValueError(f"a chunk in pack {chunk.pack[:10]} does not match its hash")
+        digest.update(raw)
+    return digest.hexdigest()
+
+
+# --- a remote ----------------------------------------------------------------------------
+
+
+@dataclass
+class RemoteReport:
+    objects: dict[str, int] = field(default_factory=dict)  # oid -> size, for valid manifests
+    packs: set[str] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _DirView:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def keys(self) -> dict[str, int]:
+        found = {}
+        if not self.root.is_dir():
+            return found
+        for path in self.root.rglob("*"):
+            if path.is_file() and path.relative_to(self.root).parts[0] != "tmp":
+                found[path.relative_to(self.root).as_posix()] = path.stat().st_size
+        return found
+
+    def read(self, key: str, start: int = 0, length: int | None = None) -> bytes:
+        with open(self.root / key, "rb") as f:
+            f.seek(start)
+            return f.read() if length is None else f.read(length)
+
+
+class _S3View:
+    def __init__(self, client: object, bucket: str, prefix: str) -> None:
+        self.client, self.bucket = client, bucket
+        self.root = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def keys(self) -> dict[str, int]:
+        found = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.root):
+            for obj in page.get("Contents", []):
+                found[obj["Key"][len(self.root) :]] = int(obj["Size"])
+        return found
+
+    def read(self, key: str, start: int = 0, length: int | None = None) -> bytes:
+        args = {"Bucket": self.bucket, "Key": self.root + key}
+        if start or length is not None:
+            args["Range"] = f"bytes={start}-{'' if length is None else start + length - 1}"
+        return self.client.get_object(**args)["Body"].read()
+
+
+def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
+    report = RemoteReport()
+    keys = view.keys()
+    if "mlx-remote.json" in keys:
+        try:
+            if json.loads(view.read("mlx-remote.json"))["format"] != 1:
+                report.problems.append("mlx-remote.json names another format")
+        except (ValueError, KeyError, TypeError):
+            report.problems.append("mlx-remote.json is unreadable")
+    elif keys:
+        report.problems.append("objects on the remote but no mlx-remote.json")
+    for key in keys:
+        m = re.fullmatch(r"packs/([0-9a-f]{2})/([0-9a-f]{64})\.pack", key)
+        if m and m.group(2).startswith(m.group(1)):
+            pack_id = m.group(2)
+            if hashlib.sha256(view.read(key)).hexdigest() != pack_id:
+                report.problems.append(f"pack {pack_id[:10]} does not hash to its name")
+            else:
+                report.packs.add(pack_id)
+    for key in keys:
+        m = re.fullmatch(r"manifests/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})", key)
+        if not (m and m.group(3)[:2] == m.group(1) and m.group(3)[2:4] == m.group(2)):
+            continue
+        oid = m.group(3)
+        try:
+            size, chunks = decode_manifest(view.read(key), oid)
+        except ValueError as exc:
+            report.problems.append(f"manifest {oid[:10]} is invalid: {exc}")
+            continue
+        bad = [c.pack for c in chunks if c.pack not in report.packs or keys[_pack_key(c.pack)] < c.offset + c.stored]
+        if bad:
+            report.problems.append(f"manifest {oid[:10]} names a missing or short pack {bad[0][:10]}")
+            continue
+        if rebuild_objects:
+            try:
+                got = rebuild(chunks, lambda pack, start, n: view.read(_pack_key(pack), start, n))
+            except ValueError as exc:
+                report.problems.append(f"object {oid[:10]} cannot be rebuilt: {exc}")
+                continue
+            if got != oid:
+                report.problems.append(f"object {oid[:10]} rebuilds to {got[:10]}")
+                continue
+        report.objects[oid] = size
+    return report
+
+
+def _pack_key(pack_id: str) -> str:
+    return f"packs/{pack_id[:2]}/{pack_id}.pack"
+
+
+def check_remote_dir(root: Path, rebuild_objects: bool = True) -> RemoteReport:
+    """Every manifest under a valid name decodes, names packs that exist and are long
+    enough, and (with `rebuild_objects`) rebuilds to bytes that hash to its name; every
+    pack under a valid name hashes to its id."""
+    return _check(_DirView(root), rebuild_objects)
+
+
+def check_remote_s3(client: object, bucket: str, prefix: str, rebuild_objects: bool = True) -> RemoteReport:
+    return _check(_S3View(client, bucket, prefix), rebuild_objects)
+
+
+# --- the work tree ------------------------------------------------------------------------
+
+
+def classify(path: Path, sha: str, size: int) -> str:
+    """'content' (exact bytes), 'pointer' (its own pointer text), 'absent', or 'wrong'."""
+    if not path.exists() and not path.is_symlink():
+        return "absent"
+    if path.is_symlink() or not path.is_file():
+        return "wrong"
+    if path.stat().st_size == size and sha256_file(path) == sha:
+        return "content"
+    if path.stat().st_size < 1024 and parse_pointer(path.read_bytes()) == (sha, size):
+        return "pointer"
+    return "wrong"
+
+
+# --- crash logs and fsck -------------------------------------------------------------------
+
+
+def take_crash_logs(tmp: Path) -> list[str]:
+    """Read and remove the crash logs gitmlx wrote under TMPDIR (so a test can assert on
+    them itself; the sealed fixture would otherwise fail at teardown)."""
+    folder = tmp / "gitmlx-logs"
+    logs = []
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.log")):
+            logs.append(path.read_text(errors="replace"))
+            path.unlink()
+    return logs
+
+
+_FSCK: list[bool] = []
+
+
+def fsck_available(cwd: Path) -> bool:
+    """Whether this gitmlx has `git mlx fsck` (another issue adds it)."""
+    if not _FSCK:
+        proc = subprocess.run(["git", "mlx", "fsck", "--help"], cwd=cwd, capture_output=True)
+        _FSCK.append(proc.returncode == 0)
+    return _FSCK[0]
+
+
+def fsck_problems(repo: Path) -> list[str]:
+    """`git mlx fsck` output when it exists and fails; [] when clean or not available."""
+    if not fsck_available(repo):
+        return []
+    proc = subprocess.run(["git", "mlx", "fsck"], cwd=repo, capture_output=True, text=True)
+    return [] if proc.returncode == 0 else [f"git mlx fsck exited {proc.returncode}: {proc.stderr.strip()}"]
+
+
+def no_traceback(*texts: str) -> list[str]:
+    return [t[:2000] for t in texts if "Traceback" in t]
