@@ -11,6 +11,7 @@ See docs/threat-model.md.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -156,7 +157,7 @@ def parse_size(text: str) -> int | None:
     """`4GiB`, `512m`, `1g`, `1048576` → bytes; None for anything else."""
     value = text.strip().lower().removesuffix("ib").removesuffix("b")
     number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS and value[-1:] else (value, "")
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):
         return None
     return int(number) * _UNITS[unit]
 
@@ -185,12 +186,18 @@ def split_patterns(text: str | None) -> list[str]:
     return [p for p in text.replace(",", " ").split() if p]
 
 
-def endpoint_origin(url: str) -> str:
-    """`scheme://host[:port]`, lowercased: how endpoints are compared for trust."""
-    from urllib.parse import urlsplit
+#: The only endpoint spelling trust decisions accept: scheme://host[:port][/]. Anything
+#: else (userinfo, backslashes, paths, queries) could be read one way here and another way
+#: by the HTTP client that sends the signed request (`https://evil.example\\@s3.amazonaws.com`).
+_PLAIN_ENDPOINT = re.compile(r"(?i)(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?/?")
 
-    parts = urlsplit(url.strip())
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+def endpoint_origin(url: str) -> str:
+    """`scheme://host[:port]`, lowercased, or "" for anything but that plain form."""
+    match = _PLAIN_ENDPOINT.fullmatch(url.strip())
+    if match is None:
+        return ""
+    return f"{match.group(1).lower()}://{match.group(2).lower()}{match.group(3) or ''}"
 
 
 def trusted_without_asking(url: str) -> bool:
@@ -199,7 +206,10 @@ def trusted_without_asking(url: str) -> bool:
     import ipaddress
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url.strip())
+    origin = endpoint_origin(url)  # the plain form only: no userinfo, path or query tricks
+    if not origin:
+        return False
+    parts = urlsplit(origin)
     host = (parts.hostname or "").lower()
     if host == "localhost":
         return True

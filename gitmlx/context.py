@@ -146,9 +146,16 @@ class RepoContext:
         its choosing: a committed endpoint is used only if it is AWS or loopback, or the
         user trusts it (mlx.trustedendpoint in their own git config). docs/threat-model.md."""
         origin = endpoint_origin(url)
-        trusted = {endpoint_origin(u) for u in self.config.git_all("mlx.trustedendpoint")}
-        if trusted_without_asking(url) or origin in trusted:
+        trusted = {endpoint_origin(u) for u in self.config.git_all("mlx.trustedendpoint")} - {""}
+        if trusted_without_asking(url) or (origin and origin in trusted):
             return
+        if not origin:
+            raise ConfigError(
+                f"this repository's .mlxconfig names an S3 endpoint gitmlx will not use: {url!r}",
+                "only scheme://host[:port] is accepted (and trusted with "
+                "'git config --global --add mlx.trustedendpoint scheme://host[:port]'); "
+                "or set mlx.s3.endpoint-url in your own config",
+            )
         raise ConfigError(
             f"this repository's .mlxconfig sends S3 requests to '{origin}', which you have not trusted; "
             "gitmlx will not sign requests with your credentials for it",

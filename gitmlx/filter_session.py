@@ -55,7 +55,7 @@ class FilterSession:
         #: Objects this process downloaded (and so hashed) itself: no need to hash again.
         self._verified: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None
-        self._by_oid: dict[str, Future[None]] = {}
+        self._by_oid: dict[tuple[str, int], Future[None]] = {}
         self._pending: dict[str, tuple[Pointer, Future[None]]] = {}
         self._ready: dict[str, tuple[Pointer, Future[None]]] = {}
 
@@ -182,14 +182,23 @@ class FilterSession:
 
     def _start_delayed(self, path: str, pointer: Pointer) -> None:
         if self._pool is None:
-            self._remote_or_open()
+            try:
+                self._remote_or_open()
+            except MlxError as exc:
+                # No usable remote (none configured, untrusted endpoint, bad URL): this file
+                # is left as its pointer and named, and the rest of the checkout goes on.
+                failed: Future[None] = Future()
+                failed.set_exception(exc)
+                self._pending[path] = (pointer, failed)
+                return
             from gitmlx import transfer
 
             self._index = transfer.common.index_for(self.ctx.store)
             self._pool = ThreadPoolExecutor(max_workers=self.ctx.config.integer("mlx.concurrency"))
-        future = self._by_oid.get(pointer.oid)
+        key = (pointer.oid, pointer.size)  # a pointer lying about the size gets its own (failing) fetch
+        future = self._by_oid.get(key)
         if future is None:
-            future = self._by_oid[pointer.oid] = self._pool.submit(self.fetch, pointer)
+            future = self._by_oid[key] = self._pool.submit(self.fetch, pointer)
         self._pending[path] = (pointer, future)
 
     def list_available(self) -> list[str]:

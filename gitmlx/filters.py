@@ -168,6 +168,18 @@ def prepare_smudge(
 
         return passthrough
     if store.has(pointer.oid) and store.size(pointer.oid) != pointer.size:
+        if store.verify(pointer.oid):
+            # The object is good; the pointer lies about its size. Never move a good
+            # object (maybe the only copy) aside because of what a blob claims.
+            error = IntegrityError(
+                f"'{path}': its pointer says {pointer.size} bytes, object {pointer.short_oid} has "
+                f"{store.size(pointer.oid)}",
+                "the pointer is damaged: restore it from history or re-add the file",
+            )
+            if on_unavailable is None:
+                raise error
+            on_unavailable(pointer, error)
+            return lambda sink: sink.write(head)
         quarantine(store, pointer.oid)  # corrupt: fetch a good copy below
     if not store.has(pointer.oid):
         try:

@@ -43,9 +43,11 @@ class TransferResult:
 
 
 def unique(pointers: Iterable[Pointer]) -> list[Pointer]:
-    seen: dict[str, Pointer] = {}
+    """One of each (oid, size): a pointer lying about an object's size stays separate,
+    so it fails on its own instead of standing in for the real one."""
+    seen: dict[tuple[str, int], Pointer] = {}
     for p in pointers:
-        seen.setdefault(p.oid, p.as_mlx())
+        seen.setdefault((p.oid, p.size), p.as_mlx())
     return list(seen.values())
 
 

@@ -232,6 +232,9 @@ def upload(
                 result.skipped.append(p)
         elif not store.has(p.oid):
             failure = MlxError("not in the local store")
+        elif store.size(p.oid) != p.size:
+            # A pointer lying about the size must never get a manifest under the real oid.
+            failure = MlxError(f"the pointer says {p.size} bytes, the stored object has {store.size(p.oid)}")
         else:
             try:
                 entries = packer.chunk_object(p)

@@ -101,12 +101,6 @@ def test_a_committed_endpoint_the_user_has_not_trusted_is_refused_until_they_tru
             assert_content(dest, path, sha)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FilterSession._start_delayed opens the remote outside the fetch's error handling: a remote that "
-    "cannot be opened (untrusted endpoint, bad URL, none configured) answers status=error, git aborts the "
-    "checkout and the work tree is left empty instead of holding pointers",
-)
 def test_a_refused_endpoint_leaves_pointers_and_a_complete_checkout(s3: S3Setup, sealed) -> None:
     with FaultProxy(s3.host_port) as counter:
         repos, _, shas = untrusted_endpoint_repo(s3, sealed, counter)
@@ -167,12 +161,6 @@ def tls_listener(sealed, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str,
     thread.join(timeout=5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trusted_without_asking reads the host with urllib.parse, urllib3 (which sends the request) reads it "
-    "the WHATWG way: in 'https://evil.example\\@s3.amazonaws.com' the first sees s3.amazonaws.com and trusts it, "
-    "the second connects to evil.example and sends it the signed request",
-)
 def test_a_committed_endpoint_cannot_pass_for_aws_by_a_url_parsing_trick(
     s3: S3Setup, sealed, tls_listener: tuple[str, int, list[bytes]]
 ) -> None:

@@ -132,11 +132,6 @@ def liar_repo(sealed) -> tuple[Repos, str]:
     return repos, real
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="smudge quarantines a stored object whose size differs from the pointer's (filters.prepare_smudge) "
-    "without re-hashing it: a pointer lying about the size moves a good object, maybe the only copy, to bad/",
-)
 def test_a_pointer_lying_about_its_size_cannot_get_a_good_object_quarantined(sealed) -> None:
     repos, real = liar_repo(sealed)
 
@@ -148,12 +143,6 @@ def test_a_pointer_lying_about_its_size_cannot_get_a_good_object_quarantined(sea
     assert real in check_store(local_store(repos.work)).objects, "the real object left the store"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="upload keeps the first pointer per oid (transfer.common.unique) and never compares the stored "
-    "object's size with it: a size-0 liar gets a manifest that says 0 bytes written under the real oid, and "
-    "real.bin can then never be fetched (and push skips an oid whose manifest exists, so it is never repaired)",
-)
 def test_a_pointer_lying_about_its_size_never_gets_a_manifest_written(sealed) -> None:
     repos, real = liar_repo(sealed)
 
@@ -165,11 +154,6 @@ def test_a_pointer_lying_about_its_size_never_gets_a_manifest_written(sealed) ->
     assert report.objects.get(real) in (None, 300_000), f"manifest of {real[:10]} says {report.objects.get(real)} bytes"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the filter's delayed downloads are shared by oid (FilterSession._by_oid): real.bin waits on the "
-    "download started for liar.bin's size-0 pointer, fails with it, and is left as a pointer",
-)
 def test_a_clone_restores_the_real_file_beside_a_pointer_lying_about_its_size(sealed) -> None:
     repos = make_repo_with_bare_remote(sealed.root)
     real = write_random(repos.work / "real.bin", 300_000, "real")

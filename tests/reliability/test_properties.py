@@ -264,11 +264,6 @@ def _by_key(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_size takes any str.isdigit() text; int() refuses superscript digits such as '²', so a "
-    "committed 'smudgelimit = ²' raises ValueError (an internal error) instead of ConfigError",
-)
 @given(st.text(max_size=12))
 @example("²")
 def test_a_committed_size_setting_is_a_size_or_a_config_error(text: str) -> None:

@@ -40,5 +40,8 @@ def test_everything_else_needs_the_users_trust(url: str) -> None:
     assert not trusted_without_asking(url)
 
 
-def test_origin_ignores_path_and_case() -> None:
-    assert endpoint_origin("HTTPS://MinIO.Example.com:9000/some/path/") == "https://minio.example.com:9000"
+def test_origin_is_lowercased_and_only_the_plain_form_counts() -> None:
+    assert endpoint_origin("HTTPS://MinIO.Example.com:9000/") == "https://minio.example.com:9000"
+    for tricky in ("https://evil.example\\@s3.amazonaws.com", "https://u@s3.amazonaws.com", "https://h/path", "x"):
+        assert endpoint_origin(tricky) == ""
+        assert not trusted_without_asking(tricky)
