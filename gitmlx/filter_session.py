@@ -85,6 +85,12 @@ class FilterSession:
                 f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.message}",
                 exc.hint or "fix the artifact remote, then run 'git mlx pull'",
             ) from exc
+        except OSError as exc:  # disk full, permissions: expected, not a bug
+            raise MlxError(
+                f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.strerror or exc} "
+                f"while writing to the local store '{self.ctx.store.root}'",
+                "free space there (or set mlx.cache to a store elsewhere), then run 'git mlx pull'",
+            ) from exc
 
     def _remote_or_open(self) -> Remote:
         if self._remote is None:

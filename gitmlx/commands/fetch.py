@@ -21,5 +21,8 @@ def run(
     files = actions.files_at(ctx, refs or ["HEAD"], all_history, inc, exc)
     result = actions.download(ctx, ctx.open_remote(remote_name), files, quiet=quiet)
     if not result.ok:
-        raise MlxError(f"{len(result.failed)} object(s) could not be fetched (listed above)")
+        raise MlxError(
+            f"{len(result.failed)} object(s) could not be fetched (listed above)",
+            f"if the disk is full, free space where the local store lives ('{ctx.store.root}'), then run it again",
+        )
     return 0

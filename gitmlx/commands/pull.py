@@ -18,5 +18,8 @@ def run(remote_name: str | None, include: list[str], exclude: list[str], quiet: 
     if placed.placed and not quiet:
         ui.note(f"checked out {len(placed.placed)} file(s)")
     if not fetched.ok or placed.failed:
-        raise MlxError(f"{len(fetched.failed) + len(placed.failed)} file(s) could not be pulled (listed above)")
+        raise MlxError(
+            f"{len(fetched.failed) + len(placed.failed)} file(s) could not be pulled (listed above)",
+            f"if the disk is full, free space where the local store lives ('{ctx.store.root}'), then run it again",
+        )
     return 0

@@ -113,12 +113,6 @@ def test_disk_full_during_smudge_leaves_nothing_partial_and_the_repo_recovers(se
     assert not take_crash_logs(sealed.tmp)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an OSError (ENOSPC) while the filter downloads is not an MlxError: smudge reports 'internal error "
-    "(OSError)' with a crash log and answers status=error, so git aborts the whole checkout instead of "
-    "leaving big.bin as a pointer with a message saying to free space and run 'git mlx pull'",
-)
 def test_disk_full_during_smudge_is_one_clear_error_naming_the_file_and_the_fix(sealed, small_disk: SmallDisk) -> None:
     dest, shas, cloned = clone_on_full_disk(sealed, small_disk)
 
@@ -157,11 +151,6 @@ def test_disk_full_during_fetch_names_the_file_leaves_nothing_partial_and_recove
     assert set(shas.values()) <= check_store(local_store(dest)).objects
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'git mlx fetch' on a full disk says \"cannot fetch 'big.bin' (...): No space left on device\" and "
-    "'1 object(s) could not be fetched' with no hint: neither which file system (the store's) nor what to do",
-)
 def test_disk_full_during_fetch_says_where_space_is_needed(sealed, small_disk: SmallDisk) -> None:
     dest, _, fetched = fetch_on_full_disk(sealed, small_disk)
 
