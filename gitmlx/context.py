@@ -9,6 +9,7 @@ Must not: move objects (transfer.py) or print.
 from __future__ import annotations
 
 import os
+import stat
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -50,21 +51,48 @@ class RepoContext:
     def _read_mlxconfig(self) -> list[plumbing.ConfigEntry]:
         """`.mlxconfig` from `mlxconfig_rev` if set, else the work tree, else the index,
         else HEAD (a fresh clone's checkout may smudge files before `.mlxconfig` itself
-        is written)."""
+        is written).
+
+        Only a regular file is read. A committed symlink named `.mlxconfig` must not
+        make gitmlx read settings from a file anywhere on the machine, so the work-tree
+        entry is lstat'ed, and an index or tree entry is read only with a regular-file
+        mode (a symlink's blob is its target's name). docs/threat-model.md.
+        """
         if self.mlxconfig_rev is not None:
             try:
-                return plumbing.read_config(cwd=self.top, blob=f"{self.mlxconfig_rev}:{MLXCONFIG}")
+                return self._read_committed(self.mlxconfig_rev)
             except MlxError:
                 pass
         if self.paths.work_tree is not None:
             path = self.paths.work_tree / MLXCONFIG
-            if path.is_file():
-                return plumbing.read_config(cwd=self.top, file=path)
-        for blob in (f":{MLXCONFIG}", f"HEAD:{MLXCONFIG}"):
             try:
-                return plumbing.read_config(cwd=self.top, blob=blob)
+                regular = stat.S_ISREG(os.lstat(path).st_mode)
+            except OSError:
+                regular = False
+            if regular:
+                return plumbing.read_config(cwd=self.top, file=path)
+        for where in (None, "HEAD"):
+            try:
+                return self._read_committed(where)
             except MlxError:
                 continue
+        return []
+
+    def _read_committed(self, rev: str | None) -> list[plumbing.ConfigEntry]:
+        """`.mlxconfig` from the index (`rev` None) or a revision's tree; [] when it is
+        absent or not a regular file; MlxError when it does not parse."""
+        if rev is None:
+            listed = plumbing.run_git(["ls-files", "--stage", "-z", "--", MLXCONFIG], cwd=self.top, check=False)
+        else:
+            listed = plumbing.run_git(["ls-tree", "-z", rev, "--", MLXCONFIG], cwd=self.top, check=False)
+        for record in listed.split(b"\0"):
+            fields = record.partition(b"\t")[0].split()
+            # index: "MODE OID STAGE"; tree: "MODE TYPE OID". Stage 0 only: a conflicted
+            # .mlxconfig has no one content.
+            if len(fields) != 3 or fields[0] not in (b"100644", b"100755") or (rev is None and fields[2] != b"0"):
+                continue
+            oid = fields[1] if rev is None else fields[2]
+            return plumbing.read_config(cwd=self.top, blob=oid.decode())
         return []
 
     @cached_property

@@ -212,11 +212,6 @@ def test_a_committed_cache_skipsmudge_or_include_is_not_honoured(repos: Repos, s
     assert "mlx.skipsmudge=false\t[default]" in env.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="context._read_mlxconfig reads the work tree's .mlxconfig with Path.is_file(), which follows a "
-    "committed symlink: a repository can make gitmlx read its settings from any file on the machine",
-)
 def test_a_committed_mlxconfig_symlink_is_not_followed_out_of_the_repository(repos: Repos, sealed) -> None:
     outside = sealed.root / "outside.cfg"
     outside.write_text(f"[mlx]\n\turl = {sealed.root / 'read-from-outside'}\n")
@@ -227,6 +222,18 @@ def test_a_committed_mlxconfig_symlink_is_not_followed_out_of_the_repository(rep
 
     assert_no_traceback(shown)
     assert "read-from-outside" not in shown.stdout, shown.stdout
+
+    # Nor is a symlink's blob (its target's name) read as settings from the index or
+    # HEAD when the work tree has no .mlxconfig (a clone's checkout, before it is written).
+    (repos.work / ".mlxconfig").unlink()
+    os.symlink("[mlx] url = link-text-as-config", repos.work / ".mlxconfig")
+    commit_all(repos.work, "a symlink whose target's name parses as config")
+    (repos.work / ".mlxconfig").unlink()
+
+    shown = mlx("env", cwd=repos.work)
+
+    assert_no_traceback(shown)
+    assert "link-text-as-config" not in shown.stdout, shown.stdout
 
 
 def test_a_malformed_committed_mlxconfig_fails_the_checkout_naming_the_file_and_the_fix(repos: Repos, sealed) -> None:
