@@ -5,14 +5,15 @@ atomic insertion while hashing, opening and re-verifying objects. See docs/local
 Must not: talk to a remote, run git, or print.
 
 Invariants: an object appears under its final name only after its bytes were hashed to
-that oid, written to a temporary file in the same file system, fsynced and renamed with
-`os.replace`. Writers never share a temporary name, and "already present" is success, so
-any number of processes may insert the same object at once.
+that oid, written to a temporary file in the same file system (`Store.object_tmp_dir`),
+fsynced and renamed with `os.replace`. Writers never share a temporary name, and "already
+present" is success, so any number of processes may insert the same object at once.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import hashlib
 import os
 import queue
@@ -106,8 +107,7 @@ class ObjectWriter:
         self._hash = hashlib.sha256()
         self.size = 0
         self._committed = False
-        store.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_path = store.tmp_dir / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
+        self.tmp_path = store.object_tmp_dir() / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
         self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._pending = bytearray()
         self._background: BackgroundWriter | None = None
@@ -205,12 +205,25 @@ class Store:
         self.unsynced = False
         self.objects_dir = self.root / "objects"
         self.tmp_dir = self.root / "tmp"
+        self._object_tmp: Path | None = None
 
     def path(self, oid: str) -> Path:
         """Where `oid` lives. Refuses anything but 64 lowercase hex digits (no path tricks)."""
         if not is_valid_oid(oid):
             raise MlxError(f"refusing invalid oid {oid!r}")
         return self.objects_dir / oid[0:2] / oid[2:4] / oid
+
+    def object_tmp_dir(self) -> Path:
+        """Where objects are written before their rename: `tmp/`, or `objects/tmp/` when
+        `objects/` is on another file system (a symlink the user made), since rename(2)
+        cannot cross file systems (EXDEV). Decided once per Store."""
+        if self._object_tmp is None:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            self.objects_dir.mkdir(parents=True, exist_ok=True)
+            same = os.stat(self.tmp_dir).st_dev == os.stat(self.objects_dir).st_dev
+            self._object_tmp = self.tmp_dir if same else self.objects_dir / "tmp"
+            self._object_tmp.mkdir(exist_ok=True)
+        return self._object_tmp
 
     def mark_unsynced(self) -> None:
         """Remember to sync; at the latest when the process exits."""
@@ -260,10 +273,20 @@ class Store:
         final = self.path(oid)
         os.chmod(tmp_path, 0o444)
         try:
-            os.replace(tmp_path, final)
-        except FileNotFoundError:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_path, final)
+            try:
+                os.replace(tmp_path, final)
+            except FileNotFoundError:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp_path, final)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # Only a folder below objects/ symlinked to yet another file system gets here.
+            raise MlxError(
+                f"cannot store object {oid[:10]}: '{tmp_path.parent}' and '{final.parent}' of the store "
+                f"'{self.root}' are on different file systems",
+                f"put the whole store on one file system (for instance symlink '{self.root}' itself)",
+            ) from None
 
     def insert_stream(self, stream: BinaryIO, expected: Pointer | None = None) -> Pointer:
         """Copy `stream` into the store in bounded memory; verify against `expected`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -232,3 +233,37 @@ def test_iter_objects_skips_symlinks(store: Store, tmp_path: Path) -> None:
 
 def test_iter_objects_on_an_empty_store(store: Store) -> None:
     assert list(store.iter_objects()) == []
+
+
+def test_objects_on_another_file_system_are_written_beside_them(store: Store, monkeypatch) -> None:
+    """rename(2) cannot cross file systems: with `objects/` elsewhere (a symlink), objects
+    are written in `objects/tmp/`, which iter_objects never lists."""
+    real_stat = os.stat
+    objects = str(store.objects_dir)
+
+    def stat_on_two_devices(path, *args, **kwargs):
+        found = real_stat(path, *args, **kwargs)
+        if str(path) != objects:
+            return found
+        fields = list(found)
+        fields[stat.ST_DEV] += 1
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(store_module.os, "stat", stat_on_two_devices)
+    with store.writer() as writer:
+        assert writer.tmp_path.parent == store.objects_dir / "tmp"
+        writer.write(b"elsewhere")
+        pointer = writer.commit()
+    assert store.has(pointer.oid) and files_under(store.objects_dir / "tmp") == []
+    assert list(store.iter_objects()) == [StoredObject(pointer.oid, 9)]
+
+
+def test_a_rename_across_file_systems_is_one_error_naming_the_store(store: Store, monkeypatch) -> None:
+    def exdev(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(store_module.os, "replace", exdev)
+    with pytest.raises(MlxError, match="different file systems") as raised:
+        store.insert_stream(io.BytesIO(b"data"))
+    assert str(store.root) in str(raised.value) and raised.value.hint
+    assert files_under(store.root) == []
