@@ -10,6 +10,11 @@ reads anything back, so answering early could deadlock on full pipes), and does 
 step that can fail *before* `status=success` is sent. A failure then becomes
 `status=error` for that one file. Never `status=abort`: git would stop using the filter
 for the rest of the command without a word.
+
+When git goes away (killed mid-file, its end of the pipes closed), nobody waits for an
+answer: the loop ends as it does when git closes the pipe between files, without
+reporting the file (docs/threat-model.md). A malformed stream from a live git ends it
+with PacketError, an expected failure, since no later answer could be in sync.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import BinaryIO
 
+from gitmlx.errors import MlxError
 from gitmlx.git import pktline
-from gitmlx.git.pktline import ContentReader, ContentWriter
+from gitmlx.git.pktline import ContentReader, ContentWriter, TruncatedPacket
 
 #: Writes the reply's content; may raise, which turns into a trailing status=error.
 Body = Callable[[ContentWriter], None]
@@ -39,8 +45,8 @@ class _Delayed:
 DELAYED: Body = _Delayed()  # type: ignore[assignment]
 
 
-class HandshakeError(Exception):
-    pass
+class HandshakeError(MlxError):
+    """git asked for something this filter does not speak (a version, a command)."""
 
 
 def handshake(inp: BinaryIO, out: BinaryIO, capabilities: tuple[str, ...]) -> set[str]:
@@ -77,12 +83,12 @@ def serve(
     offered = (*handlers, "delay") if list_available is not None else tuple(handlers)
     try:
         agreed = handshake(inp, out, offered)
-    except EOFError:
+    except (EOFError, TruncatedPacket):
         return set()
     while True:
         try:
             request = pktline.read_key_values(inp)
-        except EOFError:
+        except (EOFError, TruncatedPacket):  # closed between files, or went away mid-request
             return agreed
         command = request.get("command", "")
         pathname = request.get("pathname", "")
@@ -95,23 +101,36 @@ def serve(
             continue
         content = ContentReader(inp)
         handler = handlers.get(command)
+        failure: Exception | None = None
         try:
             if handler is None:
                 raise HandshakeError(f"unsupported filter command {command!r}")
             body = handler(command, request, content)
         except Exception as exc:  # noqa: BLE001 - any failure is this file's failure
+            failure = exc
+        try:
             content.drain()
-            on_error(command, pathname, exc)
+        except pktline.PacketError:
+            pass  # kept in content.broken
+        if content.broken is not None:
+            # Whatever the handler made of it, the stream broke inside this file's content.
+            if isinstance(content.broken, TruncatedPacket):
+                return agreed
+            raise content.broken
+        if failure is not None:
+            on_error(command, pathname, failure)
             _status(out, "error")
             continue
-        content.drain()
         if body is DELAYED:
             _status(out, "delayed")
             continue
         _status(out, "success")
+        writer = ContentWriter(out)
         try:
-            body(ContentWriter(out))
+            body(writer)
         except Exception as exc:  # noqa: BLE001
+            if writer.failed is not None:
+                return agreed  # git closed its end while we answered: nobody to tell
             pktline.write_flush(out)
             on_error(command, pathname, exc)
             _status(out, "error")

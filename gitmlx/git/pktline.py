@@ -10,13 +10,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from gitmlx.errors import MlxError
+
 MAX_PAYLOAD = 65516
 FLUSH = b"0000"
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
-class PacketError(Exception):
-    """The peer broke the framing: a bad length, or the stream ended inside a packet."""
+class PacketError(MlxError):
+    """The peer broke the framing: a bad length, or the stream ended inside a packet.
+
+    An expected failure (one error line, exit 1), not a bug: the bytes come from git.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"malformed pkt-line stream from git: {message}",
+            "run the git command again; if this repeats, report it with the output of GIT_TRACE_PACKET=1",
+        )
+
+
+class TruncatedPacket(PacketError):
+    """The stream ended inside a packet, or inside content before its flush packet: the
+    peer went away mid-write (git killed while a filter reads a file)."""
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
@@ -28,7 +44,7 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
     while got < n:
         more = stream.read(n - got)
         if not more:
-            raise PacketError(f"stream ended after {got} of {n} bytes")
+            raise TruncatedPacket(f"stream ended after {got} of {n} bytes")
         chunks.append(more)
         got += len(more)
     return b"".join(chunks)
@@ -81,13 +97,28 @@ class ContentReader:
     """A raw-file-like `read(n)` over content packets, ending at the flush packet.
 
     Like a raw file, `read(n)` may return fewer than `n` bytes (at most one packet's
-    worth); only an empty result means the content has ended.
+    worth); only an empty result means the content has ended. If the stream breaks
+    first (malformed, or ended before the flush: TruncatedPacket), every later read
+    raises that error again and `broken` holds it, so a caller that caught it can never
+    mistake the rest for the end of the content.
     """
 
     def __init__(self, stream: BinaryIO) -> None:
-        self._packets = iter_content(stream)
+        self._stream = stream
         self._pending = b""
         self._done = False
+        self.broken: PacketError | None = None
+
+    def _next(self) -> bytes | None:
+        if self.broken is not None:
+            raise self.broken
+        try:
+            return read_packet(self._stream)
+        except EOFError:
+            self.broken = TruncatedPacket("stream ended before the content's flush packet")
+        except PacketError as exc:
+            self.broken = exc
+        raise self.broken
 
     def read(self, n: int = -1) -> bytes:
         if n < 0:
@@ -95,7 +126,7 @@ class ContentReader:
             self._pending = b""
             return b"".join(parts)
         while not self._pending and not self._done:
-            packet = next(self._packets, None)
+            packet = self._next()
             if packet is None:
                 self._done = True
             else:
@@ -104,9 +135,12 @@ class ContentReader:
         return data
 
     def _rest(self) -> Iterator[bytes]:
-        if not self._done:
-            yield from self._packets
-            self._done = True
+        while not self._done:
+            packet = self._next()
+            if packet is None:
+                self._done = True
+            else:
+                yield packet
 
     def drain(self) -> None:
         """Consume what is left, so the stream is positioned after the flush."""
@@ -131,15 +165,24 @@ def write_flush(stream: BinaryIO) -> None:
 
 
 class ContentWriter:
-    """A file-like `write` that frames any amount of bytes into maximal packets."""
+    """A file-like `write` that frames any amount of bytes into maximal packets.
+
+    `failed` holds the error of a write to the stream itself (the peer closed its end),
+    to tell it from a failure of whatever produces the bytes.
+    """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
+        self.failed: OSError | None = None
 
     def write(self, data: bytes | memoryview) -> int:
         view = memoryview(data)
-        for start in range(0, len(view), MAX_PAYLOAD):
-            piece = view[start : start + MAX_PAYLOAD]
-            self._stream.write(b"%04x" % (len(piece) + 4))
-            self._stream.write(piece)
+        try:
+            for start in range(0, len(view), MAX_PAYLOAD):
+                piece = view[start : start + MAX_PAYLOAD]
+                self._stream.write(b"%04x" % (len(piece) + 4))
+                self._stream.write(piece)
+        except OSError as exc:
+            self.failed = exc
+            raise
         return len(view)

@@ -439,11 +439,6 @@ def test_an_orphaned_filter_leaves_no_partial_object_when_git_is_killed(sealed) 
     assert not report.tmp_leftovers, "the orphaned filter left its temporary file"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="when git dies mid-file the filter reads a truncated packet; PacketError is not an MlxError, so "
-    "filter-process exits 3 and writes a crash log ('internal error') for what is only git going away",
-)
 def test_an_orphaned_filter_exits_quietly_when_git_is_killed(sealed) -> None:
     _, logs = kill_git_alone_mid_clean(sealed)
 

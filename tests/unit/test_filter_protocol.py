@@ -12,7 +12,16 @@ import pytest
 from gitmlx import filters
 from gitmlx.errors import MlxError
 from gitmlx.git.filter_protocol import Body, HandshakeError, handshake, serve
-from gitmlx.git.pktline import MAX_PAYLOAD, ContentReader, ContentWriter, read_packet, write_flush, write_packet
+from gitmlx.git.pktline import (
+    MAX_PAYLOAD,
+    ContentReader,
+    ContentWriter,
+    PacketError,
+    TruncatedPacket,
+    read_packet,
+    write_flush,
+    write_packet,
+)
 from gitmlx.store import Store
 
 WELCOME = [b"git-filter-client\n", b"version=2\n", None]
@@ -251,6 +260,78 @@ def test_never_answers_status_abort() -> None:
         *request("nope", "c", b"c"),
     ]
     assert b"status=abort\n" not in run(conversation, HANDLERS)
+
+
+# --- git going away, or breaking the framing, mid-file --------------------------------
+
+
+def cut(conversation: list[bytes | None], drop: int) -> bytes:
+    return encode(conversation)[:-drop]
+
+
+# 200,000 bytes of content: 3 full packets and one of 3,452 bytes, then the flush.
+@pytest.mark.parametrize("drop", [2, 6, 4 + 3456])  # inside the flush's header, inside a packet, at a boundary
+def test_git_going_away_mid_file_ends_the_loop_without_reporting_the_file(drop: int) -> None:
+    """git killed while the filter reads a file (docs/threat-model.md): nobody waits for
+    an answer, so no error is reported and nothing more is written."""
+    recorder = Recorder()
+    conversation = [*WELCOME, *CAPABILITIES, *request("clean", "a", b"first"), *request("clean", "big", b"x" * 200000)]
+    out = io.BytesIO()
+    agreed = serve(io.BytesIO(cut(conversation, drop)), out, {"clean": upper_clean}, recorder.on_error)
+    assert agreed == {"clean"} and recorder.errors == []
+    assert decode(out.getvalue()) == [*CLEAN_ONLY_HANDSHAKE, *success(b"FIRST")]
+
+
+def test_a_handler_that_swallows_the_truncation_still_gets_no_answer_sent() -> None:
+    def forgiving(command: str, meta: dict[str, str], content: ContentReader) -> Body:
+        try:
+            content.read()
+        except MlxError:
+            pass
+        return lambda sink: sink.write(b"made up")
+
+    recorder = Recorder()
+    conversation = [*WELCOME, *CAPABILITIES, *request("clean", "big", b"x" * 100000)]
+    out = io.BytesIO()
+    serve(io.BytesIO(cut(conversation, 10)), out, {"clean": forgiving}, recorder.on_error)
+    assert decode(out.getvalue()) == CLEAN_ONLY_HANDSHAKE and recorder.errors == []
+
+
+def test_git_going_away_mid_request_or_handshake_ends_the_loop_quietly() -> None:
+    for data in (encode(WELCOME)[:-3], encode([*WELCOME, *CAPABILITIES, b"command=clean\n"])[:-2]):
+        assert serve(io.BytesIO(data), io.BytesIO(), HANDLERS, Recorder().on_error) in (set(), {"clean", "smudge"})
+
+
+def test_a_malformed_packet_inside_content_stops_the_loop_with_a_packet_error() -> None:
+    recorder = Recorder()
+    data = encode([*WELCOME, *CAPABILITIES, b"command=clean\n", b"pathname=a\n", None, b"abc"]) + b"zzzz0000"
+    data += encode(request("clean", "b", b"never answered: out of sync"))
+    out = io.BytesIO()
+    with pytest.raises(PacketError) as raised:
+        serve(io.BytesIO(data), out, {"clean": upper_clean}, recorder.on_error)
+    assert not isinstance(raised.value, TruncatedPacket) and isinstance(raised.value, MlxError)
+    assert recorder.errors == [] and decode(out.getvalue()) == CLEAN_ONLY_HANDSHAKE
+
+
+def test_git_closing_its_end_while_we_answer_ends_the_loop_without_reporting_the_file() -> None:
+    class ClosedAfterHandshake(io.BytesIO):
+        answering = False
+
+        def write(self, data) -> int:
+            if self.answering and len(data) > 100:
+                raise BrokenPipeError(32, "Broken pipe")
+            return super().write(data)
+
+    def clean(command: str, meta: dict[str, str], content: ContentReader) -> Body:
+        content.read()
+        out.answering = True
+        return lambda sink: sink.write(b"y" * 1000)
+
+    recorder = Recorder()
+    out = ClosedAfterHandshake()
+    conversation = [*WELCOME, *CAPABILITIES, *request("clean", "a", b"x"), *request("clean", "b", b"x")]
+    serve(io.BytesIO(encode(conversation)), out, {"clean": clean}, recorder.on_error)
+    assert recorder.errors == []
 
 
 # --- with the real clean and smudge --------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gitmlx.errors import MlxError
 from gitmlx.git import pktline
 from gitmlx.git.pktline import (
     FLUSH,
@@ -15,6 +16,7 @@ from gitmlx.git.pktline import (
     ContentReader,
     ContentWriter,
     PacketError,
+    TruncatedPacket,
     read_key_values,
     read_packet,
     read_text_list,
@@ -285,11 +287,35 @@ def test_content_reader_drain_after_full_read() -> None:
     assert read_packet(stream) == b"next"
 
 
-def test_content_reader_eof_before_flush() -> None:
+def test_content_reader_eof_before_flush_is_a_truncated_packet_every_time() -> None:
+    """git went away mid-file: a reader that caught the error must not then see b"" (the
+    end of the content) and take what it read for the whole file."""
     reader = ContentReader(packets(b"abc"))
     assert reader.read(3) == b"abc"
-    with pytest.raises(EOFError):
+    with pytest.raises(TruncatedPacket):
         reader.read(3)
+    assert isinstance(reader.broken, TruncatedPacket)
+    with pytest.raises(TruncatedPacket):
+        reader.read(3)
+    with pytest.raises(TruncatedPacket):
+        reader.drain()
+
+
+def test_content_reader_keeps_raising_a_malformed_packet() -> None:
+    reader = ContentReader(io.BytesIO(b"0007abczzzz"))
+    assert reader.read(3) == b"abc"
+    with pytest.raises(PacketError) as raised:
+        reader.read(3)
+    assert not isinstance(raised.value, TruncatedPacket) and reader.broken is raised.value
+    with pytest.raises(PacketError):
+        reader.read()
+
+
+def test_packet_errors_are_expected_failures_with_a_hint() -> None:
+    with pytest.raises(MlxError) as raised:
+        read_packet(io.BytesIO(b"00"))
+    assert isinstance(raised.value, TruncatedPacket)
+    assert "pkt-line" in raised.value.message and raised.value.hint
 
 
 def test_content_reader_over_trickling_stream() -> None:
