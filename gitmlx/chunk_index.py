@@ -146,6 +146,16 @@ class ChunkIndex:
             if len(self._remote_rows) + len(self._local_rows) >= self.FLUSH_ROWS:
                 self._flush_locked()
 
+    def forget_remote_pack(self, remote: str, pack: str) -> None:
+        """Forget every chunk known to be in `pack` on `remote`: the remote no longer has
+        it (wiped, restored from an older backup, collected), so its chunks must be
+        uploaded again instead of being named by new manifests."""
+        with self._lock:
+            stale = [key for key, row in self._remote_rows.items() if key[0] == remote and row[2] == pack]
+            for key in stale:
+                del self._remote_rows[key]
+            self._conn().execute("DELETE FROM remote_chunks WHERE remote = ? AND pack = ?", (remote, pack))
+
     def add_local_object(self, manifest: Manifest) -> None:
         """Record where each chunk of a stored object sits inside it."""
         with self._lock:

@@ -1,10 +1,14 @@
 """Upload: chunk objects, pack the chunks the remote lacks, then write manifests.
 
 Write order (docs/storage-format.md, "Write order"): the format marker, then packs, then
-a manifest only once every pack it names is confirmed on the remote. A crash at any point
-leaves at worst unreferenced packs (collected by `gc --remote`), never a manifest that
-points at nothing. Concurrent pushers cannot corrupt each other: packs and manifests are
-content-addressed and immutable, so two writers of one key write equivalent bytes.
+a manifest only once every pack it names is confirmed on the remote: uploaded by this
+push, or, for a chunk the index says is already there, its pack checked with a HEAD/stat
+while chunking. A pack found missing is forgotten by the index and its chunks go into
+this push's packs, so a remote that lost packs is repaired by the next push. A crash at
+any point leaves at worst unreferenced packs (collected by `gc --remote`), never a
+manifest that points at nothing. Concurrent pushers cannot corrupt each other: packs and
+manifests are content-addressed and immutable, so two writers of one key write
+equivalent bytes.
 """
 
 from __future__ import annotations
@@ -116,6 +120,24 @@ class Packer:
         self._pack_lock = threading.Lock()
         self.wire_bytes = 0
         self._lock = threading.Lock()
+        self._present: dict[str, bool] = {}  # reused packs checked on the remote
+
+    def pack_present(self, pack_id: str) -> bool:
+        """Whether the remote still has a pack the index names (one HEAD/stat per pack and
+        push). A missing pack is forgotten by the index, so no later push relies on it."""
+        with self._lock:
+            known = self._present.get(pack_id)
+        if known is not None:
+            return known
+        present = self.remote.exists(layout.pack_key(pack_id))
+        if not present:
+            self.index.forget_remote_pack(self.remote_id, pack_id)
+        with self._lock:
+            return self._present.setdefault(pack_id, present)
+
+    def _reusable(self, pack_id: str) -> bool:
+        # gc (b): a marked pack may be deleted before our manifest lands; a lost one is gone.
+        return pack_id not in self.marked_packs and self.pack_present(pack_id)
 
     def chunk_object(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
         """The object's chunks in order: each already on the remote, or added to a pack."""
@@ -125,8 +147,8 @@ class Packer:
             for view in chunking.chunks(stream):
                 digest = hashlib.sha256(view).digest()
                 entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest)
-                if isinstance(entry, ChunkRef) and entry.pack in self.marked_packs:
-                    entry = None  # gc (b): its pack may be deleted before our manifest lands; store it anew
+                if isinstance(entry, ChunkRef) and not self._reusable(entry.pack):
+                    entry = None  # stored anew, in a pack of this push
                 if entry is None:
                     entry = self._add(digest, view, sampler)
                 entries.append(entry)
@@ -252,18 +274,7 @@ def upload(
     parallel(plan, todo, min(concurrency, os.cpu_count() or 2))
     packs = packer.finish()
     result.wire_bytes += packer.wire_bytes
-    confirmed: dict[str, bool] = {}
     lock = threading.Lock()
-
-    def pack_exists(pack_id: str) -> bool:
-        # A reused chunk's pack must still be there before a manifest may name it.
-        with lock:
-            if pack_id in confirmed:
-                return confirmed[pack_id]
-        present = remote.exists(layout.pack_key(pack_id))
-        with lock:
-            confirmed[pack_id] = present
-        return present
 
     def finish_object(item: tuple[Pointer, list[ChunkRef | NewChunk]]) -> None:
         pointer, entries = item
@@ -278,7 +289,8 @@ def upload(
                 else:
                     refs.append(e)
             for pack_id in dict.fromkeys(r.pack for r in refs):
-                if not (isinstance(pack_id, str) and (pack_id in packs.values() or pack_exists(pack_id))):
+                # A reused chunk's pack was confirmed while chunking (cached): never name a missing one.
+                if not (isinstance(pack_id, str) and (pack_id in packs.values() or packer.pack_present(pack_id))):
                     raise MlxError(f"pack {pack_id[:10]} vanished from the remote; push again")
             manifest = Manifest(pointer.oid, pointer.size, tuple(refs))
             data = manifest.encode()

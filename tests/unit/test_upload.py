@@ -1,0 +1,149 @@
+"""gitmlx.transfer.upload and the chunk index when the remote lost packs the index still
+names (wiped, restored from an older backup, collected): the push stores those chunks
+again, in the same push, and never writes a manifest that names a missing pack.
+
+A directory remote and a real store; no git.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import pytest
+
+from gitmlx import layout
+from gitmlx.chunk_index import ChunkIndex
+from gitmlx.manifest import ChunkRef, decode
+from gitmlx.pointer import Pointer
+from gitmlx.remotes.local import LocalRemote
+from gitmlx.store import Store
+from gitmlx.transfer import download, upload
+from gitmlx.transfer.common import index_for, remote_identity
+
+
+class CountingRemote(LocalRemote):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.pack_checks: list[str] = []
+
+    def exists(self, key: str) -> bool:
+        if key.startswith(layout.PACKS_PREFIX):
+            self.pack_checks.append(key)
+        return super().exists(key)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "store")
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> CountingRemote:
+    return CountingRemote(tmp_path / "remote")
+
+
+def add(store: Store, seed: str, size: int = 600_000, prefix: bytes = b"") -> tuple[Pointer, bytes]:
+    data = prefix + random.Random(seed).randbytes(size)
+    return store.insert_stream(io.BytesIO(data)), data
+
+
+def push(store: Store, remote: LocalRemote, *pointers: Pointer) -> None:
+    result = upload(store, remote, pointers, concurrency=2)
+    assert result.ok, result.failed
+
+
+def manifest_packs(remote: LocalRemote, pointer: Pointer) -> set[str]:
+    return set(decode((remote.root / layout.manifest_key(pointer.oid)).read_bytes(), pointer).packs())
+
+
+def lose_everything(remote: LocalRemote) -> None:
+    for kind in ("packs", "manifests"):
+        for path in (remote.root / kind).rglob("*"):
+            if path.is_file():
+                path.chmod(0o644)
+                path.unlink()
+
+
+def fetched(tmp_path: Path, remote: LocalRemote, pointer: Pointer) -> bytes:
+    fresh = Store(tmp_path / f"fresh-{pointer.oid[:8]}-{random.random()}")
+    result = download(fresh, remote, [pointer], concurrency=1)
+    assert result.ok, result.failed
+    with fresh.open(pointer.oid) as f:
+        return f.read()
+
+
+def test_a_push_after_the_remote_lost_its_packs_uploads_them_again(
+    store: Store, remote: CountingRemote, tmp_path: Path
+) -> None:
+    a, data = add(store, "a")
+    push(store, remote, a)
+    lose_everything(remote)
+
+    push(store, remote, a)
+
+    assert all(remote.exists(layout.pack_key(p)) for p in manifest_packs(remote, a))
+    assert fetched(tmp_path, remote, a) == data
+
+
+def test_chunks_shared_with_a_lost_pack_go_into_a_new_pack_of_the_same_push(
+    store: Store, remote: CountingRemote, tmp_path: Path
+) -> None:
+    """b shares most chunks with a; a's pack is lost (a's manifest too). Pushing b finds the
+    pack gone once, forgets it, and writes b's manifest naming only packs that exist."""
+    a, data_a = add(store, "a")
+    push(store, remote, a)
+    [lost] = manifest_packs(remote, a)
+    lose_everything(remote)
+    b, data_b = add(store, "b", 100_000, prefix=data_a)
+    remote.pack_checks.clear()
+
+    push(store, remote, b)
+
+    assert remote.pack_checks == [layout.pack_key(lost)], "one check per reused pack, not per chunk"
+    assert all(remote.exists(layout.pack_key(p)) for p in manifest_packs(remote, b))
+    assert fetched(tmp_path, remote, b) == data_b
+    index = index_for(store)
+    try:
+        chunks = decode((remote.root / layout.manifest_key(b.oid)).read_bytes(), b).chunks
+        known = index.remote_chunks(remote_identity(remote), [c.hash for c in chunks])
+        assert {ref.pack for ref in known.values()} <= manifest_packs(remote, b)
+    finally:
+        index.close()
+
+
+def test_a_pack_still_on_the_remote_is_reused_after_one_check(store: Store, remote: CountingRemote) -> None:
+    a, data_a = add(store, "a")
+    push(store, remote, a)
+    [pack] = manifest_packs(remote, a)
+    b, _ = add(store, "b", 100_000, prefix=data_a)
+    remote.pack_checks.clear()
+
+    push(store, remote, b)
+
+    assert remote.pack_checks == [layout.pack_key(pack)]
+    assert pack in manifest_packs(remote, b)
+
+
+def ref(digest: int, pack: str) -> ChunkRef:
+    return ChunkRef(bytes([digest]) * 32, pack, 0, 10, 10, 0)
+
+
+def test_forget_remote_pack_drops_its_rows_for_that_remote_only(tmp_path: Path) -> None:
+    lost, kept = "a" * 64, "b" * 64
+    index = ChunkIndex(tmp_path / "index.sqlite")
+    index.add_remote_chunks("r1", [ref(1, lost), ref(2, kept)])
+    index.flush()  # one row in sqlite, one still buffered in memory
+    index.add_remote_chunks("r1", [ref(3, lost)])
+    index.add_remote_chunks("r2", [ref(1, lost)])
+
+    index.forget_remote_pack("r1", lost)
+
+    hashes = [bytes([n]) * 32 for n in (1, 2, 3)]
+    assert set(index.remote_chunks("r1", hashes)) == {hashes[1]}
+    assert index.remote_chunk("r2", hashes[0]) == ref(1, lost)
+    index.close()
+    reopened = ChunkIndex(tmp_path / "index.sqlite")
+    assert set(reopened.remote_chunks("r1", hashes)) == {hashes[1]}
+    reopened.close()
