@@ -36,7 +36,7 @@ def files_at(
 ) -> list[TrackedFile]:
     """Tracked files in the trees of `refs` (or every commit with `all_history`)."""
     if all_history:
-        found = scan.pointers_in_range(ctx.top, ["--all"])
+        found = scan.pointers_in_range(ctx.top, ["--all"], tracked_at=["HEAD"])
     else:
         found = [f for ref in refs for f in scan.pointers_in_tree(ctx.top, ref)]
     return [f for f in found if patterns.selected(f.path, include, exclude)]
@@ -57,6 +57,14 @@ def download(
             )
     report_failures(result, files, "fetch", remote)
     return result
+
+
+def range_uploads(ctx: RepoContext, found: scan.RangePointers) -> list[TrackedFile]:
+    """What a push of a range uploads: its artifacts, and the objects the store holds of
+    the pointer text elsewhere. Attributes are judged at the pushed commits only, so a
+    file tracked by an older .gitattributes may sit among the rest: its object goes too
+    when it can, and pointer text naming an object nobody has refuses nothing."""
+    return found.artifacts + [f for f in found.elsewhere if ctx.store.has(f.pointer.oid)]
 
 
 def upload(
@@ -86,17 +94,24 @@ def report_failures(result: transfer.TransferResult, files: Sequence[TrackedFile
 
 
 def place(ctx: RepoContext, files: Sequence[TrackedFile], verified: Container[str] = ()) -> worktree.PlaceResult:
-    """Replace pointer files in the work tree with their content, then refresh the index."""
-    if ctx.paths.work_tree is None:
+    """Replace pointer files in the work tree with their content, then refresh the index.
+
+    Files an interrupted placement left holding their content under a stale index entry
+    are refreshed too, so rerunning the command finishes what was cut short.
+    """
+    work_tree = ctx.paths.work_tree
+    if work_tree is None:
         raise MlxError("this is a bare repository: there is no work tree to check out into")
-    pending = [f for f in files if worktree.holds_pointer(ctx.paths.work_tree, f)]
+    pending = [f for f in files if worktree.holds_pointer(work_tree, f)]
     cache = StatCache(ctx.paths.git_dir)
     try:
-        result = worktree.place_all(ctx.store, ctx.paths.work_tree, pending, cache, verified)
+        pending_paths = {f.path for f in pending}
+        stale = worktree.stale_in_index(work_tree, [f for f in files if f.path not in pending_paths], cache)
+        result = worktree.place_all(ctx.store, work_tree, pending, cache, verified)
     finally:
         cache.close()
-    if result.placed:
-        worktree.refresh_index(ctx.paths.work_tree, [f.path for f in result.placed])
+    placed = {f.path: (f, result.stats[f.path]) for f in result.placed}
+    worktree.refresh_index(work_tree, {**stale, **placed})
     for tracked, why in result.failed:
         ui.error(f"cannot check out '{tracked.path}': {why}")
     return result

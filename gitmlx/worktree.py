@@ -11,13 +11,15 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Container, Iterable
+import stat
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from gitmlx.errors import IntegrityError, MlxError
-from gitmlx.git.plumbing import run_git
+from gitmlx.git import index_file
+from gitmlx.git.plumbing import index_location, run_git
 from gitmlx.git.scan import TrackedFile
 from gitmlx.statcache import StatCache
 from gitmlx.store import BLOCK_SIZE, Store
@@ -28,6 +30,7 @@ class PlaceResult:
     placed: list[TrackedFile] = field(default_factory=list)
     missing: list[TrackedFile] = field(default_factory=list)
     failed: list[tuple[TrackedFile, str]] = field(default_factory=list)
+    stats: dict[str, os.stat_result] = field(default_factory=dict)
 
 
 def holds_pointer(work_tree: Path, tracked: TrackedFile) -> bool:
@@ -86,9 +89,45 @@ def _copy_kernel(src: BinaryIO, dst: BinaryIO, size: int) -> None:
         left -= n
 
 
+def _temp_for(target: Path) -> Path:
+    """`.<name>.mlx-<pid>-<hex>` beside the target: same file system, so the rename is atomic."""
+    return target.with_name(f".{target.name}.mlx-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temps(target: Path) -> None:
+    """Remove temp files an interrupted placement of `target` left beside it.
+
+    Only those whose writer is gone: a live gitmlx process placing the same file keeps
+    its own (its pid is in the name; names without one are from older versions).
+    """
+    prefix = f".{target.name}.mlx-"
+    try:
+        names = [n for n in os.listdir(target.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid, _, rest = name[len(prefix) :].partition("-")
+        if rest and pid.isdigit() and _alive(int(pid)):
+            continue
+        try:
+            os.unlink(target.parent / name)
+        except OSError:
+            pass
+
+
 def place(
     store: Store, work_tree: Path, tracked: TrackedFile, cache: StatCache | None = None, verified: bool = False
-) -> None:
+) -> os.stat_result:
     """Replace the pointer file with the object's bytes: temp file, verify, rename.
 
     By reflink where the file system can (no data copied; the clone is then read once to
@@ -96,12 +135,13 @@ def place(
     tree file would write into the store. `verified` (this process hashed the object
     when it downloaded it, moments ago) skips the hash: the kernel copies, the size is
     checked. With `cache`, the result is recorded so the clean filter can recognise the
-    untouched file without re-hashing it.
+    untouched file without re-hashing it. Returns the placed file's stat data, for the index.
     """
     target = work_tree / tracked.path
     if not target.resolve().is_relative_to(work_tree.resolve()):
         raise MlxError(f"'{tracked.path}' is outside the work tree")
-    tmp = target.with_name(f".{target.name}.mlx-{secrets.token_hex(6)}")
+    sweep_temps(target)
+    tmp = _temp_for(target)
     try:
         with store.open(tracked.pointer.oid) as src, open(tmp, "xb") as dst:
             if verified:
@@ -119,8 +159,10 @@ def place(
             )
         os.chmod(tmp, 0o755 if tracked.mode == "100755" else 0o644)
         os.replace(tmp, target)
+        st = os.lstat(target)
         if cache is not None:
-            cache.record(tracked.path, os.lstat(target), tracked.pointer.encode())
+            cache.record(tracked.path, st, tracked.pointer.encode())
+        return st
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -139,22 +181,81 @@ def place_all(
             result.missing.append(tracked)
             continue
         try:
-            place(store, work_tree, tracked, cache, tracked.pointer.oid in verified)
+            st = place(store, work_tree, tracked, cache, tracked.pointer.oid in verified)
             result.placed.append(tracked)
+            result.stats[tracked.path] = st
         except (MlxError, OSError) as exc:
             result.failed.append((tracked, getattr(exc, "message", None) or str(exc)))
     return result
 
 
-def refresh_index(work_tree: Path, paths: Iterable[str]) -> None:
-    """Re-index the files we replaced, so `git status` stays clean.
+def stale_in_index(
+    work_tree: Path, files: Iterable[TrackedFile], cache: StatCache | None = None
+) -> dict[str, tuple[TrackedFile, os.stat_result]]:
+    """Files that hold exactly their content while git's index still has the pointer's size.
 
-    `update-index --refresh` alone is not enough: the index recorded the pointer file's
-    size, and git takes a size change for a modification without reading the file
-    (read-cache.c, `ie_modified`). Naming the paths makes git run the clean filter on
-    each (one filter process for all), get the same pointer blob back and record the
-    new stat data, as Git LFS does after `git lfs pull`.
+    What a placement interrupted before its index refresh leaves: git reports such a file
+    modified without reading it, and it no longer holds a pointer, so nothing would
+    place it again. Only files of the object's size whose index entry records another
+    size are looked at; each is trusted on an exact stat-cache match, else hashed.
     """
-    data = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
+    candidates = []
+    for tracked in files:
+        try:
+            st = os.lstat(work_tree / tracked.path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == tracked.pointer.size:
+            candidates.append((tracked, st))
+    if not candidates:
+        return {}
+    index_path, object_format = index_location(work_tree)
+    try:
+        recorded = index_file.recorded_sizes(index_path, object_format)
+    except (ValueError, OSError):
+        return {}
+    found = {}
+    for tracked, st in candidates:
+        if recorded.get(tracked.path, st.st_size & 0xFFFFFFFF) == st.st_size & 0xFFFFFFFF:
+            continue
+        known = cache.lookup(tracked.path, st) if cache is not None else None
+        if known is None and _hash_file(work_tree / tracked.path) != tracked.pointer.oid:
+            continue  # the user's own change: theirs to stage
+        found[tracked.path] = (tracked, st)
+    return found
+
+
+def refresh_index(work_tree: Path, placed: Mapping[str, tuple[TrackedFile, os.stat_result]]) -> None:
+    """Record the placed files' stat data in git's index, so `git status` stays clean.
+
+    The blob stays the pointer; only the index's cached stat data is out of date (it is
+    the pointer file's). gitmlx writes it directly (git/index_file.py explains why);
+    where it cannot (a split index), `git update-index` re-indexes the paths, which runs
+    each file through the clean filter once more, as Git LFS does after `git lfs pull`.
+    """
+    if not placed:
+        return
+    index_path, object_format = index_location(work_tree)
+    wanted = {
+        path: index_file.Wanted(
+            frozenset(
+                index_file.blob_id(text, object_format)
+                for text in {tracked.pointer.encode(), tracked.pointer.as_mlx().encode()}
+            ),
+            st,
+        )
+        for path, (tracked, st) in placed.items()
+    }
+    try:
+        done = index_file.record_stat(index_path, wanted, object_format)
+    except index_file.IndexLocked as exc:
+        raise MlxError(
+            f"git's index is locked ('{exc}'): another git command is running",
+            "when it has finished, run 'git mlx checkout' to finish",
+        ) from None
+    except ValueError:
+        done = set()
+    rest = [p for p in placed if p not in done]
+    data = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in rest)
     if data:
         run_git(["update-index", "-q", "-z", "--stdin"], cwd=work_tree, input=data, check=False)

@@ -102,6 +102,14 @@ def repo_paths(cwd: Path | str | None = None) -> RepoPaths:
     return RepoPaths(git_dir, common, work_tree)
 
 
+def index_location(cwd: Path | str) -> tuple[Path, str]:
+    """The index file git uses here (GIT_INDEX_FILE, worktrees) and the object format."""
+    out = run_git(["rev-parse", "--git-path", "index", "--show-object-format"], cwd=cwd)
+    lines = out.decode("utf-8", "surrogateescape").splitlines()
+    path = Path(lines[0])
+    return (path if path.is_absolute() else Path(cwd) / path), lines[1]
+
+
 @dataclass(frozen=True)
 class ConfigEntry:
     key: str
