@@ -50,7 +50,7 @@ class FilterSession:
         self._selection: tuple[list[str], list[str]] | None = None
         self._index: ChunkIndex | None = None
         self._index_pointers: dict[str, bytes] | None = None
-        self._limit: int | None = None
+        self._limits: tuple[int, int] | None = None
         self._stat_cache: StatCache | None = None
         #: Objects this process downloaded (and so hashed) itself: no need to hash again.
         self._verified: set[str] = set()
@@ -58,6 +58,8 @@ class FilterSession:
         self._by_oid: dict[tuple[str, int], Future[None]] = {}
         self._pending: dict[str, tuple[Pointer, Future[None]]] = {}
         self._ready: dict[str, tuple[Pointer, Future[None]]] = {}
+        #: Whether this process left a file for placement outside git (mlx.smudgelimit).
+        self.deferred = False
 
     @property
     def skip_smudge(self) -> bool:
@@ -140,7 +142,7 @@ class FilterSession:
                 if can_delay and not self.ctx.store.has(pointer.oid):
                     self._start_delayed(path, pointer)
                     return DELAYED
-                if self._defers(pointer):
+                if self._defers(pointer, can_delay):
                     return self._defer(path, pointer, head)
             source = filters.Prefixed(head, source)
         return filters.prepare_smudge(
@@ -155,18 +157,21 @@ class FilterSession:
 
     # -- objects above mlx.smudgelimit: written by the post-checkout hook ---------------------
 
-    def _defers(self, pointer: Pointer) -> bool:
-        """Too big to pass through git's memory, and our hooks are there to place it."""
-        if self._limit is None:
-            limit = self.ctx.config.size("mlx.smudgelimit")
-            self._limit = limit if limit > 0 and self._placing_hooks_installed() else 0
-        return 0 < self._limit < pointer.size
+    def _defers(self, pointer: Pointer, can_delay: bool) -> bool:
+        """Whether gitmlx writes this file itself instead of handing its content to git.
 
-    def _placing_hooks_installed(self) -> bool:
-        from gitmlx.git import hooks
-
-        directory = hooks.hooks_dir(self.ctx.top)
-        return all(hooks.is_ours(directory / name) for name in ("post-checkout", "post-merge"))
+        Above mlx.smudgelimit always: git would hold the whole file in memory. From
+        mlx.directplace up, when git is writing the work tree (it offers `can-delay` only
+        then, never for diff, show or archive): git collects a filter's output in memory
+        and then writes it (5-6 s per GiB here), where a kernel copy from the store takes
+        0.4 s. The file is placed by the post-checkout / post-merge hook, or, for
+        commands that run none, when git closes this process on exit.
+        """
+        if self._limits is None:
+            config = self.ctx.config
+            self._limits = (config.size("mlx.smudgelimit"), config.size("mlx.directplace"))
+        memory, direct = self._limits
+        return 0 < memory < pointer.size or (can_delay and 0 < direct <= pointer.size)
 
     def _defer(self, path: str, pointer: Pointer, head: bytes) -> Callable[[filters.Sink], None]:
         """Check out the pointer now; the hook streams the content into place afterwards."""
@@ -176,8 +181,25 @@ class FilterSession:
             except MlxError as exc:
                 self._unavailable(path, exc)
                 return lambda sink: sink.write(head)
-        record_path(self.ctx.paths.git_dir, DEFERRED_FILE, path)
+        self._record_deferred(path, pointer)
         return lambda sink: sink.write(head)
+
+    def _record_deferred(self, path: str, pointer: Pointer) -> None:
+        """Leave `path` to the placing step; vouch for its object if this process hashed it.
+
+        The voucher names the store file's identity (inode, size, ctime): the placing
+        process trusts the hash done here only while the object is that same, untouched
+        file, and copies it with the kernel instead of reading and hashing it again.
+        """
+        git_dir = self.ctx.paths.git_dir
+        if pointer.oid in self._verified:
+            try:
+                st = os.stat(self.ctx.store.path(pointer.oid))
+                record_path(git_dir, VERIFIED_FILE, f"{pointer.oid} {st.st_ino} {st.st_size} {st.st_ctime_ns}")
+            except OSError:
+                pass
+        record_path(git_dir, DEFERRED_FILE, path)
+        self.deferred = True
 
     def _unavailable(self, path: str, exc: MlxError) -> None:
         if self._error is not None:
@@ -225,8 +247,8 @@ class FilterSession:
                 raise exc
             self._unavailable(path, exc)
             return lambda sink: sink.write(pointer.encode())
-        if self._defers(pointer):
-            record_path(self.ctx.paths.git_dir, DEFERRED_FILE, path)
+        if self._defers(pointer, True):
+            self._record_deferred(path, pointer)
             return lambda sink: sink.write(pointer.encode())
         return lambda sink: filters.stream_object(
             self.ctx.store, pointer, sink, path, verify=pointer.oid not in self._verified
@@ -246,6 +268,23 @@ class FilterSession:
 UNRESTORED_FILE = "mlx-unrestored"
 #: In the per-worktree git dir: paths above mlx.smudgelimit, for the post-checkout hook.
 DEFERRED_FILE = "mlx-deferred"
+#: In the per-worktree git dir: "<oid> <inode> <size> <ctime_ns>" of deferred objects the
+#: filter hashed while downloading them.
+VERIFIED_FILE = "mlx-deferred-verified"
+
+
+def take_vouched(git_dir: Path, store_path: Callable[[str], Path]) -> set[str]:
+    """The oids vouched for (VERIFIED_FILE) whose store file is still exactly that file."""
+    vouched = set()
+    for record in take_paths(git_dir, VERIFIED_FILE):
+        oid, *identity = record.split(" ")
+        try:
+            st = os.stat(store_path(oid))
+        except (OSError, MlxError):
+            continue
+        if identity == [str(st.st_ino), str(st.st_size), str(st.st_ctime_ns)]:
+            vouched.add(oid)
+    return vouched
 
 
 def record_path(git_dir: Path, name: str, path: str) -> None:

@@ -68,4 +68,11 @@ def run(skip_smudge: bool = False) -> int:
         protocol_out.flush()
     finally:
         session.close()
+    if session.deferred:
+        # git closes the filter when it exits, after writing its index, and waits for it
+        # (subprocess.c, subprocess_exit_handler): the moment to place what smudge
+        # deferred, for the commands that run no post-checkout hook (reset, stash...).
+        from gitmlx.commands.hook_events import place_deferred
+
+        place_deferred(session.ctx.paths.git_dir)
     return 0

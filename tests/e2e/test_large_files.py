@@ -63,7 +63,7 @@ def test_untouched_placed_file_is_recognised_and_an_edit_is_not(repos: Repos, se
     assert status.strip() == "M big.bin", status
 
 
-def test_commands_without_hooks_leave_pointer_and_git_mlx_checkout_restores(repos: Repos, sealed) -> None:
+def test_commands_without_hooks_get_their_content_when_git_closes_the_filter(repos: Repos, sealed) -> None:
     v1 = write_random(repos.work / "big.bin", 4 * MIB, "v1")
     commit_all(repos.work, "v1")
     v2 = write_random(repos.work / "big.bin", 4 * MIB, "v2")
@@ -72,13 +72,55 @@ def test_commands_without_hooks_leave_pointer_and_git_mlx_checkout_restores(repo
     git("branch", "tip", cwd=repos.work)
 
     git("reset", "-q", "--hard", "HEAD~1", cwd=repos.work)  # runs no post-checkout hook
-    assert (repos.work / "big.bin").stat().st_size < 1024, "expected the pointer after reset"
-    assert_clean_worktree(repos.work)
-    result = mlx("checkout", cwd=repos.work)
-    assert_no_traceback(result)
     assert_content(repos.work, "big.bin", v1)
     assert_clean_worktree(repos.work)
+
+    (repos.work / "big.bin").write_bytes(b"local edit")
+    git("stash", "-q", cwd=repos.work)  # no hook either
+    assert_content(repos.work, "big.bin", v1)
+    assert_clean_worktree(repos.work)
+    git("stash", "pop", "-q", cwd=repos.work)
+    assert (repos.work / "big.bin").read_bytes() == b"local edit"
+    git("checkout", "-q", "--", "big.bin", cwd=repos.work)
+    assert_content(repos.work, "big.bin", v1)
 
     git("checkout", "-q", "tip", cwd=repos.work)  # the post-checkout hook places it
     assert_content(repos.work, "big.bin", v2)
     assert_clean_worktree(repos.work)
+    assert not (repos.work / ".git" / "mlx-deferred").exists()
+
+
+def test_a_file_left_as_a_pointer_is_written_by_git_mlx_checkout(repos: Repos, sealed) -> None:
+    sha = write_random(repos.work / "big.bin", 4 * MIB, "v1")
+    commit_all(repos.work, "v1")
+    git("config", "mlx.smudgelimit", "1MiB", cwd=repos.work)
+    # What a git killed before its hook ran and before it closed the filter leaves behind.
+    pointer = git("cat-file", "blob", "HEAD:big.bin", cwd=repos.work).stdout
+    (repos.work / "big.bin").write_text(pointer)
+    git("update-index", "big.bin", cwd=repos.work)
+    assert (repos.work / "big.bin").stat().st_size < 1024
+    assert_clean_worktree(repos.work)
+
+    result = mlx("checkout", cwd=repos.work)
+
+    assert_no_traceback(result)
+    assert_content(repos.work, "big.bin", sha)
+    assert_clean_worktree(repos.work)
+
+
+def test_the_filter_writes_large_files_itself_during_checkouts_only(repos: Repos, sealed) -> None:
+    """mlx.directplace: from that size up, a checkout gets the file from gitmlx, not
+    through git's memory; `git cat-file --filters`, `git archive`, textconv (no work tree
+    written) still get it from the filter."""
+    sha = write_random(repos.work / "mid.bin", 3 * MIB, "mid")
+    commit_all(repos.work)
+    git("push", "-q", "origin", "main", cwd=repos.work)
+    dest = repos.work.parent / "direct"
+    assert_no_traceback(clone(repos.remote, dest, env={"GIT_MLX_DIRECT_PLACE": "2MiB"}))
+    assert_content(dest, "mid.bin", sha)
+    assert_clean_worktree(dest)
+    assert (dest / ".git" / "mlx-statcache.sqlite").exists(), "gitmlx did not place the file"
+    shown = subprocess.run(
+        ["git", "-c", "mlx.directplace=2MiB", "cat-file", "--filters", "HEAD:mid.bin"], cwd=dest, capture_output=True
+    )
+    assert shown.returncode == 0 and len(shown.stdout) == 3 * MIB
