@@ -252,12 +252,13 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
     @group.command()
     @click.option("--remote", "check_remote", is_flag=True, help="also check the remote holds what HEAD needs")
     @click.option("--full", is_flag=True, help="with --remote: rebuild each object from the remote and verify it")
+    @click.option("--repair", is_flag=True, help="with --remote: upload each damaged object again from this clone")
     @quiet_option
-    def fsck(check_remote: bool, full: bool, quiet: bool) -> None:
+    def fsck(check_remote: bool, full: bool, repair: bool, quiet: bool) -> None:
         """Re-hash the local store (corrupt objects go to bad/); check the remote."""
         from gitmlx.commands import fsck as cmd
 
-        call(lambda: cmd.run(check_remote, full, quiet))
+        call(lambda: cmd.run(check_remote, full, quiet, repair))
 
     @group.command()
     @click.option("--dry-run", is_flag=True, help="only report what would be deleted")

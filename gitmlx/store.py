@@ -156,7 +156,8 @@ class ObjectWriter:
             raise IntegrityError(
                 f"object {expected.short_oid} failed verification: expected "
                 f"sha256 {expected.oid} ({expected.size} bytes), got {oid} ({self.size} bytes)",
-                "the copy on the remote is corrupt; re-push it from a clone that has the file",
+                "the copy on the remote is damaged; from a clone that has the file, run "
+                "'git mlx fsck --remote --full --repair'",
             )
         if self._store.has(oid) and self._store.size(oid) == self.size:
             # Already stored (re-adding unchanged content): skip the fsync and the rename.

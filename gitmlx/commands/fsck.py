@@ -1,5 +1,6 @@
-"""`git mlx fsck [--remote] [--full]`: re-hash the local store, quarantining corrupt
-objects; with `--remote`, check that the artifact remote holds, intact, what HEAD needs."""
+"""`git mlx fsck [--remote] [--full] [--repair]`: re-hash the local store, quarantining
+corrupt objects; with `--remote`, check that the artifact remote holds, intact, what HEAD
+needs; with `--repair`, upload every damaged object again from this clone."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import shlex
 from gitmlx import ui
 from gitmlx.context import RepoContext
 from gitmlx.git import scan
+from gitmlx.git.scan import TrackedFile
 from gitmlx.maintenance import fsck, reach
+from gitmlx.remotes.base import Remote
 from gitmlx.sizes import human_size
 
 
-def run(check_remote: bool = False, full: bool = False, quiet: bool = False) -> int:
+def run(check_remote: bool = False, full: bool = False, quiet: bool = False, repair: bool = False) -> int:
     ctx = RepoContext()
     store = ctx.store
     total = list(store.iter_objects())
@@ -33,7 +36,7 @@ def run(check_remote: bool = False, full: bool = False, quiet: bool = False) -> 
         f"{len(local.corrupt)} corrupt"
     )
     failed = bool(local.corrupt)
-    if check_remote or full:
+    if check_remote or full or repair:
         files = scan.pointers_in_tree(ctx.top, "HEAD") if reach.has_head(ctx.top) else []
         remote = ctx.open_remote()
         pointers = {f.pointer.oid: f.pointer for f in files}
@@ -45,11 +48,36 @@ def run(check_remote: bool = False, full: bool = False, quiet: bool = False) -> 
             problem = report.problems.get(f.pointer.oid)
             if problem is not None:
                 p = f.pointer
-                ui.error(f"'{f.path}' ({p.short_oid}, {human_size(p.size)}): {problem.message}", problem.hint)
+                hint = None if repair else problem.hint  # the repair follows
+                ui.error(f"'{f.path}' ({p.short_oid}, {human_size(p.size)}): {problem.message}", hint)
         depth = "rebuilt and verified" if full else "checked manifests and packs of"
         ui.info(
             f"remote '{remote.display_url}': {depth} {report.checked} objects HEAD needs, "
             f"{len(report.problems)} with problems"
         )
-        failed = failed or not report.ok
+        if repair and report.problems:
+            failed = _repair(ctx, remote, report, files, quiet) or failed
+        else:
+            failed = failed or not report.ok
     return 1 if failed else 0
+
+
+def _repair(ctx: RepoContext, remote: Remote, report: fsck.RemoteReport, files: list[TrackedFile], quiet: bool) -> bool:
+    """Upload every damaged object again from this clone; True if some could not be."""
+    problems = list(report.problems.values())
+    with ui.progress(sum(p.pointer.size for p in problems), len(problems), "repair", quiet) as bar:
+        result = fsck.repair_remote(
+            ctx.store, remote, problems, ctx.config.integer("mlx.concurrency"), bar.bytes_done, bar.file_done
+        )
+    for f in sorted(files, key=lambda f: f.path):
+        if f.pointer.oid in result.failed:
+            p, why = f.pointer, result.failed[f.pointer.oid][1]
+            ui.error(
+                f"cannot repair '{f.path}' ({p.short_oid}, {human_size(p.size)}): {why}",
+                "run 'git mlx fsck --remote --full --repair' in a clone that has the file",
+            )
+    ui.info(
+        f"remote '{remote.display_url}': uploaded {len(result.moved)} damaged objects again, "
+        f"{len(result.failed)} could not be"
+    )
+    return not result.ok

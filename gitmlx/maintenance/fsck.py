@@ -1,13 +1,15 @@
-"""`fsck`: re-hash every object of the local store (quarantining corrupt ones), and check
-that a remote holds, intact, what a set of pointers needs.
+"""`fsck`: re-hash every object of the local store (quarantining corrupt ones), check
+that a remote holds, intact, what a set of pointers needs, and repair it from this store.
 
 Owns: what counts as damage and the fix for each kind (docs/local-store.md, "verify";
 docs/storage-format.md, "Manifest"). A remote object is checked at three depths: its
 manifest exists and validates; every pack it names is at least as long as the ranges it
-uses (`Remote.size`); with `full`, it is rebuilt from the remote and its sha256 verified.
-Must not: print, or change the remote. A full check rebuilds into a temporary store that
-is removed after each object, never into the real one (streaming: bounded memory, and
-disk for one object at a time).
+uses (`Remote.size`; transfer.remote_check, which push applies too, so a re-push fixes
+these); with `full`, it is rebuilt from the remote and its sha256 verified (bytes changed
+in place, which only `repair_remote` fixes).
+Must not: print. Only `repair_remote` changes the remote, through the upload's write
+order. A full check rebuilds into a temporary store that is removed after each object,
+never into the real one (streaming: bounded memory, and disk for one object at a time).
 """
 
 from __future__ import annotations
@@ -20,15 +22,21 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from gitmlx import layout
 from gitmlx.errors import IntegrityError, ObjectNotFound
 from gitmlx.filters import quarantine
 from gitmlx.manifest import Manifest
 from gitmlx.pointer import Pointer
-from gitmlx.remotes.base import Remote
+from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store import Store, StoredObject
-from gitmlx.transfer.common import check_format, unique
-from gitmlx.transfer.download import fetch_manifest, rebuild
+from gitmlx.transfer.common import FileDone, TransferResult, check_format, unique
+from gitmlx.transfer.download import rebuild
+from gitmlx.transfer.remote_check import MISSING, PackSizes, check_copy
+from gitmlx.transfer.upload import upload
+
+__all__ = ["PackSizes", "Problem", "check_manifest_and_packs", "check_remote", "repair_remote", "verify_local"]
+
+#: The command that repairs what only a full check finds (named in hints).
+REPAIR = "git mlx fsck --remote --full --repair"
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,9 @@ class Problem:
     pointer: Pointer
     message: str
     hint: str
+    #: Packs not to take this object's chunks from again: missing or short ones, or every
+    #: pack of a manifest whose rebuild failed (which chunk is wrong is not known).
+    packs: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -76,62 +87,23 @@ def verify_local(store: Store, object_done: Callable[[StoredObject], None] | Non
     return report
 
 
-class PackSizes:
-    """`Remote.size` of each pack, asked once per pack however many objects share it."""
-
-    def __init__(self, remote: Remote) -> None:
-        self.remote = remote
-        self._sizes: dict[str, int | None] = {}
-        self._lock = threading.Lock()
-
-    def get(self, pack_id: str) -> int | None:
-        with self._lock:
-            if pack_id in self._sizes:
-                return self._sizes[pack_id]
-        size = self.remote.size(layout.pack_key(pack_id))
-        with self._lock:
-            self._sizes[pack_id] = size
-        return size
-
-
-def _damaged_hint(manifest_key: str, store: Store, packs: bool) -> str:
-    if not packs:
-        return f"delete '{manifest_key}' on the remote, then run 'git mlx push --all' from a clone that has the file"
-    # The chunk index would point a re-push at the damaged pack again: it must go too.
-    return (
-        f"from a clone that has the file, delete '{manifest_key}' on the remote and "
-        f"'{store.root / 'index.sqlite'}', then run 'git mlx push --all'"
-    )
+def _upload_hint(store: Store, pointer: Pointer) -> str:
+    if store.has(pointer.oid):
+        return "upload it again from this clone: run 'git mlx push --all'"
+    return "run 'git mlx push --all' in a clone that has the file"
 
 
 def check_manifest_and_packs(
     store: Store, remote: Remote, pointer: Pointer, sizes: PackSizes
 ) -> tuple[Manifest | None, Problem | None]:
     """The object's manifest (None if unusable) and what is wrong, if anything."""
-    key = layout.manifest_key(pointer.oid)
-    try:
-        manifest, _ = fetch_manifest(remote, pointer)
-    except ObjectNotFound:
-        if store.has(pointer.oid):
-            hint = "upload it from this clone: run 'git mlx push --all'"
-        else:
-            hint = "run 'git mlx push --all' in a clone that has the file"
-        return None, Problem(pointer, f"not on remote '{remote.display_url}' (no manifest)", hint)
-    except IntegrityError as exc:
-        return None, Problem(pointer, exc.message, _damaged_hint(key, store, packs=False))
-    needed: dict[str, int] = {}
-    for chunk in manifest.chunks:
-        needed[chunk.pack] = max(needed.get(chunk.pack, 0), chunk.offset + chunk.stored)
-    for pack_id, end in needed.items():
-        size = sizes.get(pack_id)
-        if size is None or size < end:
-            state = "missing" if size is None else f"truncated ({size} bytes, its chunks need {end})"
-            return manifest, Problem(
-                pointer,
-                f"pack {pack_id[:10]} on remote '{remote.display_url}' is {state}",
-                _damaged_hint(key, store, packs=True),
-            )
-    return manifest, None
+    copy = check_copy(remote, pointer, sizes)
+    if copy.intact:
+        return copy.manifest, None
+    hint = _upload_hint(store, pointer)
+    if copy.state == MISSING:
+        hint = hint.replace("upload it again", "upload it")
+    return copy.manifest, Problem(pointer, copy.problem or copy.state, hint, copy.bad_packs)
 
 
 def check_remote(
@@ -187,12 +159,40 @@ def _rebuild_and_verify(store: Store, remote: Remote, manifest: Manifest) -> Pro
         # The same rebuild `fetch` runs, without local chunks: only the remote's bytes count.
         rebuild(scratch, remote, manifest, {}, None)
     except (IntegrityError, ObjectNotFound) as exc:
-        key = layout.manifest_key(manifest.oid)
+        where = "from this clone" if store.has(manifest.oid) else "from a clone that has the file"
         return Problem(
             manifest.pointer,
             f"rebuilt from remote '{remote.display_url}', it is damaged: {exc.message}",
-            _damaged_hint(key, store, packs=True),
+            f"repair it {where}: run '{REPAIR}'",
+            frozenset(manifest.packs()),
         )
     finally:
         shutil.rmtree(scratch.root, ignore_errors=True)
     return None
+
+
+def repair_remote(
+    store: Store,
+    remote: Remote,
+    problems: Iterable[Problem],
+    concurrency: int = 8,
+    progress: ProgressCallback | None = None,
+    file_done: FileDone | None = None,
+) -> TransferResult:
+    """Upload again, from this store, every object `problems` names, and rewrite its
+    manifest; chunks are not taken from the packs the problems name (they are forgotten
+    by the chunk index too), so the new manifest names only packs of this upload or
+    intact ones. Objects this store lacks fail, named. The damaged packs stay on the
+    remote (other manifests may use their intact ranges); `gc --remote` deletes them
+    once nothing names them."""
+    problems = list(problems)
+    return upload(
+        store,
+        remote,
+        [p.pointer for p in problems],
+        concurrency,
+        progress,
+        file_done,
+        replace={p.pointer.oid for p in problems},
+        damaged_packs=frozenset().union(*(p.packs for p in problems)),
+    )

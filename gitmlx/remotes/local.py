@@ -33,7 +33,7 @@ class LocalRemote:
     def size(self, key: str) -> int | None:
         try:
             return self._path(key).stat().st_size
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a file where a folder goes: no key, as in exists()
             return None
 
     def put_file(
@@ -99,7 +99,7 @@ class LocalRemote:
     ) -> None:
         try:
             src = open(self._path(key), "rb")  # noqa: SIM115
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(f"'{key}' is not on remote '{self.display_url}'") from None
         except OSError as exc:
             raise RemoteError(f"cannot read remote '{self.display_url}': {exc}") from exc
@@ -118,7 +118,7 @@ class LocalRemote:
             with open(self._path(key), "rb") as src:
                 src.seek(start)
                 return src.read(length)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(f"'{key}' is not on remote '{self.display_url}'") from None
 
     def list(self, prefix: str = "") -> Iterator[RemoteEntry]:

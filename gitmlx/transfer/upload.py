@@ -1,15 +1,19 @@
 """Upload: chunk objects, pack the chunks the remote lacks, then write manifests.
 
+What the remote lacks: an object is skipped only when its manifest validates and every
+pack it names is long enough (remote_check: a GET and cached sizes, no pack bytes read);
+otherwise it is uploaded again and its manifest rewritten, so a re-push repairs a lost or
+damaged manifest and a lost or truncated pack. Bytes changed in place (same size) show
+only in a full rebuild: `fsck --remote --full --repair` passes such objects as `replace`.
+
 Write order (docs/storage-format.md, "Write order"): the format marker, then packs, then
 a manifest only once every pack it names is confirmed on the remote: uploaded by this
 push, or, for a chunk the index says is already there, its pack checked with a HEAD/stat
-while chunking. A pack found missing is forgotten by the index and its chunks go into
-this push's packs, so a remote that lost packs is repaired by the next push. A crash at
-any point leaves at worst unreferenced packs (collected by `gc --remote`), never a
-manifest that points at nothing. Concurrent pushers cannot corrupt each other: packs and
-manifests are content-addressed and immutable, so two writers of one key write
-equivalent bytes.
-"""
+(exists, and long enough) while chunking. A pack found missing or short is forgotten by
+the index and its chunks go into this push's packs. A crash at any point leaves at worst
+unreferenced packs (collected by `gc --remote`), never a manifest that points at nothing.
+Concurrent pushers cannot corrupt each other: packs and manifests are content-addressed
+and immutable, so two writers of one key write equivalent bytes."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import hashlib
 import os
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +44,7 @@ from gitmlx.transfer.common import (
     remote_identity,
     unique,
 )
+from gitmlx.transfer.remote_check import INTACT, MISSING, PackSizes, RemoteCopy, check_copy
 
 #: A pack is sealed once adding the next chunk would take it past this size.
 PACK_TARGET = 64 * 1024 * 1024
@@ -106,6 +111,8 @@ class Packer:
         concurrency: int,
         progress: ProgressCallback | None,
         marked_packs: frozenset[str] = frozenset(),
+        sizes: PackSizes | None = None,
+        damaged_packs: frozenset[str] = frozenset(),
     ) -> None:
         self.store, self.remote, self.index = store, remote, index
         #: Packs `gc --remote` marked for deletion: never reused, announced before re-written.
@@ -120,24 +127,34 @@ class Packer:
         self._pack_lock = threading.Lock()
         self.wire_bytes = 0
         self._lock = threading.Lock()
-        self._present: dict[str, bool] = {}  # reused packs checked on the remote
+        self.sizes = sizes or PackSizes(remote)
+        #: Packs the remote lost or holds damaged: never reused, forgotten by the index.
+        self.damaged: set[str] = set()
+        for pack_id in damaged_packs:
+            self.forget(pack_id)
 
-    def pack_present(self, pack_id: str) -> bool:
-        """Whether the remote still has a pack the index names (one HEAD/stat per pack and
-        push). A missing pack is forgotten by the index, so no later push relies on it."""
+    def forget(self, pack_id: str) -> None:
+        """Stop relying on a pack, in this push and (through the index) in later ones."""
         with self._lock:
-            known = self._present.get(pack_id)
-        if known is not None:
-            return known
-        present = self.remote.exists(layout.pack_key(pack_id))
-        if not present:
-            self.index.forget_remote_pack(self.remote_id, pack_id)
-        with self._lock:
-            return self._present.setdefault(pack_id, present)
+            if pack_id in self.damaged:
+                return
+            self.damaged.add(pack_id)
+        self.index.forget_remote_pack(self.remote_id, pack_id)
 
-    def _reusable(self, pack_id: str) -> bool:
-        # gc (b): a marked pack may be deleted before our manifest lands; a lost one is gone.
-        return pack_id not in self.marked_packs and self.pack_present(pack_id)
+    def reusable(self, ref: ChunkRef) -> bool:
+        """Whether a chunk the index places on the remote may be named by a new manifest:
+        its pack is not marked by gc (b: it may be deleted before our manifest lands), not
+        known damaged, and still on the remote, long enough (one HEAD/stat per pack and
+        push). A pack found missing or short is forgotten."""
+        if ref.pack in self.marked_packs:
+            return False
+        with self._lock:
+            if ref.pack in self.damaged:
+                return False
+        if self.sizes.covers(ref.pack, ref.offset + ref.stored):
+            return True
+        self.forget(ref.pack)
+        return False
 
     def chunk_object(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
         """The object's chunks in order: each already on the remote, or added to a pack."""
@@ -147,7 +164,7 @@ class Packer:
             for view in chunking.chunks(stream):
                 digest = hashlib.sha256(view).digest()
                 entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest)
-                if isinstance(entry, ChunkRef) and not self._reusable(entry.pack):
+                if isinstance(entry, ChunkRef) and not self.reusable(entry):
                     entry = None  # stored anew, in a pack of this push
                 if entry is None:
                     entry = self._add(digest, view, sampler)
@@ -223,8 +240,16 @@ def upload(
     concurrency: int = 8,
     progress: ProgressCallback | None = None,
     file_done: FileDone | None = None,
+    replace: Collection[str] = (),
+    damaged_packs: Collection[str] = (),
 ) -> TransferResult:
-    """Make the remote hold every object in `pointers`; objects missing locally fail."""
+    """Make the remote hold every object in `pointers`; objects missing locally fail.
+
+    An object counts as held when its manifest validates and every pack it names is long
+    enough (remote_check): anything less is uploaded again and its manifest rewritten.
+    `replace` names objects to upload again even so, and `damaged_packs` packs whose
+    chunks must not be reused (`fsck --remote --full --repair`: bytes changed in place).
+    """
     result = TransferResult()
     todo = unique(pointers)
     if not todo:
@@ -236,24 +261,29 @@ def upload(
     # our ref lands, so it counts as missing and is written again, after a `keep` note
     # protects it; (b) chunks in marked packs are never reused (Packer).
     marks = gc_marks.read_marks(remote)
-    missing = set(p.oid for p in missing_on_remote(remote, todo, concurrency))
+    sizes = PackSizes(remote)
+    copies = remote_copies(remote, todo, sizes, concurrency)
+    missing = {oid for oid, copy in copies.items() if not copy.intact} | set(replace)
+    damaged = frozenset(damaged_packs).union(*(copy.bad_packs for copy in copies.values()))
     revive = {p.oid for p in todo if p.oid in marks.manifests}
     if revive:
         gc_marks.announce(remote, store.tmp_dir, manifests=revive)
         missing |= revive
     index = index_for(store)
-    packer = Packer(store, remote, index, concurrency, progress, marks.packs)
+    packer = Packer(store, remote, index, concurrency, progress, marks.packs, sizes, damaged)
     plans: list[tuple[Pointer, list[ChunkRef | NewChunk]]] = []
     plan_lock = threading.Lock()
 
     def plan(p: Pointer) -> None:
         """Chunk one object (several at once: hashing, chunking and zstd release the GIL)."""
         failure: BaseException | None = None
+        copy = copies[p.oid]
         if p.oid not in missing:
             with plan_lock:
                 result.skipped.append(p)
         elif not store.has(p.oid):
-            failure = MlxError("not in the local store")
+            damage = "" if copy.state in (MISSING, INTACT) else f"the remote's copy is damaged ({copy.problem}) and "
+            failure = MlxError(f"{damage}not in the local store")
         elif store.size(p.oid) != p.size:
             # A pointer lying about the size must never get a manifest under the real oid.
             failure = MlxError(f"the pointer says {p.size} bytes, the stored object has {store.size(p.oid)}")
@@ -274,6 +304,7 @@ def upload(
     parallel(plan, todo, min(concurrency, os.cpu_count() or 2))
     packs = packer.finish()
     result.wire_bytes += packer.wire_bytes
+    uploaded = {pack_id for pack_id in packs.values() if isinstance(pack_id, str)}
     lock = threading.Lock()
 
     def finish_object(item: tuple[Pointer, list[ChunkRef | NewChunk]]) -> None:
@@ -287,11 +318,10 @@ def upload(
                         raise pack
                     refs.append(ChunkRef(e.hash, pack, e.offset, e.stored, e.raw, e.codec))
                 else:
+                    # Reused: its pack was confirmed long enough while chunking (cached here).
+                    if e.pack not in uploaded and not packer.reusable(e):
+                        raise MlxError(f"pack {e.pack[:10]} vanished from the remote; push again")
                     refs.append(e)
-            for pack_id in dict.fromkeys(r.pack for r in refs):
-                # A reused chunk's pack was confirmed while chunking (cached): never name a missing one.
-                if not (isinstance(pack_id, str) and (pack_id in packs.values() or packer.pack_present(pack_id))):
-                    raise MlxError(f"pack {pack_id[:10]} vanished from the remote; push again")
             manifest = Manifest(pointer.oid, pointer.size, tuple(refs))
             data = manifest.encode()
             put_bytes(remote, layout.manifest_key(pointer.oid), data, store.tmp_dir)
@@ -309,6 +339,17 @@ def upload(
     parallel(finish_object, plans, concurrency)  # type: ignore[arg-type]
     index.close()
     return result
+
+
+def remote_copies(remote: Remote, pointers: list[Pointer], sizes: PackSizes, concurrency: int) -> dict[str, RemoteCopy]:
+    """What the remote holds for each object (a manifest GET each, a size per pack)."""
+    copies: dict[str, RemoteCopy] = {}
+
+    def check(p: Pointer) -> None:
+        copies[p.oid] = check_copy(remote, p, sizes)
+
+    parallel(check, pointers, concurrency)
+    return copies
 
 
 def missing_on_remote(remote: Remote, pointers: Iterable[Pointer], concurrency: int = 8) -> list[Pointer]:

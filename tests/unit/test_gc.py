@@ -95,10 +95,17 @@ class PausingRemote(LocalRemote):
 
     def exists(self, key: str) -> bool:
         found = super().exists(key)
+        self._asked(key)
+        return found
+
+    def get(self, key, sink, *args, **kwargs) -> None:  # push reads a manifest to check it
+        super().get(key, sink, *args, **kwargs)
+        self._asked(key)
+
+    def _asked(self, key: str) -> None:
         if self.on_exists and key.startswith(layout.MANIFESTS_PREFIX):
             hook, self.on_exists = self.on_exists, None
             hook()  # runs just after the answer, before the caller acts on it
-        return found
 
     def put_file(self, key, path, progress=None, consume=False) -> None:
         is_manifest = key.startswith(layout.MANIFESTS_PREFIX)

@@ -33,6 +33,11 @@ class CountingRemote(LocalRemote):
             self.pack_checks.append(key)
         return super().exists(key)
 
+    def size(self, key: str) -> int | None:
+        if key.startswith(layout.PACKS_PREFIX):
+            self.pack_checks.append(key)
+        return super().size(key)
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
@@ -147,3 +152,18 @@ def test_forget_remote_pack_drops_its_rows_for_that_remote_only(tmp_path: Path) 
     reopened = ChunkIndex(tmp_path / "index.sqlite")
     assert set(reopened.remote_chunks("r1", hashes)) == {hashes[1]}
     reopened.close()
+
+
+def test_a_file_where_a_manifest_folder_goes_is_no_manifest(store: Store, remote: CountingRemote) -> None:
+    """As `exists` says: a directory remote answers 'not found', so the push goes on to
+    upload (and then fails to write that one manifest, naming it)."""
+    a, _ = add(store, "a")
+    blocker = remote.root / layout.manifest_key(a.oid)
+    blocker.parent.parent.mkdir(parents=True)
+    blocker.parent.write_bytes(b"")
+
+    result = upload(store, remote, [a], concurrency=1)
+
+    assert not remote.exists(layout.manifest_key(a.oid)) and remote.size(layout.manifest_key(a.oid)) is None
+    assert list(result.failed) == [a.oid] and "cannot write" in result.failed[a.oid][1]
+    assert list((remote.root / "packs").rglob("*.pack")), "the pack was uploaded first"
