@@ -177,7 +177,7 @@ def import_lfs_objects(objects: Path, store: Store) -> LfsImport:
 
 def missing_lfs_objects(top: Path, store: Store) -> list[TrackedFile]:
     """Git LFS pointers anywhere in history whose object the store lacks."""
-    found = scan.pointers_in_range(top, ["--all"])
+    found = scan.pointers_in_range(top, ["--all"], tracked_at=None)
     return [f for f in found if f.pointer.is_lfs and not store.has(f.pointer.oid)]
 
 

@@ -57,7 +57,7 @@ def still_pointers(recorded: list[str]) -> list[str]:
     ctx = RepoContext()
     if ctx.paths.work_tree is None:
         return []
-    files = scan.pointers_in_index(ctx.top, recorded)
+    files = scan.pointers_in_index(ctx.top, recorded, tracked_only=False)  # paths git ran smudge on
     return sorted(f.path for f in files if holds_pointer(ctx.paths.work_tree, f))
 
 
@@ -75,7 +75,7 @@ def place_deferred(git_dir: Path) -> int:
     from gitmlx.git import scan
 
     ctx = RepoContext()
-    files = scan.pointers_in_index(ctx.top, deferred)
+    files = scan.pointers_in_index(ctx.top, deferred, tracked_only=False)  # paths git ran smudge on
     result = actions.place(ctx, files)
     if result.missing or result.failed:
         for tracked in result.missing:

@@ -53,7 +53,7 @@ def run(remote_name: str, remote_url: str, stdin: TextIO | None = None, quiet: b
         return 0
     git_remote = remote_name if remote_name in ctx.git_remotes() else None
     excludes = known_commits(ctx, exclude) + ([f"--remotes={git_remote}"] if git_remote else [])
-    files = scan.pointers_in_range(ctx.top, include, excludes)
+    files = actions.range_uploads(ctx, scan.range_pointers(ctx.top, include, excludes, include))
     if not files:
         return 0
     remote = ctx.open_remote(git_remote, git_url=remote_url)

@@ -20,11 +20,11 @@ def run(remote_name: str | None, refs: list[str], all_refs: bool, quiet: bool = 
         raise UsageError(f"no git remote named '{remote_name}'", "see 'git remote -v'")
     git_remote = remote_name or ctx.default_git_remote()
     if all_refs:
-        files = scan.pointers_in_range(ctx.top, ["--all"])
+        files = actions.range_uploads(ctx, scan.range_pointers(ctx.top, ["--all"], [], ["HEAD"]))
     else:
         targets = refs or ["HEAD"]
         excluded = [f"--remotes={git_remote}"] if git_remote else []
-        files = scan.pointers_in_range(ctx.top, targets, excluded)
+        files = actions.range_uploads(ctx, scan.range_pointers(ctx.top, targets, excluded, targets))
         files += [f for ref in targets for f in scan.pointers_in_tree(ctx.top, ref)]
     remote = ctx.open_remote(git_remote)
     result = actions.upload(ctx, remote, files, quiet=quiet)

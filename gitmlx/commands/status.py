@@ -27,7 +27,7 @@ def run() -> int:
     modified = sorted(p for p in _changed(ctx, []) if p in index)
     git_remote = ctx.default_git_remote()
     excluded = [f"--remotes={git_remote}"] if git_remote else []
-    unpushed = scan.pointers_in_range(ctx.top, ["HEAD"], excluded) if has_head else []
+    unpushed = scan.pointers_in_range(ctx.top, ["HEAD"], excluded, tracked_at=["HEAD"]) if has_head else []
 
     def show(title: str, rows: list[str]) -> None:
         ui.info(f"{title}:")

@@ -1,21 +1,31 @@
 """Finding pointers in git: in a tree, in the index, or in a range of history.
 
 Owns: listing blobs small enough to be pointers and parsing them, with a constant number
-of git processes (rev-list / ls-tree / ls-files, then cat-file in batch mode) whatever
-the number of files.
+of git processes (ls-tree / ls-files / rev-list and diff-tree, then cat-file in batch
+mode, then check-attr) whatever the number of files.
 Must not: read content bigger than a pointer, or touch the store.
+
+An artifact is a tree entry, not a blob: a blob that parses as a pointer is one only in
+a regular file (not a symlink, whose blob is its target, nor a submodule) whose path git
+runs through gitmlx's filter (attributes.py). Keep-sets (prune, gc) ask for every
+pointer blob instead: keeping an object nobody needs costs space, dropping one somebody
+needs loses data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitmlx import pointer as pointers
 from gitmlx.errors import MlxError
+from gitmlx.git import attributes
 from gitmlx.git.plumbing import run_git
 from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
+
+SYMLINK = "120000"
+GITLINK = "160000"
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ def _sizes(cwd: Path, shas: Sequence[str]) -> dict[str, int]:
     if not shas:
         return {}
     out = run_git(
-        ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+        ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)", "--buffer"],
         cwd=cwd,
         input="\n".join(shas).encode() + b"\n",
     )
@@ -48,13 +58,13 @@ def _sizes(cwd: Path, shas: Sequence[str]) -> dict[str, int]:
     return sizes
 
 
-def read_pointers(cwd: Path, shas: Iterable[str]) -> dict[str, Pointer]:
-    """Parse the given (small) blobs via one `cat-file --batch`; non-pointers are omitted."""
-    unique = list(dict.fromkeys(shas))
-    if not unique:
-        return {}
-    out = run_git(["cat-file", "--batch"], cwd=cwd, input="\n".join(unique).encode() + b"\n")
-    found: dict[str, Pointer] = {}
+def _batch(cwd: Path, shas: Sequence[str]) -> Iterator[tuple[str, str, bytes]]:
+    """(sha, type, content) of each object that exists, via one `cat-file --batch`."""
+    if not shas:
+        return
+    # --buffer: one write when stdin ends, not a flush per object (which costs more than
+    # the objects themselves when there are thousands of small ones).
+    out = run_git(["cat-file", "--batch", "--buffer"], cwd=cwd, input="\n".join(shas).encode() + b"\n")
     pos = 0
     while pos < len(out):
         end = out.index(b"\n", pos)
@@ -63,22 +73,46 @@ def read_pointers(cwd: Path, shas: Iterable[str]) -> dict[str, Pointer]:
         if len(header) != 3:  # "<sha> missing"
             continue
         size = int(header[2])
-        body = out[pos : pos + size]
+        yield header[0].decode(), header[1].decode(), out[pos : pos + size]
         pos += size + 1
+
+
+def read_pointers(cwd: Path, shas: Iterable[str]) -> dict[str, Pointer]:
+    """Parse the given (small) blobs via one `cat-file --batch`; non-pointers are omitted."""
+    found: dict[str, Pointer] = {}
+    for sha, _, body in _batch(cwd, list(dict.fromkeys(shas))):
         parsed = pointers.parse(body)
         if parsed is not None:
-            found[_decode(header[0])] = parsed
+            found[sha] = parsed
     return found
 
 
-def _collect(cwd: Path, entries: list[tuple[str, str, str]], sizes: dict[str, int]) -> list[TrackedFile]:
+def _with_shas(cwd: Path, entries: list[tuple[str, str, str]], sizes: dict[str, int]) -> list[tuple[str, TrackedFile]]:
+    """(blob sha, file) for each (mode, sha, path) entry whose blob is a pointer."""
     small = [sha for _, sha, _ in entries if sizes.get(sha, MAX_POINTER_SIZE) < MAX_POINTER_SIZE]
     parsed = read_pointers(cwd, small)
-    return [TrackedFile(path, parsed[sha], mode) for mode, sha, path in entries if sha in parsed]
+    return [(sha, TrackedFile(path, parsed[sha], mode)) for mode, sha, path in entries if sha in parsed]
 
 
-def pointers_in_tree(cwd: Path, rev: str = "HEAD", paths: Sequence[str] = ()) -> list[TrackedFile]:
-    """Pointer files in the tree of `rev` (empty when `rev` does not exist yet)."""
+def _collect(cwd: Path, entries: list[tuple[str, str, str]], sizes: dict[str, int]) -> list[TrackedFile]:
+    return [f for _, f in _with_shas(cwd, entries, sizes)]
+
+
+def _tracked(cwd: Path, files: list[TrackedFile], sources: Sequence[str | None]) -> list[TrackedFile]:
+    """The files whose path has gitmlx's filter in one of `sources` (no git process when none)."""
+    if not files:
+        return files
+    keep = attributes.tracked(cwd, (f.path for f in files), sources)
+    return [f for f in files if f.path in keep]
+
+
+def pointers_in_tree(
+    cwd: Path, rev: str = "HEAD", paths: Sequence[str] = (), *, tracked_only: bool = True
+) -> list[TrackedFile]:
+    """Pointer files in the tree of `rev` (empty when `rev` does not exist yet).
+
+    With `tracked_only`, only paths that `rev`'s own attributes give gitmlx's filter.
+    """
     out = run_git(["ls-tree", "-r", "-l", "-z", "--full-tree", rev, "--", *paths], cwd=cwd, check=False)
     entries, sizes = [], {}
     for record in out.split(b"\0"):
@@ -86,14 +120,19 @@ def pointers_in_tree(cwd: Path, rev: str = "HEAD", paths: Sequence[str] = ()) ->
             continue
         meta, _, path = record.partition(b"\t")
         mode, kind, sha, size = meta.decode().split()
-        if kind == "blob" and mode != "120000" and size != "-":
+        if kind == "blob" and mode != SYMLINK and size != "-":
             entries.append((mode, sha, _decode(path)))
             sizes[sha] = int(size)
-    return _collect(cwd, entries, sizes)
+    found = _collect(cwd, entries, sizes)
+    return _tracked(cwd, found, [rev]) if tracked_only else found
 
 
-def pointers_in_index(cwd: Path, paths: Sequence[str] = ()) -> list[TrackedFile]:
-    """Pointer files staged in the index (stage 0 only); `paths` are literal, not globs."""
+def pointers_in_index(cwd: Path, paths: Sequence[str] = (), *, tracked_only: bool = True) -> list[TrackedFile]:
+    """Pointer files staged in the index (stage 0 only); `paths` are literal, not globs.
+
+    With `tracked_only`, only paths that the work tree's attributes give gitmlx's filter
+    (then the index's, as `git add` and `git status` read them).
+    """
     out = run_git(["ls-files", "-s", "-z", "--", *(f":(literal,top){p}" for p in paths)], cwd=cwd)
     entries = []
     for record in out.split(b"\0"):
@@ -101,17 +140,107 @@ def pointers_in_index(cwd: Path, paths: Sequence[str] = ()) -> list[TrackedFile]
             continue
         meta, _, path = record.partition(b"\t")
         mode, sha, stage = meta.decode().split()
-        if stage == "0" and mode != "120000" and mode != "160000":
+        if stage == "0" and mode != SYMLINK and mode != GITLINK:
             entries.append((mode, sha, _decode(path)))
-    return _collect(cwd, entries, _sizes(cwd, [sha for _, sha, _ in entries]))
+    found = _collect(cwd, entries, _sizes(cwd, [sha for _, sha, _ in entries]))
+    return _tracked(cwd, found, [attributes.WORK_TREE]) if tracked_only else found
 
 
-def pointers_in_range(cwd: Path, include: Sequence[str], exclude: Sequence[str] = ()) -> list[TrackedFile]:
-    """Pointers in blobs that the commits `include` reach and `exclude` do not.
+def changed_entries(out: bytes) -> list[tuple[str, str, str]]:
+    """`diff-tree -r -z --no-renames --no-commit-id` output → the (mode, blob, path) that
+    each change leaves, each once, in order; deletions (a zero blob id) left out.
+
+    With -z a change is `:<old mode> <new mode> <old id> <new id> <status>` NUL `<path>` NUL.
+    """
+    tokens = out.split(b"\0")
+    entries: dict[tuple[str, str, str], None] = {}
+    i = 0
+    while i < len(tokens) - 1:
+        meta, path = tokens[i], tokens[i + 1]
+        if not meta.startswith(b":"):
+            i += 1
+            continue
+        i += 2
+        fields = meta[1:].split()
+        if len(fields) == 5 and fields[3].strip(b"0"):
+            entries[(fields[1].decode(), fields[3].decode(), _decode(path))] = None
+    return list(entries)
+
+
+def first_parent_pairs(rev_list_parents: bytes) -> bytes:
+    """`rev-list --parents` lines → `<commit> [<first parent>]` lines for `diff-tree --stdin`."""
+    return b"".join(b" ".join(line.split(b" ")[:2]) + b"\n" for line in rev_list_parents.splitlines() if line)
+
+
+def _changes_in_range(cwd: Path, include: Sequence[str], exclude: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Every (mode, blob, path) that a commit of the range brings, compared with its first
+    parent (a root commit or a shallow boundary: with the empty tree); two git processes.
+
+    A merge's first-parent diff holds what it brings from its other parents, and those
+    branches' commits that are in the range are listed themselves, so no blob a commit of
+    the range introduces is missed (the other parents' diffs would only repeat them).
+    """
+    commits = run_git(["rev-list", "--parents", *include, "--not", *exclude], cwd=cwd)
+    if not commits.strip():
+        return []
+    out = run_git(
+        ["diff-tree", "--stdin", "-r", "-z", "--root", "--no-renames", "--no-commit-id", "--no-abbrev"],
+        cwd=cwd,
+        input=first_parent_pairs(commits),
+    )
+    return changed_entries(out)
+
+
+@dataclass(frozen=True)
+class RangePointers:
+    """The pointer blobs a range of commits brings, each once: artifacts, and pointer text
+    anywhere else (a path without gitmlx's filter, a symlink's target)."""
+
+    artifacts: list[TrackedFile]
+    elsewhere: list[TrackedFile]
+
+
+def range_pointers(
+    cwd: Path, include: Sequence[str], exclude: Sequence[str], tracked_at: Sequence[str]
+) -> RangePointers:
+    """Pointers in the files brought by the commits that `include` reaches and `exclude` does not.
 
     `exclude` items are passed after `--not`, so they may be revs or `--remotes=NAME`.
-    A blob seen under several paths is reported once, with one of them.
+    An artifact is a regular file whose path the attributes of one of `tracked_at` (one
+    or more commits or trees) give gitmlx's filter. Files are listed by `diff-tree`, with
+    every path and mode: `rev-list --objects` names one path per blob and no mode, so
+    pointer text copied to an untracked path could hide the tracked file it came from, and
+    a symlink's target would pass for a file. History does not say which attributes held
+    in the commits between, so `tracked_at` judges them all; what they leave out is in
+    `elsewhere`, for a caller that wants the objects it can (the pre-push hook uploads
+    those the store has).
     """
+    entries = _changes_in_range(cwd, include, exclude) if include else []
+    found = _with_shas(cwd, entries, _sizes(cwd, list(dict.fromkeys(sha for _, sha, _ in entries))))
+    regular = [f.path for _, f in found if f.mode not in (SYMLINK, GITLINK)]
+    keep = attributes.tracked(cwd, regular, tracked_at) if regular else set()
+    artifacts: dict[str, TrackedFile] = {}
+    for sha, f in found:
+        if f.path in keep and f.mode not in (SYMLINK, GITLINK):
+            artifacts.setdefault(sha, f)
+    elsewhere: dict[str, TrackedFile] = {}
+    for sha, f in found:
+        if sha not in artifacts:
+            elsewhere.setdefault(sha, f)
+    return RangePointers(list(artifacts.values()), list(elsewhere.values()))
+
+
+def pointers_in_range(
+    cwd: Path, include: Sequence[str], exclude: Sequence[str] = (), *, tracked_at: Sequence[str] | None
+) -> list[TrackedFile]:
+    """Pointers in blobs that the commits `include` reach and `exclude` do not.
+
+    `tracked_at`: the artifacts of `range_pointers`. None: every pointer blob
+    `rev-list --objects` lists, whatever its path and mode, for keep-sets, which must not
+    miss an object; a blob seen under several paths is reported once, with one of them.
+    """
+    if tracked_at is not None:
+        return range_pointers(cwd, include, exclude, tracked_at).artifacts
     if not include:
         return []
     out = run_git(["rev-list", "--objects", *include, "--not", *exclude], cwd=cwd)

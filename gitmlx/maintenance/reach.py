@@ -29,7 +29,7 @@ def _objects_of(top: Path, revs: Sequence[str]) -> set[str]:
     """Oids in the trees of exactly these commits (no history walk)."""
     found: set[str] = set()
     for i in range(0, len(revs), _REVS_PER_CALL):
-        found |= _oids(scan.pointers_in_range(top, ["--no-walk", *revs[i : i + _REVS_PER_CALL]]))
+        found |= _oids(scan.pointers_in_range(top, ["--no-walk", *revs[i : i + _REVS_PER_CALL]], tracked_at=None))
     return found
 
 
@@ -88,16 +88,18 @@ def keep_list(top: Path, offset_days: float, now: float | None = None) -> KeepLi
     trees = [wt.head for wt in trees_of if wt.head]
     if has_head(top):
         trees.append("HEAD")
-    tips = _oids(scan.pointers_in_range(top, ["--no-walk", "--branches", "--tags", *dict.fromkeys(trees)]))
+    tips = _oids(
+        scan.pointers_in_range(top, ["--no-walk", "--branches", "--tags", *dict.fromkeys(trees)], tracked_at=None)
+    )
     tips |= _objects_of(top, stash_commits(top))
 
     index: set[str] = set()
     for wt in trees_of:
         if not wt.bare and wt.path.is_dir():
-            index |= _oids(scan.pointers_in_index(wt.path))
+            index |= _oids(scan.pointers_in_index(wt.path, tracked_only=False))
 
     # Reachable from local refs (and every worktree's HEAD) but from no remote-tracking ref.
-    unpushed = _oids(scan.pointers_in_range(top, ["--all"], ["--remotes"]))
+    unpushed = _oids(scan.pointers_in_range(top, ["--all"], ["--remotes"], tracked_at=None))
 
     cutoff = int(now - offset_days * 86400)
     out = run_git(["rev-list", "--all", f"--since=@{cutoff}", "--parents"], cwd=top, check=False)
@@ -119,16 +121,16 @@ def paths_by_oid(top: Path, oids: Iterable[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     if not wanted:
         return found
-    near = scan.pointers_in_tree(top, "HEAD") if has_head(top) else []
+    near = scan.pointers_in_tree(top, "HEAD", tracked_only=False) if has_head(top) else []
     try:
-        near += scan.pointers_in_index(top)
+        near += scan.pointers_in_index(top, tracked_only=False)
     except MlxError:
         pass  # a bare repository has no index
     for f in near:
         if f.pointer.oid in wanted and f.path not in found.setdefault(f.pointer.oid, []):
             found[f.pointer.oid].append(f.path)
     if wanted - set(found):
-        for f in scan.pointers_in_range(top, ["--all"]):
+        for f in scan.pointers_in_range(top, ["--all"], tracked_at=None):
             if f.pointer.oid in wanted and f.pointer.oid not in found:
                 found[f.pointer.oid] = [f.path]
     return found
@@ -166,7 +168,7 @@ def reachable(top: Path, git_remotes: Sequence[str]) -> set[str]:
     roots: list[str] = []
     for name in git_remotes:
         roots += remote_refs(top, name)
-    found = _oids(scan.pointers_in_range(top, ["--all"]))
+    found = _oids(scan.pointers_in_range(top, ["--all"], tracked_at=None))
     for i in range(0, len(roots), _REVS_PER_CALL):
-        found |= _oids(scan.pointers_in_range(top, roots[i : i + _REVS_PER_CALL]))
+        found |= _oids(scan.pointers_in_range(top, roots[i : i + _REVS_PER_CALL], tracked_at=None))
     return found

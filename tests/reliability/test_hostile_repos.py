@@ -207,12 +207,6 @@ def test_a_tracked_symlink_is_stored_as_a_symlink_and_never_followed(repos: Repo
     assert_clean_worktree(dest)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-push lists blobs with 'git rev-list --objects', which drops the tree entry's mode "
-    "(scan.pointers_in_range): a symlink whose target text is a pointer is taken for an artifact and the "
-    "push is refused ('not in the local store')",
-)
 def test_a_symlink_whose_target_reads_as_a_pointer_is_not_an_artifact(repos: Repos, sealed) -> None:
     ghost = hashlib.sha256(b"ghost").hexdigest()
     os.symlink(pointer_text(ghost, 5).decode(), repos.work / "odd.bin")
@@ -344,12 +338,6 @@ def test_pointer_text_in_an_untracked_path_is_cloned_as_plain_text(sealed) -> No
     assert_clean_worktree(dest)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'git mlx pull' and 'git mlx checkout' take every pointer blob in the index or tree for an artifact "
-    "(scan.pointers_in_index / pointers_in_tree), without asking for filter=mlx: an untracked file holding "
-    "pointer text is replaced by the object's content and git status shows it modified",
-)
 def test_pull_and_checkout_leave_pointer_text_in_an_untracked_path_alone(sealed) -> None:
     repos, real, text = untracked_pointer_repo(sealed)
 
@@ -360,18 +348,23 @@ def test_pull_and_checkout_leave_pointer_text_in_an_untracked_path_alone(sealed)
     assert_clean_worktree(repos.work)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-push uploads every pointer blob in the pushed range whatever its attributes: pointer text in an "
-    "untracked file (docs, test fixtures) naming an object nobody has refuses the push",
-)
 def test_push_ignores_pointer_text_in_an_untracked_path(repos: Repos, sealed) -> None:
     ghost = hashlib.sha256(b"an example in the docs").hexdigest()
     (repos.work / "docs").mkdir()
     (repos.work / "docs" / "pointer-example.txt").write_bytes(pointer_text(ghost, 12))
+    # The same blob in a tracked and an untracked path, the untracked one listed first:
+    # the copy must not hide the artifact from the push.
+    real = write_random(repos.work / "models" / "m.bin", 30_000, "m")
+    (repos.work / "docs" / "m-pointer.txt").write_bytes(pointer_text(real, 30_000))
     commit_all(repos.work, "docs")
 
     pushed = git("push", "origin", "main", cwd=repos.work, check=False)
 
     assert_no_traceback(pushed)
     assert pushed.returncode == 0, str(pushed)
+    dest = sealed.root / "clone"
+    cloned = clone(repos.remote, dest)
+    assert_no_traceback(cloned)
+    assert_content(dest, "models/m.bin", real)
+    assert (dest / "docs" / "m-pointer.txt").read_bytes() == pointer_text(real, 30_000)
+    assert_clean_worktree(dest)

@@ -1,0 +1,85 @@
+"""Which paths git runs through gitmlx: the `filter` attribute, asked of git.
+
+Owns: one `git check-attr -z --stdin filter` per attribute source for any number of paths,
+as the work tree says or as a given commit or tree says.
+Must not: read blobs, parse pointers, or touch the store.
+
+A blob that parses as a pointer is an artifact only where git would smudge it, that is
+where its path's `filter` attribute names gitmlx's driver (gitattributes(5), "filter").
+Pointer text anywhere else (an example in the docs, a test fixture) is ordinary content.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from gitmlx.git.plumbing import GitError, run_git
+
+#: `filter` values under which a pointer blob is an artifact: gitmlx's own, and Git LFS's,
+#: since `git mlx migrate from-lfs` points the `lfs` driver at gitmlx and the commits made
+#: before the migration still say `filter=lfs` (docs/migration.md).
+ARTIFACT_FILTERS = frozenset({"mlx", "lfs"})
+
+#: The attribute source "the work tree": its .gitattributes files, then the index's where
+#: the work tree has none, as `git add` and `git status` read them.
+WORK_TREE = None
+
+
+def _encode(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+def parse_check_attr(out: bytes, paths: Sequence[str]) -> dict[str, str]:
+    """`check-attr -z` output for one attribute: `<path> NUL <attr> NUL <value> NUL` per path,
+    in the order the paths were given. Maps each path to its value ("unspecified", "unset",
+    "set" or the value itself)."""
+    fields = out.split(b"\0")
+    if fields and fields[-1] == b"":
+        fields.pop()
+    if len(fields) != 3 * len(paths):
+        raise GitError(f"git check-attr failed: {len(fields) // 3} answers for {len(paths)} paths")
+    return {path: fields[3 * i + 2].decode("utf-8", "surrogateescape") for i, path in enumerate(paths)}
+
+
+def _check_attr(cwd: Path, paths: Sequence[str], cached: bool, env: dict[str, str] | None = None) -> dict[str, str]:
+    args = ["check-attr", *(["--cached"] if cached else []), "-z", "--stdin", "filter"]
+    stdin = b"".join(_encode(p) + b"\0" for p in paths)
+    return parse_check_attr(run_git(args, cwd=cwd, input=stdin, env=env), paths)
+
+
+def filters(cwd: Path, paths: Sequence[str], source: str | None = WORK_TREE) -> dict[str, str]:
+    """The `filter` attribute of each of `paths` (relative to the top), in one check-attr.
+
+    `source` is a commit or tree whose own .gitattributes decide (plus `$GIT_DIR/info/
+    attributes` and `core.attributesFile`, as always), or WORK_TREE. git 2.40's
+    `check-attr --source` is not there in older gits, so a tree is read into a temporary
+    index first (`read-tree`, then `check-attr --cached`): two git processes, whatever the
+    number of paths. A source git cannot read as a tree falls back to the work tree.
+    """
+    if not paths:
+        return {}
+    if source is WORK_TREE:
+        return _check_attr(cwd, paths, cached=False)
+    with tempfile.TemporaryDirectory(prefix="gitmlx-attr-") as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        try:
+            run_git(["read-tree", source], cwd=cwd, env=env)
+        except GitError:
+            return _check_attr(cwd, paths, cached=False)
+        return _check_attr(cwd, paths, cached=True, env=env)
+
+
+def tracked(cwd: Path, paths: Iterable[str], sources: Sequence[str | None] = (WORK_TREE,)) -> set[str]:
+    """Those of `paths` whose `filter` is gitmlx's (or Git LFS's) in at least one source."""
+    todo = list(dict.fromkeys(paths))
+    found: set[str] = set()
+    for source in dict.fromkeys(sources):
+        if not todo:
+            break
+        values = filters(cwd, todo, source)
+        found.update(p for p in todo if values[p] in ARTIFACT_FILTERS)
+        todo = [p for p in todo if p not in found]
+    return found
