@@ -126,7 +126,9 @@ class FilterSession:
         if self._index_pointers is None:
             from gitmlx.git import scan
 
-            self._index_pointers = {f.path: f.pointer.encode() for f in scan.pointers_in_index(self.ctx.top)}
+            # git runs this filter only on paths with filter=mlx: no attribute check needed.
+            found = scan.pointers_in_index(self.ctx.top, tracked_only=False)
+            self._index_pointers = {f.path: f.pointer.encode() for f in found}
         return self._index_pointers.get(path)
 
     def smudge(self, source: filters.Source, path: str, can_delay: bool = False) -> Callable[[filters.Sink], None]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gitmlx import ui
 from gitmlx.errors import MlxError
-from gitmlx.filter_session import DEFERRED_FILE, UNRESTORED_FILE, take_paths
+from gitmlx.filter_session import DEFERRED_FILE, UNRESTORED_FILE, record_path, take_paths, take_vouched
 from gitmlx.git import hooks, plumbing
 
 SHOWN = 10
@@ -64,8 +64,11 @@ def still_pointers(recorded: list[str]) -> list[str]:
 def place_deferred(git_dir: Path) -> int:
     """Write the content of files smudge left as pointers because of mlx.smudgelimit.
 
-    Paths recorded by a smudge into a temporary file (a diff) are skipped: only files
-    that hold their pointer in the work tree are placed.
+    Run by the post-checkout / post-merge hooks and, for commands that run no hook
+    (reset --hard, stash, cherry-pick...), by the filter process itself when git closes
+    it on exit, after git has written its index. Paths recorded by a smudge into a
+    temporary file (a diff) are skipped: only files that hold their pointer in the work
+    tree are placed.
     """
     deferred = take_paths(git_dir, DEFERRED_FILE)
     if not deferred:
@@ -75,8 +78,15 @@ def place_deferred(git_dir: Path) -> int:
     from gitmlx.git import scan
 
     ctx = RepoContext()
-    files = scan.pointers_in_index(ctx.top, deferred, tracked_only=False)  # paths git ran smudge on
-    result = actions.place(ctx, files)
+    vouched = take_vouched(git_dir, ctx.store.path)
+    try:
+        files = scan.pointers_in_index(ctx.top, deferred, tracked_only=False)  # paths git ran smudge on
+        result = actions.place(ctx, files, verified=vouched)
+    except MlxError as exc:
+        for path in deferred:  # kept for the next hook or filter process
+            record_path(git_dir, DEFERRED_FILE, path)
+        ui.error(exc.message, exc.hint)
+        return 1
     if result.missing or result.failed:
         for tracked in result.missing:
             ui.error(f"'{tracked.path}' is not in the local store", "run 'git mlx pull'")
