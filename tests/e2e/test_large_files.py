@@ -14,6 +14,7 @@ from helpers import (
     clone,
     commit_all,
     git,
+    hooks_dir,
     mlx,
     write_random,
 )
@@ -124,3 +125,20 @@ def test_the_filter_writes_large_files_itself_during_checkouts_only(repos: Repos
         ["git", "-c", "mlx.directplace=2MiB", "cat-file", "--filters", "HEAD:mid.bin"], cwd=dest, capture_output=True
     )
     assert shown.returncode == 0 and len(shown.stdout) == 3 * MIB
+
+
+def test_a_chained_post_checkout_hook_sees_the_placed_content(repos: Repos, sealed) -> None:
+    sha = write_random(repos.work / "big.bin", 3 * MIB, "big")
+    commit_all(repos.work, "big")
+    git("branch", "with-big", cwd=repos.work)
+    git("rm", "-q", "big.bin", cwd=repos.work)
+    commit_all(repos.work, "without")
+    seen = repos.work.parent / "seen-by-user-hook"
+    user_hook = hooks_dir(repos.work) / "post-checkout.pre-mlx"  # a hook gitmlx chained
+    user_hook.write_text(f"#!/bin/sh\nwc -c < big.bin > '{seen}'\n")
+    user_hook.chmod(0o755)
+
+    git("-c", "mlx.directplace=1MiB", "checkout", "-q", "with-big", cwd=repos.work)
+
+    assert_content(repos.work, "big.bin", sha)
+    assert seen.read_text().strip() == str(3 * MIB)
