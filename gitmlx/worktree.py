@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import shutil
 import stat
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from gitmlx import fastcopy
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.git import index_file
 from gitmlx.git.plumbing import index_location, run_git
@@ -45,20 +45,6 @@ def holds_pointer(work_tree: Path, tracked: TrackedFile) -> bool:
     return data == tracked.pointer.encode() or data == tracked.pointer.as_mlx().encode()
 
 
-#: Linux FICLONE ioctl: share the store object's extents (btrfs, XFS, bcachefs...).
-_FICLONE = 0x40049409
-
-
-def _reflink(src: BinaryIO, dst: BinaryIO) -> bool:
-    try:
-        import fcntl
-
-        fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-        return True
-    except (OSError, ImportError):
-        return False
-
-
 def _copy_hashing(src: BinaryIO, dst: BinaryIO) -> str:
     digest = hashlib.sha256()
     while block := src.read(BLOCK_SIZE):
@@ -73,20 +59,6 @@ def _hash_file(path: Path) -> str:
         while block := f.read(BLOCK_SIZE):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _copy_kernel(src: BinaryIO, dst: BinaryIO, size: int) -> None:
-    """copy_file_range(2): the kernel copies, nothing passes through Python."""
-    left = size
-    while left > 0:
-        try:
-            n = os.copy_file_range(src.fileno(), dst.fileno(), left)
-        except (OSError, AttributeError):
-            shutil.copyfileobj(src, dst, BLOCK_SIZE)  # other file systems / platforms
-            return
-        if n == 0:
-            break
-        left -= n
 
 
 def _temp_for(target: Path) -> Path:
@@ -146,10 +118,9 @@ def place(
         with store.open(tracked.pointer.oid) as src, open(tmp, "xb") as dst:
             if verified:
                 oid = tracked.pointer.oid
-                if not _reflink(src, dst):
-                    _copy_kernel(src, dst, tracked.pointer.size)
+                fastcopy.copy_file(src, dst, tracked.pointer.size)
             else:
-                oid = None if _reflink(src, dst) else _copy_hashing(src, dst)
+                oid = None if fastcopy.reflink(src, dst) else _copy_hashing(src, dst)
         if oid is None:
             oid = _hash_file(tmp)
         if oid != tracked.pointer.oid or os.stat(tmp).st_size != tracked.pointer.size:

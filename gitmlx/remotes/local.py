@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from gitmlx import fastcopy
 from gitmlx.errors import ObjectNotFound, RemoteError
 from gitmlx.remotes.base import ProgressCallback, RemoteEntry, Sink, check_key
 
@@ -48,11 +49,10 @@ class LocalRemote:
             tmp = tmp_dir / f"put-{os.getpid()}-{secrets.token_hex(8)}"
             try:
                 with open(path, "rb") as src, open(tmp, "xb") as dst:
-                    while block := src.read(_BLOCK):
-                        dst.write(block)
-                        if progress:
-                            progress(len(block))
-                    dst.flush()
+                    size = os.fstat(src.fileno()).st_size
+                    fastcopy.copy_file(src, dst, size)
+                    if progress:
+                        progress(size)
                     os.fsync(dst.fileno())
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)

@@ -29,7 +29,7 @@ from pathlib import Path
 from gitmlx import chunking, codec, layout
 from gitmlx.chunk_index import ChunkIndex
 from gitmlx.errors import MlxError
-from gitmlx.manifest import ChunkRef, Manifest
+from gitmlx.manifest import CODEC_RAW, ChunkRef, Manifest
 from gitmlx.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store import BackgroundWriter, Store
@@ -48,6 +48,22 @@ from gitmlx.transfer.remote_check import INTACT, MISSING, PackSizes, RemoteCopy,
 
 #: A pack is sealed once adding the next chunk would take it past this size.
 PACK_TARGET = 64 * 1024 * 1024
+#: An object at least this big whose chunks are all new and stored raw is uploaded as a
+#: pack of its own: the pack's bytes are the object's, so its id is the oid (no second
+#: hash), and it is copied from the store file as it is (kernel copy, or S3 multipart),
+#: with no temporary pack written first (docs/storage-format.md, "Solo packs").
+SOLO_MIN = PACK_TARGET
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A chunk of a large object, between the pass that hashes it and the one that packs it."""
+
+    hash: bytes
+    offset: int
+    raw: int
+    known: ChunkRef | NewChunk | None  # already on the remote or in this push
+    codec: int  # the compression decision, for a chunk that is not known
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,8 @@ class Packer:
         self._next_seq = 0
         self._pack_lock = threading.Lock()
         self.wire_bytes = 0
+        #: Solo packs this push uploaded (each one object's bytes, named by its oid).
+        self.solo: set[str] = set()
         self._lock = threading.Lock()
         self.sizes = sizes or PackSizes(remote)
         #: Packs the remote lost or holds damaged: never reused, forgotten by the index.
@@ -158,23 +176,75 @@ class Packer:
 
     def chunk_object(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
         """The object's chunks in order: each already on the remote, or added to a pack."""
+        if pointer.size >= SOLO_MIN:
+            return self._chunk_large(pointer)
         entries: list[ChunkRef | NewChunk] = []
         sampler = codec.Sampler()
         with self.store.open(pointer.oid) as stream:
             for view in chunking.chunks(stream):
                 digest = hashlib.sha256(view).digest()
-                entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest)
-                if isinstance(entry, ChunkRef) and not self.reusable(entry):
-                    entry = None  # stored anew, in a pack of this push
+                entry = self._known(digest)
                 if entry is None:
-                    entry = self._add(digest, view, sampler)
+                    kind, stored = sampler.encode(view)
+                    entry = self._add(digest, len(view), kind, stored)
                 entries.append(entry)
                 if self.progress:
                     self.progress(len(view))
         return entries
 
-    def _add(self, digest: bytes, raw: memoryview, sampler: codec.Sampler) -> NewChunk:
-        kind, stored = sampler.encode(raw)  # outside the lock: objects compress in parallel
+    def _known(self, digest: bytes) -> ChunkRef | NewChunk | None:
+        """Where this push may take the chunk from: its own packs, or a confirmed remote pack."""
+        entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest)
+        if isinstance(entry, ChunkRef) and not self.reusable(entry):
+            return None  # stored anew, in a pack of this push
+        return entry
+
+    def _chunk_large(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
+        """Two passes: hash and look up every chunk first (nothing written); then either the
+        whole object becomes a solo pack, or the new chunks go into packs as usual."""
+        planned: list[_Planned] = []
+        sampler = codec.Sampler()
+        solo = True
+        with self.store.open(pointer.oid) as stream:
+            offset = 0
+            for view in chunking.chunks(stream):
+                digest = hashlib.sha256(view).digest()
+                known = self._known(digest)
+                kind = CODEC_RAW if known is not None else sampler.encode(view)[0]
+                solo = solo and known is None and kind == CODEC_RAW
+                planned.append(_Planned(digest, offset, len(view), known, kind))
+                offset += len(view)
+                if self.progress:
+                    self.progress(len(view))
+            if solo and offset == pointer.size:
+                return self._upload_solo(pointer, planned)
+            entries: list[ChunkRef | NewChunk] = []
+            for chunk in planned:
+                entry = chunk.known or self.new.get(chunk.hash)  # a repeat within this object
+                if entry is None:
+                    stream.seek(chunk.offset)
+                    raw = stream.read(chunk.raw)
+                    if len(raw) != chunk.raw:
+                        raise MlxError(f"local object {pointer.short_oid} changed while it was being pushed")
+                    kind, stored = (CODEC_RAW, raw) if chunk.codec == CODEC_RAW else codec.encode(raw)
+                    entry = self._add(chunk.hash, chunk.raw, kind, stored)
+                entries.append(entry)
+        return entries
+
+    def _upload_solo(self, pointer: Pointer, planned: list[_Planned]) -> list[ChunkRef | NewChunk]:
+        pack_id = pointer.oid  # sha256 of the pack's bytes, since they are the object's
+        if pack_id in self.marked_packs:
+            gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id])
+        self.remote.put_file(layout.pack_key(pack_id), self.store.path(pointer.oid))
+        refs = [ChunkRef(c.hash, pack_id, c.offset, c.raw, c.raw, CODEC_RAW) for c in planned]
+        with self._lock:
+            self.wire_bytes += pointer.size
+            self.solo.add(pack_id)
+            self.damaged.discard(pack_id)
+        self.index.add_remote_chunks(self.remote_id, refs)
+        return list(refs)
+
+    def _add(self, digest: bytes, raw: int, kind: int, stored: bytes | memoryview) -> NewChunk:
         with self._pack_lock:
             known = self.new.get(digest)  # another thread may have added it meanwhile
             if known is not None:
@@ -190,7 +260,7 @@ class Packer:
                 writer = self.writers[thread] = PackWriter(self.store.tmp_dir, self._next_seq)
                 self._next_seq += 1
             offset = writer.append(stored)
-            chunk = NewChunk(digest, writer.seq, offset, len(stored), len(raw), kind)
+            chunk = NewChunk(digest, writer.seq, offset, len(stored), raw, kind)
             self.new[digest] = chunk
             return chunk
 
@@ -304,7 +374,7 @@ def upload(
     parallel(plan, todo, min(concurrency, os.cpu_count() or 2))
     packs = packer.finish()
     result.wire_bytes += packer.wire_bytes
-    uploaded = {pack_id for pack_id in packs.values() if isinstance(pack_id, str)}
+    uploaded = {pack_id for pack_id in packs.values() if isinstance(pack_id, str)} | packer.solo
     lock = threading.Lock()
 
     def finish_object(item: tuple[Pointer, list[ChunkRef | NewChunk]]) -> None:

@@ -167,3 +167,67 @@ def test_a_file_where_a_manifest_folder_goes_is_no_manifest(store: Store, remote
     assert not remote.exists(layout.manifest_key(a.oid)) and remote.size(layout.manifest_key(a.oid)) is None
     assert list(result.failed) == [a.oid] and "cannot write" in result.failed[a.oid][1]
     assert list((remote.root / "packs").rglob("*.pack")), "the pack was uploaded first"
+
+
+# --- solo packs: a large object whose chunks are all new and incompressible ----------------
+
+
+@pytest.fixture
+def solo_min(monkeypatch: pytest.MonkeyPatch) -> int:
+    import importlib
+
+    upload_module = importlib.import_module("gitmlx.transfer.upload")  # the module, not the function
+    monkeypatch.setattr(upload_module, "SOLO_MIN", 1_000_000)
+    monkeypatch.setattr(upload_module, "PACK_TARGET", 1_000_000)  # else it would take 3 packs
+    return 1_000_000
+
+
+def pack_files(remote: LocalRemote) -> dict[str, bytes]:
+    """Pack id -> bytes, for every pack on the remote."""
+    found = {}
+    for entry in remote.list(layout.PACKS_PREFIX):
+        pack_id = Path(entry.key).name.removesuffix(".pack")
+        assert layout.pack_key(pack_id) == entry.key
+        found[pack_id] = (remote.root / entry.key).read_bytes()
+    return found
+
+
+def test_a_large_new_incompressible_object_is_its_own_pack(
+    tmp_path: Path, store: Store, remote: CountingRemote, solo_min: int
+) -> None:
+    pointer, data = add(store, "big", 3_000_000)
+
+    push(store, remote, pointer)
+
+    assert pack_files(remote) == {pointer.oid: data}  # the object's bytes, named by its oid
+    assert manifest_packs(remote, pointer) == {pointer.oid}
+    assert fetched(tmp_path, remote, pointer) == data
+
+
+def test_a_large_object_sharing_chunks_is_packed_as_usual(
+    tmp_path: Path, store: Store, remote: CountingRemote, solo_min: int
+) -> None:
+    v1, data1 = add(store, "v1", 3_000_000)
+    push(store, remote, v1)
+    data2 = data1[:2_000_000] + random.Random("edit").randbytes(50_000) + data1[2_050_000:]
+    v2 = store.insert_stream(io.BytesIO(data2))
+
+    push(store, remote, v2)
+
+    new_packs = set(pack_files(remote)) - {v1.oid}
+    assert v1.oid in manifest_packs(remote, v2) and len(new_packs) == 1  # dedup against v1
+    assert sum(len(b) for n, b in pack_files(remote).items() if n in new_packs) < 600_000
+    assert fetched(tmp_path, remote, v2) == data2
+
+
+def test_a_large_compressible_object_is_not_a_solo_pack(
+    tmp_path: Path, store: Store, remote: CountingRemote, solo_min: int
+) -> None:
+    text = b"".join(b'{"step": %d, "loss": 0.%06d}\n' % (i, i * 7919 % 999_983) for i in range(100_000))
+    pointer = store.insert_stream(io.BytesIO(text))
+
+    push(store, remote, pointer)
+
+    assert pointer.oid not in pack_files(remote)
+    assert sum(len(b) for b in pack_files(remote).values()) < len(text) // 2
+    assert fetched(tmp_path, remote, pointer) == text
