@@ -195,11 +195,9 @@ class FilterSession:
         """
         git_dir = self.ctx.paths.git_dir
         if pointer.oid in self._verified:
-            try:
-                st = os.stat(self.ctx.store.path(pointer.oid))
-                record_path(git_dir, VERIFIED_FILE, f"{pointer.oid} {st.st_ino} {st.st_size} {st.st_ctime_ns}")
-            except OSError:
-                pass
+            identity = _store_file_identity(self.ctx.store.path(pointer.oid))
+            if identity is not None:
+                record_path(git_dir, VERIFIED_FILE, f"{pointer.oid} {identity}")
         record_path(git_dir, DEFERRED_FILE, path)
         self.deferred = True
 
@@ -275,16 +273,32 @@ DEFERRED_FILE = "mlx-deferred"
 VERIFIED_FILE = "mlx-deferred-verified"
 
 
+def _store_file_identity(path: Path) -> str | None:
+    """Inode, size, ctime and boot of a store file: what a voucher for it names.
+
+    The boot id matters because downloaded objects are not synced to disk (a remote holds
+    them): after a power loss the same inode may hold other bytes. Without a boot id
+    (not Linux) nothing is vouched for.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_ino} {st.st_size} {st.st_ctime_ns} {boot}"
+
+
 def take_vouched(git_dir: Path, store_path: Callable[[str], Path]) -> set[str]:
     """The oids vouched for (VERIFIED_FILE) whose store file is still exactly that file."""
     vouched = set()
     for record in take_paths(git_dir, VERIFIED_FILE):
-        oid, *identity = record.split(" ")
+        oid, _, identity = record.partition(" ")
         try:
-            st = os.stat(store_path(oid))
-        except (OSError, MlxError):
+            now = _store_file_identity(store_path(oid))
+        except MlxError:  # not an oid
             continue
-        if identity == [str(st.st_ino), str(st.st_size), str(st.st_ctime_ns)]:
+        if now is not None and identity == now:
             vouched.add(oid)
     return vouched
 

@@ -52,8 +52,9 @@ class BackgroundWriter:
 
     SYNC_EVERY = 64 * 1024 * 1024
 
-    def __init__(self, fd: int, digest: hashlib._Hash | None = None) -> None:  # type: ignore[name-defined]
+    def __init__(self, fd: int, digest: hashlib._Hash | None = None, sync: bool = True) -> None:  # type: ignore[name-defined]
         self._fd = fd
+        self._sync = sync
         self._digest = digest
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self._error: OSError | None = None
@@ -77,7 +78,7 @@ class BackgroundWriter:
                 while view:
                     view = view[os.write(self._fd, view) :]
                 unsynced += len(block)
-                if unsynced >= self.SYNC_EVERY:
+                if self._sync and unsynced >= self.SYNC_EVERY:
                     os.fdatasync(self._fd)
                     unsynced = 0
             except OSError as exc:
@@ -102,8 +103,9 @@ class ObjectWriter:
 
     BLOCK = 1024 * 1024
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, durable: bool = True) -> None:
         self._store = store
+        self.durable = durable
         self._hash = hashlib.sha256()
         self.size = 0
         self._committed = False
@@ -124,7 +126,7 @@ class ObjectWriter:
         self._pending.clear()
         self._hash.update(block)
         if self._background is None:
-            self._background = BackgroundWriter(self._fd)  # type: ignore[arg-type]
+            self._background = BackgroundWriter(self._fd, sync=self.durable)  # type: ignore[arg-type]
         self._background.write(block)
 
     def _finish_writes(self) -> None:
@@ -164,7 +166,9 @@ class ObjectWriter:
             self.abort()
             self._committed = True
             return Pointer(oid, self.size)
-        if self.size >= FSYNC_EACH:
+        if not self.durable:
+            pass  # a remote holds it: a power loss costs a re-download, never data
+        elif self.size >= FSYNC_EACH:
             os.fsync(self._fd)
         else:
             self._store.mark_unsynced()
@@ -263,8 +267,10 @@ class Store:
     def open(self, oid: str) -> BinaryIO:
         return open(self.path(oid), "rb")  # noqa: SIM115
 
-    def writer(self) -> ObjectWriter:
-        return ObjectWriter(self)
+    def writer(self, durable: bool = True) -> ObjectWriter:
+        """A writer for one new object. `durable=False` for objects a remote also holds
+        (downloads): they are not synced to disk (docs/local-store.md, "Durability")."""
+        return ObjectWriter(self, durable)
 
     def adopt(self, tmp_path: Path, oid: str) -> None:
         """Rename an already verified temporary file to its final name.

@@ -102,7 +102,7 @@ def rebuild(
     """Write the object into the store from local chunks and pack ranges; bytes fetched."""
     wire = [0]
     chunks = manifest.chunks
-    with store.writer() as writer, ExitStack() as files:
+    with store.writer(durable=False) as writer, ExitStack() as files:
         handles: dict[str, BinaryIO] = {}
         i = 0
         while i < len(chunks):
