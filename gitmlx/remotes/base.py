@@ -45,6 +45,9 @@ class RemoteEntry:
 class Remote(Protocol):
     #: The remote's URL with any credentials removed: safe to print.
     display_url: str
+    #: Whether writing a local file to the remote costs no network (a directory remote):
+    #: a pusher may then start copying a large object before it knows it needs to.
+    copies_are_local: bool
 
     def exists(self, key: str) -> bool:
         """True when an object is stored under `key`."""
@@ -52,9 +55,7 @@ class Remote(Protocol):
     def size(self, key: str) -> int | None:
         """The stored object's size in bytes, or None when there is none."""
 
-    def put_file(
-        self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False
-    ) -> None:
+    def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False) -> None:
         """Store the file at `path` under `key`, atomically.
 
         With `consume`, the caller no longer needs `path`: a backend may move the file

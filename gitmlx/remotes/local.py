@@ -24,6 +24,7 @@ class LocalRemote:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.display_url = self.root.as_uri() if self.root.is_absolute() else str(self.root)
+        self.copies_are_local = True
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
@@ -37,9 +38,7 @@ class LocalRemote:
         except (FileNotFoundError, NotADirectoryError):  # a file where a folder goes: no key, as in exists()
             return None
 
-    def put_file(
-        self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False
-    ) -> None:
+    def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False) -> None:
         final = self._path(key)
         tmp_dir = self.root / "tmp"
         if consume and self._move(path, final, tmp_dir, progress):

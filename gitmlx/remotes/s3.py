@@ -105,6 +105,7 @@ class S3Remote:
         self.prefix = prefix
         self._root = f"{prefix}/" if prefix else ""
         self.display_url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        self.copies_are_local = False
         self.endpoint = _clean(client.meta.endpoint_url)  # type: ignore[attr-defined]
         self._bucket_seen = False
 
@@ -184,9 +185,7 @@ class S3Remote:
         self._bucket_seen = True
         return int(head["ContentLength"])
 
-    def put_file(
-        self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False
-    ) -> None:
+    def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False) -> None:
         full = self._key(key)
         size = os.stat(path).st_size
         # Grow parts so a file of any size fits in 10,000 of them (5 GiB+ files work).
@@ -396,9 +395,7 @@ class S3Remote:
         )
 
 
-def _no_retry_for_local_failures(
-    caught_exception: Exception | None = None, attempts: int = 0, **_: object
-) -> None:
+def _no_retry_for_local_failures(caught_exception: Exception | None = None, attempts: int = 0, **_: object) -> None:
     """botocore hook: fail at once when the failure came from our side of a request, and
     soon when the endpoint cannot be reached at all.
 

@@ -21,10 +21,12 @@ import hashlib
 import os
 import secrets
 import threading
-from collections.abc import Collection, Iterable
+from collections import deque
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from gitmlx import chunking, codec, layout
 from gitmlx.chunk_index import ChunkIndex
@@ -53,6 +55,42 @@ PACK_TARGET = 64 * 1024 * 1024
 #: hash), and it is copied from the store file as it is (kernel copy, or S3 multipart),
 #: with no temporary pack written first (docs/storage-format.md, "Solo packs").
 SOLO_MIN = PACK_TARGET
+#: To a directory remote, the copy of a would-be solo pack starts once this much of the
+#: object was found new and incompressible.
+SPECULATE_AFTER = 16 * 1024 * 1024
+#: A worker thread hashes one batch of chunks while the next is cut.
+HASH_BATCH = 4 * 1024 * 1024
+
+
+def _digested_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
+    """(sha256, bytes) of each chunk of `stream`, in order, closing it at the end.
+
+    A worker thread hashes a batch of chunks while the next batch is cut (hashlib and the
+    chunker release the GIL), so one large object keeps two cores busy; at most three
+    batches (12 MiB) are held at once.
+    """
+
+    def digests(batch: list[bytes]) -> list[bytes]:
+        return [hashlib.sha256(chunk).digest() for chunk in batch]
+
+    with stream, ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmlx-hash") as pool:
+        pending: deque[tuple[list[bytes], Future[list[bytes]]]] = deque()
+        batch: list[bytes] = []
+        size = 0
+        for view in chunking.chunks(stream):
+            batch.append(bytes(view))
+            size += len(view)
+            if size >= HASH_BATCH:
+                pending.append((batch, pool.submit(digests, batch)))
+                batch, size = [], 0
+                while len(pending) > 2:
+                    done, future = pending.popleft()
+                    yield from zip(future.result(), done, strict=True)
+        if batch:
+            pending.append((batch, pool.submit(digests, batch)))
+        while pending:
+            done, future = pending.popleft()
+            yield from zip(future.result(), done, strict=True)
 
 
 @dataclass(frozen=True)
@@ -201,24 +239,35 @@ class Packer:
 
     def _chunk_large(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
         """Two passes: hash and look up every chunk first (nothing written); then either the
-        whole object becomes a solo pack, or the new chunks go into packs as usual."""
+        whole object becomes a solo pack, or the new chunks go into packs as usual.
+
+        To a directory remote the solo copy starts as soon as the first SPECULATE_AFTER
+        bytes are all new and raw, so the kernel copies while the rest is hashed. Should
+        a later chunk turn out known after all, that copy is a valid pack nobody names,
+        which `gc --remote` collects.
+        """
         planned: list[_Planned] = []
         sampler = codec.Sampler()
         solo = True
+        copying: Future[None] | None = None
+        speculate = getattr(self.remote, "copies_are_local", False) and pointer.oid not in self.marked_packs
+        offset = 0
+        for digest, data in _digested_chunks(self.store.open(pointer.oid)):
+            known = self._known(digest)
+            kind = CODEC_RAW if known is not None else sampler.encode(data)[0]
+            solo = solo and known is None and kind == CODEC_RAW
+            planned.append(_Planned(digest, offset, len(data), known, kind))
+            offset += len(data)
+            if self.progress:
+                self.progress(len(data))
+            if speculate and solo and copying is None and offset >= SPECULATE_AFTER:
+                copying = self.pool.submit(self._put_solo, pointer)
+        if solo and offset == pointer.size:
+            return self._upload_solo(pointer, planned, copying)
+        if copying is not None:
+            copying.exception()  # let it finish; an unneeded pack is gc's to collect
+        entries: list[ChunkRef | NewChunk] = []
         with self.store.open(pointer.oid) as stream:
-            offset = 0
-            for view in chunking.chunks(stream):
-                digest = hashlib.sha256(view).digest()
-                known = self._known(digest)
-                kind = CODEC_RAW if known is not None else sampler.encode(view)[0]
-                solo = solo and known is None and kind == CODEC_RAW
-                planned.append(_Planned(digest, offset, len(view), known, kind))
-                offset += len(view)
-                if self.progress:
-                    self.progress(len(view))
-            if solo and offset == pointer.size:
-                return self._upload_solo(pointer, planned)
-            entries: list[ChunkRef | NewChunk] = []
             for chunk in planned:
                 entry = chunk.known or self.new.get(chunk.hash)  # a repeat within this object
                 if entry is None:
@@ -231,11 +280,19 @@ class Packer:
                 entries.append(entry)
         return entries
 
-    def _upload_solo(self, pointer: Pointer, planned: list[_Planned]) -> list[ChunkRef | NewChunk]:
+    def _put_solo(self, pointer: Pointer) -> None:
+        self.remote.put_file(layout.pack_key(pointer.oid), self.store.path(pointer.oid))
+
+    def _upload_solo(
+        self, pointer: Pointer, planned: list[_Planned], copying: Future[None] | None
+    ) -> list[ChunkRef | NewChunk]:
         pack_id = pointer.oid  # sha256 of the pack's bytes, since they are the object's
-        if pack_id in self.marked_packs:
-            gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id])
-        self.remote.put_file(layout.pack_key(pack_id), self.store.path(pointer.oid))
+        if copying is not None:
+            copying.result()
+        else:
+            if pack_id in self.marked_packs:
+                gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id])
+            self._put_solo(pointer)
         refs = [ChunkRef(c.hash, pack_id, c.offset, c.raw, c.raw, CODEC_RAW) for c in planned]
         with self._lock:
             self.wire_bytes += pointer.size

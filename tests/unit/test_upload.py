@@ -231,3 +231,21 @@ def test_a_large_compressible_object_is_not_a_solo_pack(
     assert pointer.oid not in pack_files(remote)
     assert sum(len(b) for b in pack_files(remote).values()) < len(text) // 2
     assert fetched(tmp_path, remote, pointer) == text
+
+
+def test_a_speculative_solo_copy_that_was_not_needed_is_left_for_gc(
+    tmp_path: Path, store: Store, remote: CountingRemote, solo_min: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("gitmlx.transfer.upload"), "SPECULATE_AFTER", 200_000)
+    v1, data1 = add(store, "v1", 3_000_000)
+    push(store, remote, v1)
+    data2 = random.Random("new head").randbytes(1_500_000) + data1[1_500_000:]  # new first, known after
+    v2 = store.insert_stream(io.BytesIO(data2))
+
+    push(store, remote, v2)
+
+    assert v1.oid in manifest_packs(remote, v2) and v2.oid not in manifest_packs(remote, v2)
+    assert pack_files(remote)[v2.oid] == data2  # the copy started early: valid, named by no manifest
+    assert fetched(tmp_path, remote, v2) == data2
