@@ -61,22 +61,32 @@ class _ChunkSplitter:
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
-        while len(view):
+        end = len(view)
+        pos = 0
+        run: int | None = None  # start of consecutive raw bytes not written yet: one write
+        while pos < end:
             if self.k >= len(self.chunks):
                 raise IntegrityError("the remote sent more bytes than asked for", "run the command again")
             chunk = self.chunks[self.k]
-            take, view = view[: self.left], view[self.left :]
+            take = min(self.left, end - pos)
             if chunk.codec == CODEC_RAW:
-                self.out.write(take)
+                if run is None:
+                    run = pos
             else:
-                self.pending += take
-            self.left -= len(take)
+                if run is not None:
+                    self.out.write(view[run:pos])
+                    run = None
+                self.pending += view[pos : pos + take]
+            pos += take
+            self.left -= take
             if self.left == 0:
                 if chunk.codec != CODEC_RAW:
                     self.out.write(codec.decode(chunk.codec, self.pending, chunk.raw))
                     self.pending.clear()
                 self.k += 1
                 self.left = self.chunks[self.k].stored if self.k < len(self.chunks) else 0
+        if run is not None:
+            self.out.write(view[run:pos])
 
     def finish(self) -> None:
         if self.k != len(self.chunks):
