@@ -20,7 +20,7 @@ import queue
 import secrets
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -52,9 +52,17 @@ class BackgroundWriter:
 
     SYNC_EVERY = 64 * 1024 * 1024
 
-    def __init__(self, fd: int, digest: hashlib._Hash | None = None, sync: bool = True) -> None:  # type: ignore[name-defined]
+    def __init__(
+        self,
+        fd: int,
+        digest: hashlib._Hash | None = None,  # type: ignore[name-defined]
+        sync: bool = True,
+        recycle: Callable[[bytearray], None] | None = None,
+    ) -> None:
         self._fd = fd
         self._sync = sync
+        #: Given each bytearray block once written, so the producer can fill it again.
+        self._recycle = recycle
         self._digest = digest
         self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=4)
         self._error: OSError | None = None
@@ -78,6 +86,8 @@ class BackgroundWriter:
                 while view:
                     view = view[os.write(self._fd, view) :]
                 unsynced += len(block)
+                if self._recycle is not None and isinstance(block, bytearray):
+                    self._recycle(block)
                 if self._sync and unsynced >= self.SYNC_EVERY:
                     os.fdatasync(self._fd)
                     unsynced = 0
@@ -111,46 +121,63 @@ class ObjectWriter:
         self._committed = False
         self.tmp_path = store.object_tmp_dir() / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
         self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._pending = bytearray()
+        #: The block being filled (`_fill` bytes so far); full blocks go to the worker
+        #: thread as they are and come back through `_free` once written, so no byte is
+        #: copied twice and no fresh memory is faulted in per block.
+        self._block = bytearray()  # grows to BLOCK; a small object never allocates more
+        self._fill = 0
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._background: BackgroundWriter | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         assert self._fd is not None, "writer already closed"
-        view = memoryview(data)
+        view = memoryview(data).cast("B")
         self.size += len(view)
-        if not self._pending and len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
-            # Large and immutable (a read's own buffer): hashed and queued as it is. Copying
-            # every byte into a growing buffer cost 0.65 s per GiB here (page faults).
+        if not self._fill and len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
+            # Large and immutable (a read's own buffer): hashed and queued as it is.
             self._hash.update(view)
             self._queue(view)
             return
-        self._pending += view
-        if len(self._pending) >= self.BLOCK:
-            self._flush_pending()
+        while view:
+            n = min(len(view), self.BLOCK - self._fill)
+            self._block[self._fill : self._fill + n] = view[:n]
+            self._fill += n
+            view = view[n:]
+            if self._fill == self.BLOCK:
+                self._flush_block()
 
-    def _flush_pending(self) -> None:
-        block = bytes(self._pending)
-        self._pending.clear()
+    def _flush_block(self) -> None:
+        # A partial block (the last one) goes as an immutable copy: only whole blocks return.
+        block = self._block if self._fill == self.BLOCK else bytes(self._block[: self._fill])
         self._hash.update(block)
         self._queue(block)
+        if block is self._block:
+            try:
+                self._block = self._free.get_nowait()
+            except queue.Empty:
+                self._block = bytearray()  # grows to BLOCK; a small object never allocates more
+        self._fill = 0
 
-    def _queue(self, block: bytes | memoryview) -> None:
+    def _queue(self, block: bytes | bytearray | memoryview) -> None:
         if self._background is None:
-            self._background = BackgroundWriter(self._fd, sync=self.durable)  # type: ignore[arg-type]
+            self._background = BackgroundWriter(
+                self._fd,  # type: ignore[arg-type]
+                sync=self.durable,
+                recycle=self._free.put,
+            )
         self._background.write(block)
 
     def _finish_writes(self) -> None:
         """Hash and write what is pending; wait for the worker."""
         if self._background is None:
-            block = bytes(self._pending)
-            self._pending.clear()
+            block = memoryview(self._block)[: self._fill]
             self._hash.update(block)
-            view = memoryview(block)
-            while view:
-                view = view[os.write(self._fd, view) :]  # type: ignore[arg-type]
+            while block:
+                block = block[os.write(self._fd, block) :]  # type: ignore[arg-type]
+            self._fill = 0
             return
-        if self._pending:
-            self._flush_pending()
+        if self._fill:
+            self._flush_block()
         background, self._background = self._background, None
         background.finish()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import secrets
 import threading
 from collections import deque
@@ -118,7 +119,8 @@ class NewChunk:
 
 class PackWriter:
     """One pack being filled in a local temporary file. A worker thread hashes and writes
-    it (store.BackgroundWriter), so chunking the object and writing the pack overlap."""
+    it (store.BackgroundWriter), so chunking the object and writing the pack overlap.
+    Chunks are copied once, into 1 MiB blocks the worker hands back once written."""
 
     BLOCK = 1024 * 1024
 
@@ -128,25 +130,36 @@ class PackWriter:
         self.seq = seq
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._hash = hashlib.sha256()
-        self._writer = BackgroundWriter(self._fd, self._hash)
-        self._pending = bytearray()
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._writer = BackgroundWriter(self._fd, self._hash, recycle=self._free.put)
+        self._block = bytearray()
+        self._fill = 0
         self.size = 0
 
     def append(self, payload: bytes | memoryview) -> int:
         offset = self.size
-        self._pending += payload
-        self.size += len(payload)
-        if len(self._pending) >= self.BLOCK:
-            self._writer.write(bytes(self._pending))
-            self._pending.clear()
+        view = memoryview(payload).cast("B")
+        self.size += len(view)
+        while view:
+            n = min(len(view), self.BLOCK - self._fill)
+            self._block[self._fill : self._fill + n] = view[:n]
+            self._fill += n
+            view = view[n:]
+            if self._fill == self.BLOCK:
+                self._writer.write(self._block)
+                try:
+                    self._block = self._free.get_nowait()
+                except queue.Empty:
+                    self._block = bytearray(self.BLOCK)
+                self._fill = 0
         return offset
 
     def seal(self) -> str:
         """Finish writing; the pack id (sha256 of its bytes)."""
         try:
-            if self._pending:
-                self._writer.write(bytes(self._pending))
-                self._pending.clear()
+            if self._fill:
+                self._writer.write(bytes(self._block[: self._fill]))
+                self._fill = 0
             self._writer.finish()
         finally:
             os.close(self._fd)

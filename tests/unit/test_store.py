@@ -6,6 +6,7 @@ import errno
 import hashlib
 import io
 import os
+import random
 import stat
 from pathlib import Path
 
@@ -267,3 +268,31 @@ def test_a_rename_across_file_systems_is_one_error_naming_the_store(store: Store
         store.insert_stream(io.BytesIO(b"data"))
     assert str(store.root) in str(raised.value) and raised.value.hint
     assert files_under(store.root) == []
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_writes_of_every_size_and_kind_are_stored_in_order(store: Store, durable: bool) -> None:
+    """Small writes are gathered into recycled blocks, large immutable ones queued as they
+    are; a mutable buffer changed after `write` returns must not change what was stored."""
+    rng = random.Random(7)
+    expected = bytearray()
+    reused = bytearray(70_000)
+    with store.writer(durable) as writer:
+        for i in range(300):
+            kind = i % 4
+            if kind == 0:
+                data: bytes | memoryview = rng.randbytes(rng.randint(0, 70_000))
+            elif kind == 1:
+                data = rng.randbytes(rng.randint(600_000, 2_500_000))  # large bytes: no copy
+            elif kind == 2:
+                reused[:] = rng.randbytes(len(reused))
+                data = memoryview(reused)  # mutable: must be copied before write returns
+            else:
+                data = memoryview(rng.randbytes(3_000_000))[rng.randint(0, 1000) :]
+            expected += bytes(data)
+            writer.write(data)
+            if kind == 2:
+                reused[:10] = b"overwrite!"
+        pointer = writer.commit()
+    assert pointer == Pointer(hashlib.sha256(expected).hexdigest(), len(expected))
+    assert store.path(pointer.oid).read_bytes() == expected
