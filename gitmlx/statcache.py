@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 FILE_NAME = "mlx-statcache.sqlite"
@@ -44,6 +46,19 @@ class StatCache:
         db = self._conn(create=True)
         assert db is not None
         db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", (path, *_key(st), pointer_text))
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group many `record`s into one transaction (one commit, not one per file)."""
+        db = self._conn(create=True)
+        assert db is not None
+        db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def lookup(self, path: str, st: os.stat_result) -> bytes | None:
         """The pointer text recorded for `path`, only if its stat data is exactly the same."""

@@ -7,8 +7,10 @@ Must not: fetch (callers fetch first) or print.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import secrets
 import stat
 from collections.abc import Container, Iterable, Mapping
@@ -76,23 +78,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sweep_temps(target: Path) -> None:
-    """Remove temp files an interrupted placement of `target` left beside it.
+#: `.<name>.mlx-<pid>-<8 hex>`: a placement's temporary file (`.<name>.mlx-<12 hex>` before).
+_TEMP_NAME = re.compile(r"\..+\.mlx-(?:(\d+)-[0-9a-f]{8}|[0-9a-f]{12})")
 
-    Only those whose writer is gone: a live gitmlx process placing the same file keeps
-    its own (its pid is in the name; names without one are from older versions).
+
+def sweep_temps(directory: Path) -> None:
+    """Remove the temp files interrupted placements left in `directory`.
+
+    Only those whose writer is gone: a live gitmlx process placing a file keeps its own
+    (its pid is in the name; names without one are from older versions).
     """
-    prefix = f".{target.name}.mlx-"
     try:
-        names = [n for n in os.listdir(target.parent) if n.startswith(prefix)]
+        names = [n for n in os.listdir(directory) if ".mlx-" in n]
     except OSError:
         return
     for name in names:
-        pid, _, rest = name[len(prefix) :].partition("-")
-        if rest and pid.isdigit() and _alive(int(pid)):
+        match = _TEMP_NAME.fullmatch(name)
+        if match is None or (match.group(1) and _alive(int(match.group(1)))):
             continue
         try:
-            os.unlink(target.parent / name)
+            os.unlink(directory / name)
         except OSError:
             pass
 
@@ -112,7 +117,6 @@ def place(
     target = work_tree / tracked.path
     if not target.resolve().is_relative_to(work_tree.resolve()):
         raise MlxError(f"'{tracked.path}' is outside the work tree")
-    sweep_temps(target)
     tmp = _temp_for(target)
     try:
         with store.open(tracked.pointer.oid) as src, open(tmp, "xb") as dst:
@@ -147,17 +151,34 @@ def place_all(
     verified: Container[str] = (),
 ) -> PlaceResult:
     result = PlaceResult()
-    for tracked in files:
-        if not store.has(tracked.pointer.oid):
-            result.missing.append(tracked)
-            continue
-        try:
-            st = place(store, work_tree, tracked, cache, tracked.pointer.oid in verified)
-            result.placed.append(tracked)
-            result.stats[tracked.path] = st
-        except (MlxError, OSError) as exc:
-            result.failed.append((tracked, getattr(exc, "message", None) or str(exc)))
+    swept: set[Path] = set()
+    with cache.batch() if cache is not None else contextlib.nullcontext():
+        for tracked in files:
+            directory = (work_tree / tracked.path).parent
+            if directory not in swept:
+                sweep_temps(directory)
+                swept.add(directory)
+            _place_one(store, work_tree, tracked, cache, verified, result)
     return result
+
+
+def _place_one(
+    store: Store,
+    work_tree: Path,
+    tracked: TrackedFile,
+    cache: StatCache | None,
+    verified: Container[str],
+    result: PlaceResult,
+) -> None:
+    if not store.has(tracked.pointer.oid):
+        result.missing.append(tracked)
+        return
+    try:
+        st = place(store, work_tree, tracked, cache, tracked.pointer.oid in verified)
+        result.placed.append(tracked)
+        result.stats[tracked.path] = st
+    except (MlxError, OSError) as exc:
+        result.failed.append((tracked, getattr(exc, "message", None) or str(exc)))
 
 
 def stale_in_index(

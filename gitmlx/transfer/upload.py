@@ -56,11 +56,23 @@ PACK_TARGET = 64 * 1024 * 1024
 #: hash), and it is copied from the store file as it is (kernel copy, or S3 multipart),
 #: with no temporary pack written first (docs/storage-format.md, "Solo packs").
 SOLO_MIN = PACK_TARGET
+#: ... and at most this big: every remote object stays under 5 GiB, the most S3 takes in a
+#: single PUT or CopyObject (what bucket-copying tools fall back to), and one pack never
+#: pins more than this for gc. Bigger objects are packed as usual.
+SOLO_MAX = 4 * 1024 * 1024 * 1024
 #: To a directory remote, the copy of a would-be solo pack starts once this much of the
 #: object was found new and incompressible.
 SPECULATE_AFTER = 16 * 1024 * 1024
 #: A worker thread hashes one batch of chunks while the next is cut.
 HASH_BATCH = 4 * 1024 * 1024
+
+
+def _plain_digests(stream: BinaryIO) -> Iterator[tuple[bytes, memoryview]]:
+    """(sha256, view) of each chunk of `stream`, in order, closing it at the end; each view
+    is valid until the next."""
+    with stream:
+        for view in chunking.chunks(stream):
+            yield hashlib.sha256(view).digest(), view
 
 
 def _digested_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
@@ -227,20 +239,21 @@ class Packer:
 
     def chunk_object(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
         """The object's chunks in order: each already on the remote, or added to a pack."""
-        if pointer.size >= SOLO_MIN:
+        if SOLO_MIN <= pointer.size <= SOLO_MAX:
             return self._chunk_large(pointer)
         entries: list[ChunkRef | NewChunk] = []
         sampler = codec.Sampler()
-        with self.store.open(pointer.oid) as stream:
-            for view in chunking.chunks(stream):
-                digest = hashlib.sha256(view).digest()
-                entry = self._known(digest)
-                if entry is None:
-                    kind, stored = sampler.encode(view)
-                    entry = self._add(digest, len(view), kind, stored)
-                entries.append(entry)
-                if self.progress:
-                    self.progress(len(view))
+        stream = self.store.open(pointer.oid)
+        # Above SOLO_MAX, a second core hashes; small objects are chunked in parallel already.
+        source = _digested_chunks(stream) if pointer.size > SOLO_MAX else _plain_digests(stream)
+        for digest, view in source:
+            entry = self._known(digest)
+            if entry is None:
+                kind, stored = sampler.encode(view)
+                entry = self._add(digest, len(view), kind, stored)
+            entries.append(entry)
+            if self.progress:
+                self.progress(len(view))
         return entries
 
     def _known(self, digest: bytes) -> ChunkRef | NewChunk | None:
