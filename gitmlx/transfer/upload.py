@@ -147,6 +147,8 @@ class PackWriter:
         self._block = bytearray()
         self._fill = 0
         self.size = 0
+        #: The chunks written into this pack, in order.
+        self.chunks: list[NewChunk] = []
 
     def append(self, payload: bytes | memoryview) -> int:
         offset = self.size
@@ -199,6 +201,7 @@ class Packer:
         self.remote_id = remote_identity(remote)
         self.progress = progress
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        self._uploading = threading.BoundedSemaphore(max(2, concurrency // 2))
         self.new: dict[bytes, NewChunk] = {}
         self.packs: dict[int, Future[str]] = {}
         self.writers: dict[int, PackWriter] = {}  # chunking thread -> its open pack
@@ -345,6 +348,7 @@ class Packer:
             offset = writer.append(stored)
             chunk = NewChunk(digest, writer.seq, offset, len(stored), raw, kind)
             self.new[digest] = chunk
+            writer.chunks.append(chunk)
             return chunk
 
     def _seal(self, thread: int) -> None:
@@ -352,8 +356,12 @@ class Packer:
         if writer is None:
             return
         pack_id = writer.seal()
-        chunks = [c for c in self.new.values() if c.seq == writer.seq]
-        self.packs[writer.seq] = self.pool.submit(self._upload_pack, writer, pack_id, chunks)
+        # Backpressure: chunking waits while this many packs are uploading, so the memory a
+        # transfer holds per pack (S3) and the disk the packs wait on stay bounded.
+        self._uploading.acquire()
+        future = self.pool.submit(self._upload_pack, writer, pack_id, writer.chunks)
+        future.add_done_callback(lambda _: self._uploading.release())
+        self.packs[writer.seq] = future
 
     def _upload_pack(self, writer: PackWriter, pack_id: str, chunks: list[NewChunk]) -> str:
         if pack_id in self.marked_packs:
