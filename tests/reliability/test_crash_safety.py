@@ -240,11 +240,19 @@ def test_kill_during_checkout_leaves_no_wrong_bytes_and_a_rerun_completes(trials
 # --- git push: the pre-push upload ------------------------------------------------------------
 
 
+#: With a 70 MiB file too: a new incompressible object of 64 MiB or more is uploaded as a
+#: solo pack (its bytes, named by its oid), copied while its chunks are still being hashed.
+WITH_SOLO = {**FILES, "big.bin": 70 * MIB}
+
+
+@pytest.mark.parametrize("files", [pytest.param(FILES, id="packs"), pytest.param(WITH_SOLO, id="solo")])
 @pytest.mark.parametrize("trials", TRIALS)
-def test_kill_during_push_leaves_no_corrupt_remote_object_and_a_rerun_completes(trials: int, sealed) -> None:
+def test_kill_during_push_leaves_no_corrupt_remote_object_and_a_rerun_completes(
+    trials: int, files: dict[str, int], sealed
+) -> None:
     repos = make_repo_with_bare_remote(sealed.root)
     work = repos.work
-    expected = write_files(work)
+    expected = {path: (write_random(work / path, size, path), size) for path, size in files.items()}
     commit_all(work, "artifacts")
     oids = {sha for sha, _ in expected.values()}
     remotes = [repos.remote]
