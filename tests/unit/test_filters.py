@@ -297,3 +297,17 @@ def test_check_pointer_like() -> None:
     assert filters.check_pointer_like(b"hello", "a") is None
     message = filters.check_pointer_like(good.replace(b"sha256:", b"sha1:"), "a b.bin")
     assert message is not None and message.startswith("'a b.bin' looks like a gitmlx pointer")
+
+
+def test_quarantine_deletes_when_bad_is_on_another_file_system(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    pointer = store.insert_stream(io.BytesIO(b"soon corrupt"))
+
+    def cross_device(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(filters.os, "replace", cross_device)
+    filters.quarantine(store, pointer.oid)
+
+    assert not store.has(pointer.oid)  # the valid name no longer holds the bad bytes
