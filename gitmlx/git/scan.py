@@ -280,4 +280,16 @@ def blob_at(cwd: Path, rev: str, path: str) -> BlobAt | None:
         what = {"tree": "a directory", "commit": "a submodule"}.get(kind, f"a {kind}")
         raise MlxError(f"'{path}' at '{rev}' is {what}, not a file", "name a file in the repository")
     pointer = read_pointers(cwd, [sha]).get(sha) if size < MAX_POINTER_SIZE else None
+    if pointer is not None and not _artifact_at(cwd, rev, path):
+        pointer = None  # pointer text where git would not smudge it: ordinary content
     return BlobAt(sha, size, pointer)
+
+
+def _artifact_at(cwd: Path, rev: str, path: str) -> bool:
+    """Whether `path` at `rev` is a regular file whose `filter` attribute (as that commit
+    says) names gitmlx's driver: a symlink or an untracked path is never an artifact."""
+    entry = run_git(["ls-tree", "-z", rev, "--", path], cwd=cwd).split(b"\0")[0]
+    mode = entry.split(b" ", 1)[0]
+    if mode not in (b"100644", b"100755"):
+        return False
+    return attributes.filters(cwd, [path], source=rev).get(path) in attributes.ARTIFACT_FILTERS

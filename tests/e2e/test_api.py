@@ -83,6 +83,23 @@ def test_plain_git_content_is_served_as_it_is(two_versions) -> None:
     assert gitmlx.read_range("notes.txt", 1, 3, rev="HEAD", repo=work) == b"eco"
 
 
+def test_pointer_text_outside_tracked_files_is_served_as_it_is(two_versions) -> None:
+    """Pointer text in a path without filter=mlx, or as a symlink's target, is ordinary
+    content, as it is for git: the API must not swap in the object it names."""
+    work, _remote, _v1, v2 = two_versions
+    text = git("cat-file", "blob", "HEAD:model.bin", cwd=work).stdout.encode()
+    (work / "docs").mkdir()
+    (work / "docs" / "pointer-example.txt").write_bytes(text)
+    os.symlink(text.decode(), work / "odd.bin")  # *.bin has filter=mlx, but it is a symlink
+    commit_all(work, "examples")
+
+    for name in ("docs/pointer-example.txt", "odd.bin"):
+        with gitmlx.open(name, repo=work) as f:
+            assert f.read() == text and f.pointer is None and f.origin == "git", name
+    with gitmlx.open("model.bin", repo=work) as f:  # the real artifact still is one
+        assert f.pointer is not None and f.pointer.oid == v2
+
+
 def test_read_range_and_seek_from_the_local_store(two_versions) -> None:
     work, _remote, v1, _v2 = two_versions
     whole = gitmlx.open("model.bin", rev="v1", repo=work).read()
