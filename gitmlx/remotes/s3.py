@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -93,8 +94,12 @@ class S3Remote:
     #: Threads per multipart upload.
     transfer_threads = 4
     #: botocore attempts per request (first included): backoff with jitter on 5xx,
-    #: SlowDown, timeouts and dropped connections.
-    max_attempts = 5
+    #: SlowDown, timeouts and dropped connections. With 5, a request had a ~1e-4 chance
+    #: of failing through a link that drops or throttles 15% of requests, and a push of a
+    #: few hundred files failed about once in 30 (seen in CI); with 8, ~3e-7. Worst case
+    #: a persistently failing request gives up after about a minute of backoff; an
+    #: unreachable endpoint still fails after two (_no_retry_for_local_failures).
+    max_attempts = 8
     #: A download gives up after this many drops in a row that brought no new bytes.
     resume_attempts = 5
     resume_backoff = 0.5  # seconds before the 2nd such attempt, doubled after each
@@ -259,8 +264,15 @@ class S3Remote:
                     args["Range"] = f"bytes={pos}-{'' if end is None else end - 1}"
                 if etag:  # a resumed read must continue the same object
                     args["IfMatch"] = etag
+                before = pos
                 try:
                     response = self._client.get_object(**args)
+                except ProtocolError:
+                    # botocore reads an (error) response's body itself, and a connection cut
+                    # there escapes as urllib3's ProtocolError without botocore's retries
+                    # (seen through the fault proxy on a 404): counted and retried like a
+                    # cut body. botocore's own errors come after its retries: not here.
+                    response = None
                 except ClientError as exc:
                     code = _code(exc)
                     if code == "NoSuchKey" or (_status(exc) == 404 and code != "NoSuchBucket"):
@@ -273,22 +285,11 @@ class S3Remote:
                             "run the command again",
                         ) from None
                     raise
-                etag = etag or response.get("ETag")
-                body, before = response["Body"], pos
-                try:
-                    while True:
-                        try:
-                            chunk = body.read(_CHUNK)
-                        except _DROPPED:
-                            break
-                        if not chunk:
-                            return
-                        sink.write(chunk)
-                        pos += len(chunk)
-                        if progress:
-                            progress(len(chunk))
-                finally:
-                    body.close()
+                if response is not None:
+                    etag = etag or response.get("ETag")
+                    pos, ended = self._read_body(response["Body"], sink, progress, pos)
+                    if ended:
+                        return
                 failures = 0 if pos > before else failures + 1
                 if failures >= self.resume_attempts:
                     raise RemoteError(
@@ -298,6 +299,25 @@ class S3Remote:
                     )
                 if failures:
                     time.sleep(self.resume_backoff * 2 ** (failures - 1) * random.uniform(0.5, 1))
+
+    @staticmethod
+    def _read_body(body: Any, sink: Sink, progress: ProgressCallback | None, pos: int) -> tuple[int, bool]:
+        """Copy a response body into `sink`: the position after it, and whether the body
+        ended (False: the connection dropped first, the caller resumes with a Range)."""
+        try:
+            while True:
+                try:
+                    chunk = body.read(_CHUNK)
+                except _DROPPED:
+                    return pos, False
+                if not chunk:
+                    return pos, True
+                sink.write(chunk)
+                pos += len(chunk)
+                if progress:
+                    progress(len(chunk))
+        finally:
+            body.close()
 
     def _check_bucket(self) -> None:
         if self._bucket_seen:
@@ -318,7 +338,8 @@ class S3Remote:
             yield
         except (MlxError, ParamValidationError):
             raise  # ours already, or a bug in how we called botocore
-        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+        except (BotoCoreError, ClientError, S3UploadFailedError, HTTPError) as exc:
+            # HTTPError: urllib3's own, where botocore lets one escape (see _download)
             raise self._translate(exc, action, key) from exc
 
     def _translate(self, exc: BaseException, action: str, key: str | None) -> RemoteError:

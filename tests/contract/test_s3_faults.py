@@ -94,6 +94,27 @@ def test_get_gives_up_when_the_connection_keeps_dropping(
     assert proxy.stats.cuts == S3Remote.resume_attempts
 
 
+def test_a_cut_error_response_is_retried_not_an_internal_error(
+    proxy: FaultProxy, s3_bucket: str, stored: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore reads an error response's body itself; cut there (a 404 for a manifest a
+    push probes), urllib3's ProtocolError escapes botocore's retries. gitmlx retries it:
+    the answer is the 404, and a link that keeps cutting is a one-line RemoteError."""
+    monkeypatch.setattr(S3Remote, "resume_backoff", 0.01)
+    remote = s3_remote(proxy.url, s3_bucket)
+    proxy.configure(cut_fraction=1.0, cut_at=0.5)  # half of every body, then the cut
+    with pytest.raises(RemoteError) as info:
+        remote.get("manifests/no/such/key", Hashing())
+    assert not isinstance(info.value, ObjectNotFound)
+    assert_one_line_error(info.value, "kept dropping", remote.display_url)
+    cuts = proxy.stats.cuts
+    assert cuts >= S3Remote.resume_attempts
+
+    proxy.configure(cut_fraction=0.0)
+    with pytest.raises(ObjectNotFound):
+        remote.get("manifests/no/such/key", Hashing())
+
+
 def test_get_resumes_from_every_byte_delivered(proxy: FaultProxy, s3_bucket: str, stored: bytes) -> None:
     remote = s3_remote(proxy.url, s3_bucket)
     proxy.configure(cut_fraction=1.0, cut_at=0.5)  # each response: half the rest, then a cut
