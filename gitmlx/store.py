@@ -102,6 +102,45 @@ class BackgroundWriter:
             raise self._error
 
 
+class BlockFiller:
+    """Copies writes once into blocks of `size` bytes and hands each full block to `emit`.
+
+    A block goes on as it is (no second copy) and, once the writer thread has written
+    it, comes back through `recycle` to be filled again: no fresh memory is faulted in
+    per block, and a small file never allocates more than it holds.
+    """
+
+    def __init__(self, emit: Callable[[bytearray], None], size: int = 1024 * 1024) -> None:
+        self._emit = emit
+        self.size = size
+        self._block = bytearray()
+        self.fill = 0
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+
+    def recycle(self, block: bytearray) -> None:
+        self._free.put(block)
+
+    def write(self, view: memoryview) -> None:
+        while view:
+            n = min(len(view), self.size - self.fill)
+            self._block[self.fill : self.fill + n] = view[:n]
+            self.fill += n
+            view = view[n:]
+            if self.fill == self.size:
+                self._emit(self._block)
+                try:
+                    self._block = self._free.get_nowait()
+                except queue.Empty:
+                    self._block = bytearray()
+                self.fill = 0
+
+    def take_tail(self) -> memoryview:
+        """The partial last block (a view: write or copy it before the next `write`)."""
+        tail = memoryview(self._block)[: self.fill]
+        self.fill = 0
+        return tail
+
+
 class ObjectWriter:
     """Streams bytes into a temporary file while hashing; `commit` names it by its oid.
 
@@ -121,63 +160,39 @@ class ObjectWriter:
         self._committed = False
         self.tmp_path = store.object_tmp_dir() / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
         self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        #: The block being filled (`_fill` bytes so far); full blocks go to the worker
-        #: thread as they are and come back through `_free` once written, so no byte is
-        #: copied twice and no fresh memory is faulted in per block.
-        self._block = bytearray()  # grows to BLOCK; a small object never allocates more
-        self._fill = 0
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._blocks = BlockFiller(self._emit, self.BLOCK)
         self._background: BackgroundWriter | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         assert self._fd is not None, "writer already closed"
         view = memoryview(data).cast("B")
         self.size += len(view)
-        if not self._fill and len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
+        if not self._blocks.fill and len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
             # Large and immutable (a read's own buffer): hashed and queued as it is.
-            self._hash.update(view)
-            self._queue(view)
+            self._emit(view)
             return
-        while view:
-            n = min(len(view), self.BLOCK - self._fill)
-            self._block[self._fill : self._fill + n] = view[:n]
-            self._fill += n
-            view = view[n:]
-            if self._fill == self.BLOCK:
-                self._flush_block()
+        self._blocks.write(view)
 
-    def _flush_block(self) -> None:
-        # A partial block (the last one) goes as an immutable copy: only whole blocks return.
-        block = self._block if self._fill == self.BLOCK else bytes(self._block[: self._fill])
+    def _emit(self, block: bytes | bytearray | memoryview) -> None:
         self._hash.update(block)
-        self._queue(block)
-        if block is self._block:
-            try:
-                self._block = self._free.get_nowait()
-            except queue.Empty:
-                self._block = bytearray()  # grows to BLOCK; a small object never allocates more
-        self._fill = 0
-
-    def _queue(self, block: bytes | bytearray | memoryview) -> None:
         if self._background is None:
             self._background = BackgroundWriter(
                 self._fd,  # type: ignore[arg-type]
                 sync=self.durable,
-                recycle=self._free.put,
+                recycle=self._blocks.recycle,
             )
         self._background.write(block)
 
     def _finish_writes(self) -> None:
         """Hash and write what is pending; wait for the worker."""
+        tail = self._blocks.take_tail()
         if self._background is None:
-            block = memoryview(self._block)[: self._fill]
-            self._hash.update(block)
-            while block:
-                block = block[os.write(self._fd, block) :]  # type: ignore[arg-type]
-            self._fill = 0
+            self._hash.update(tail)
+            while tail:
+                tail = tail[os.write(self._fd, tail) :]  # type: ignore[arg-type]
             return
-        if self._fill:
-            self._flush_block()
+        if tail:
+            self._emit(bytes(tail))  # a copy: only whole blocks go back to the filler
         background, self._background = self._background, None
         background.finish()
 

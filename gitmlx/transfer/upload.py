@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import secrets
 import threading
 from collections import deque
@@ -35,7 +34,7 @@ from gitmlx.errors import MlxError
 from gitmlx.manifest import CODEC_RAW, ChunkRef, Manifest
 from gitmlx.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote
-from gitmlx.store import BackgroundWriter, Store
+from gitmlx.store import BackgroundWriter, BlockFiller, Store
 from gitmlx.transfer import gc_marks
 from gitmlx.transfer.common import (
     FileDone,
@@ -142,10 +141,8 @@ class PackWriter:
         self.seq = seq
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._hash = hashlib.sha256()
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        self._writer = BackgroundWriter(self._fd, self._hash, recycle=self._free.put)
-        self._block = bytearray()
-        self._fill = 0
+        self._blocks = BlockFiller(lambda block: self._writer.write(block), self.BLOCK)
+        self._writer = BackgroundWriter(self._fd, self._hash, recycle=self._blocks.recycle)
         self.size = 0
         #: The chunks written into this pack, in order.
         self.chunks: list[NewChunk] = []
@@ -154,26 +151,15 @@ class PackWriter:
         offset = self.size
         view = memoryview(payload).cast("B")
         self.size += len(view)
-        while view:
-            n = min(len(view), self.BLOCK - self._fill)
-            self._block[self._fill : self._fill + n] = view[:n]
-            self._fill += n
-            view = view[n:]
-            if self._fill == self.BLOCK:
-                self._writer.write(self._block)
-                try:
-                    self._block = self._free.get_nowait()
-                except queue.Empty:
-                    self._block = bytearray(self.BLOCK)
-                self._fill = 0
+        self._blocks.write(view)
         return offset
 
     def seal(self) -> str:
         """Finish writing; the pack id (sha256 of its bytes)."""
         try:
-            if self._fill:
-                self._writer.write(bytes(self._block[: self._fill]))
-                self._fill = 0
+            tail = self._blocks.take_tail()
+            if tail:
+                self._writer.write(bytes(tail))
             self._writer.finish()
         finally:
             os.close(self._fd)
