@@ -116,17 +116,17 @@ def fetch_path(path: StrPath, rev: str = "HEAD", repo: StrPath = ".", *, remote:
     if pointer is None:
         with store.writer() as writer:
             plumbing.stream_git(["cat-file", "blob", target.blob.sha], writer, cwd=target.ctx.top)
-            return store.path(writer.commit().oid)
+            return store.file_path(writer.commit().oid)
     if store.has(pointer.oid):
         _check_local_size(store.size(pointer.oid), target)
-        return store.path(pointer.oid)
+        return store.file_path(pointer.oid)
     from gitmlx import transfer
 
     try:
         transfer.fetch_one(store, open_remote(target, remote), pointer)
     except MlxError as exc:
         raise _in_context(exc, target.label) from exc
-    return store.path(pointer.oid)
+    return store.file_path(pointer.oid)
 
 
 def load_tensors(
@@ -255,7 +255,9 @@ def _open_local(target: Target) -> BinaryIO | None:
     except FileNotFoundError:
         return None
     try:
-        _check_local_size(os.fstat(f.fileno()).st_size, target)
+        f.seek(0, os.SEEK_END)  # a packed object has no file of its own to fstat
+        _check_local_size(f.tell(), target)
+        f.seek(0)
     except BaseException:
         f.close()
         raise

@@ -237,6 +237,10 @@ class FilterSession:
         ready = [path for path, (_, f) in self._pending.items() if f.done()]
         for path in ready:
             self._ready[path] = self._pending.pop(path)
+        if not self._pending:
+            # Every download is in: name their pack now, so the hooks git runs before
+            # this process ends find the objects too.
+            self.ctx.store.finish_pack()
         return ready
 
     def _finish_delayed(self, path: str) -> Callable[[filters.Sink], None]:

@@ -13,9 +13,7 @@ reports failure and git discards what it received.
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import os
 import tempfile
 from collections.abc import Callable, Container
 from typing import BinaryIO, Protocol
@@ -220,22 +218,8 @@ def _corrupt_local(pointer: Pointer, path: str) -> IntegrityError:
 
 
 def quarantine(store: Store, oid: str) -> None:
-    """Move a corrupt object out of its valid name (kept under `bad/` for inspection).
-
-    Where `bad/` is on another file system than the object (a symlinked `objects/`),
-    the rename cannot work, so the corrupt object is deleted instead: what matters is
-    that its valid name no longer holds wrong bytes.
-    """
-    bad_dir = store.root / "bad"
-    bad_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(store.path(oid), bad_dir / oid)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        os.unlink(store.path(oid))
+    """Move a corrupt object out of its valid name (kept under `bad/` for inspection)."""
+    store.quarantine(oid)
 
 
 def pointer_for_file(stream: BinaryIO) -> Pointer:

@@ -13,18 +13,22 @@ present" is success, so any number of processes may insert the same object at on
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import hashlib
+import io
 import os
 import queue
 import secrets
 import stat
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from gitmlx import store_packs
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.pointer import Pointer, is_valid_oid
 
@@ -34,6 +38,13 @@ BLOCK_SIZE = 1024 * 1024
 #: together by `Store.sync()` at the end of the batch (one fsync per 128 KiB file made
 #: `git add` of 2,000 files several times slower). docs/local-store.md, "Durability".
 FSYNC_EACH = 8 * 1024 * 1024
+#: Objects smaller than this go into a store pack (one file per batch) instead of a file
+#: of their own. docs/local-store.md, "Store packs".
+PACK_BELOW = 2 * 1024 * 1024
+#: A pack being written is finished once it holds this much, and a new one begun.
+PACK_MAX = 128 * 1024 * 1024
+#: More finished packs than this, and the smallest are merged (fewer files to search).
+PACKS_MERGE_ABOVE = 32
 
 
 @dataclass(frozen=True)
@@ -152,20 +163,39 @@ class ObjectWriter:
 
     BLOCK = 1024 * 1024
 
-    def __init__(self, store: Store, durable: bool = True) -> None:
+    def __init__(self, store: Store, durable: bool = True, loose: bool = False) -> None:
         self._store = store
         self.durable = durable
         self._hash = hashlib.sha256()
         self.size = 0
         self._committed = False
-        self.tmp_path = store.object_tmp_dir() / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
-        self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        #: Bytes of a small object, kept in memory for a store pack until it outgrows
+        #: PACK_BELOW (then written to a temporary file like any other). None: loose.
+        self._small: bytearray | None = None if loose else bytearray()
+        self.tmp_path: Path | None = None
+        self._fd: int | None = None
         self._blocks = BlockFiller(self._emit, self.BLOCK)
         self._background: BackgroundWriter | None = None
+        self._loose = loose
+        if loose:
+            self._open()
+
+    def _open(self) -> None:
+        self.tmp_path = self._store.object_tmp_dir() / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
+        self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
     def write(self, data: bytes | memoryview) -> None:
-        assert self._fd is not None, "writer already closed"
         view = memoryview(data).cast("B")
+        if self._small is not None:
+            if len(self._small) + len(view) < PACK_BELOW:
+                self._small += view
+                self.size += len(view)
+                return
+            small, self._small = self._small, None
+            self._open()
+            self.size -= len(small)
+            self.write(small)
+        assert self._fd is not None, "writer already closed"
         self.size += len(view)
         if not self._blocks.fill and len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
             # Large and immutable (a read's own buffer): hashed and queued as it is.
@@ -198,22 +228,31 @@ class ObjectWriter:
 
     @property
     def oid(self) -> str:
+        if self._small is not None:
+            return hashlib.sha256(self._small).hexdigest()
         return self._hash.hexdigest()
 
     def commit(self, expected: Pointer | None = None) -> Pointer:
-        """Verify against `expected` (if given), fsync, and rename into the store."""
+        """Verify against `expected` (if given), fsync, and rename into the store.
+
+        A small object goes into the store's pack instead (`Store.add_packed`)."""
+        if self._small is not None:
+            oid = self.oid
+            self._check(expected, oid)
+            if not (self._store.has(oid) and self._store.size(oid) == self.size):
+                self._store.add_packed(oid, self._small, self.durable)
+            self._small = None
+            self._committed = True
+            return Pointer(oid, self.size)
         assert self._fd is not None, "writer already closed"
         self._finish_writes()
         oid = self.oid
-        if expected is not None and (oid != expected.oid or self.size != expected.size):
-            self.abort()
-            raise IntegrityError(
-                f"object {expected.short_oid} failed verification: expected "
-                f"sha256 {expected.oid} ({expected.size} bytes), got {oid} ({self.size} bytes)",
-                "the copy on the remote is damaged; from a clone that has the file, run "
-                "'git mlx fsck --remote --full --repair'",
-            )
-        if self._store.has(oid) and self._store.size(oid) == self.size:
+        self._check(expected, oid)
+        if self._loose:
+            present = os.path.isfile(self._store.path(oid))  # a packed copy does not count
+        else:
+            present = self._store.has(oid) and self._store.size(oid) == self.size
+        if present:
             # Already stored (re-adding unchanged content): skip the fsync and the rename.
             self.abort()
             self._committed = True
@@ -226,9 +265,19 @@ class ObjectWriter:
             self._store.mark_unsynced()
         os.close(self._fd)
         self._fd = None
-        self._store.adopt(self.tmp_path, oid)
+        self._store.adopt(self.tmp_path, oid)  # type: ignore[arg-type]
         self._committed = True
         return Pointer(oid, self.size)
+
+    def _check(self, expected: Pointer | None, oid: str) -> None:
+        if expected is not None and (oid != expected.oid or self.size != expected.size):
+            self.abort()
+            raise IntegrityError(
+                f"object {expected.short_oid} failed verification: expected "
+                f"sha256 {expected.oid} ({expected.size} bytes), got {oid} ({self.size} bytes)",
+                "the copy on the remote is damaged; from a clone that has the file, run "
+                "'git mlx fsck --remote --full --repair'",
+            )
 
     def abort(self) -> None:
         if self._background is not None:
@@ -240,10 +289,11 @@ class ObjectWriter:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        try:
-            os.unlink(self.tmp_path)
-        except FileNotFoundError:
-            pass
+        if self.tmp_path is not None:
+            try:
+                os.unlink(self.tmp_path)
+            except FileNotFoundError:
+                pass
 
     def __enter__(self) -> ObjectWriter:
         return self
@@ -255,17 +305,31 @@ class ObjectWriter:
 
 
 class Store:
-    """A directory of objects: `objects/<oid[0:2]>/<oid[2:4]>/<oid>`, plus `tmp/`."""
+    """A directory of objects: loose ones as `objects/<oid[0:2]>/<oid[2:4]>/<oid>`, small
+    ones in store packs under `packs/`, plus `tmp/`. Thread-safe."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.unsynced = False
         self.objects_dir = self.root / "objects"
+        self.packs_dir = self.root / "packs"
         self.tmp_dir = self.root / "tmp"
         self._object_tmp: Path | None = None
+        self._lock = threading.RLock()
+        #: Finished packs by file name.
+        self._packs: dict[str, store_packs.PackFile] = {}
+        #: Packs no longer in `packs/`: kept open (a reader may hold their descriptor).
+        self._retired: list[store_packs.PackFile] = []
+        self._packs_scanned: tuple[int, float] | None = None  # (dir mtime_ns, when)
+        self._pending: store_packs.PendingPack | None = None
+        #: Descriptors of finished pending packs, kept open for readers they handed out.
+        self._retired_fds: list[int] = []
+        self._sync_registered = False
+        self._recovered = False
 
     def path(self, oid: str) -> Path:
-        """Where `oid` lives. Refuses anything but 64 lowercase hex digits (no path tricks)."""
+        """Where `oid` lives as a loose object. Refuses anything but 64 lowercase hex digits
+        (no path tricks). A packed object has no path: see `file_path`."""
         if not is_valid_oid(oid):
             raise MlxError(f"refusing invalid oid {oid!r}")
         return self.objects_dir / oid[0:2] / oid[2:4] / oid
@@ -282,14 +346,30 @@ class Store:
             self._object_tmp.mkdir(exist_ok=True)
         return self._object_tmp
 
+    def _pack_tmp_dir(self) -> Path:
+        """Packs are written where a rename into `packs/` cannot cross file systems."""
+        self.packs_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        if os.stat(self.tmp_dir).st_dev == os.stat(self.packs_dir).st_dev:
+            return self.tmp_dir
+        own = self.packs_dir / "tmp"
+        own.mkdir(exist_ok=True)
+        return own
+
     def mark_unsynced(self) -> None:
         """Remember to sync; at the latest when the process exits."""
-        if not self.unsynced:
-            self.unsynced = True
+        self.unsynced = True
+        self._register_sync()
+
+    def _register_sync(self) -> None:
+        if not self._sync_registered:
+            self._sync_registered = True
             atexit.register(self.sync)
 
     def sync(self) -> None:
-        """Flush small objects written without their own fsync to disk (syncfs(2))."""
+        """End of a batch: finish the pack being written (visible to other processes from
+        now on) and flush small loose objects written without their own fsync (syncfs(2))."""
+        self.finish_pack()
         if not self.unsynced:
             return
         self.unsynced = False
@@ -306,23 +386,202 @@ class Store:
             pass
         os.sync()
 
-    def has(self, oid: str) -> bool:
+    # -- finding objects -------------------------------------------------------------------
+
+    def _locate(self, oid: str) -> tuple[store_packs.PackFile | store_packs.PendingPack, int, int] | None:
+        """The pack holding `oid` and where: the one being written, then finished ones."""
+        if not is_valid_oid(oid):
+            raise MlxError(f"refusing invalid oid {oid!r}")
+        with self._lock:
+            if self._pending is not None and (at := self._pending.find(oid)) is not None:
+                return self._pending, *at
+            for pack in list(self._packs.values()):
+                if (at := pack.find(oid)) is not None:
+                    if os.fstat(pack.fd).st_nlink == 0:
+                        # Rewritten by another process (prune, quarantine, merge) since it
+                        # was loaded: what it holds may be gone. Look in what replaced it.
+                        self._retired.append(self._packs.pop(pack.path.name))
+                        self._packs_scanned = None
+                        continue
+                    return pack, *at
+        return None
+
+    def _find(self, oid: str) -> tuple[store_packs.PackFile | store_packs.PendingPack, int, int] | None:
+        found = self._locate(oid)
+        if found is None:
+            # Locate again even when this rescan saw no change: another thread's may have.
+            self._rescan_packs()
+            found = self._locate(oid)
+        return found
+
+    def _rescan_packs(self) -> bool:
+        """Load packs other processes added (and drop deleted ones); False if `packs/`
+        has not changed since the last look.
+
+        A directory's mtime can stay the same across two changes within one clock tick,
+        so an mtime less than a second older than the last look is not trusted.
+        """
+        if not self._recovered:
+            self._recovered = True
+            self._recover_orphans()
         try:
-            st = os.stat(self.path(oid))
+            mtime = os.stat(self.packs_dir).st_mtime_ns
         except FileNotFoundError:
             return False
-        return stat.S_ISREG(st.st_mode)
+        with self._lock:
+            seen = self._packs_scanned
+            if seen is not None and seen[0] == mtime and seen[1] * 1e9 > mtime + 1e9:
+                return False
+            self._packs_scanned = (mtime, time.time())
+            names = {n for n in os.listdir(self.packs_dir) if store_packs.is_pack_name(n)}
+            changed = False
+            for name in list(self._packs):
+                if name not in names:
+                    self._retired.append(self._packs.pop(name))
+                    changed = True
+            for name in sorted(names - self._packs.keys()):
+                try:
+                    self._packs[name] = store_packs.PackFile(self.packs_dir / name)
+                    changed = True
+                except (OSError, store_packs.PackFormatError):
+                    continue  # deleted meanwhile, or not a whole pack: not ours to use
+            return changed
+
+    def _recover_orphans(self) -> None:
+        """Name the objects of packs whose writer was killed before finishing them.
+
+        A `git add` whose processes were all killed just after git wrote its index has
+        pointers for objects only such a pack holds: their bytes are recovered (each
+        verified) into a finished pack, then the orphan is deleted. A live writer holds
+        its pack's lock, so it is never touched.
+        """
+        for tmp in (self.tmp_dir, self.packs_dir / "tmp"):
+            try:
+                names = [n for n in os.listdir(tmp) if n.startswith("pack-")]
+            except OSError:
+                continue
+            for name in names:
+                records = store_packs.orphaned_records(tmp / name)
+                if records is None:
+                    continue
+                try:
+                    objects = ((oid, io.BytesIO(data)) for oid, data in records)
+                    store_packs.write_pack(self._pack_tmp_dir(), self.packs_dir, objects, durable=True)  # type: ignore[arg-type]
+                    os.unlink(tmp / name)
+                except OSError:
+                    continue  # disk full, read-only store: the orphan stays for next time
+
+    def has(self, oid: str) -> bool:
+        if self._locate(oid) is not None:
+            return True
+        try:
+            st = os.stat(self.path(oid))
+            return stat.S_ISREG(st.st_mode)
+        except FileNotFoundError:
+            pass
+        self._rescan_packs()
+        return self._locate(oid) is not None
 
     def size(self, oid: str) -> int:
-        return os.stat(self.path(oid)).st_size
+        found = self._locate(oid)
+        if found is not None:
+            return found[2]
+        try:
+            return os.stat(self.path(oid)).st_size
+        except FileNotFoundError:
+            found = self._find(oid)
+            if found is None:
+                raise
+            return found[2]
 
     def open(self, oid: str) -> BinaryIO:
-        return open(self.path(oid), "rb")  # noqa: SIM115
+        found = self._locate(oid)
+        if found is None:
+            try:
+                return open(self.path(oid), "rb")  # noqa: SIM115
+            except FileNotFoundError:
+                found = self._find(oid)
+                if found is None:
+                    raise
+        pack, offset, size = found
+        return pack.reader(offset, size)  # type: ignore[return-value]
 
-    def writer(self, durable: bool = True) -> ObjectWriter:
+    def is_packed(self, oid: str) -> bool:
+        return self._find(oid) is not None and not self.path(oid).is_file()
+
+    def file_path(self, oid: str) -> Path:
+        """A file holding exactly `oid`'s bytes (for code that needs a path): the loose
+        object, made from the pack first when the object is packed."""
+        path = self.path(oid)
+        if not path.is_file() and self._find(oid) is not None:
+            with self.open(oid) as src, self.writer(durable=False, loose=True) as writer:
+                while block := src.read(BLOCK_SIZE):
+                    writer.write(block)
+                writer.commit(Pointer(oid, writer.size))
+        return path
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def writer(self, durable: bool = True, loose: bool = False) -> ObjectWriter:
         """A writer for one new object. `durable=False` for objects a remote also holds
-        (downloads): they are not synced to disk (docs/local-store.md, "Durability")."""
-        return ObjectWriter(self, durable)
+        (downloads): they are not synced to disk (docs/local-store.md, "Durability").
+        `loose=True`: a file of its own even when small."""
+        return ObjectWriter(self, durable, loose)
+
+    def add_packed(self, oid: str, data: bytes | bytearray, durable: bool) -> None:
+        """Append a verified small object to this process's pack (found by this process
+        at once, by others once `sync` finishes the pack)."""
+        with self._lock:
+            if self._pending is None:
+                self._pending = store_packs.PendingPack(self._pack_tmp_dir())
+                self._register_sync()
+            self._pending.add(oid, data, durable)
+            full = self._pending.end >= PACK_MAX
+        if full:
+            self.finish_pack()
+
+    def finish_pack(self) -> None:
+        """Name the pack being written (if any) so every process finds its objects."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+            if pending is None:
+                return
+            try:
+                self._name_pack(pending)
+            except BaseException:
+                self._pending = pending  # nothing lost: the next finish tries again
+                raise
+            many = len(self._packs) > PACKS_MERGE_ABOVE
+        if many:
+            self.merge_packs()
+
+    def _name_pack(self, pending: store_packs.PendingPack) -> None:
+        """Make `pending`'s objects visible to every process (the caller holds the lock)."""
+        if len(pending.entries) == 1:
+            # A process that stored one object (a one-shot clean, a single fetch): a loose
+            # object is as cheap, and keeps the number of packs down.
+            ((oid, (offset, size)),) = pending.entries.items()
+            with pending.reader(offset, size) as src, self.writer(pending.durable, loose=True) as writer:
+                while block := src.read(BLOCK_SIZE):
+                    writer.write(block)
+                writer.commit(Pointer(oid, size))
+            os.unlink(pending.tmp_path)
+        else:
+            final = pending.finish(self.packs_dir, close=False)
+            if final is not None:
+                try:
+                    self._packs[final.name] = store_packs.PackFile(final)
+                except (OSError, store_packs.PackFormatError):
+                    pass  # found by the next rescan
+        # Readers the pending pack handed out read its descriptor: it stays open.
+        self._retired_fds.append(pending.fd)
+
+    def abandon(self) -> None:
+        """Drop the pack being written, unnamed (a scratch store about to be deleted)."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.abort()
 
     def adopt(self, tmp_path: Path, oid: str) -> None:
         """Rename an already verified temporary file to its final name.
@@ -358,16 +617,148 @@ class Store:
         with open(path, "rb") as stream:
             return self.insert_stream(stream)
 
+    # -- removing ----------------------------------------------------------------------------
+
+    def discard(self, oids: Iterable[str]) -> None:
+        """Remove objects, loose or packed. A pack holding some of them is rewritten
+        without them (new pack first, then the old one deleted), under the packs lock."""
+        wanted = set(oids)
+        for oid in wanted:
+            try:
+                os.unlink(self.path(oid))
+            except FileNotFoundError:
+                pass
+        with self._lock:
+            if self._pending is not None:
+                for oid in wanted:
+                    self._pending.entries.pop(oid, None)
+        self._rescan_packs()
+        with self._packs_locked():
+            self._packs_scanned = None
+            self._rescan_packs()
+            with self._lock:
+                affected = [p for p in self._packs.values() if any(p.find(o) for o in wanted)]
+            for pack in affected:
+                keep = [(oid, pack.reader(off, size)) for oid, off, size in pack.entries() if oid not in wanted]
+                self._replace_packs([pack], keep)
+
+    def quarantine(self, oid: str) -> None:
+        """Move a corrupt object out of its valid name, keeping its bytes under `bad/`.
+
+        Where `bad/` is on another file system than a loose object (a symlinked
+        `objects/`), the rename cannot work, so it is deleted instead: what matters is
+        that its valid name no longer holds wrong bytes.
+        """
+        bad_dir = self.root / "bad"
+        bad_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(self.path(oid), bad_dir / oid)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            os.unlink(self.path(oid))
+        if self._find(oid) is not None:
+            tmp = bad_dir / f".{oid}.{os.getpid()}-{secrets.token_hex(4)}"
+            with self.open(oid) as src, open(tmp, "wb") as dst:
+                while block := src.read(BLOCK_SIZE):
+                    dst.write(block)
+            os.replace(tmp, bad_dir / oid)
+            self.discard([oid])
+
+    def salvage_pack(self, pack: store_packs.PackFile) -> Path:
+        """A pack whose index no longer hashes to its trailer: keep, in a new pack, every
+        entry whose bytes still hash to its oid, and move the damaged file to `bad/`.
+        Returns where it went."""
+        bad_dir = self.root / "bad"
+        bad_dir.mkdir(parents=True, exist_ok=True)
+        with self._packs_locked():
+            good = []
+            for oid, offset, size in pack.entries():
+                if offset + size <= pack.file_size and _hashes_to(pack.reader(offset, size), oid):
+                    good.append((oid, pack.reader(offset, size)))
+            self._replace_packs([], good)
+            moved = bad_dir / pack.path.name
+            try:
+                os.replace(pack.path, moved)
+            except OSError:
+                os.unlink(pack.path)
+            with self._lock:
+                if self._packs.pop(pack.path.name, None) is not None:
+                    self._retired.append(pack)
+        return moved
+
+    def merge_packs(self) -> None:
+        """Merge the smallest packs into one while there are more than PACKS_MERGE_ABOVE."""
+        with self._packs_locked():
+            self._packs_scanned = None
+            self._rescan_packs()
+            with self._lock:
+                packs = sorted(self._packs.values(), key=lambda p: p.file_size)
+            if len(packs) <= PACKS_MERGE_ABOVE:
+                return
+            merged = packs[: len(packs) - PACKS_MERGE_ABOVE // 2 + 1]
+            objects = [(oid, p.reader(off, size)) for p in merged for oid, off, size in p.entries()]
+            self._replace_packs(merged, objects)
+
+    def _replace_packs(
+        self, old: list[store_packs.PackFile], objects: list[tuple[str, store_packs.PackedObjectReader]]
+    ) -> None:
+        """Write `objects` as one new pack, then delete the `old` packs (fsynced first:
+        the old packs may hold the only copy)."""
+        final = store_packs.write_pack(self._pack_tmp_dir(), self.packs_dir, objects, durable=True)
+        with self._lock:
+            if final is not None and final.name not in self._packs:
+                self._packs[final.name] = store_packs.PackFile(final)
+            for pack in old:
+                if pack.path != final:
+                    try:
+                        os.unlink(pack.path)
+                    except FileNotFoundError:
+                        pass
+                    if self._packs.pop(pack.path.name, None) is not None:
+                        self._retired.append(pack)
+
+    @contextlib.contextmanager
+    def _packs_locked(self) -> Iterator[None]:
+        """An exclusive lock on rewriting packs, across processes (flock on `packs/.lock`)."""
+        import fcntl
+
+        self.packs_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.packs_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- whole-store operations ---------------------------------------------------------------
+
     def verify(self, oid: str) -> bool:
         """Re-hash an object: True when its bytes still match its name."""
-        digest = hashlib.sha256()
-        with self.open(oid) as stream:
-            while block := stream.read(BLOCK_SIZE):
-                digest.update(block)
-        return digest.hexdigest() == oid
+        return _hashes_to(self.open(oid), oid)
+
+    def iter_packs(self) -> list[store_packs.PackFile]:
+        """Every finished pack, freshly listed."""
+        self._packs_scanned = None
+        self._rescan_packs()
+        with self._lock:
+            return list(self._packs.values())
 
     def iter_objects(self) -> Iterator[StoredObject]:
-        """Every object under a valid name (temporary and stray files are skipped)."""
+        """Every object under a valid name, in oid order (temporary and stray files are
+        skipped; an object both loose and packed is listed once)."""
+        found: dict[str, int] = {}
+        for pack in self.iter_packs():
+            for oid, _, size in pack.entries():
+                found.setdefault(oid, size)
+        for obj in self._iter_loose():
+            found[obj.oid] = obj.size
+        for oid in sorted(found):
+            yield StoredObject(oid, found[oid])
+
+    def _iter_loose(self) -> Iterator[StoredObject]:
         if not self.objects_dir.is_dir():
             return
         for first in sorted(os.scandir(self.objects_dir), key=lambda e: e.name):
@@ -385,3 +776,11 @@ class Store:
                         and entry.is_file(follow_symlinks=False)
                     ):
                         yield StoredObject(name, entry.stat(follow_symlinks=False).st_size)
+
+
+def _hashes_to(stream: BinaryIO, oid: str) -> bool:
+    digest = hashlib.sha256()
+    with stream:
+        while block := stream.read(BLOCK_SIZE):
+            digest.update(block)
+    return digest.hexdigest() == oid

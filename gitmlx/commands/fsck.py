@@ -31,11 +31,16 @@ def run(check_remote: bool = False, full: bool = False, quiet: bool = False, rep
             hint += f"; if it was never pushed: git add --renormalize -- {shlex.quote(used[0])}"
         bad = store.root / "bad" / obj.oid
         ui.error(f"object {obj.oid[:10]} ({human_size(obj.size)}) {where} is corrupt; moved to '{bad}'", hint)
+    for moved in local.damaged_packs:
+        ui.error(
+            f"store pack '{moved.name}' had a damaged index; its intact objects were kept, the file moved to '{moved}'",
+            "run 'git mlx pull' to download what it held again",
+        )
     ui.info(
         f"local store '{store.root}': checked {local.checked} objects ({human_size(local.checked_bytes)}), "
         f"{len(local.corrupt)} corrupt"
     )
-    failed = bool(local.corrupt)
+    failed = bool(local.corrupt or local.damaged_packs)
     if check_remote or full or repair:
         files = scan.pointers_in_tree(ctx.top, "HEAD") if reach.has_head(ctx.top) else []
         remote = ctx.open_remote()

@@ -18,7 +18,6 @@ Must not: import click, tqdm, boto3 or pygit2 (git starts it once per file per d
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -54,7 +53,9 @@ def _local_object(pointer: Pointer) -> Path | None:
     from gitmlx.context import RepoContext  # only a pointer pays for config and store
 
     try:
-        found = RepoContext().store.path(pointer.oid)
-        return found if os.stat(found).st_size == pointer.size else None
+        store = RepoContext().store
+        if not store.has(pointer.oid) or store.size(pointer.oid) != pointer.size:
+            return None
+        return store.file_path(pointer.oid)
     except (MlxError, OSError):
         return None

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gitmlx.errors import IntegrityError, ObjectNotFound
 from gitmlx.filters import quarantine
@@ -57,6 +58,8 @@ class LocalReport:
     checked_bytes: int = 0
     #: Objects whose bytes no longer hash to their name; already moved to `bad/`.
     corrupt: list[StoredObject] = field(default_factory=list)
+    #: Store packs whose index was damaged: intact objects kept, the file moved here.
+    damaged_packs: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -72,6 +75,9 @@ class RemoteReport:
 def verify_local(store: Store, object_done: Callable[[StoredObject], None] | None = None) -> LocalReport:
     """Re-hash every object; move each corrupt one to `<store>/bad/`."""
     report = LocalReport()
+    for pack in store.iter_packs():
+        if not pack.index_intact():
+            report.damaged_packs.append(store.salvage_pack(pack))
     for obj in store.iter_objects():
         try:
             intact = store.verify(obj.oid)
@@ -167,6 +173,7 @@ def _rebuild_and_verify(store: Store, remote: Remote, manifest: Manifest) -> Pro
             frozenset(manifest.packs()),
         )
     finally:
+        scratch.abandon()
         shutil.rmtree(scratch.root, ignore_errors=True)
     return None
 

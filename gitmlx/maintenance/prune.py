@@ -9,7 +9,6 @@ Must not: print, or touch the remote (it is only asked).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -84,11 +83,10 @@ def prune(
                 continue
             if index is not None:
                 index.forget_local_object(obj.oid)
-                try:
-                    os.unlink(store.path(obj.oid))
-                except FileNotFoundError:
-                    pass  # another prune got there first
             report.pruned.append(obj)
+        if not dry_run:
+            # Another prune may get there first: discarding is idempotent.
+            store.discard(obj.oid for obj in report.pruned)
     finally:
         if index is not None:
             index.close()

@@ -61,10 +61,42 @@ def check_store(store: Path) -> StoreReport:
                 report.objects.add(name)
             else:
                 report.corrupt.append(f"local object {name[:10]} does not hash to its name ({path})")
+    packs = store / "packs"
+    if packs.is_dir():
+        for path in packs.iterdir():
+            if STORE_PACK.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+                _check_store_pack(path, report)
     tmp = store / "tmp"
     if tmp.is_dir():
         report.tmp_files = {p.name for p in tmp.iterdir() if p.is_file()}
     return report
+
+
+STORE_PACK = re.compile(r"[0-9a-f]{40}\.mlxpack")
+
+
+def _check_store_pack(path: Path, report: StoreReport) -> None:
+    """A store pack (docs/local-store.md, "Store packs"), read without gitmlx: a whole
+    file whose index hashes to the trailer's digest and to the file's name, and whose
+    every object hashes to its oid. Any pack there is under a valid name: all must hold."""
+    data = path.read_bytes()
+    if len(data) < 16 + 56 or data[:8] != b"MLXSPACK" or data[-8:] != b"MLXSIDX1":
+        report.corrupt.append(f"store pack {path.name} is not a whole pack")
+        return
+    index_offset, count = struct.unpack(">QQ", data[-56:-40])
+    digest = data[-40:-8]
+    index = data[index_offset : index_offset + 48 * count]
+    if index_offset + 48 * count + 56 != len(data) or hashlib.sha256(index).digest() != digest:
+        report.corrupt.append(f"store pack {path.name}: index does not match its trailer")
+        return
+    if digest.hex()[:40] != path.name[:40]:
+        report.corrupt.append(f"store pack {path.name}: name does not match its index")
+    for i in range(count):
+        raw, offset, size = struct.unpack_from(">32sQQ", index, 48 * i)
+        if hashlib.sha256(data[offset : offset + size]).digest() == raw:
+            report.objects.add(raw.hex())
+        else:
+            report.corrupt.append(f"packed object {raw.hex()[:10]} in {path.name} does not hash to its name")
 
 
 # --- manifests (docs/storage-format.md, "Manifest") ---------------------------------------

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gitmlx import filters
+from gitmlx import filters, store_packs
+from gitmlx import store as store_module
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.pointer import LFS_VERSION, MAX_POINTER_SIZE, MLX_VERSION, Pointer, parse
-from gitmlx.store import BLOCK_SIZE, Store
+from gitmlx.store import BLOCK_SIZE, Store, StoredObject
 
 
 @pytest.fixture
@@ -65,10 +66,68 @@ def smudge(store: Store, data: bytes, fetch=no_fetch, path: str = "model.bin", w
     return bytes(sink.data)
 
 
+def read_object(store: Store, oid: str) -> bytes:
+    with store.open(oid) as f:
+        return f.read()
+
+
+#: How a test object is stored: a file of its own, or inside a finished store pack.
+LAYOUTS = ["loose", "packed"]
+NEIGHBOUR = b"another object in the same pack"
+
+
+def put(store: Store, data: bytes, layout: str = "loose") -> Pointer:
+    """Store `data` loose, or packed (with a neighbour, so the pack is not turned into a
+    loose object, and the pack finished so a fresh Store sees it too)."""
+    if layout == "loose":
+        with store.writer(loose=True) as writer:
+            writer.write(data)
+            pointer = writer.commit()
+        assert store.path(pointer.oid).is_file()
+        return pointer
+    pointer = store.insert_stream(io.BytesIO(data))
+    store.insert_stream(io.BytesIO(NEIGHBOUR))
+    store.finish_pack()
+    assert store.is_packed(pointer.oid)
+    return pointer
+
+
 def corrupt(store: Store, oid: str, data: bytes) -> None:
+    """Replace a stored object's bytes: the loose file, or (same length only) its bytes
+    inside its pack."""
     path = store.path(oid)
-    os.chmod(path, 0o644)
-    path.write_bytes(data)
+    if path.is_file():
+        os.chmod(path, 0o644)
+        path.write_bytes(data)
+        return
+    for pack_path in store.packs_dir.glob("*" + store_packs.SUFFIX):
+        pack = store_packs.PackFile(pack_path)
+        try:
+            found = pack.find(oid)
+        finally:
+            pack.close()
+        if found is not None:
+            offset, size = found
+            assert len(data) == size, "a packed object's size is in the pack index"
+            os.chmod(pack_path, 0o644)
+            with open(pack_path, "r+b") as f:
+                f.seek(offset)
+                f.write(data)
+            return
+    raise AssertionError(f"object {oid} is neither loose nor in a finished pack")
+
+
+def assert_quarantined(store: Store, oid: str, bad: bytes) -> None:
+    """`oid` is gone from every view of the store and its corrupt bytes are kept in bad/;
+    a packed neighbour (if any) survived the pack's rewrite intact."""
+    assert not store.has(oid)
+    assert not Store(store.root).has(oid)
+    assert oid not in {o.oid for o in Store(store.root).iter_objects()}
+    assert (store.root / "bad" / oid).read_bytes() == bad
+    neighbour = sha(NEIGHBOUR)
+    if Store(store.root).has(neighbour):
+        assert read_object(Store(store.root), neighbour) == NEIGHBOUR
+        assert Store(store.root).verify(neighbour)
 
 
 # --- clean --------------------------------------------------------------------------
@@ -78,7 +137,7 @@ def test_clean_stores_content_and_returns_its_pointer(store: Store) -> None:
     data = b"tensor bytes " * 1000
     text = filters.clean(Source(data, step=100), store)
     assert text == Pointer(sha(data), len(data), MLX_VERSION).encode()
-    assert store.path(sha(data)).read_bytes() == data
+    assert read_object(store, sha(data)) == data
 
 
 def test_clean_of_content_bigger_than_a_block(store: Store) -> None:
@@ -106,14 +165,15 @@ def test_clean_is_idempotent(store: Store) -> None:
     once = filters.clean(Source(b"content"), store)
     twice = filters.clean(Source(once), store)
     assert once == twice
-    assert [p.name for p in stored_files(store)] == [sha(b"content")]
+    store.sync()
+    assert list(store.iter_objects()) == [StoredObject(sha(b"content"), len(b"content"))]
 
 
 def test_clean_of_pointer_like_but_invalid_text_stores_it_as_content(store: Store) -> None:
     text = Pointer(sha(b"x"), 1).encode().replace(b"\n", b"\r\n")
     out = filters.clean(Source(text), store)
     assert out == Pointer(sha(text), len(text)).encode()
-    assert store.path(sha(text)).read_bytes() == text
+    assert read_object(store, sha(text)) == text
 
 
 def test_clean_of_pointer_followed_by_more_content_stores_it(store: Store) -> None:
@@ -214,9 +274,10 @@ def test_smudge_without_fetch_passes_the_pointer_through(store: Store, stored: b
     assert smudge(store, text, fetch=None) == text
 
 
-def test_smudge_of_corrupt_object_same_size_raises_after_streaming_and_quarantines(store: Store) -> None:
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_smudge_of_corrupt_object_same_size_raises_after_streaming_and_quarantines(store: Store, layout: str) -> None:
     data = b"good bytes " * 1000
-    p = store.insert_stream(io.BytesIO(data))
+    p = put(store, data, layout)
     bad = b"evil bytes " * 1000
     corrupt(store, p.oid, bad)
     body = filters.prepare_smudge(Source(p.encode()), store, no_fetch, "w.bin")
@@ -226,13 +287,13 @@ def test_smudge_of_corrupt_object_same_size_raises_after_streaming_and_quarantin
     assert bytes(sink.data) == bad  # streamed; the error after the last block fails the file
     assert "'w.bin'" in str(info.value) and p.short_oid in str(info.value)
     assert info.value.hint
-    assert not store.has(p.oid)
-    assert (store.root / "bad" / p.oid).read_bytes() == bad
+    assert_quarantined(store, p.oid, bad)
 
 
 def test_smudge_of_object_with_wrong_size_is_caught_before_any_byte_and_refetched(store: Store) -> None:
+    # Loose only: a packed object's size is in the pack's index, not in its bytes.
     data = b"0123456789"
-    p = store.insert_stream(io.BytesIO(data))
+    p = put(store, data)
     corrupt(store, p.oid, data + b"!")
     fetched: list[Pointer] = []
 
@@ -244,11 +305,12 @@ def test_smudge_of_object_with_wrong_size_is_caught_before_any_byte_and_refetche
     assert smudge(store, p.encode(), fetch=fetch, path="w.bin") == data
     assert fetched == [p]
     assert (store.root / "bad" / p.oid).read_bytes() == data + b"!"
+    assert read_object(store, p.oid) == data and store.verify(p.oid)
 
 
 def test_smudge_of_object_with_wrong_size_and_no_good_copy_fails_before_any_byte(store: Store) -> None:
     data = b"0123456789"
-    p = store.insert_stream(io.BytesIO(data))
+    p = put(store, data)
     corrupt(store, p.oid, data[:-1])
 
     def fetch(pointer: Pointer) -> None:
@@ -256,8 +318,7 @@ def test_smudge_of_object_with_wrong_size_and_no_good_copy_fails_before_any_byte
 
     with pytest.raises(MlxError):
         filters.prepare_smudge(Source(p.encode()), store, fetch, "w.bin")
-    assert not store.has(p.oid)
-    assert (store.root / "bad" / p.oid).exists()
+    assert_quarantined(store, p.oid, data[:-1])
 
 
 def test_smudge_unavailable_object_passes_the_pointer_through_when_told_how(store: Store) -> None:
@@ -275,12 +336,14 @@ def test_smudge_unavailable_object_passes_the_pointer_through_when_told_how(stor
     assert told == [(p, failure)]
 
 
-def test_smudge_after_quarantine_fetches_again(store: Store) -> None:
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_smudge_after_quarantine_fetches_again(store: Store, layout: str) -> None:
     data = b"restorable"
-    p = store.insert_stream(io.BytesIO(data))
+    p = put(store, data, layout)
     corrupt(store, p.oid, b"RESTORABLE")
     with pytest.raises(IntegrityError):
         smudge(store, p.encode())
+    assert_quarantined(store, p.oid, b"RESTORABLE")
     fetched: list[Pointer] = []
 
     def fetch(pointer: Pointer) -> None:
@@ -289,6 +352,8 @@ def test_smudge_after_quarantine_fetches_again(store: Store) -> None:
 
     assert smudge(store, p.encode(), fetch=fetch) == data
     assert fetched == [p]
+    store.sync()
+    assert read_object(Store(store.root), p.oid) == data and Store(store.root).verify(p.oid)
 
 
 def test_check_pointer_like() -> None:
@@ -302,12 +367,32 @@ def test_check_pointer_like() -> None:
 def test_quarantine_deletes_when_bad_is_on_another_file_system(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    pointer = store.insert_stream(io.BytesIO(b"soon corrupt"))
+    pointer = put(store, b"soon corrupt")
 
     def cross_device(src: object, dst: object) -> None:
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr(filters.os, "replace", cross_device)
+    monkeypatch.setattr(store_module.os, "replace", cross_device)
     filters.quarantine(store, pointer.oid)
 
     assert not store.has(pointer.oid)  # the valid name no longer holds the bad bytes
+    assert not store.path(pointer.oid).exists()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_quarantine_keeps_the_bad_bytes_and_forgets_the_object(store: Store, layout: str) -> None:
+    pointer = put(store, b"soon corrupt", layout)
+    corrupt(store, pointer.oid, b"SOON CORRUPT")
+    filters.quarantine(store, pointer.oid)
+    assert_quarantined(store, pointer.oid, b"SOON CORRUPT")
+
+
+def test_quarantine_of_an_object_in_the_pack_being_written(store: Store) -> None:
+    pointer = store.insert_stream(io.BytesIO(b"not yet in a finished pack"))
+    kept = store.insert_stream(io.BytesIO(b"kept"))
+    filters.quarantine(store, pointer.oid)
+    assert not store.has(pointer.oid)
+    assert (store.root / "bad" / pointer.oid).read_bytes() == b"not yet in a finished pack"
+    store.finish_pack()
+    assert not Store(store.root).has(pointer.oid)
+    assert read_object(Store(store.root), kept.oid) == b"kept"

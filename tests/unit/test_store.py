@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gitmlx import store as store_module
+from gitmlx import store_packs
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.pointer import Pointer
 from gitmlx.store import BLOCK_SIZE, Store, StoredObject
@@ -29,6 +30,32 @@ def sha(data: bytes) -> str:
 
 def files_under(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def put_loose(store: Store, data: bytes) -> Pointer:
+    """Store `data` as a loose object (a file of its own) whatever its size."""
+    with store.writer(loose=True) as writer:
+        writer.write(data)
+        return writer.commit()
+
+
+def corrupt_in_pack(store: Store, oid: str, data: bytes) -> None:
+    """Overwrite `oid`'s bytes inside its (finished) pack with `data`, same length."""
+    for path in store.packs_dir.glob("*" + store_packs.SUFFIX):
+        pack = store_packs.PackFile(path)
+        try:
+            found = pack.find(oid)
+        finally:
+            pack.close()
+        if found is not None:
+            offset, size = found
+            assert len(data) == size
+            os.chmod(path, 0o644)
+            with open(path, "r+b") as f:
+                f.seek(offset)
+                f.write(data)
+            return
+    raise AssertionError(f"{oid} is in no pack")
 
 
 class Trickle:
@@ -73,7 +100,7 @@ def test_insert_file(store: Store, tmp_path: Path) -> None:
 
 
 def test_object_path_is_sharded_and_read_only(store: Store) -> None:
-    p = store.insert_stream(io.BytesIO(b"x"))
+    p = put_loose(store, b"x")
     path = store.path(p.oid)
     assert path == store.root / "objects" / p.oid[0:2] / p.oid[2:4] / p.oid
     assert path.is_file()
@@ -81,8 +108,16 @@ def test_object_path_is_sharded_and_read_only(store: Store) -> None:
 
 
 def test_insert_leaves_no_temporary_file(store: Store) -> None:
-    store.insert_stream(io.BytesIO(b"x" * 100))
+    put_loose(store, b"x" * 100)
     assert files_under(store.tmp_dir) == []
+
+
+def test_packed_inserts_leave_no_temporary_file_once_the_pack_is_finished(store: Store) -> None:
+    store.insert_stream(io.BytesIO(b"x" * 100))
+    store.insert_stream(io.BytesIO(b"y" * 100))
+    store.finish_pack()
+    assert files_under(store.tmp_dir) == []
+    assert len(list(store.packs_dir.glob("*" + store_packs.SUFFIX))) == 1
 
 
 @pytest.mark.parametrize(
@@ -118,7 +153,7 @@ def test_has_is_false_for_missing_object_and_for_a_directory(store: Store) -> No
 
 def test_writer_aborted_midway_leaves_no_temp_file_and_no_object(store: Store) -> None:
     data = b"half written"
-    with pytest.raises(RuntimeError, match="killed"), store.writer() as writer:
+    with pytest.raises(RuntimeError, match="killed"), store.writer(loose=True) as writer:
         writer.write(data)
         assert writer.tmp_path.exists()
         raise RuntimeError("killed")
@@ -173,13 +208,13 @@ def test_failed_rename_leaves_no_temp_file(store: Store, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(store_module.os, "replace", no_replace)
     with pytest.raises(PermissionError):
-        store.insert_stream(io.BytesIO(b"data"))
+        put_loose(store, b"data")
     assert files_under(store.root) == []
 
 
 def test_inserting_the_same_object_twice_is_fine(store: Store) -> None:
-    first = store.insert_stream(io.BytesIO(b"same"))
-    second = store.insert_stream(io.BytesIO(b"same"))
+    first = put_loose(store, b"same")
+    second = put_loose(store, b"same")
     assert first == second
     assert files_under(store.objects_dir) == [store.path(first.oid)]
     assert files_under(store.tmp_dir) == []
@@ -187,8 +222,8 @@ def test_inserting_the_same_object_twice_is_fine(store: Store) -> None:
 
 
 def test_two_writers_of_the_same_object_at_once(store: Store) -> None:
-    a = store.writer()
-    b = store.writer()
+    a = store.writer(loose=True)
+    b = store.writer(loose=True)
     assert a.tmp_path != b.tmp_path
     for w in (a, b):
         w.write(b"concurrent")
@@ -198,16 +233,28 @@ def test_two_writers_of_the_same_object_at_once(store: Store) -> None:
 
 
 def test_verify_detects_changed_bytes(store: Store) -> None:
-    p = store.insert_stream(io.BytesIO(b"good"))
+    p = put_loose(store, b"good")
+    assert store.verify(p.oid)
     path = store.path(p.oid)
     os.chmod(path, 0o644)
     path.write_bytes(b"evil")
     assert not store.verify(p.oid)
 
 
+def test_verify_detects_changed_bytes_inside_a_pack(store: Store) -> None:
+    p = store.insert_stream(io.BytesIO(b"good"))
+    other = store.insert_stream(io.BytesIO(b"neighbour"))
+    store.finish_pack()
+    assert store.is_packed(p.oid) and store.verify(p.oid)
+    corrupt_in_pack(store, p.oid, b"evil")
+    assert not store.verify(p.oid)
+    assert not Store(store.root).verify(p.oid)
+    assert store.verify(other.oid)  # only the damaged object's bytes changed
+
+
 def test_iter_objects_lists_objects_and_skips_stray_files(store: Store) -> None:
-    a = store.insert_stream(io.BytesIO(b"a" * 3))
-    b = store.insert_stream(io.BytesIO(b"b" * 5))
+    a = put_loose(store, b"a" * 3)
+    b = put_loose(store, b"b" * 5)
     objects = store.objects_dir
     other = sha(b"stray")
     (objects / "README").write_text("not an object")
@@ -251,7 +298,7 @@ def test_objects_on_another_file_system_are_written_beside_them(store: Store, mo
         return os.stat_result(fields)
 
     monkeypatch.setattr(store_module.os, "stat", stat_on_two_devices)
-    with store.writer() as writer:
+    with store.writer(loose=True) as writer:
         assert writer.tmp_path.parent == store.objects_dir / "tmp"
         writer.write(b"elsewhere")
         pointer = writer.commit()
@@ -265,7 +312,7 @@ def test_a_rename_across_file_systems_is_one_error_naming_the_store(store: Store
 
     monkeypatch.setattr(store_module.os, "replace", exdev)
     with pytest.raises(MlxError, match="different file systems") as raised:
-        store.insert_stream(io.BytesIO(b"data"))
+        put_loose(store, b"data")
     assert str(store.root) in str(raised.value) and raised.value.hint
     assert files_under(store.root) == []
 
