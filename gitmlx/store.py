@@ -457,7 +457,7 @@ class Store:
         """
         for tmp in (self.tmp_dir, self.packs_dir / "tmp"):
             try:
-                names = [n for n in os.listdir(tmp) if n.startswith("pack-")]
+                names = [n for n in os.listdir(tmp) if n.startswith(store_packs.ORPHAN_PREFIX)]
             except OSError:
                 continue
             for name in names:

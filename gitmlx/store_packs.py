@@ -36,6 +36,8 @@ HEADER = struct.Struct(">8sII")  # magic, version, reserved (0)
 ENTRY = struct.Struct(">32sQQ")  # raw oid, offset of the object's bytes, size
 TRAILER = struct.Struct(">QQ32s8s")  # index offset, entry count, sha256(index), magic
 RECORD = struct.Struct(">32sQ")  # before each object's bytes: raw oid, size (for recovery)
+#: Name prefix of a store pack being written in tmp/ (push's upload packs use `pack-`).
+ORPHAN_PREFIX = "spack-"
 TRAILER_MAGIC = b"MLXSIDX1"
 SUFFIX = ".mlxpack"
 
@@ -173,10 +175,10 @@ class PendingPack:
         # Created under a name recovery ignores, locked, then renamed: a `pack-*` file in
         # tmp/ is always locked while its writer lives (the lock is on the inode).
         token = f"{os.getpid()}-{secrets.token_hex(8)}"
-        start = tmp_dir / f".new-pack-{token}"
+        start = tmp_dir / f".new-spack-{token}"
         self.fd = os.open(start, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         _try_lock(self.fd, blocking=True)
-        self.tmp_path = tmp_dir / f"pack-{token}"
+        self.tmp_path = tmp_dir / f"{ORPHAN_PREFIX}{token}"
         os.replace(start, self.tmp_path)
         os.write(self.fd, HEADER.pack(MAGIC, VERSION, 0))
         self.end = HEADER.size
@@ -255,16 +257,14 @@ def orphaned_records(path: Path) -> Iterator[tuple[str, bytes]] | None:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
-    if not _try_lock(fd):
-        os.close(fd)
+    head = os.pread(fd, HEADER.size, 0)
+    if len(head) < HEADER.size or HEADER.unpack(head)[0] != MAGIC or not _try_lock(fd):
+        os.close(fd)  # not a store pack (never ours to delete), or its writer lives
         return None
 
     def records() -> Iterator[tuple[str, bytes]]:
         try:
             size = os.fstat(fd).st_size
-            head = os.pread(fd, HEADER.size, 0)
-            if len(head) < HEADER.size or HEADER.unpack(head)[0] != MAGIC:
-                return
             at = HEADER.size
             while at + RECORD.size <= size:
                 raw, length = RECORD.unpack(os.pread(fd, RECORD.size, at))

@@ -8,7 +8,9 @@ would see them on disk, so a bug in gitmlx's own parser cannot hide itself here.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import itertools
 import os
 import random
 import re
@@ -226,24 +228,193 @@ def pack_path(bare: Path, pack_id: str) -> Path:
 
 
 def object_path(store: Path, oid: str) -> Path:
+    """Where a *loose* object lives (in a local store; the same layout as Git LFS's)."""
     return store / "objects" / oid[0:2] / oid[2:4] / oid
 
 
-def stored_oids(store: Path) -> set[str]:
-    """Oids under valid names in a store or embedded remote (shards checked)."""
-    objects = store / "objects"
+# The local store is read from the outside too, as docs/local-store.md ("Layout", "Store
+# packs") describes it: loose objects at objects/<oid[0:2]>/<oid[2:4]>/<oid>, and objects
+# under 2 MiB in store packs packs/<40 hex>.mlxpack (big-endian):
+#   header  "MLXSPACK", u32 version = 1, u32 reserved = 0
+#   objects the bytes of each object
+#   index   count entries of 48 bytes sorted by raw oid: 32-byte oid, u64 offset, u64 size
+#   trailer u64 index offset, u64 count, 32-byte sha256(index), "MLXSIDX1"
+# An object may be loose, packed, or both (either copy must be good).
+SMALL_OBJECT_LIMIT = 2 * BLOCK  # objects below this size go into store packs
+STORE_PACK_MAGIC = b"MLXSPACK"
+STORE_PACK_VERSION = 1
+STORE_PACK_TRAILER_MAGIC = b"MLXSIDX1"
+STORE_PACK_SUFFIX = ".mlxpack"
+_STORE_PACK_HEADER = struct.Struct(">8sII")
+_STORE_PACK_ENTRY = struct.Struct(">32sQQ")
+_STORE_PACK_TRAILER = struct.Struct(">QQ32s8s")
+_STORE_PACK_NAME = re.compile(r"[0-9a-f]{40}\.mlxpack")
+_OID = re.compile(r"[0-9a-f]{64}")
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
+@dataclass(frozen=True)
+class ObjectLocation:
+    """Where one copy of an object's bytes is: a loose file (offset 0, the whole file) or
+    the range [offset, offset + size) of a store pack."""
+
+    path: Path
+    offset: int
+    size: int
+    packed: bool
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(self.size)
+        assert len(data) == self.size, f"{self} is cut short"
+        return data
+
+    def sha256(self) -> str:
+        """The sha256 of these bytes (streamed)."""
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            left = self.size
+            while left:
+                block = f.read(min(left, BLOCK))
+                assert block, f"{self} is cut short"
+                digest.update(block)
+                left -= len(block)
+        return digest.hexdigest()
+
+    def __str__(self) -> str:
+        if self.packed:
+            return f"store pack {self.path.name} [{self.offset}, +{self.size}]"
+        return f"loose file {self.path}"
+
+
+def as_store(repo_or_store: Path) -> Path:
+    """A work tree (it has `.git`) -> its local store; anything else is taken as a store."""
+    repo_or_store = Path(repo_or_store)
+    return local_store(repo_or_store) if (repo_or_store / ".git").exists() else repo_or_store
+
+
+def read_store_pack(path: Path) -> dict[str, tuple[int, int]]:
+    """oid -> (offset, size) for every object of a store pack, after checking everything the
+    format lets a reader check: the name, both magics, the version, the reserved word, that
+    index + trailer end the file, the index digest (and that the name is its first 40 hex
+    digits), entries sorted and unique, each range inside the object area, no two ranges
+    overlapping, each object under 2 MiB, and the file read-only. gitmlx renames only
+    finished packs into `packs/`, so any failure is a bug (or damage a test did)."""
+    assert _STORE_PACK_NAME.fullmatch(path.name), f"{path} is named like no store pack"
+    mode = path.stat().st_mode
+    assert not mode & _WRITE_BITS, f"store pack {path.name} is writable (mode {oct(mode & 0o777)})"
+    data = path.read_bytes()
+    low = _STORE_PACK_HEADER.size + _STORE_PACK_TRAILER.size
+    assert len(data) >= low, f"store pack {path.name} is {len(data)} bytes, shorter than header + trailer"
+    magic, version, reserved = _STORE_PACK_HEADER.unpack_from(data, 0)
+    assert magic == STORE_PACK_MAGIC, f"store pack {path.name}: header magic {magic!r}"
+    assert version == STORE_PACK_VERSION, f"store pack {path.name}: version {version}"
+    assert reserved == 0, f"store pack {path.name}: reserved word {reserved}"
+    index_offset, count, digest, end = _STORE_PACK_TRAILER.unpack_from(data, len(data) - _STORE_PACK_TRAILER.size)
+    assert end == STORE_PACK_TRAILER_MAGIC, f"store pack {path.name}: trailer magic {end!r}"
+    assert index_offset >= _STORE_PACK_HEADER.size, f"store pack {path.name}: index offset {index_offset}"
+    assert index_offset + _STORE_PACK_ENTRY.size * count + _STORE_PACK_TRAILER.size == len(data), (
+        f"store pack {path.name}: index at {index_offset} with {count} entries does not end a {len(data)}-byte file"
+    )
+    index = data[index_offset : index_offset + _STORE_PACK_ENTRY.size * count]
+    assert hashlib.sha256(index).digest() == digest, f"store pack {path.name}: the index does not hash to its digest"
+    assert path.name == digest.hex()[:40] + STORE_PACK_SUFFIX, f"store pack {path.name} is not named by its digest"
+    entries: dict[str, tuple[int, int]] = {}
+    previous = b""
+    for i in range(count):
+        raw, offset, size = _STORE_PACK_ENTRY.unpack_from(index, i * _STORE_PACK_ENTRY.size)
+        assert raw > previous, f"store pack {path.name}: index entry {i} is out of order or repeated"
+        previous = raw
+        assert _STORE_PACK_HEADER.size <= offset and offset + size <= index_offset, (
+            f"store pack {path.name}: object {raw.hex()[:10]} at [{offset}, +{size}] is outside the object area"
+        )
+        assert size < SMALL_OBJECT_LIMIT, f"store pack {path.name}: object {raw.hex()[:10]} of {size} bytes"
+        entries[raw.hex()] = (offset, size)
+    ranges = sorted((offset, offset + size) for offset, size in entries.values() if size)
+    for (_, end_a), (start_b, _) in itertools.pairwise(ranges):
+        assert end_a <= start_b, f"store pack {path.name}: two objects overlap at {start_b}"
+    return entries
+
+
+def store_packs(repo_or_store: Path) -> dict[Path, dict[str, tuple[int, int]]]:
+    """Every store pack (validated, see `read_store_pack`) -> its objects."""
+    packs = as_store(repo_or_store) / "packs"
+    if not packs.is_dir():
+        return {}
+    return {p: read_store_pack(p) for p in sorted(packs.glob(f"*{STORE_PACK_SUFFIX}")) if p.is_file()}
+
+
+def loose_oids(repo_or_store: Path) -> set[str]:
+    """Oids of loose objects under valid names (shards checked)."""
+    objects = as_store(repo_or_store) / "objects"
     if not objects.is_dir():
         return set()
     found = set()
     for path in objects.glob("*/*/*"):
         name = path.name
-        if (
-            re.fullmatch(r"[0-9a-f]{64}", name)
-            and path.parent.name == name[2:4]
-            and path.parent.parent.name == name[:2]
-        ):
+        if _OID.fullmatch(name) and path.parent.name == name[2:4] and path.parent.parent.name == name[:2]:
             found.add(name)
     return found
+
+
+def packed_oids(repo_or_store: Path) -> set[str]:
+    return {oid for entries in store_packs(repo_or_store).values() for oid in entries}
+
+
+def stored_oids(repo_or_store: Path) -> set[str]:
+    """Oids the local store holds, loose or packed."""
+    return loose_oids(repo_or_store) | packed_oids(repo_or_store)
+
+
+def local_object_locations(repo_or_store: Path, oid: str) -> list[ObjectLocation]:
+    """Every copy of the object in the store: its loose file first, then each pack."""
+    assert _OID.fullmatch(oid), f"not an oid: {oid!r}"
+    store = as_store(repo_or_store)
+    found = []
+    loose = object_path(store, oid)
+    if loose.is_file():
+        found.append(ObjectLocation(loose, 0, loose.stat().st_size, packed=False))
+    for pack, entries in store_packs(store).items():
+        if oid in entries:
+            offset, size = entries[oid]
+            found.append(ObjectLocation(pack, offset, size, packed=True))
+    return found
+
+
+def local_object_location(repo_or_store: Path, oid: str) -> ObjectLocation | None:
+    """Where the object's bytes are (the loose copy if there is one), or None."""
+    found = local_object_locations(repo_or_store, oid)
+    return found[0] if found else None
+
+
+def has_local_object(repo_or_store: Path, oid: str) -> bool:
+    return local_object_location(repo_or_store, oid) is not None
+
+
+def object_layout(repo_or_store: Path, oid: str) -> str:
+    """The kind of each copy, loose first, joined by '+': 'loose', 'packed', 'loose+packed'
+    (and so on); 'absent' when the store has none."""
+    kinds = ["packed" if where.packed else "loose" for where in local_object_locations(repo_or_store, oid)]
+    return "+".join(kinds) or "absent"
+
+
+def commit_with_layout(repo: Path, path: str, layout: str, message: str = "update") -> None:
+    """Commit every change with `path`'s (small) object stored as `layout`: 'packed' (added
+    with the rest, so one process stores them all in a store pack) or 'loose' (added on its
+    own first: a process that stores just one object writes it loose)."""
+    if layout == "loose":
+        git("add", "--", path, cwd=repo)
+    elif layout != "packed":
+        raise ValueError(layout)
+    commit_all(repo, message)
+
+
+def local_object_bytes(repo_or_store: Path, oid: str) -> bytes:
+    where = local_object_location(repo_or_store, oid)
+    assert where is not None, f"object {oid[:10]} is not in the local store {as_store(repo_or_store)}"
+    return where.read()
 
 
 def hooks_dir(repo: Path) -> Path:
@@ -290,14 +461,20 @@ def assert_pointer(repo: Path, path: str, spec: str | None = None) -> tuple[str,
     return parsed
 
 
-def assert_local_object(repo: Path, oid: str, size: int | None = None) -> Path:
-    """The object is in the repo's local store under its sharded name and hashes to it."""
-    path = object_path(local_store(repo), oid)
-    assert path.is_file(), f"object {oid[:10]} is not in the local store of {repo}"
-    if size is not None:
-        assert path.stat().st_size == size
-    assert sha256_file(path) == oid, f"local object {oid[:10]} does not hash to its name"
-    return path
+def assert_local_object(repo: Path, oid: str, size: int | None = None) -> ObjectLocation:
+    """The object is in the repo's local store (loose under its sharded name, or in a store
+    pack) and every copy of it hashes to it; returns where its bytes are (the loose copy
+    first). A loose object must be read-only; a packed one must be under 2 MiB."""
+    copies = local_object_locations(repo, oid)
+    assert copies, f"object {oid[:10]} is not in the local store of {repo}"
+    for where in copies:
+        if size is not None:
+            assert where.size == size, f"local object {oid[:10]} has {where.size} bytes, not {size} ({where})"
+        if not where.packed:
+            mode = where.path.stat().st_mode
+            assert not mode & _WRITE_BITS, f"loose object {oid[:10]} is writable (mode {oct(mode & 0o777)})"
+        assert where.sha256() == oid, f"local object {oid[:10]} does not hash to its name ({where})"
+    return copies[0]
 
 
 def assert_remote_object(bare: Path, oid: str) -> Path:
@@ -355,10 +532,82 @@ def corrupt_remote_object(bare: Path, oid: str, how: str = "flip") -> Path:
     return path
 
 
+def corrupt_local_object(repo: Path, oid: str, how: str = "flip") -> list[ObjectLocation]:
+    """Damage every copy of an object in the local store, in place (so no good copy is
+    left to read instead); returns the copies. 'flip' inverts the first (up to) 16 bytes,
+    keeping the size; 'truncate' cuts a loose file to half its size. A packed object's
+    range cannot be cut without damaging the pack's index and every other object, so for
+    it 'truncate' flips too: what the damage must exercise, bytes that no longer hash to
+    the oid under a valid name, is the same. The pack is made writable for the write and
+    read-only (0444) again after; its index (and so its name) stays valid."""
+    if how not in ("flip", "truncate"):
+        raise ValueError(how)
+    copies = local_object_locations(repo, oid)
+    assert copies, f"object {oid[:10]} is not in the local store of {repo}"
+    for where in copies:
+        assert where.size > 0, "an empty object has no byte to damage"
+        mode = stat.S_IMODE(where.path.stat().st_mode)
+        where.path.chmod(mode | stat.S_IWUSR)
+        try:
+            if how == "truncate" and not where.packed:
+                os.truncate(where.path, where.size // 2)
+            else:
+                with open(where.path, "r+b") as f:
+                    f.seek(where.offset)
+                    head = f.read(min(where.size, 16))
+                    f.seek(where.offset)
+                    f.write(bytes(b ^ 0xFF for b in head))
+        finally:
+            where.path.chmod(mode)
+    return copies
+
+
+def _write_store_pack(packs: Path, objects: Mapping[str, bytes]) -> Path:
+    """A store pack holding `objects` written as the format describes (object bytes back
+    to back), renamed into `packs/` under its name, read-only."""
+    body = bytearray(_STORE_PACK_HEADER.pack(STORE_PACK_MAGIC, STORE_PACK_VERSION, 0))
+    entries = []
+    for oid, data in objects.items():
+        entries.append((bytes.fromhex(oid), len(body), len(data)))
+        body += data
+    index = b"".join(_STORE_PACK_ENTRY.pack(*entry) for entry in sorted(entries))
+    digest = hashlib.sha256(index).digest()
+    trailer = _STORE_PACK_TRAILER.pack(len(body), len(entries), digest, STORE_PACK_TRAILER_MAGIC)
+    tmp = packs / f".e2e-{os.getpid()}-{random.getrandbits(64):016x}"  # no pack name: readers skip it
+    tmp.write_bytes(bytes(body) + index + trailer)
+    tmp.chmod(0o444)
+    final = packs / f"{digest.hex()[:40]}{STORE_PACK_SUFFIX}"
+    os.replace(tmp, final)
+    return final
+
+
 def remove_local_object(repo: Path, oid: str) -> None:
-    path = object_path(local_store(repo), oid)
-    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    path.unlink()
+    """Remove every copy of an object from the local store: its loose file, and each store
+    pack holding it is rewritten without it (as prune does: under an exclusive flock of
+    `packs/.lock`, the new pack renamed into place before the old one is deleted)."""
+    store = as_store(repo)
+    copies = local_object_locations(store, oid)
+    assert copies, f"object {oid[:10]} is not in the local store of {repo}"
+    loose = object_path(store, oid)
+    if loose.is_file():
+        loose.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        loose.unlink()
+    if not any(where.packed for where in copies):
+        return
+    packs = store / "packs"
+    with open(packs / ".lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for pack, entries in store_packs(store).items():
+            if oid not in entries:
+                continue
+            keep = {}
+            for other, (offset, size) in entries.items():
+                if other != oid:
+                    keep[other] = ObjectLocation(pack, offset, size, packed=True).read()
+            if keep:
+                assert _write_store_pack(packs, keep) != pack
+            pack.unlink()
+    assert not has_local_object(store, oid)
 
 
 def snapshot(root: Path) -> set[Path]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from helpers import (
     assert_clean_worktree,
+    assert_local_object,
     assert_pointer,
     clone,
     commit_all,
@@ -27,6 +28,7 @@ from helpers import (
     local_store,
     make_repo_with_bare_remote,
     mlx,
+    object_layout,
     object_path,
     remove_local_object,
     run,
@@ -112,10 +114,26 @@ def test_read_range_and_seek_from_the_local_store(two_versions) -> None:
 
 def test_fetch_path_returns_the_read_only_store_object(two_versions) -> None:
     work, _remote, v1, _v2 = two_versions
+    assert object_layout(work, v1) == "loose"  # 3 MiB: a loose object, its own file
     path = gitmlx.fetch_path("model.bin", rev="v1", repo=work)
     assert path == object_path(local_store(work), v1)
     assert sha256_file(path) == v1
     assert not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+
+def test_fetch_path_of_a_packed_object_gives_it_a_read_only_loose_file(sealed) -> None:
+    repos = make_repo_with_bare_remote(sealed.root)
+    shas = {name: write_random(repos.work / name, 5000, name) for name in ("a.bin", "b.bin")}
+    commit_all(repos.work)
+    assert object_layout(repos.work, shas["a.bin"]) == "packed"  # small, stored with b.bin
+
+    path = gitmlx.fetch_path("a.bin", repo=repos.work)
+
+    assert path == object_path(local_store(repos.work), shas["a.bin"])
+    assert sha256_file(path) == shas["a.bin"]
+    assert not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert object_layout(repos.work, shas["a.bin"]) == "loose+packed"
+    assert_local_object(repos.work, shas["a.bin"], 5000)  # both copies good
 
 
 def test_an_object_missing_from_the_store_is_read_from_the_remote(two_versions) -> None:

@@ -18,16 +18,16 @@ from pathlib import Path
 import pytest
 from helpers import (
     Repos,
+    assert_local_object,
     assert_no_traceback,
     assert_pointer,
     clone,
     commit_all,
     corrupt_remote_object,
     git,
-    local_store,
+    has_local_object,
     make_repo_with_bare_remote,
     mlx,
-    object_path,
 )
 
 PATTERNS = ("*.safetensors", "*.npz", "*.csv", "*.parquet", "*.jsonl")
@@ -183,14 +183,14 @@ def test_diff_of_a_commit_whose_old_content_is_not_local_smudges_it_first(work: 
     dest = sealed.root / "clone"
     clone(work.remote, dest)
     old = oid_of(dest, "HEAD~1:model.safetensors")
-    assert not object_path(local_store(dest), old).exists()  # the clone restored only HEAD
+    assert not has_local_object(dest, old)  # the clone restored only HEAD
 
     shown = git("show", "HEAD", cwd=dest)
 
     assert_no_traceback(shown)
     minus, plus = changed_lines(shown.stdout)
     assert tensor_names_on(minus) == tensor_names_on(plus) == {"head.weight"}
-    assert object_path(local_store(dest), old).exists()  # git ran the smudge filter for it
+    assert_local_object(dest, old)  # git ran the smudge filter for it
 
 
 def test_diff_with_skip_smudge_shows_the_pointers(work: Repos, sealed) -> None:

@@ -4,7 +4,6 @@ writes outside the store and work tree, never shows a traceback, and names the f
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,21 @@ from helpers import (
     Repos,
     assert_clean_worktree,
     assert_content,
+    assert_local_object,
     assert_no_traceback,
     assert_pointer,
     assert_remote_object,
     clone,
     commit_all,
+    commit_with_layout,
+    corrupt_local_object,
     corrupt_remote_object,
     git,
+    local_object_locations,
     local_store,
     manifest_path,
     mlx,
-    object_path,
+    object_layout,
     parse_pointer,
     pointer_text,
     remote_ref,
@@ -67,7 +70,8 @@ def assert_right_or_pointer(repo: Path, shas: dict[str, str]) -> dict[str, str]:
 def assert_store_holds_only_good_objects(repo: Path) -> None:
     store = local_store(repo)
     for oid in stored_oids(store):
-        assert sha256_file(object_path(store, oid)) == oid, f"corrupt object {oid[:10]} under a valid name"
+        for where in local_object_locations(store, oid):  # loose and packed copies alike
+            assert where.sha256() == oid, f"corrupt object {oid[:10]} under a valid name ({where})"
     assert not list(store.glob("tmp/*")), "temporary files left in the store"
 
 
@@ -161,13 +165,12 @@ def test_a_good_clone_repairs_a_bad_remote_object(repos: Repos, sealed, how: str
     assert mlx("fsck", "--remote", "--full", cwd=repos.work).returncode == 0
 
 
-def test_checkout_never_writes_a_corrupt_local_object(repos: Repos) -> None:
+@pytest.mark.parametrize("layout", ["packed", "loose"])
+def test_checkout_never_writes_a_corrupt_local_object(repos: Repos, layout: str) -> None:
     shas = {name: write_random(repos.work / name, 300_000, name) for name in ("a.bin", "b.bin", "c.bin")}
-    commit_all(repos.work)
-    bad = object_path(local_store(repos.work), shas["b.bin"])
-    bad.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    with open(bad, "r+b") as f:  # same size, different bytes
-        f.write(b"\0" * 16)
+    commit_with_layout(repos.work, "b.bin", layout)
+    assert object_layout(repos.work, shas["b.bin"]) == layout
+    corrupt_local_object(repos.work, shas["b.bin"], "flip")  # same size, different bytes
     (repos.work / "b.bin").unlink()
 
     result = git("checkout", "--", "b.bin", cwd=repos.work, check=False)
@@ -176,6 +179,11 @@ def test_checkout_never_writes_a_corrupt_local_object(repos: Repos) -> None:
     assert "'b.bin'" in result.stderr
     assert assert_right_or_pointer(repos.work, shas)["b.bin"] in ("pointer", "absent")
     assert_store_holds_only_good_objects(repos.work)
+    bad = local_store(repos.work) / "bad" / shas["b.bin"]
+    assert bad.is_file() and bad.stat().st_size == 300_000, "the corrupt object was not quarantined in bad/"
+    assert sha256_file(bad) != shas["b.bin"]
+    for name in ("a.bin", "c.bin"):  # the objects beside it (in its pack) are intact
+        assert_local_object(repos.work, shas[name], 300_000)
 
 
 def hostile_pointers(root: Path, real_oid: str) -> dict[str, bytes]:
@@ -229,10 +237,13 @@ def test_hostile_pointers_are_checked_out_as_plain_content_by_clone_and_pull(rep
             assert any(f"'{path}'" in line for path in hostile), f"message does not name a file: {line}"
 
 
-def test_pre_push_refuses_when_an_object_is_missing_locally_and_on_the_remote(repos: Repos) -> None:
+@pytest.mark.parametrize("layout", ["packed", "loose"])
+def test_pre_push_refuses_when_an_object_is_missing_locally_and_on_the_remote(repos: Repos, layout: str) -> None:
     shas = {name: write_random(repos.work / name, 5000, name) for name in ("a.bin", "lost.bin")}
-    commit_all(repos.work)
+    commit_with_layout(repos.work, "lost.bin", layout)
+    assert object_layout(repos.work, shas["lost.bin"]) == layout
     remove_local_object(repos.work, shas["lost.bin"])
+    assert_local_object(repos.work, shas["a.bin"], 5000)
 
     result = git("push", "origin", "main", cwd=repos.work, check=False)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import stat
 import time
 from pathlib import Path
 
+import pytest
 from helpers import (
     Repos,
     assert_content,
@@ -18,12 +18,14 @@ from helpers import (
     assert_remote_object,
     clone,
     commit_all,
+    commit_with_layout,
+    corrupt_local_object,
     corrupt_remote_object,
     git,
     local_store,
     manifest_path,
     mlx,
-    object_path,
+    object_layout,
     remote_files,
     remote_oids,
     remote_store,
@@ -45,21 +47,17 @@ def push_file(repos: Repos, name: str, size: int = SIZE) -> str:
     return sha
 
 
-def corrupt_local(repo: Path, oid: str) -> None:
-    path = object_path(local_store(repo), oid)
-    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    with open(path, "r+b") as f:  # same size, different bytes
-        f.write(b"\0" * 16)
-
-
 # --- fsck ----------------------------------------------------------------------------------
 
 
-def test_fsck_quarantines_a_corrupt_local_object_names_its_file_and_exits_1(repos: Repos) -> None:
+@pytest.mark.parametrize("layout", ["packed", "loose"])
+def test_fsck_quarantines_a_corrupt_local_object_names_its_file_and_exits_1(repos: Repos, layout: str) -> None:
     shas = {n: write_random(repos.work / n, SIZE, n) for n in ("a.bin", "b.bin")}
-    commit_all(repos.work)
+    commit_with_layout(repos.work, "b.bin", layout)
+    assert object_layout(repos.work, shas["b.bin"]) == layout
     assert mlx("fsck", cwd=repos.work).returncode == 0
-    corrupt_local(repos.work, shas["b.bin"])
+    (damaged,) = corrupt_local_object(repos.work, shas["b.bin"], "flip")  # same size, different bytes
+    damaged_bytes = damaged.read()
 
     result = mlx("fsck", cwd=repos.work, check=False)
 
@@ -70,7 +68,10 @@ def test_fsck_quarantines_a_corrupt_local_object_names_its_file_and_exits_1(repo
     assert "a.bin" not in result.stderr
     store = local_store(repos.work)
     assert stored_oids(store) == {shas["a.bin"]}
-    assert (store / "bad" / shas["b.bin"]).is_file()
+    assert (store / "bad" / shas["b.bin"]).read_bytes() == damaged_bytes, "bad/ does not hold the damaged bytes"
+    if layout == "packed":  # its pack was rewritten without it; the object beside it is intact
+        assert not damaged.path.exists(), "the pack holding the corrupt object is still there"
+    assert_local_object(repos.work, shas["a.bin"], SIZE)
     assert mlx("fsck", cwd=repos.work).returncode == 0  # nothing corrupt left under a valid name
     # The hint works: the work-tree file is intact, so renormalizing stores it again.
     git("add", "--renormalize", "--", "b.bin", cwd=repos.work)

@@ -19,7 +19,7 @@ from helpers import (
     clone,
     commit_all,
     git,
-    local_store,
+    has_local_object,
     make_repo_with_bare_remote,
     mlx,
     object_path,
@@ -169,7 +169,7 @@ def test_from_lfs_skips_and_reports_a_corrupt_lfs_object(sealed, lfs_env) -> Non
     assert f"error: skipped '{bad}': content hashes to" in result.stderr
     assert "1 Git LFS object(s) failed verification" in result.stderr
     assert "imported 3 Git LFS object(s)" in result.stdout
-    assert not object_path(local_store(work), bad_oid).exists()
+    assert not has_local_object(work, bad_oid)
     assert_local_object(work, history[1][1]["a.bin"])
     assert f"*.bin {ATTRS}" in (work / ".gitattributes").read_text()  # the rest was still done
 

@@ -120,9 +120,7 @@ def test_ml_workflow_from_dataset_to_ci(s3_env, sealed, s3_endpoint: str, s3_buc
         "t = gitmlx.load_tensors('checkpoints/model.safetensors', names=['head.weight'], rev='v1');"
         "print(json.dumps({k: [list(v.shape), float(v.sum())] for k, v in t.items()}))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ci, capture_output=True, text=True, env=os.environ.copy()
-    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ci, capture_output=True, text=True, env=os.environ.copy())
     assert out.returncode == 0, out.stderr
     loaded = json.loads(out.stdout)
     assert loaded["head.weight"][0] == [10, 256]

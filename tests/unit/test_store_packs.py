@@ -605,7 +605,7 @@ def test_write_pack_and_pack_file_round_trip(tmp_path: Path) -> None:
         pack.close()
     assert store_packs.write_pack(tmp_path, tmp_path / "packs", []) is None
     assert [p.name for p in (tmp_path / "packs").iterdir()] == [out.name]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith("pack-")]  # no temporary left
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("spack-")]  # no temporary left
 
 
 def test_a_damaged_index_is_detected(tmp_path: Path) -> None:
@@ -670,7 +670,7 @@ def test_objects_of_a_killed_writers_pack_are_recovered_by_the_next_store(tmp_pa
 
     root = tmp_path / "mlx"
     subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(root), "6", "die"], check=True, capture_output=True)
-    assert [p.name for p in (root / "tmp").iterdir() if p.name.startswith("pack-")], "the killed writer left its pack"
+    assert [p.name for p in (root / "tmp").iterdir() if p.name.startswith("spack-")], "the killed writer left its pack"
     assert not (root / "packs").exists() or not list((root / "packs").glob("*.mlxpack"))
 
     store = Store(root)
@@ -678,7 +678,7 @@ def test_objects_of_a_killed_writers_pack_are_recovered_by_the_next_store(tmp_pa
         oid = hashlib.sha256(_object(i)).hexdigest()
         assert store.has(oid), f"object {i} of the killed writer was lost"
         assert store.verify(oid)
-    assert not [p for p in (root / "tmp").iterdir() if p.name.startswith("pack-")]
+    assert not [p for p in (root / "tmp").iterdir() if p.name.startswith("spack-")]
     assert len(list((root / "packs").glob("*.mlxpack"))) == 1
 
 
@@ -688,7 +688,7 @@ def test_a_torn_record_at_the_end_of_an_orphan_is_dropped_and_the_rest_recovered
 
     root = tmp_path / "mlx"
     subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(root), "3", "die"], check=True, capture_output=True)
-    (orphan,) = [p for p in (root / "tmp").iterdir() if p.name.startswith("pack-")]
+    (orphan,) = [p for p in (root / "tmp").iterdir() if p.name.startswith("spack-")]
     with open(orphan, "r+b") as f:
         f.truncate(orphan.stat().st_size - 10)  # the last object's bytes cut short
     store = Store(root)
@@ -712,8 +712,20 @@ def test_a_live_writers_pack_is_never_taken(tmp_path: Path) -> None:
         store = Store(root)
         oid = hashlib.sha256(_object(1)).hexdigest()
         assert not store.has(oid), "another process's pack being written must stay its own"
-        assert [p for p in (root / "tmp").iterdir() if p.name.startswith("pack-")], "a live writer's pack was taken"
+        assert [p for p in (root / "tmp").iterdir() if p.name.startswith("spack-")], "a live writer's pack was taken"
     finally:
         proc.communicate(b"")
     assert proc.returncode == 0
     assert Store(root).has(hashlib.sha256(_object(1)).hexdigest()), "the writer named its pack at exit"
+
+
+def test_recovery_never_touches_files_that_are_not_store_packs(tmp_path: Path) -> None:
+    """push writes its upload packs in the same tmp/ (unlocked, another format)."""
+    root = tmp_path / "mlx"
+    (root / "tmp").mkdir(parents=True)
+    upload = root / "tmp" / "pack-123-0123456789abcdef"
+    upload.write_bytes(b"MLXPACK1" + b"\0" * 100)
+    lookalike = root / "tmp" / "spack-123-0123456789abcdef"
+    lookalike.write_bytes(b"not a store pack at all")
+    assert not Store(root).has(hashlib.sha256(b"x").hexdigest())
+    assert upload.exists() and lookalike.exists()
