@@ -240,8 +240,9 @@ def test_kill_during_checkout_leaves_no_wrong_bytes_and_a_rerun_completes(trials
 # --- git push: the pre-push upload ------------------------------------------------------------
 
 
-#: With a 70 MiB file too: a new incompressible object of 64 MiB or more is uploaded as a
-#: solo pack (its bytes, named by its oid), copied while its chunks are still being hashed.
+#: With a 70 MiB file too: a new incompressible object of 8 MiB or more is uploaded as a
+#: solo pack (its bytes, named by its oid); from 16 MiB on (to a directory remote) it is
+#: copied while its chunks are still being hashed.
 WITH_SOLO = {**FILES, "big.bin": 70 * MIB}
 
 
