@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+from store_helpers import corrupt_in_pack
 
-from gitmlx import filters, store_packs
+from gitmlx import filters
 from gitmlx import store as store_module
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.pointer import LFS_VERSION, MAX_POINTER_SIZE, MLX_VERSION, Pointer, parse
@@ -100,21 +101,7 @@ def corrupt(store: Store, oid: str, data: bytes) -> None:
         os.chmod(path, 0o644)
         path.write_bytes(data)
         return
-    for pack_path in store.packs_dir.glob("*" + store_packs.SUFFIX):
-        pack = store_packs.PackFile(pack_path)
-        try:
-            found = pack.find(oid)
-        finally:
-            pack.close()
-        if found is not None:
-            offset, size = found
-            assert len(data) == size, "a packed object's size is in the pack index"
-            os.chmod(pack_path, 0o644)
-            with open(pack_path, "r+b") as f:
-                f.seek(offset)
-                f.write(data)
-            return
-    raise AssertionError(f"object {oid} is neither loose nor in a finished pack")
+    corrupt_in_pack(store, oid, data)
 
 
 def assert_quarantined(store: Store, oid: str, bad: bytes) -> None:

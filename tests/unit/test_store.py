@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from store_helpers import corrupt_in_pack
 
 from gitmlx import store as store_module
 from gitmlx import store_packs
@@ -37,25 +38,6 @@ def put_loose(store: Store, data: bytes) -> Pointer:
     with store.writer(loose=True) as writer:
         writer.write(data)
         return writer.commit()
-
-
-def corrupt_in_pack(store: Store, oid: str, data: bytes) -> None:
-    """Overwrite `oid`'s bytes inside its (finished) pack with `data`, same length."""
-    for path in store.packs_dir.glob("*" + store_packs.SUFFIX):
-        pack = store_packs.PackFile(path)
-        try:
-            found = pack.find(oid)
-        finally:
-            pack.close()
-        if found is not None:
-            offset, size = found
-            assert len(data) == size
-            os.chmod(path, 0o644)
-            with open(path, "r+b") as f:
-                f.seek(offset)
-                f.write(data)
-            return
-    raise AssertionError(f"{oid} is in no pack")
 
 
 class Trickle:

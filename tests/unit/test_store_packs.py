@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from store_helpers import corrupt_in_pack
 
 from gitmlx import fastcopy, store_packs
 from gitmlx import store as store_module
@@ -62,24 +63,6 @@ def assert_all_readable(store: Store, datas: list[bytes]) -> None:
         assert store.size(oid) == len(data)
         assert read(store, oid) == data
         assert store.verify(oid)
-
-
-def corrupt_in_pack(store: Store, oid: str, data: bytes) -> Path:
-    for path in pack_files(store):
-        pack = store_packs.PackFile(path)
-        try:
-            found = pack.find(oid)
-        finally:
-            pack.close()
-        if found is not None:
-            offset, size = found
-            assert len(data) == size
-            os.chmod(path, 0o644)
-            with open(path, "r+b") as f:
-                f.seek(offset)
-                f.write(data)
-            return path
-    raise AssertionError(f"{oid} is in no pack")
 
 
 # --- where objects go ------------------------------------------------------------------
