@@ -43,8 +43,10 @@ FSYNC_EACH = 8 * 1024 * 1024
 PACK_BELOW = 2 * 1024 * 1024
 #: A pack being written is finished once it holds this much, and a new one begun.
 PACK_MAX = 128 * 1024 * 1024
-#: More finished packs than this, and the smallest are merged (fewer files to search).
+#: More finished packs than this, and the smallest are merged (fewer files to search)...
 PACKS_MERGE_ABOVE = 32
+#: ... but never a pack this big or bigger: a merge must stay cheap, not rewrite the store.
+MERGE_BELOW = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -551,7 +553,7 @@ class Store:
             except BaseException:
                 self._pending = pending  # nothing lost: the next finish tries again
                 raise
-            many = len(self._packs) > PACKS_MERGE_ABOVE
+            many = sum(p.file_size < MERGE_BELOW for p in self._packs.values()) > PACKS_MERGE_ABOVE
         if many:
             self.merge_packs()
 
@@ -690,12 +692,16 @@ class Store:
         return moved
 
     def merge_packs(self) -> None:
-        """Merge the smallest packs into one while there are more than PACKS_MERGE_ABOVE."""
+        """Merge small packs (under MERGE_BELOW) while there are more than PACKS_MERGE_ABOVE
+        of them, smallest first, until half that many are left. Big packs stay as they are:
+        their number grows with the store's size, not with the number of batches."""
         with self._packs_locked():
             self._packs_scanned = None
             self._rescan_packs()
             with self._lock:
-                packs = sorted(self._packs.values(), key=lambda p: p.file_size)
+                packs = sorted(
+                    (p for p in self._packs.values() if p.file_size < MERGE_BELOW), key=lambda p: p.file_size
+                )
             if len(packs) <= PACKS_MERGE_ABOVE:
                 return
             merged = packs[: len(packs) - PACKS_MERGE_ABOVE // 2 + 1]

@@ -712,3 +712,25 @@ def test_recovery_never_touches_files_that_are_not_store_packs(tmp_path: Path) -
     lookalike.write_bytes(b"not a store pack at all")
     assert not Store(root).has(hashlib.sha256(b"x").hexdigest())
     assert upload.exists() and lookalike.exists()
+
+
+def test_big_packs_are_never_merged(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "PACKS_MERGE_ABOVE", 100)
+    every = make_packs(store, 3, per_pack=40)  # bigger packs
+    big = set(pack_files(store))
+    for i in range(6):
+        datas = [b"small pack %d object %d" % (i, j) for j in range(2)]
+        for d in datas:
+            put(store, d)
+        store.finish_pack()
+        every += datas
+    assert len(pack_files(store)) == 9
+    threshold = min(p.stat().st_size for p in big)
+    assert all(p.stat().st_size < threshold for p in set(pack_files(store)) - big)
+    monkeypatch.setattr(store_module, "MERGE_BELOW", threshold)
+    monkeypatch.setattr(store_module, "PACKS_MERGE_ABOVE", 2)
+    store.merge_packs()
+    after = set(pack_files(store))
+    assert big <= after, "a big pack was rewritten"
+    assert len(after - big) <= 2, "the small packs were not merged"
+    assert_all_readable(Store(store.root), every)
