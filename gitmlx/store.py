@@ -47,6 +47,9 @@ PACK_MAX = 128 * 1024 * 1024
 PACKS_MERGE_ABOVE = 32
 #: ... but never a pack this big or bigger: a merge must stay cheap, not rewrite the store.
 MERGE_BELOW = 32 * 1024 * 1024
+#: A lookup that misses lists `packs/` again at most this often (seconds) while the
+#: folder looks unchanged: a clone misses on every object it has not fetched yet.
+RESCAN_EVERY = 0.02
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,9 @@ class Store:
         self._lock = threading.RLock()
         #: Finished packs by file name.
         self._packs: dict[str, store_packs.PackFile] = {}
+        #: The same packs as a tuple, replaced (never changed) under the lock: lookups read
+        #: it without taking the lock (every smudge and clean asks `has`).
+        self._pack_list: tuple[store_packs.PackFile, ...] = ()
         #: Packs no longer in `packs/`: kept open (a reader may hold their descriptor).
         self._retired: list[store_packs.PackFile] = []
         self._packs_scanned: tuple[int, float] | None = None  # (dir mtime_ns, when)
@@ -394,19 +400,26 @@ class Store:
         """The pack holding `oid` and where: the one being written, then finished ones."""
         if not is_valid_oid(oid):
             raise MlxError(f"refusing invalid oid {oid!r}")
-        with self._lock:
-            if self._pending is not None and (at := self._pending.find(oid)) is not None:
-                return self._pending, *at
-            for pack in list(self._packs.values()):
-                if (at := pack.find(oid)) is not None:
-                    if os.fstat(pack.fd).st_nlink == 0:
-                        # Rewritten by another process (prune, quarantine, merge) since it
-                        # was loaded: what it holds may be gone. Look in what replaced it.
-                        self._retired.append(self._packs.pop(pack.path.name))
+        pending = self._pending
+        if pending is not None and (at := pending.find(oid)) is not None:
+            return pending, *at
+        for pack in self._pack_list:
+            if (at := pack.find(oid)) is not None:
+                if os.fstat(pack.fd).st_nlink == 0:
+                    # Rewritten by another process (prune, quarantine, merge) since it was
+                    # loaded: what it holds may be gone. Look in what replaced it.
+                    with self._lock:
+                        if self._packs.get(pack.path.name) is pack:
+                            self._retired.append(self._packs.pop(pack.path.name))
+                            self._packs_updated()
                         self._packs_scanned = None
-                        continue
-                    return pack, *at
+                    continue
+                return pack, *at
         return None
+
+    def _packs_updated(self) -> None:
+        """Publish `_packs` to lock-free readers (the caller holds the lock)."""
+        self._pack_list = tuple(self._packs.values())
 
     def _find(self, oid: str) -> tuple[store_packs.PackFile | store_packs.PendingPack, int, int] | None:
         found = self._locate(oid)
@@ -431,10 +444,10 @@ class Store:
         except FileNotFoundError:
             return False
         with self._lock:
-            seen = self._packs_scanned
-            if seen is not None and seen[0] == mtime and seen[1] * 1e9 > mtime + 1e9:
+            seen, now = self._packs_scanned, time.time()
+            if seen is not None and seen[0] == mtime and (seen[1] * 1e9 > mtime + 1e9 or now - seen[1] < RESCAN_EVERY):
                 return False
-            self._packs_scanned = (mtime, time.time())
+            self._packs_scanned = (mtime, now)
             names = {n for n in os.listdir(self.packs_dir) if store_packs.is_pack_name(n)}
             changed = False
             for name in list(self._packs):
@@ -447,6 +460,7 @@ class Store:
                     changed = True
                 except (OSError, store_packs.PackFormatError):
                     continue  # deleted meanwhile, or not a whole pack: not ours to use
+            self._packs_updated()
             return changed
 
     def _recover_orphans(self) -> None:
@@ -473,39 +487,41 @@ class Store:
                 except OSError:
                     continue  # disk full, read-only store: the orphan stays for next time
 
-    def has(self, oid: str) -> bool:
-        if self._locate(oid) is not None:
-            return True
-        try:
-            st = os.stat(self.path(oid))
-            return stat.S_ISREG(st.st_mode)
-        except FileNotFoundError:
-            pass
-        self._rescan_packs()
-        return self._locate(oid) is not None
+    def _where(self, oid: str) -> tuple[store_packs.PackFile | store_packs.PendingPack, int, int] | Path | None:
+        """Where `oid` is: in a pack (pack, offset, size), loose (its path), or nowhere.
 
-    def size(self, oid: str) -> int:
+        Packs first (in memory), then the loose file, then packs other processes (or this
+        process's finishing thread) named since the last look, then the loose file once
+        more: a finishing pack of one object becomes a loose file meanwhile.
+        """
         found = self._locate(oid)
         if found is not None:
-            return found[2]
-        try:
-            return os.stat(self.path(oid)).st_size
-        except FileNotFoundError:
-            found = self._find(oid)
-            if found is None:
-                raise
-            return found[2]
+            return found
+        path = self.path(oid)
+        if _is_file(path):
+            return path
+        self._rescan_packs()
+        found = self._locate(oid)
+        if found is not None:
+            return found
+        return path if _is_file(path) else None
+
+    def has(self, oid: str) -> bool:
+        return self._where(oid) is not None
+
+    def size(self, oid: str) -> int:
+        where = self._where(oid)
+        if where is None:
+            raise FileNotFoundError(errno.ENOENT, "no such object", oid)
+        return os.stat(where).st_size if isinstance(where, Path) else where[2]
 
     def open(self, oid: str) -> BinaryIO:
-        found = self._locate(oid)
-        if found is None:
-            try:
-                return open(self.path(oid), "rb")  # noqa: SIM115
-            except FileNotFoundError:
-                found = self._find(oid)
-                if found is None:
-                    raise
-        pack, offset, size = found
+        where = self._where(oid)
+        if where is None:
+            raise FileNotFoundError(errno.ENOENT, "no such object", oid)
+        if isinstance(where, Path):
+            return open(where, "rb")  # noqa: SIM115
+        pack, offset, size = where
         return pack.reader(offset, size)  # type: ignore[return-value]
 
     def is_packed(self, oid: str) -> bool:
@@ -533,13 +549,16 @@ class Store:
     def add_packed(self, oid: str, data: bytes | bytearray, durable: bool) -> None:
         """Append a verified small object to this process's pack (found by this process
         at once, by others once `sync` finishes the pack)."""
-        with self._lock:
-            if self._pending is None:
-                self._pending = store_packs.PendingPack(self._pack_tmp_dir())
-                self._register_sync()
-            self._pending.add(oid, data, durable)
-            full = self._pending.end >= PACK_MAX
-        if full:
+        while True:
+            with self._lock:
+                if self._pending is None:
+                    self._pending = store_packs.PendingPack(self._pack_tmp_dir())
+                    self._register_sync()
+                pending = self._pending
+            # Written outside the store's lock; False when the pack was finished meanwhile.
+            if pending.add(oid, data, durable):
+                break
+        if pending.end >= PACK_MAX:
             self.finish_pack()
 
     def finish_pack(self) -> None:
@@ -548,9 +567,11 @@ class Store:
             pending, self._pending = self._pending, None
             if pending is None:
                 return
+            pending.close_for_adds()
             try:
                 self._name_pack(pending)
             except BaseException:
+                pending.open_for_adds()
                 self._pending = pending  # nothing lost: the next finish tries again
                 raise
             many = sum(p.file_size < MERGE_BELOW for p in self._packs.values()) > PACKS_MERGE_ABOVE
@@ -573,6 +594,7 @@ class Store:
             if final is not None:
                 try:
                     self._packs[final.name] = store_packs.PackFile(final)
+                    self._packs_updated()
                 except (OSError, store_packs.PackFormatError):
                     pass  # found by the next rescan
         # Readers the pending pack handed out read its descriptor: it stays open.
@@ -689,6 +711,7 @@ class Store:
             with self._lock:
                 if self._packs.pop(pack.path.name, None) is not None:
                     self._retired.append(pack)
+                    self._packs_updated()
         return moved
 
     def merge_packs(self) -> None:
@@ -717,6 +740,7 @@ class Store:
         with self._lock:
             if final is not None and final.name not in self._packs:
                 self._packs[final.name] = store_packs.PackFile(final)
+                self._packs_updated()
             for pack in old:
                 if pack.path != final:
                     try:
@@ -725,6 +749,7 @@ class Store:
                         pass
                     if self._packs.pop(pack.path.name, None) is not None:
                         self._retired.append(pack)
+                        self._packs_updated()
 
     @contextlib.contextmanager
     def _packs_locked(self) -> Iterator[None]:
@@ -790,3 +815,10 @@ def _hashes_to(stream: BinaryIO, oid: str) -> bool:
         while block := stream.read(BLOCK_SIZE):
             digest.update(block)
     return digest.hexdigest() == oid
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return False

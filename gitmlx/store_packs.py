@@ -186,12 +186,16 @@ class PendingPack:
         #: Whether some object in it is the only copy (made from the user's file): fsync.
         self.durable = False
         self._lock = threading.Lock()
+        self._closed = False
 
-    def add(self, oid: str, data: bytes | bytearray | memoryview, durable: bool) -> None:
-        """Append a record: its header (oid, size), then the object's bytes."""
+    def add(self, oid: str, data: bytes | bytearray | memoryview, durable: bool) -> bool:
+        """Append a record: its header (oid, size), then the object's bytes. False (nothing
+        written) once `close_for_adds` was called: the caller adds it to the next pack."""
         with self._lock:
+            if self._closed:
+                return False
             if oid in self.entries:
-                return
+                return True
             view = memoryview(data).cast("B")
             _pwrite_all(self.fd, RECORD.pack(bytes.fromhex(oid), len(view)), self.end)
             at = self.end + RECORD.size
@@ -199,6 +203,16 @@ class PendingPack:
             self.end = at + len(view)
             self.entries[oid] = (at, len(view))
             self.durable = self.durable or durable
+            return True
+
+    def close_for_adds(self) -> None:
+        """From now on `add` refuses (waits for one in progress): the entries are final."""
+        with self._lock:
+            self._closed = True
+
+    def open_for_adds(self) -> None:
+        with self._lock:
+            self._closed = False
 
     def find(self, oid: str) -> tuple[int, int] | None:
         return self.entries.get(oid)
