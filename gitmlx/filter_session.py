@@ -56,6 +56,8 @@ class FilterSession:
         self._verified: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._by_oid: dict[tuple[str, int], Future[None]] = {}
+        #: Downloads asked for but not started yet (see `_start_queued`).
+        self._queued: list[tuple[Pointer, Future[None]]] = []
         self._pending: dict[str, tuple[Pointer, Future[None]]] = {}
         self._ready: dict[str, tuple[Pointer, Future[None]]] = {}
         #: Whether this process left a file for placement outside git (mlx.smudgelimit).
@@ -226,13 +228,35 @@ class FilterSession:
         key = (pointer.oid, pointer.size)  # a pointer lying about the size gets its own (failing) fetch
         future = self._by_oid.get(key)
         if future is None:
-            future = self._by_oid[key] = self._pool.submit(self.fetch, pointer)
+            future = self._by_oid[key] = Future()
+            self._queued.append((pointer, future))
         self._pending[path] = (pointer, future)
+
+    def _start_queued(self) -> None:
+        """Start the downloads git asked for, now that it has asked for all of them.
+
+        Not at each request: git sends every smudge request of a checkout first, one round
+        trip each, and download threads competing for the interpreter made each round trip
+        slow (a clone of 2,000 small files: 1.9 s to answer the requests with downloads
+        running, 0.45 s without them, and the downloads are done sooner after that).
+        """
+        queued, self._queued = self._queued, []
+        for pointer, future in queued:
+            self._pool.submit(self._fetch_into, pointer, future)  # type: ignore[union-attr]
+
+    def _fetch_into(self, pointer: Pointer, future: Future[None]) -> None:
+        try:
+            self.fetch(pointer)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for it
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
 
     def list_available(self) -> list[str]:
         """Block until some delayed download ends; those paths (git then asks for them)."""
         if not self._pending:
             return []
+        self._start_queued()
         wait([f for _, f in self._pending.values()], return_when=FIRST_COMPLETED)
         ready = [path for path, (_, f) in self._pending.items() if f.done()]
         for path in ready:
