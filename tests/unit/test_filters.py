@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from pathlib import Path
 
 import pytest
-from store_helpers import corrupt_in_pack
+from store_helpers import corrupt_in_pack, sha
 
 from gitmlx import filters
 from gitmlx import store as store_module
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.pointer import LFS_VERSION, MAX_POINTER_SIZE, MLX_VERSION, Pointer, parse
 from gitmlx.store import BLOCK_SIZE, Store, StoredObject
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "mlx")
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def stored_files(store: Store) -> list[Path]:

@@ -11,26 +11,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from store_helpers import corrupt_in_pack
+from store_helpers import corrupt_in_pack, files_under, sha
 
 from gitmlx import store as store_module
 from gitmlx import store_packs
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.pointer import Pointer
 from gitmlx.store import BLOCK_SIZE, Store, StoredObject
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "mlx")
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def files_under(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
 
 
 def put_loose(store: Store, data: bytes) -> Pointer:

@@ -12,25 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from store_helpers import corrupt_in_pack
+from store_helpers import corrupt_in_pack, files_under, opened_pack, sha
 
 from gitmlx import fastcopy, store_packs
 from gitmlx import store as store_module
 from gitmlx.pointer import Pointer
 from gitmlx.store import PACK_BELOW, Store, StoredObject
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "mlx")
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def files_under(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
 
 
 def pack_files(store: Store) -> list[Path]:
@@ -79,13 +66,10 @@ def test_small_objects_go_into_one_pack_file(store: Store) -> None:
     assert stat.S_IMODE(pack.stat().st_mode) & 0o222 == 0  # read-only like loose objects
     with pack.open("rb") as f:
         assert f.read(8) == store_packs.MAGIC
-    opened = store_packs.PackFile(pack)
-    try:
+    with opened_pack(pack) as opened:
         assert opened.count == len(datas)
         assert opened.index_intact()
         assert [oid for oid, _, _ in opened.entries()] == sorted(sha(d) for d in datas)
-    finally:
-        opened.close()
     for d in datas:
         assert store.is_packed(sha(d))
     assert_all_readable(store, datas)
@@ -120,11 +104,8 @@ def test_the_same_small_object_twice_is_stored_once(store: Store) -> None:
     put(store, b"different")
     store.finish_pack()
     [pack] = pack_files(store)
-    opened = store_packs.PackFile(pack)
-    try:
+    with opened_pack(pack) as opened:
         assert [oid for oid, _, _ in opened.entries()] == sorted([sha(b"same"), sha(b"different")])
-    finally:
-        opened.close()
 
 
 def test_two_small_writers_of_the_same_object_at_once(store: Store) -> None:
@@ -153,12 +134,9 @@ def test_an_object_of_pack_below_or_more_stays_loose(store: Store, size: int) ->
     put(store, b"small two")
     store.finish_pack()
     [pack] = pack_files(store)
-    opened = store_packs.PackFile(pack)
-    try:
+    with opened_pack(pack) as opened:
         assert opened.find(pointer.oid) is None
         assert opened.count == 2
-    finally:
-        opened.close()
 
 
 def test_an_object_just_under_pack_below_is_packed(store: Store) -> None:
