@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from gitmlx import layout
 from gitmlx.chunk_index import ChunkIndex
@@ -15,6 +16,8 @@ from gitmlx.errors import MlxError, ObjectNotFound
 from gitmlx.pointer import Pointer
 from gitmlx.remotes.base import Remote
 from gitmlx.store import Store
+
+T = TypeVar("T")
 
 #: Called once per object finished (moved, skipped or failed).
 FileDone = Callable[[Pointer], None]
@@ -61,7 +64,7 @@ def index_for(store: Store) -> ChunkIndex:
     return ChunkIndex(store.root / "index.sqlite")
 
 
-def parallel(work: Callable[[Pointer], None], items: list[Pointer], concurrency: int) -> None:
+def parallel(work: Callable[[T], None], items: list[T], concurrency: int) -> None:
     if concurrency <= 1 or len(items) <= 1:
         for item in items:
             work(item)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from gitmlx import codec, layout
 from gitmlx.chunk_index import ChunkIndex, LocalChunk
@@ -20,13 +20,25 @@ from gitmlx.errors import IntegrityError, MlxError, ObjectNotFound
 from gitmlx.manifest import CODEC_RAW, ChunkRef, Manifest, decode
 from gitmlx.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote, Sink
-from gitmlx.store import ObjectWriter, Store
+from gitmlx.store import PACK_BELOW, ObjectWriter, Store
 from gitmlx.transfer.common import FileDone, TransferResult, index_for, parallel, remote_identity, unique
 
 #: One ranged read covers at most this many bytes of consecutive chunks in one pack.
 RUN_LIMIT = 32 * 1024 * 1024
 #: Manifests are refused past this size (~1.2 TiB objects at 80 KiB chunks).
 MANIFEST_LIMIT = 1024 * 1024 * 1024
+#: Objects under this size are fetched in batches (`fetch_batch`), as the store packs them.
+BATCH_BELOW = PACK_BELOW
+#: A batch holds at most this many objects and bytes: enough for one read to cover many
+#: objects pushed together, few enough that the first of them are ready soon.
+BATCH_OBJECTS = 64
+BATCH_BYTES = 16 * 1024 * 1024
+#: A batched read may read and throw away this many bytes between two objects' spans
+#: (objects the batch does not need, pushed in between) instead of starting a new read.
+GAP_LIMIT = 256 * 1024
+
+#: Told, once per object of a batch, that it is stored (None) or why it is not.
+ObjectDone = Callable[[Pointer, "BaseException | None"], None]
 
 
 class _Bounded(io.BytesIO):
@@ -152,6 +164,13 @@ def rebuild(
 
 def _fetch(store: Store, remote: Remote, index: ChunkIndex, pointer: Pointer, progress: ProgressCallback | None) -> int:
     manifest, manifest_bytes = fetch_manifest(remote, pointer)
+    return _fetch_known(store, remote, index, manifest, progress) + manifest_bytes
+
+
+def _fetch_known(
+    store: Store, remote: Remote, index: ChunkIndex, manifest: Manifest, progress: ProgressCallback | None
+) -> int:
+    """Rebuild an object whose manifest is in hand, reusing chunks of local objects."""
     local = {h: c for h, c in index.local_chunks(c.hash for c in manifest.chunks).items() if store.has(c.oid)}
     try:
         wire = rebuild(store, remote, manifest, local, progress)
@@ -160,9 +179,206 @@ def _fetch(store: Store, remote: Remote, index: ChunkIndex, pointer: Pointer, pr
             raise
         # A local chunk may be stale (object replaced on disk): retry from the remote alone.
         wire = rebuild(store, remote, manifest, {}, progress)
-    index.add_remote_chunks(remote_identity(remote), manifest.chunks)
+    _remember(index, remote_identity(remote), manifest)
+    return wire
+
+
+def _remember(index: ChunkIndex, remote: str, manifest: Manifest) -> None:
+    """Record where the stored object's chunks are, locally and on the remote (for dedup)."""
+    index.add_remote_chunks(remote, manifest.chunks)
     index.add_local_object(manifest)
-    return wire + manifest_bytes
+
+
+# -- many small objects: one read per run of adjacent objects in a pack ------------------
+
+
+class _Span(NamedTuple):
+    """An object whose chunks lie back to back in one pack: bytes `start` to `end`."""
+
+    pack: str
+    start: int
+    end: int
+    manifest: Manifest
+
+
+def _span(manifest: Manifest) -> _Span | None:
+    """The object's span, or None when its chunks are not one run in one pack."""
+    chunks = manifest.chunks
+    if not chunks:
+        return None
+    end = chunks[0].offset
+    for c in chunks:
+        if c.pack != chunks[0].pack or c.offset != end:
+            return None
+        end += c.stored
+    return _Span(chunks[0].pack, chunks[0].offset, end, manifest)
+
+
+def _runs(spans: list[_Span]) -> list[list[_Span]]:
+    """Spans grouped into reads: same pack, in order, gaps under GAP_LIMIT, at most
+    RUN_LIMIT bytes; an overlapping span (a chunk shared by two objects) starts a new read."""
+    runs: list[list[_Span]] = []
+    for span in sorted(spans, key=lambda s: (s.pack, s.start, s.end)):
+        run = runs[-1] if runs else None
+        if (
+            run is None
+            or span.pack != run[0].pack
+            or not run[-1].end <= span.start <= run[-1].end + GAP_LIMIT
+            or span.end - run[0].start > RUN_LIMIT
+        ):
+            runs.append([span])
+        else:
+            run.append(span)
+    return runs
+
+
+class _SpanReader:
+    """The sink of one read covering several objects' spans, in order.
+
+    Bytes between spans are dropped. Each object is checked against its pointer and
+    stored as soon as its last byte arrives, so the first objects of a batch are ready
+    while the rest are still on their way; one object failing its check fails alone.
+    """
+
+    def __init__(self, store: Store, spans: list[_Span], stored: Callable[[Manifest, BaseException | None], None]):
+        self.store, self.spans, self.stored = store, spans, stored
+        self.k = 0
+        self.pos = spans[0].start
+        self.writer: ObjectWriter | None = None
+        self.splitter: _ChunkSplitter | None = None
+        self.failure: BaseException | None = None
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        i = 0
+        while i < len(view):
+            if self.k >= len(self.spans):
+                raise IntegrityError("the remote sent more bytes than asked for", "run the command again")
+            span = self.spans[self.k]
+            if self.pos < span.start:  # a gap: bytes of objects nobody asked for
+                skip = min(span.start - self.pos, len(view) - i)
+                i += skip
+                self.pos += skip
+                continue
+            take = min(span.end - self.pos, len(view) - i)
+            if self.failure is None:
+                try:
+                    self._splitter(span).write(view[i : i + take])
+                except IntegrityError as exc:
+                    self._drop_writer()
+                    self.failure = exc
+            i += take
+            self.pos += take
+            if self.pos == span.end:
+                self._complete(span)
+
+    def _splitter(self, span: _Span) -> _ChunkSplitter:
+        if self.splitter is None:
+            self.writer = self.store.writer(durable=False)
+            self.splitter = _ChunkSplitter(list(span.manifest.chunks), self.writer)
+        return self.splitter
+
+    def _complete(self, span: _Span) -> None:
+        failure, self.failure = self.failure, None
+        if failure is None:
+            try:
+                self._splitter(span).finish()
+                self.writer.commit(span.manifest.pointer)  # type: ignore[union-attr]
+            except (MlxError, OSError) as exc:
+                failure = exc
+        self._drop_writer()
+        self.k += 1
+        self.stored(span.manifest, failure)
+
+    def _drop_writer(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+        self.writer = self.splitter = None
+
+    def close(self) -> list[_Span]:
+        """Stop; the spans not finished (the read ended early or failed)."""
+        self._drop_writer()
+        return self.spans[self.k :]
+
+
+def fetch_batch(
+    store: Store,
+    remote: Remote,
+    index: ChunkIndex,
+    pointers: list[Pointer],
+    done: ObjectDone,
+    progress: ProgressCallback | None = None,
+) -> int:
+    """Download small objects with one remote read per run of adjacent objects in a pack
+    (objects pushed together sit together); bytes fetched.
+
+    Calls `done` exactly once per pointer. An object whose chunks are spread out (dedup
+    against other objects) or partly local is fetched on its own; so is every object of a
+    read that fails or ends early, which then reports its own error.
+    """
+    identity = remote_identity(remote)
+    wanted = {(p.oid, p.size): p for p in pointers}
+    wire = [0]
+    manifests: list[Manifest] = []
+    for p in pointers:
+        try:
+            manifest, size = fetch_manifest(remote, p)
+        except (MlxError, OSError) as exc:
+            done(p, exc)
+            continue
+        wire[0] += size
+        manifests.append(manifest)
+
+    def stored(manifest: Manifest, failure: BaseException | None) -> None:
+        if failure is None:
+            _remember(index, identity, manifest)
+        done(wanted[(manifest.oid, manifest.size)], failure)
+
+    def alone(manifest: Manifest) -> None:
+        try:
+            wire[0] += _fetch_known(store, remote, index, manifest, progress)
+        except (MlxError, OSError) as exc:
+            done(wanted[(manifest.oid, manifest.size)], exc)
+        else:
+            done(wanted[(manifest.oid, manifest.size)], None)
+
+    local = index.local_chunks(c.hash for m in manifests for c in m.chunks)
+    spans: list[_Span] = []
+    for manifest in manifests:
+        span = _span(manifest)
+        if span is None or any(c.hash in local for c in manifest.chunks):
+            alone(manifest)
+        else:
+            spans.append(span)
+    for run in _runs(spans):
+        reader = _SpanReader(store, run, stored)
+        start, end = run[0].start, run[-1].end
+        try:
+            remote.get(layout.pack_key(run[0].pack), _Counting(reader, wire), start, progress, end - start)
+        except (MlxError, OSError):
+            pass  # each object left is fetched on its own below, and fails with its own error
+        finally:
+            left = reader.close()
+        for span in left:
+            alone(span.manifest)
+    return wire[0]
+
+
+def batches(pointers: list[Pointer]) -> tuple[list[list[Pointer]], list[Pointer]]:
+    """Small objects in batches for `fetch_batch` (in the given order), and the rest."""
+    groups: list[list[Pointer]] = []
+    large: list[Pointer] = []
+    size = 0
+    for p in pointers:
+        if p.size >= BATCH_BELOW:
+            large.append(p)
+            continue
+        if not groups or len(groups[-1]) >= BATCH_OBJECTS or size + p.size > BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(p)
+        size += p.size
+    return groups, large
 
 
 def fetch_one(
@@ -199,24 +415,41 @@ def download(
     index = index_for(store)
     lock = threading.Lock()
 
+    def finished(p: Pointer, failure: BaseException | None, wire: int = 0) -> None:
+        with lock:
+            if failure is None:
+                result.moved.append(p)
+            else:
+                result.fail(p, failure)
+            result.wire_bytes += wire
+        if file_done:
+            file_done(p)
+
     def one(p: Pointer) -> None:
         try:
-            if store.has(p.oid):
-                with lock:
-                    result.skipped.append(p)
-                return
             wire = _fetch(store, remote, index, p, progress)
-            with lock:
-                result.moved.append(p)
-                result.wire_bytes += wire
         except (MlxError, OSError) as exc:
-            with lock:
-                result.fail(p, exc)
-        finally:
+            finished(p, exc)
+        else:
+            finished(p, None, wire)
+
+    def batch(group: list[Pointer]) -> None:
+        wire = fetch_batch(store, remote, index, group, finished, progress)
+        with lock:
+            result.wire_bytes += wire
+
+    todo: list[Pointer] = []
+    for p in unique(pointers):
+        if store.has(p.oid):
+            result.skipped.append(p)
             if file_done:
                 file_done(p)
-
-    parallel(one, unique(pointers), concurrency)
+        else:
+            todo.append(p)
+    groups, large = batches(todo)
+    jobs: list[Callable[[], None]] = [lambda g=g: batch(g) for g in groups]
+    jobs += [lambda p=p: one(p) for p in large]
+    parallel(lambda job: job(), jobs, concurrency)
     index.close()
     store.sync()
     return result
