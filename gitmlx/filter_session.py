@@ -44,6 +44,7 @@ class FilterSession:
     ) -> None:
         self.ctx = RepoContext()
         self._skip = skip_smudge
+        self._skip_config: bool | None = None
         self._warn = warn
         self._error = error
         self._remote: Remote | None = None
@@ -62,10 +63,15 @@ class FilterSession:
         self._ready: dict[str, tuple[Pointer, Future[None]]] = {}
         #: Whether this process left a file for placement outside git (mlx.smudgelimit).
         self.deferred = False
+        #: The last file whose content git took for a checkout, until git's next message
+        #: shows it has written it (see `_check_written`).
+        self._written: tuple[str, Pointer] | None = None
 
     @property
     def skip_smudge(self) -> bool:
-        return self._skip or self.ctx.config.flag("mlx.skipsmudge")
+        if self._skip_config is None:
+            self._skip_config = self.ctx.config.flag("mlx.skipsmudge")
+        return self._skip or self._skip_config
 
     def wanted(self, path: str) -> bool:
         """mlx.fetchinclude / mlx.fetchexclude: unwanted files stay pointers."""
@@ -83,18 +89,24 @@ class FilterSession:
         remote = self._remote_or_open()
         try:
             transfer.fetch_one(self.ctx.store, remote, pointer, index=self._index)
-            self._verified.add(pointer.oid)
-        except MlxError as exc:
-            raise MlxError(
+        except (MlxError, OSError) as exc:
+            raise self._fetch_failure(pointer, exc) from exc
+        self._verified.add(pointer.oid)
+
+    def _fetch_failure(self, pointer: Pointer, exc: BaseException) -> BaseException:
+        """The error to report for an object that could not be fetched (others unchanged)."""
+        if isinstance(exc, MlxError):
+            return MlxError(
                 f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.message}",
                 exc.hint or "fix the artifact remote, then run 'git mlx pull'",
-            ) from exc
-        except OSError as exc:  # disk full, permissions: expected, not a bug
-            raise MlxError(
+            )
+        if isinstance(exc, OSError):  # disk full, permissions: expected, not a bug
+            return MlxError(
                 f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.strerror or exc} "
                 f"while writing to the local store '{self.ctx.store.root}'",
                 "free space there (or set mlx.cache to a store elsewhere), then run 'git mlx pull'",
-            ) from exc
+            )
+        return exc
 
     def _remote_or_open(self) -> Remote:
         if self._remote is None:
@@ -102,10 +114,11 @@ class FilterSession:
         return self._remote
 
     def clean(self, source: filters.Source, path: str = "") -> bytes:
+        self._check_written()
         known = self._untouched_since_placed(path)
         if known is not None:
             return filters.clean_unchanged(source, known, path)
-        return filters.clean(source, self.ctx.store, self._index_pointer(path))
+        return filters.clean(source, self.ctx.store, self._index_pointer(path), path, self._warn)
 
     def _untouched_since_placed(self, path: str) -> bytes | None:
         """The pointer gitmlx recorded when it wrote `path`, if the file is exactly as left."""
@@ -135,6 +148,7 @@ class FilterSession:
 
     def smudge(self, source: filters.Source, path: str, can_delay: bool = False) -> Callable[[filters.Sink], None]:
         """The body that writes `path`'s content, or DELAYED (only with `can_delay`)."""
+        self._check_written()
         if path in self._ready:
             return self._finish_delayed(path)  # git's second request, with empty content
         restore = not self.skip_smudge and self.wanted(path)
@@ -149,7 +163,9 @@ class FilterSession:
                 if self._defers(pointer, can_delay):
                     return self._defer(path, pointer, head)
             source = filters.Prefixed(head, source)
-        return filters.prepare_smudge(
+        else:
+            pointer = None
+        body = filters.prepare_smudge(
             source,
             self.ctx.store,
             fetch,
@@ -158,6 +174,7 @@ class FilterSession:
             lambda p, exc: self._unavailable(path, exc),
             self._verified,
         )
+        return self._watched(path, pointer, body) if can_delay and pointer is not None else body
 
     # -- objects above mlx.smudgelimit: written by the post-checkout hook ---------------------
 
@@ -239,10 +256,19 @@ class FilterSession:
         trip each, and download threads competing for the interpreter made each round trip
         slow (a clone of 2,000 small files: 1.9 s to answer the requests with downloads
         running, 0.45 s without them, and the downloads are done sooner after that).
+        Small objects go in batches, one remote read for many (`fetch_batch`): fetched one
+        by one, the 2,000 small files cost 1.1 s of interpreter time, which the thread
+        answering git then waited for.
         """
+        from gitmlx.transfer.download import batches
+
         queued, self._queued = self._queued, []
-        for pointer, future in queued:
-            self._pool.submit(self._fetch_into, pointer, future)  # type: ignore[union-attr]
+        futures = {(p.oid, p.size): f for p, f in queued}
+        groups, large = batches([p for p, _ in queued])
+        for group in groups:
+            self._pool.submit(self._fetch_batch_into, group, futures)  # type: ignore[union-attr]
+        for pointer in large:
+            self._pool.submit(self._fetch_into, pointer, futures[(pointer.oid, pointer.size)])  # type: ignore[union-attr]
 
     def _fetch_into(self, pointer: Pointer, future: Future[None]) -> None:
         try:
@@ -252,8 +278,28 @@ class FilterSession:
         else:
             future.set_result(None)
 
+    def _fetch_batch_into(self, group: list[Pointer], futures: dict[tuple[str, int], Future[None]]) -> None:
+        from gitmlx.transfer.download import fetch_batch
+
+        def done(pointer: Pointer, failure: BaseException | None) -> None:
+            future = futures[(pointer.oid, pointer.size)]
+            if failure is None:
+                self._verified.add(pointer.oid)
+                future.set_result(None)
+            else:
+                future.set_exception(self._fetch_failure(pointer, failure))
+
+        try:
+            fetch_batch(self.ctx.store, self._remote_or_open(), self._index, group, done)  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - a bug: every object not done yet fails with it
+            for pointer in group:
+                future = futures[(pointer.oid, pointer.size)]
+                if not future.done():
+                    future.set_exception(exc)
+
     def list_available(self) -> list[str]:
         """Block until some delayed download ends; those paths (git then asks for them)."""
+        self._check_written()
         if not self._pending:
             return []
         self._start_queued()
@@ -278,12 +324,80 @@ class FilterSession:
         if self._defers(pointer, True):
             self._record_deferred(path, pointer)
             return lambda sink: sink.write(pointer.encode())
-        return lambda sink: filters.stream_object(
-            self.ctx.store, pointer, sink, path, verify=pointer.oid not in self._verified
+        return self._watched(
+            path,
+            pointer,
+            lambda sink: filters.stream_object(
+                self.ctx.store, pointer, sink, path, verify=pointer.oid not in self._verified
+            ),
         )
 
+    # -- files git could not finish writing --------------------------------------------------
+
+    def _watched(
+        self, path: str, pointer: Pointer, body: Callable[[filters.Sink], None]
+    ) -> Callable[[filters.Sink], None]:
+        """`body`, remembering that git is about to write `path` (checkouts only)."""
+
+        def run(sink: filters.Sink) -> None:
+            body(sink)
+            self._written = (path, pointer)
+
+        return run
+
+    def _check_written(self) -> None:
+        """Make sure git wrote the file it took from us last, now that it has moved on.
+
+        git writes a filter's output straight to the file's final name (entry.c). When the
+        write fails (a full disk: "error: unable to write file") or git is killed during it,
+        git leaves a short file behind: wrong bytes under the right name, which the next
+        `git add -A` would commit. git writes each file before its next request to this
+        filter (or before it closes the pipe), so at that moment a file shorter than its
+        object, holding a prefix of it, is such a leftover: its pointer goes back in its
+        place (what git holds for it) and it is reported like a failed fetch.
+        """
+        if self._written is None or self.ctx.paths.work_tree is None:
+            return
+        path, pointer = self._written
+        self._written = None
+        try:
+            st = os.lstat(os.path.join(self.ctx.paths.work_tree, path))
+            if not stat.S_ISREG(st.st_mode) or st.st_size >= pointer.size:
+                return
+            from gitmlx import worktree  # only a short file pays for it
+
+            target = self.ctx.paths.work_tree / path
+            if not worktree.holds_prefix_of(target, self.ctx.store, pointer.oid, st.st_size):
+                return
+        except OSError:
+            return
+        try:
+            worktree.replace_with(target, pointer.encode())
+            left = "put its pointer back"
+        except OSError:
+            try:
+                os.unlink(target)
+                left = "removed it"
+            except OSError:
+                left = "could not remove it either"
+        if self._error is not None:
+            self._error(
+                f"git could not finish writing '{path}' ({st.st_size} of {pointer.size} bytes; "
+                f"a full disk?): {left}, so no partial file stays",
+                "free space, then run 'git mlx checkout' to restore it from the local store",
+            )
+        record_path(self.ctx.paths.git_dir, UNRESTORED_FILE, path)
+
     def close(self) -> None:
-        self.ctx.store.sync()
+        self._check_written()
+        try:
+            self.ctx.store.sync()
+        except OSError as exc:  # a full disk: the objects stay in the store's tmp/, not lost
+            if self._error is not None:
+                self._error(
+                    f"cannot finish writing the local store '{self.ctx.store.root}': {exc.strerror or exc}",
+                    "free space there; the next git mlx command picks up the objects written so far",
+                )
         if self._stat_cache is not None:
             self._stat_cache.close()
         if self._pool is not None:

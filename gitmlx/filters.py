@@ -66,7 +66,13 @@ class Prefixed:
         return self._source.read(n)
 
 
-def clean(source: Source, store: Store, known: bytes | None = None) -> bytes:
+def clean(
+    source: Source,
+    store: Store,
+    known: bytes | None = None,
+    path: str = "",
+    warn: Callable[[str], None] | None = None,
+) -> bytes:
     """Store the content read from `source`; return the pointer text for git.
 
     Pointer text in gives the same pointer text out (idempotent, §6.2), so re-adding a
@@ -76,6 +82,8 @@ def clean(source: Source, store: Store, known: bytes | None = None) -> bytes:
     the store, the content is first compared with it byte for byte (no hashing, no
     writing): a `git status` after checkout then costs a read, not a re-hash. At the first
     difference the bytes already compared are taken from the store and cleaning goes on.
+    Content that is a strict prefix of that object is most likely a file git was killed
+    while writing (it writes checkouts in place): stored as asked, with a warning.
     """
     head = read_head(source)
     if len(head) < MAX_POINTER_SIZE and pointers.parse(head) is not None:
@@ -85,6 +93,12 @@ def clean(source: Source, store: Store, known: bytes | None = None) -> bytes:
         same, prefix_len, rest = _compare(Prefixed(head, source), store, expected)
         if same:
             return known  # type: ignore[return-value]
+        if not rest and warn is not None:
+            warn(
+                f"'{path}' holds only the first {prefix_len} of the {expected.size} bytes git's index "
+                f"has for it: cut short by a killed checkout? 'git checkout -- {path}' restores it "
+                "(before it is added)"
+            )
         with store.writer() as writer, store.open(expected.oid) as prefix:
             _copy(prefix, writer, prefix_len)
             writer.write(rest)

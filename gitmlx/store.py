@@ -317,6 +317,7 @@ class Store:
         self.root = Path(root)
         self.unsynced = False
         self.objects_dir = self.root / "objects"
+        self._objects_name = str(self.objects_dir)
         self.packs_dir = self.root / "packs"
         self.tmp_dir = self.root / "tmp"
         self._object_tmp: Path | None = None
@@ -372,7 +373,13 @@ class Store:
     def _register_sync(self) -> None:
         if not self._sync_registered:
             self._sync_registered = True
-            atexit.register(self.sync)
+            atexit.register(self._sync_at_exit)
+
+    def _sync_at_exit(self) -> None:
+        try:
+            self.sync()
+        except OSError:
+            pass  # a full disk: the pack stays in tmp/, recovered by the next process (no traceback)
 
     def sync(self) -> None:
         """End of a batch: finish the pack being written (visible to other processes from
@@ -497,14 +504,21 @@ class Store:
         found = self._locate(oid)
         if found is not None:
             return found
-        path = self.path(oid)
+        path = self._loose_name(oid)
         if _is_file(path):
-            return path
+            return Path(path)
         self._rescan_packs()
         found = self._locate(oid)
         if found is not None:
             return found
-        return path if _is_file(path) else None
+        return Path(path) if _is_file(path) else None
+
+    def _loose_name(self, oid: str) -> str:
+        """`path(oid)` as a string: lookups run once per file of a checkout, and building
+        a Path cost more than the stat."""
+        if not is_valid_oid(oid):
+            raise MlxError(f"refusing invalid oid {oid!r}")
+        return f"{self._objects_name}/{oid[0:2]}/{oid[2:4]}/{oid}"
 
     def has(self, oid: str) -> bool:
         return self._where(oid) is not None
@@ -580,25 +594,33 @@ class Store:
 
     def _name_pack(self, pending: store_packs.PendingPack) -> None:
         """Make `pending`'s objects visible to every process (the caller holds the lock)."""
-        if len(pending.entries) == 1:
-            # A process that stored one object (a one-shot clean, a single fetch): a loose
-            # object is as cheap, and keeps the number of packs down.
-            ((oid, (offset, size)),) = pending.entries.items()
+        if len(pending.entries) == 1 and self._unpack_one(pending):
+            return
+        final = pending.finish(self.packs_dir, close=False)
+        if final is not None:
+            try:
+                self._packs[final.name] = store_packs.PackFile(final)
+                self._packs_updated()
+            except (OSError, store_packs.PackFormatError):
+                pass  # found by the next rescan
+        # Readers the pending pack handed out read its descriptor: it stays open.
+        self._retired_fds.append(pending.fd)
+
+    def _unpack_one(self, pending: store_packs.PendingPack) -> bool:
+        """Store a pack's only object as a loose file instead: as cheap for a process that
+        stored one object (a one-shot clean, a single fetch), and fewer packs. False when
+        there is no room for the copy (a full disk): sealing the pack needs far less."""
+        ((oid, (offset, size)),) = pending.entries.items()
+        try:
             with pending.reader(offset, size) as src, self.writer(pending.durable, loose=True) as writer:
                 while block := src.read(BLOCK_SIZE):
                     writer.write(block)
                 writer.commit(Pointer(oid, size))
-            os.unlink(pending.tmp_path)
-        else:
-            final = pending.finish(self.packs_dir, close=False)
-            if final is not None:
-                try:
-                    self._packs[final.name] = store_packs.PackFile(final)
-                    self._packs_updated()
-                except (OSError, store_packs.PackFormatError):
-                    pass  # found by the next rescan
-        # Readers the pending pack handed out read its descriptor: it stays open.
+        except OSError:
+            return False
+        os.unlink(pending.tmp_path)
         self._retired_fds.append(pending.fd)
+        return True
 
     def abandon(self) -> None:
         """Drop the pack being written, unnamed (a scratch store about to be deleted)."""
@@ -817,7 +839,7 @@ def _hashes_to(stream: BinaryIO, oid: str) -> bool:
     return digest.hexdigest() == oid
 
 
-def _is_file(path: Path) -> bool:
+def _is_file(path: Path | str) -> bool:
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
     except FileNotFoundError:

@@ -267,3 +267,23 @@ def test_pre_push_accepts_an_object_missing_locally_that_the_remote_has(repos: R
     assert result.returncode == 0, str(result)
     assert remote_ref(repos.remote) == git("rev-parse", "HEAD", cwd=dest).stdout.strip()
     assert_remote_object(repos.remote, shas["a.bin"])
+
+
+@pytest.mark.parametrize("command", [("diff", "--stat"), ("add", "a.bin", "b.bin")])
+def test_a_file_cut_short_is_named_with_the_fix_when_git_reads_it(repos: Repos, sealed, command) -> None:
+    shas = publish(repos, ("a.bin", "b.bin"))
+    dest = sealed.root / "consumer"
+    clone(repos.remote, dest)
+    data = (dest / "a.bin").read_bytes()
+    (dest / "a.bin").write_bytes(data[:123_456])  # what git leaves when killed mid-write
+    (dest / "b.bin").write_bytes((dest / "b.bin").read_bytes()[:1000] + b"edited")  # an edit: no warning
+
+    read = git(*command, cwd=dest)
+
+    assert_no_traceback(read)
+    assert "'a.bin' holds only the first 123456 of the 300000 bytes" in read.stderr
+    assert "'git checkout -- a.bin' restores it" in read.stderr
+    assert "b.bin" not in read.stderr
+    if command[0] == "diff":
+        git("checkout", "--", "a.bin", cwd=dest)
+        assert sha256_file(dest / "a.bin") == shas["a.bin"]
