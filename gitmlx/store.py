@@ -20,6 +20,7 @@ import io
 import os
 import queue
 import secrets
+import shutil
 import stat
 import threading
 import time
@@ -50,6 +51,8 @@ MERGE_BELOW = 32 * 1024 * 1024
 #: A lookup that misses lists `packs/` again at most this often (seconds) while the
 #: folder looks unchanged: a clone misses on every object it has not fetched yet.
 RESCAN_EVERY = 0.02
+#: Temporary files untouched this long are a killed writer's leftovers (`Store.sweep_tmp`).
+TMP_MAX_AGE = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -494,6 +497,42 @@ class Store:
                 except OSError:
                     continue  # disk full, read-only store: the orphan stays for next time
 
+    def sweep_tmp(self, older_than: float = TMP_MAX_AGE) -> tuple[int, int]:
+        """Delete what killed writers left in the temporary folders: entries untouched for
+        `older_than` seconds (upload packs of a killed push, half-written objects, scratch
+        stores). Store packs are recovered first; one whose writer still holds its lock
+        (or where locks do not work) is kept. Returns (entries removed, bytes freed)."""
+        self._recover_orphans()
+        cutoff = time.time() - older_than
+        removed = freed = 0
+        for folder in dict.fromkeys((self.tmp_dir, self.objects_dir / "tmp", self.packs_dir / "tmp")):
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_mtime > cutoff:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        size, newest = _tree_stats(entry.path)
+                        if newest > cutoff:
+                            continue  # a scratch store still in use
+                        shutil.rmtree(entry.path)
+                    else:
+                        if entry.name.lstrip(".").removeprefix("new-").startswith(
+                            store_packs.ORPHAN_PREFIX
+                        ) and not store_packs.writer_gone(Path(entry.path)):
+                            continue
+                        size = st.st_size
+                        os.unlink(entry.path)
+                except OSError:
+                    continue  # gone meanwhile, or not ours to remove
+                removed += 1
+                freed += size
+        return removed, freed
+
     def _where(self, oid: str) -> tuple[store_packs.PackFile | store_packs.PendingPack, int, int] | Path | None:
         """Where `oid` is: in a pack (pack, offset, size), loose (its path), or nowhere.
 
@@ -837,6 +876,20 @@ def _hashes_to(stream: BinaryIO, oid: str) -> bool:
         while block := stream.read(BLOCK_SIZE):
             digest.update(block)
     return digest.hexdigest() == oid
+
+
+def _tree_stats(path: str) -> tuple[int, float]:
+    """Bytes under a folder, and the newest mtime of anything in it."""
+    total, newest = 0, 0.0
+    for folder, _, names in os.walk(path):
+        with contextlib.suppress(OSError):
+            newest = max(newest, os.lstat(folder).st_mtime)
+        for name in names:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(folder, name))
+                total += st.st_size
+                newest = max(newest, st.st_mtime)
+    return total, newest
 
 
 def _is_file(path: Path | str) -> bool:

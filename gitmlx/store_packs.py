@@ -263,6 +263,19 @@ def _try_lock(fd: int, blocking: bool = False) -> bool:
         return False
 
 
+def writer_gone(path: Path) -> bool:
+    """Whether nobody holds the lock of this temporary pack (its writer is dead); False
+    where file locks do not work, since a live writer could not be told from a dead one."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return _try_lock(fd)
+    finally:
+        os.close(fd)
+
+
 def orphaned_records(path: Path) -> Iterator[tuple[str, bytes]] | None:
     """The objects of a pack its writer left unfinished (killed): each record whose bytes
     still hash to its oid, up to the first one that does not (a torn end). None while

@@ -43,6 +43,10 @@ def run(dry_run: bool = False, verify_remote: bool = False, verbose: bool = Fals
         f"{'freeing' if not dry_run else 'to free'} {human_size(report.pruned_bytes)}; "
         f"kept {report.kept} ({human_size(report.kept_bytes)})"
     )
+    if not dry_run:
+        removed, freed = ctx.store.sweep_tmp()
+        if removed:
+            ui.info(f"removed {removed} temporary file(s) killed commands left in the store ({human_size(freed)})")
     if report.not_on_remote:
         what = "does not hold them intact" if verify_remote else "does not hold them"
         ui.note(
