@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -56,6 +57,7 @@ class FilterSession:
         #: Objects this process downloaded (and so hashed) itself: no need to hash again.
         self._verified: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
         self._by_oid: dict[tuple[str, int], Future[None]] = {}
         #: Downloads asked for but not started yet (see `_start_queued`).
         self._queued: list[tuple[Pointer, Future[None]]] = []
@@ -63,6 +65,9 @@ class FilterSession:
         self._ready: dict[str, tuple[Pointer, Future[None]]] = {}
         #: Whether this process left a file for placement outside git (mlx.smudgelimit).
         self.deferred = False
+        #: Downloads started ahead of git's requests (`_fetch_ahead`); None: not decided yet.
+        self._ahead: dict[tuple[str, int], Future[None]] | None = None
+        self._ahead_left = 0
         #: The last file whose content git took for a checkout, until git's next message
         #: shows it has written it (see `_check_written`).
         self._written: tuple[str, Pointer] | None = None
@@ -158,6 +163,9 @@ class FilterSession:
             pointer = pointers.parse(head) if len(head) < MAX_POINTER_SIZE else None
             if pointer is not None:
                 if can_delay and not self.ctx.store.has(pointer.oid):
+                    ahead = self._fetch_ahead(path, pointer)
+                    if ahead is not None:
+                        return self._deliver(path, pointer, ahead)
                     self._start_delayed(path, pointer)
                     return DELAYED
                 if self._defers(pointer, can_delay):
@@ -227,21 +235,28 @@ class FilterSession:
 
     # -- the "delay" capability: download in parallel while git goes on ---------------------
 
-    def _start_delayed(self, path: str, pointer: Pointer) -> None:
+    def _open_pool(self) -> MlxError | None:
+        """Open the remote, the chunk index and the download threads; the error when there
+        is no usable remote (none configured, untrusted endpoint, bad URL)."""
         if self._pool is None:
             try:
                 self._remote_or_open()
             except MlxError as exc:
-                # No usable remote (none configured, untrusted endpoint, bad URL): this file
-                # is left as its pointer and named, and the rest of the checkout goes on.
-                failed: Future[None] = Future()
-                failed.set_exception(exc)
-                self._pending[path] = (pointer, failed)
-                return
+                return exc
             from gitmlx import transfer
 
             self._index = transfer.common.index_for(self.ctx.store)
             self._pool = ThreadPoolExecutor(max_workers=self.ctx.config.integer("mlx.concurrency"))
+        return None
+
+    def _start_delayed(self, path: str, pointer: Pointer) -> None:
+        unusable = self._open_pool()
+        if unusable is not None:
+            # This file is left as its pointer and named, and the rest of the checkout goes on.
+            failed: Future[None] = Future()
+            failed.set_exception(unusable)
+            self._pending[path] = (pointer, failed)
+            return
         key = (pointer.oid, pointer.size)  # a pointer lying about the size gets its own (failing) fetch
         future = self._by_oid.get(key)
         if future is None:
@@ -315,6 +330,11 @@ class FilterSession:
 
     def _finish_delayed(self, path: str) -> Callable[[filters.Sink], None]:
         pointer, future = self._ready.pop(path)
+        return self._deliver(path, pointer, future)
+
+    def _deliver(self, path: str, pointer: Pointer, future: Future[None]) -> Callable[[filters.Sink], None]:
+        """The body for a downloaded object (waiting for its download to end): its bytes,
+        or its pointer when the download failed or gitmlx places the file itself."""
         exc = future.exception()
         if exc is not None:
             if not isinstance(exc, MlxError):
@@ -331,6 +351,71 @@ class FilterSession:
                 self.ctx.store, pointer, sink, path, verify=pointer.oid not in self._verified
             ),
         )
+
+    # -- the first checkout of HEAD (a clone): download ahead of git's requests --------------
+
+    def _fetch_ahead(self, path: str, pointer: Pointer) -> Future[None] | None:
+        """The download of `pointer` if it belongs to a fetch-ahead, else None (delay it)."""
+        if self._ahead is None:
+            self._ahead = self._start_ahead(path, pointer)
+        return self._ahead.get((pointer.oid, pointer.size))
+
+    def _start_ahead(self, path: str, pointer: Pointer) -> dict[tuple[str, int], Future[None]]:
+        """Start downloading HEAD's small artifacts when git is writing all of them.
+
+        With `delay`, each file costs git a round trip before any download starts (2,000
+        small files: 0.45 s of a 2.8 s clone), and git writes nothing meanwhile. When the
+        work tree has no index yet (a clone, or the first checkout after `clone
+        --no-checkout`), is not sparse, and git's first request for a missing object is for
+        HEAD's first file whose object is missing, in HEAD's version, git is writing every
+        artifact of HEAD, in path order: they are downloaded in that order from the start,
+        and each request waits for its own object instead of being delayed. Anything else
+        (large objects, files HEAD does not have) is delayed as before.
+        """
+        paths = self.ctx.paths
+        if paths.work_tree is None or (paths.git_dir / "index").exists():
+            return {}
+        if self.ctx.config.flag("core.sparsecheckout"):
+            return {}
+        from gitmlx.git import scan
+        from gitmlx.transfer.download import BATCH_BELOW, batches
+
+        try:
+            head = scan.pointers_in_tree(self.ctx.top, "HEAD")
+        except MlxError:
+            return {}
+        # git asks in path order, and objects already stored never get here: this must be
+        # HEAD's first file whose object is missing, in HEAD's version.
+        missing = [
+            f
+            for f in sorted(head, key=lambda f: f.path.encode("utf-8", "surrogateescape"))
+            if not self.ctx.store.has(f.pointer.oid)
+        ]
+        if not missing or missing[0].path != path or missing[0].pointer.oid != pointer.oid:
+            return {}
+        todo: dict[tuple[str, int], Pointer] = {}
+        for f in missing:
+            p = f.pointer.as_mlx()
+            if p.size < BATCH_BELOW and self.wanted(f.path):
+                todo.setdefault((p.oid, p.size), p)
+        if not todo or self._open_pool() is not None:
+            return {}
+        futures: dict[tuple[str, int], Future[None]] = {key: Future() for key in todo}
+        groups, _ = batches(list(todo.values()))
+        self._ahead_left = len(groups)
+        for group in groups:
+            self._pool.submit(self._fetch_ahead_batch, group, futures)  # type: ignore[union-attr]
+        return futures
+
+    def _fetch_ahead_batch(self, group: list[Pointer], futures: dict[tuple[str, int], Future[None]]) -> None:
+        self._fetch_batch_into(group, futures)
+        with self._lock:
+            self._ahead_left -= 1
+            last = self._ahead_left == 0
+        if last:
+            # Every object is in: name their pack now, so the hooks git runs before this
+            # process ends find them too.
+            self.ctx.store.finish_pack()
 
     # -- files git could not finish writing --------------------------------------------------
 
