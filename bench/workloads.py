@@ -247,13 +247,6 @@ def floor(b: Bench, name: str) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def settle() -> None:
-    """Write back what set-up (and the other tool's last step) left dirty before a timed
-    step, as the floor does: otherwise whichever tool syncs (gitmlx fsyncs new objects, Git
-    LFS does not) pays for the other's writeback, and a 1 GiB add swung from 1.7 to 3.2 s."""
-    os.sync()
-
-
 def add(b: Bench, name: str, ds: inputs.DataSet) -> None:
     """`git add` of the data set into a fresh repo; only the `git add` is timed."""
     boxes = b.sandboxes(name)
@@ -263,7 +256,6 @@ def add(b: Bench, name: str, ds: inputs.DataSet) -> None:
             repo = sb.root / f"repo-{rep}"
             init_repo(sb, repo)
             copy_in(ds, repo)
-            settle()
             m = sb.timed_git("add", *top_paths(ds), cwd=repo)
             verify_staged(sb, repo, ds)
             b.record(name, "git add", tool.key, rep, m)
@@ -289,7 +281,6 @@ def clone(b: Bench, name: str, ds: inputs.DataSet, steps: dict[str, str]) -> Non
         for tool in b.tools:
             sb = boxes[tool.key]
             remote, dest = sb.remotes / "remote.git", sb.root / f"clone-{rep}"
-            settle()
             m = sb.timed_git("clone", "-q", remote.as_uri(), str(dest), cwd=sb.root)
             status = sb.timed_git("status", cwd=dest) if "status" in steps else None
             verify_worktree(sb, dest, ds)
@@ -320,7 +311,6 @@ def push(b: Bench, name: str, ds: inputs.DataSet) -> None:
                 ("git commit", ["commit", "-q", "-m", "Add data"]),
                 ("git push", ["push", "-q", "origin", "main"]),
             ]
-            settle()
             measured = [(step, sb.timed_git(*args, cwd=repo)) for step, args in steps]
             verify_pushed(sb, remote, ds, f"verify-{rep}")
             for step, m in measured:
