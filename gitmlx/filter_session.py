@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 
 from gitmlx import filters, patterns
@@ -537,6 +538,40 @@ def record_path(git_dir: Path, name: str, path: str) -> None:
         os.write(fd, path.encode("utf-8", "surrogateescape") + b"\0")
     finally:
         os.close(fd)
+
+
+@contextmanager
+def claimed_paths(git_dir: Path, name: str) -> Iterator[list[str]]:
+    """The recorded paths, with those a killed process had claimed; the claims go only
+    when the block ends normally, so a process killed inside it leaves them to the next.
+
+    `take_paths` clears the record first: a hook killed while placing files lost the rest
+    of the list, and as git had already written its index, no later checkout smudged (and
+    so recorded) them again: they stayed pointers after a rerun.
+    """
+    from gitmlx.worktree import process_alive
+
+    prefix = f"{name}."
+    own = git_dir / f"{prefix}{os.getpid()}"
+    claims = []
+    try:
+        os.replace(git_dir / name, own)
+        claims.append(own)
+    except FileNotFoundError:
+        pass
+    for entry in os.listdir(git_dir):
+        pid = entry[len(prefix) :]
+        if entry.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            claims.append(git_dir / entry)
+    data = b""
+    for claim in claims:
+        try:
+            data += claim.read_bytes() + b"\0"
+        except FileNotFoundError:
+            pass  # another process took it over meanwhile
+    yield sorted({p.decode("utf-8", "surrogateescape") for p in data.split(b"\0") if p})
+    for claim in claims:
+        claim.unlink(missing_ok=True)
 
 
 def take_paths(git_dir: Path, name: str) -> list[str]:

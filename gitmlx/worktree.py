@@ -68,14 +68,22 @@ def _temp_for(target: Path) -> Path:
     return target.with_name(f".{target.name}.mlx-{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs. A zombie does not: a SIGKILLed hook whose parent died too can
+    stay one for long where nobody reaps orphans (some containers' init), and its temp
+    files and claims must not wait for that."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no procfs: trust kill(2)
+    return state not in (b"Z", b"X")
 
 
 #: `.<name>.mlx-<pid>-<8 hex>`: a placement's temporary file (`.<name>.mlx-<12 hex>` before).
@@ -94,7 +102,7 @@ def sweep_temps(directory: Path) -> None:
         return
     for name in names:
         match = _TEMP_NAME.fullmatch(name)
-        if match is None or (match.group(1) and _alive(int(match.group(1)))):
+        if match is None or (match.group(1) and process_alive(int(match.group(1)))):
             continue
         try:
             os.unlink(directory / name)

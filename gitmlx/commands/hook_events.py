@@ -11,7 +11,14 @@ from pathlib import Path
 
 from gitmlx import ui
 from gitmlx.errors import MlxError
-from gitmlx.filter_session import DEFERRED_FILE, UNRESTORED_FILE, record_path, take_paths, take_vouched
+from gitmlx.filter_session import (
+    DEFERRED_FILE,
+    UNRESTORED_FILE,
+    claimed_paths,
+    record_path,
+    take_paths,
+    take_vouched,
+)
 from gitmlx.git import hooks, plumbing
 
 SHOWN = 10
@@ -70,23 +77,23 @@ def place_deferred(git_dir: Path) -> int:
     temporary file (a diff) are skipped: only files that hold their pointer in the work
     tree are placed.
     """
-    deferred = take_paths(git_dir, DEFERRED_FILE)
-    if not deferred:
-        return 0
-    from gitmlx import actions
-    from gitmlx.context import RepoContext
-    from gitmlx.git import scan
+    with claimed_paths(git_dir, DEFERRED_FILE) as deferred:
+        if not deferred:
+            return 0
+        from gitmlx import actions
+        from gitmlx.context import RepoContext
+        from gitmlx.git import scan
 
-    ctx = RepoContext()
-    vouched = take_vouched(git_dir, ctx.store.path)
-    try:
-        files = scan.pointers_in_index(ctx.top, deferred, tracked_only=False)  # paths git ran smudge on
-        result = actions.place(ctx, files, verified=vouched)
-    except MlxError as exc:
-        for path in deferred:  # kept for the next hook or filter process
-            record_path(git_dir, DEFERRED_FILE, path)
-        ui.error(exc.message, exc.hint)
-        return 1
+        ctx = RepoContext()
+        vouched = take_vouched(git_dir, ctx.store.path)
+        try:
+            files = scan.pointers_in_index(ctx.top, deferred, tracked_only=False)  # paths git ran smudge on
+            result = actions.place(ctx, files, verified=vouched)
+        except MlxError as exc:
+            for path in deferred:  # kept for the next hook or filter process
+                record_path(git_dir, DEFERRED_FILE, path)
+            ui.error(exc.message, exc.hint)
+            return 1
     if result.missing or result.failed:
         for tracked in result.missing:
             ui.error(f"'{tracked.path}' is not in the local store", "run 'git mlx pull'")

@@ -103,3 +103,48 @@ def test_outside_a_checkout_nothing_is_checked(session) -> None:
 
     assert target.read_bytes() == DATA[:10]
     assert not errors
+
+
+# -- claimed_paths: a list a killed process had taken is not lost ----------------------------
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    from gitmlx.filter_session import claimed_paths, record_path
+
+    record_path(tmp_path, "mlx-deferred", "new.bin")
+    (tmp_path / f"mlx-deferred.{dead_pid()}").write_bytes(b"left.bin\0other.bin\0")
+    (tmp_path / f"mlx-deferred.{os.getppid()}").write_bytes(b"someone-elses.bin\0")  # alive: theirs
+
+    with claimed_paths(tmp_path, "mlx-deferred") as paths:
+        assert paths == ["left.bin", "new.bin", "other.bin"]
+        assert (tmp_path / f"mlx-deferred.{os.getpid()}").exists(), "kept while being worked on"
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"mlx-deferred.{os.getppid()}"]
+
+
+def test_a_claim_survives_a_failure_inside_the_block(tmp_path: Path) -> None:
+    from gitmlx.filter_session import claimed_paths, record_path
+
+    record_path(tmp_path, "mlx-deferred", "a.bin")
+    with pytest.raises(RuntimeError), claimed_paths(tmp_path, "mlx-deferred"):
+        raise RuntimeError("killed, as far as the list is concerned")
+
+    assert (tmp_path / f"mlx-deferred.{os.getpid()}").read_bytes() == b"a.bin\0"
+
+
+def test_a_zombie_counts_as_dead() -> None:
+    from gitmlx.worktree import process_alive
+
+    proc = subprocess.Popen(["true"])
+    try:
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
+        assert not process_alive(proc.pid)
+    finally:
+        proc.wait()
+    assert process_alive(os.getpid())
