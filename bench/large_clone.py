@@ -85,13 +85,17 @@ def main() -> int:
             ["git", "status", "--porcelain"], cwd=clone, env=env, capture_output=True, text=True
         ).stdout
         ok_bytes = _sha(clone / "big.bin")
-        print(f"clone of one {args.gib:g} GiB artifact with mlx.smudgelimit={args.limit}: {m.seconds:.1f} s,"
-              f" exit {m.returncode}")
+        print(
+            f"clone of one {args.gib:g} GiB artifact with mlx.smudgelimit={args.limit}: {m.seconds:.1f} s,"
+            f" exit {m.returncode}"
+        )
         for name, kib in sorted(m.commands.items(), key=lambda kv: -kv[1]):
             print(f"  peak RSS {kib / 1024:8.1f} MiB  {name}")
         worst = max(m.rss_kib.values()) / 1024
-        print(f"largest process: {worst:.1f} MiB (target < 256 MiB); git status clean: {status == ''};"
-              f" content identical: {ok_bytes == digest.hexdigest()}")
+        print(
+            f"largest process: {worst:.1f} MiB (target < 256 MiB); git status clean: {status == ''};"
+            f" content identical: {ok_bytes == digest.hexdigest()}"
+        )
         return 0 if m.returncode == 0 and worst < 256 and status == "" and ok_bytes == digest.hexdigest() else 1
     finally:
         shutil.rmtree(root, ignore_errors=True)
