@@ -450,13 +450,14 @@ class FilterSession:
             st = os.lstat(os.path.join(self.ctx.paths.work_tree, path))
             if not stat.S_ISREG(st.st_mode) or st.st_size >= pointer.size:
                 return
-            from gitmlx import worktree  # only a short file pays for it
-
             target = self.ctx.paths.work_tree / path
-            if not worktree.holds_prefix_of(target, self.ctx.store, pointer.oid, st.st_size):
-                return
+            with open(target, "rb") as short:
+                if not filters.holds_prefix(short, self.ctx.store, pointer):
+                    return
         except OSError:
             return
+        from gitmlx import worktree  # only a short file pays for it
+
         try:
             worktree.replace_with(target, pointer.encode())
             left = "put its pointer back"
@@ -545,12 +546,10 @@ def claimed_paths(git_dir: Path, name: str) -> Iterator[list[str]]:
     """The recorded paths, with those a killed process had claimed; the claims go only
     when the block ends normally, so a process killed inside it leaves them to the next.
 
-    `take_paths` clears the record first: a hook killed while placing files lost the rest
-    of the list, and as git had already written its index, no later checkout smudged (and
-    so recorded) them again: they stayed pointers after a rerun.
+    Clearing the record first lost it when a hook was killed while placing files: as git
+    had already written its index, no later checkout smudged (and so recorded) the rest
+    again, and they stayed pointers after a rerun.
     """
-    from gitmlx.worktree import process_alive
-
     prefix = f"{name}."
     own = git_dir / f"{prefix}{os.getpid()}"
     claims = []
@@ -561,8 +560,11 @@ def claimed_paths(git_dir: Path, name: str) -> Iterator[list[str]]:
         pass
     for entry in os.listdir(git_dir):
         pid = entry[len(prefix) :]
-        if entry.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
-            claims.append(git_dir / entry)
+        if entry.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid():
+            from gitmlx.worktree import process_alive  # only when a claim is left over
+
+            if not process_alive(int(pid)):
+                claims.append(git_dir / entry)
     data = b""
     for claim in claims:
         try:
@@ -575,13 +577,6 @@ def claimed_paths(git_dir: Path, name: str) -> Iterator[list[str]]:
 
 
 def take_paths(git_dir: Path, name: str) -> list[str]:
-    """The recorded paths, clearing the record (renamed first, so appends are not lost)."""
-    path = git_dir / name
-    taken = path.with_name(f"{name}.{os.getpid()}")
-    try:
-        os.replace(path, taken)
-    except FileNotFoundError:
-        return []
-    data = taken.read_bytes()
-    taken.unlink()
-    return sorted({p.decode("utf-8", "surrogateescape") for p in data.split(b"\0") if p})
+    """The recorded paths (and those a killed process had claimed), clearing the record."""
+    with claimed_paths(git_dir, name) as paths:
+        return paths

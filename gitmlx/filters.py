@@ -134,6 +134,12 @@ def _compare(source: Source, store: Store, expected: Pointer) -> tuple[bool, int
         return done == expected.size, done, b""
 
 
+def holds_prefix(source: Source, store: Store, pointer: Pointer) -> bool:
+    """Whether all `source` holds is the start of the stored object (or all of it)."""
+    _, _, rest = _compare(source, store, pointer)
+    return not rest
+
+
 def _copy(src: BinaryIO, sink: Sink, n: int) -> None:
     while n > 0 and (block := src.read(min(BLOCK_SIZE, n))):
         sink.write(block)

@@ -151,17 +151,6 @@ def place(
             tmp.unlink()
 
 
-def holds_prefix_of(path: Path, store: Store, oid: str, size: int) -> bool:
-    """Whether the file's first `size` bytes are the first bytes of the stored object."""
-    with open(path, "rb") as file, store.open(oid) as stored:
-        while size > 0:
-            block = file.read(min(BLOCK_SIZE, size))
-            if not block or stored.read(len(block)) != block:
-                return False
-            size -= len(block)
-    return True
-
-
 def replace_with(target: Path, data: bytes) -> None:
     """Atomically make `target` hold `data` (a pointer), keeping its permission bits."""
     tmp = _temp_for(target)
