@@ -44,8 +44,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "mlx.directplace",
         ("GIT_MLX_DIRECT_PLACE",),
-        default="32MiB",
-        doc="during checkouts, objects this big or bigger are copied into place by gitmlx, not through git (0: never)",
+        default="1",
+        doc="during checkouts, objects this big or bigger are put in place by gitmlx, not written by git (0: never)",
     ),
     Setting("mlx.gcgrace", (), from_mlxconfig=False, default="7", doc="days before gc --remote deletes"),
     Setting("mlx.pruneoffsetdays", (), from_mlxconfig=False, default="3", doc="prune keeps commits this recent"),

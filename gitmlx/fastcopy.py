@@ -20,11 +20,29 @@ _BLOCK = 1024 * 1024
 def reflink(src: BinaryIO, dst: BinaryIO) -> bool:
     """Share the extents of `src` with the empty file `dst`; False where not supported."""
     try:
-        import fcntl
+        return reflink_fd(src.fileno(), dst.fileno())
+    except OSError:  # no descriptor (io.UnsupportedOperation)
+        return False
 
-        fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+
+#: Devices whose file system refused a reflink: not asked again (once per file otherwise).
+_no_reflink: set[int] = set()
+
+
+def reflink_fd(src: int, dst: int) -> bool:
+    """Share the extents of file `src` with the empty file `dst`; False where not supported."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    device = os.fstat(dst).st_dev
+    if device in _no_reflink:
+        return False
+    try:
+        fcntl.ioctl(dst, _FICLONE, src)
         return True
-    except (OSError, ImportError):
+    except OSError:
+        _no_reflink.add(device)
         return False
 
 
@@ -44,7 +62,32 @@ def copy_range(src: BinaryIO, dst: BinaryIO, size: int) -> None:
         left -= n
 
 
+def copy_span(src_fd: int, offset: int, dst_fd: int, size: int) -> bool:
+    """`size` bytes of `src_fd` from `offset` to the position of `dst_fd`, by the kernel;
+    False (with nothing or part written: start over) where it cannot."""
+    left = size
+    try:
+        while left > 0:
+            n = os.copy_file_range(src_fd, dst_fd, left, offset + size - left)
+            if n == 0:
+                return False
+            left -= n
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 def copy_file(src: BinaryIO, dst: BinaryIO, size: int) -> None:
-    """`src` into the empty `dst`: by reflink where possible, else by kernel copy."""
+    """`src` into the empty `dst`: by reflink where possible, else by kernel copy. A
+    stream with a `span` (an object inside a store pack) is copied by range."""
+    span = getattr(src, "span", None)
+    if span is not None:
+        fd, offset, length = span
+        if copy_span(fd, offset, dst.fileno(), min(size, length)):
+            return
+        dst.seek(0)
+        dst.truncate()
+        shutil.copyfileobj(src, dst, _BLOCK)
+        return
     if not reflink(src, dst):
         copy_range(src, dst, size)

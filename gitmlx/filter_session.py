@@ -29,7 +29,7 @@ from gitmlx import pointer as pointers
 from gitmlx.chunk_index import ChunkIndex
 from gitmlx.config import split_patterns
 from gitmlx.context import RepoContext
-from gitmlx.errors import MlxError
+from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.git.filter_protocol import DELAYED
 from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
 from gitmlx.remotes.base import Remote
@@ -72,6 +72,22 @@ class FilterSession:
         #: The last file whose content git took for a checkout, until git's next message
         #: shows it has written it (see `_check_written`).
         self._written: tuple[str, Pointer] | None = None
+        # Files this process places itself (see "files gitmlx places" below).
+        #: Answered with their pointer text, which git has not written yet (path, pointer,
+        #: text, download).
+        self._unwritten: list[tuple[str, Pointer, bytes, Future[None]]] = []
+        #: Written by git as pointers, waiting to be placed, by path.
+        self._placing: dict[str, tuple[Pointer, bytes, Future[None]]] = {}
+        #: Placed files whose stat data the stat cache and git's index still need.
+        self._placed: list[tuple[str, Pointer, bytes, os.stat_result]] = []
+        self._to_refresh: dict[str, tuple[Pointer, bytes, os.stat_result]] = {}
+        #: Whether this checkout has delayed a file so that git ends it with list_available_blobs.
+        self._barrier = False
+        #: Pointer text and download of the file delayed for that.
+        self._barrier_files: dict[str, tuple[bytes, Future[None]]] = {}
+        self._claim_fd: int | None = None
+        #: Work-tree folders found to be inside the work tree (`place_over_pointer`).
+        self._checked_dirs: set[str] = set()
 
     @property
     def skip_smudge(self) -> bool:
@@ -154,22 +170,25 @@ class FilterSession:
 
     def smudge(self, source: filters.Source, path: str, can_delay: bool = False) -> Callable[[filters.Sink], None]:
         """The body that writes `path`'s content, or DELAYED (only with `can_delay`)."""
-        self._check_written()
+        self._git_moved_on()
         if path in self._ready:
             return self._finish_delayed(path)  # git's second request, with empty content
+        self._wait_placing(path)
         restore = not self.skip_smudge and self.wanted(path)
         fetch = self.fetch if restore else None
         if restore:
             head = filters.read_head(source)
             pointer = pointers.parse(head) if len(head) < MAX_POINTER_SIZE else None
             if pointer is not None:
+                if can_delay and self._places(pointer):
+                    return self._place_later(path, pointer, head)
                 if can_delay and not self.ctx.store.has(pointer.oid):
                     ahead = self._fetch_ahead(path, pointer)
                     if ahead is not None:
                         return self._deliver(path, pointer, ahead)
                     self._start_delayed(path, pointer)
                     return DELAYED
-                if self._defers(pointer, can_delay):
+                if self._defers(pointer):
                     return self._defer(path, pointer, head)
             source = filters.Prefixed(head, source)
         else:
@@ -185,23 +204,20 @@ class FilterSession:
         )
         return self._watched(path, pointer, body) if can_delay and pointer is not None else body
 
-    # -- objects above mlx.smudgelimit: written by the post-checkout hook ---------------------
+    # -- objects above mlx.smudgelimit outside a checkout: left to the post-checkout hook ----
 
-    def _defers(self, pointer: Pointer, can_delay: bool) -> bool:
-        """Whether gitmlx writes this file itself instead of handing its content to git.
-
-        Above mlx.smudgelimit always: git would hold the whole file in memory. From
-        mlx.directplace up, when git is writing the work tree (it offers `can-delay` only
-        then, never for diff, show or archive): git collects a filter's output in memory
-        and then writes it (5-6 s per GiB here), where a kernel copy from the store takes
-        0.4 s. The file is placed by the post-checkout / post-merge hook, or, for
-        commands that run none, when git closes this process on exit.
-        """
+    def _limit(self) -> tuple[int, int]:
         if self._limits is None:
             config = self.ctx.config
             self._limits = (config.size("mlx.smudgelimit"), config.size("mlx.directplace"))
-        memory, direct = self._limits
-        return 0 < memory < pointer.size or (can_delay and 0 < direct <= pointer.size)
+        return self._limits
+
+    def _defers(self, pointer: Pointer) -> bool:
+        """Whether smudge answers with the pointer, outside a checkout, and leaves the file
+        to the post-checkout / post-merge hook (or to this process's exit, for commands
+        that run none): above mlx.smudgelimit, git would hold the whole file in memory."""
+        memory, _ = self._limit()
+        return 0 < memory < pointer.size
 
     def _defer(self, path: str, pointer: Pointer, head: bytes) -> Callable[[filters.Sink], None]:
         """Check out the pointer now; the hook streams the content into place afterwards."""
@@ -233,6 +249,211 @@ class FilterSession:
         if self._error is not None:
             self._error(f"cannot restore '{path}', left as a pointer: {exc.message}", exc.hint)
         record_path(self.ctx.paths.git_dir, UNRESTORED_FILE, path)
+
+    # -- files gitmlx places: git writes the pointer, this process the content -------------
+
+    def _places(self, pointer: Pointer) -> bool:
+        """Whether, in a checkout, git gets the pointer and this process puts the content in
+        place: from mlx.directplace up (default: every file), and always above
+        mlx.smudgelimit.
+
+        git writes a filter's output straight under the file's final name (entry.c): a
+        git killed or out of space mid-write leaves a short file there, wrong bytes that
+        the next `git add -A` would commit. A pointer is one small write; the content
+        then goes to a temporary file, is checked, and is renamed over the pointer. git
+        would also hold the whole output in memory before writing it; this process
+        copies with the kernel while git writes the next pointer (docs/design.md,
+        "Checkout").
+        """
+        memory, direct = self._limit()
+        return 0 < direct <= pointer.size or 0 < memory < pointer.size
+
+    def _place_later(self, path: str, pointer: Pointer, text: bytes) -> Callable[[filters.Sink], None]:
+        download = self._object_future(path, pointer)
+        self._claim(path)
+        if not self._barrier:
+            # One file delayed per checkout: git then ends the checkout with
+            # list_available_blobs, which is where this process knows git has written
+            # every pointer and can finish the placements before git goes on.
+            self._barrier = True
+            done: Future[None] = Future()
+            done.set_result(None)
+            self._pending[path] = (pointer, done)
+            self._barrier_files[path] = (text, download)
+            return DELAYED
+        return self._answer_pointer(path, pointer, text, download)
+
+    def _object_future(self, path: str, pointer: Pointer) -> Future[None]:
+        """Done when `pointer`'s object is in the store (or could not be fetched)."""
+        done: Future[None] = Future()
+        lying = filters.check_stored_size(self.ctx.store, pointer, path)
+        if lying is not None:
+            done.set_exception(lying)
+            return done
+        if self.ctx.store.has(pointer.oid):
+            done.set_result(None)
+            return done
+        ahead = self._fetch_ahead(path, pointer)
+        if ahead is not None:
+            return ahead
+        key = (pointer.oid, pointer.size)
+        future = self._by_oid.get(key)
+        if future is not None:
+            return future
+        future = self._by_oid[key] = Future()
+        unusable = self._open_pool()
+        if unusable is not None:
+            future.set_exception(unusable)
+            return future
+        self._queued.append((pointer, future))
+        from gitmlx.transfer.download import BATCH_BELOW, BATCH_OBJECTS
+
+        if pointer.size >= BATCH_BELOW or len(self._queued) >= BATCH_OBJECTS:
+            self._start_queued()
+        return future
+
+    def _answer_pointer(
+        self, path: str, pointer: Pointer, text: bytes, download: Future[None]
+    ) -> Callable[[filters.Sink], None]:
+        def run(sink: filters.Sink) -> None:
+            sink.write(text)
+            self._unwritten.append((path, pointer, text, download))
+
+        return run
+
+    def _claim(self, path: str) -> None:
+        """Record `path` in this process's claim (`mlx-deferred.<pid>`) before git writes its
+        pointer: if this process dies before the content is in place, the next
+        post-checkout / post-merge hook or filter process takes the claim over and places
+        the file (`claimed_paths`); `git mlx checkout` places every pointer file anyway."""
+        if self._claim_fd is None:
+            name = self.ctx.paths.git_dir / f"{DEFERRED_FILE}.{os.getpid()}"
+            self._claim_fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._claim_fd, path.encode("utf-8", "surrogateescape") + b"\0")
+
+    def _git_moved_on(self) -> None:
+        """git sent another message: it has written every file it took from us before."""
+        self._check_written()
+        unwritten, self._unwritten = self._unwritten, []
+        for path, pointer, text, download in unwritten:
+            self._placing[path] = (pointer, text, download)
+
+    def idle(self) -> None:
+        """Place the files git has written whose objects are in, while git writes the next.
+
+        Called after each answer, on the thread that talks to git: placing on threads of
+        their own made every request of a 2,000-file clone slower than the placing saved
+        (the interpreter's lock changing hands some 200,000 more times), and git has
+        work to do with each answer anyway.
+        """
+        ready = [path for path, (_, _, download) in self._placing.items() if download.done()]
+        for path in ready:
+            self._place(path, *self._placing.pop(path))
+
+    def _wait_placing(self, path: str) -> None:
+        """git is about to write `path` again (one command checking out twice, as stash
+        does): its previous version must be placed before, not over, that write."""
+        placing = self._placing.pop(path, None)
+        if placing is not None:
+            self._place(path, *placing)
+
+    def _place(self, path: str, pointer: Pointer, text: bytes, download: Future[None]) -> None:
+        exc = download.exception()  # waits for the download
+        if exc is not None:
+            if not isinstance(exc, MlxError):
+                exc = MlxError(f"internal error ({type(exc).__name__}: {exc})", "run 'git mlx pull'")
+            self._unavailable(path, exc)
+            return
+        work_tree = self.ctx.paths.work_tree
+        assert work_tree is not None  # git offers can-delay only when writing a work tree
+        try:
+            try:
+                st = self._place_over_pointer(work_tree, path, pointer, text)
+            except IntegrityError:
+                # The local copy does not hash to its oid: out of the way with it, and
+                # place a good copy from the remote instead.
+                filters.quarantine(self.ctx.store, pointer.oid)
+                try:
+                    self.fetch(pointer)
+                except MlxError as exc:
+                    raise MlxError(
+                        f"the local copy of object {pointer.short_oid} was corrupt (moved to the store's bad/), "
+                        f"and fetching a good one failed: {exc.message}",
+                        exc.hint,
+                    ) from exc
+                st = self._place_over_pointer(work_tree, path, pointer, text)
+        except MlxError as failure:
+            self._unavailable(path, failure)
+        except OSError as failure:  # a full disk, permissions: the pointer stays, nothing partial
+            self._unavailable(
+                path,
+                MlxError(
+                    f"{failure.strerror or failure} while writing it",
+                    "free space (or fix the permissions), then run 'git mlx checkout'",
+                ),
+            )
+        else:
+            if st is not None:
+                self._placed.append((path, pointer, text, st))
+
+    def _place_over_pointer(self, work_tree: Path, path: str, pointer: Pointer, text: bytes) -> os.stat_result | None:
+        from gitmlx import worktree
+
+        verified = pointer.oid in self._verified
+        return worktree.place_over_pointer(self.ctx.store, work_tree, path, pointer, text, verified, self._checked_dirs)
+
+    def _finish_placements(self) -> None:
+        """Place every file left and record what was placed in the stat cache (git's index
+        write, just after, runs clean on racily clean files: it must find them)."""
+        if self._queued:
+            self._start_queued()
+        while self._placing:
+            path = next(iter(self._placing))
+            self._place(path, *self._placing.pop(path))
+        done, self._placed = self._placed, []
+        if not done:
+            return
+        if self._stat_cache is None:
+            self._stat_cache = StatCache(self.ctx.paths.git_dir)
+        with self._stat_cache.batch():
+            for path, pointer, text, st in done:
+                self._stat_cache.record(path, st, text)
+                self._to_refresh[path] = (pointer, text, st)
+
+    def _drop_claim(self) -> None:
+        """Every claimed file is placed or reported: nothing is left for another process."""
+        if self._claim_fd is not None:
+            os.close(self._claim_fd)
+            self._claim_fd = None
+            os.unlink(self.ctx.paths.git_dir / f"{DEFERRED_FILE}.{os.getpid()}")
+
+    def _finish_checkout(self) -> None:
+        self._finish_placements()
+        # Dropped now, not when git closes this process: its post-checkout hook then has
+        # nothing to do and is not started. Killed before the index refresh, the placed
+        # files are found by their stat-cache records (the refresh is only a speed-up).
+        self._drop_claim()
+        self._barrier = False
+        if self._pool is not None:
+            # Every download is in: name their pack now, so the hooks git runs before this
+            # process ends find the objects too.
+            self.ctx.store.finish_pack()
+
+    def _refresh_index(self) -> None:
+        """Give git's index the placed files' stat data (it holds the pointers' since git
+        wrote them), so `git status` does not read them. git has written its index and
+        let go of its lock by the time it closes this process."""
+        if not self._to_refresh or self.ctx.paths.work_tree is None:
+            return
+        from gitmlx import worktree
+        from gitmlx.git.scan import TrackedFile
+
+        placed = {path: (TrackedFile(path, pointer), st) for path, (pointer, _, st) in self._to_refresh.items()}
+        self._to_refresh = {}
+        try:
+            worktree.refresh_index(self.ctx.paths.work_tree, placed)
+        except (MlxError, OSError):
+            pass  # the index is locked by another command, or gone: the stat cache answers
 
     # -- the "delay" capability: download in parallel while git goes on ---------------------
 
@@ -314,9 +535,14 @@ class FilterSession:
                     future.set_exception(exc)
 
     def list_available(self) -> list[str]:
-        """Block until some delayed download ends; those paths (git then asks for them)."""
-        self._check_written()
+        """Block until some delayed download ends; those paths (git then asks for them).
+
+        The empty list ends git's checkout: before it, every file this process places
+        is in place or reported, so git's index write, its hooks and the command's exit
+        status come after the work tree is complete."""
+        self._git_moved_on()
         if not self._pending:
+            self._finish_checkout()
             return []
         self._start_queued()
         wait([f for _, f in self._pending.values()], return_when=FIRST_COMPLETED)
@@ -331,6 +557,9 @@ class FilterSession:
 
     def _finish_delayed(self, path: str) -> Callable[[filters.Sink], None]:
         pointer, future = self._ready.pop(path)
+        if path in self._barrier_files:
+            text, download = self._barrier_files.pop(path)
+            return self._answer_pointer(path, pointer, text, download)
         return self._deliver(path, pointer, future)
 
     def _deliver(self, path: str, pointer: Pointer, future: Future[None]) -> Callable[[filters.Sink], None]:
@@ -341,9 +570,6 @@ class FilterSession:
             if not isinstance(exc, MlxError):
                 raise exc
             self._unavailable(path, exc)
-            return lambda sink: sink.write(pointer.encode())
-        if self._defers(pointer, True):
-            self._record_deferred(path, pointer)
             return lambda sink: sink.write(pointer.encode())
         return self._watched(
             path,
@@ -476,7 +702,8 @@ class FilterSession:
         record_path(self.ctx.paths.git_dir, UNRESTORED_FILE, path)
 
     def close(self) -> None:
-        self._check_written()
+        self._git_moved_on()  # git has written the last file, or has gone away
+        self._finish_placements()
         try:
             self.ctx.store.sync()
         except OSError as exc:  # a full disk: the objects stay in the store's tmp/, not lost
@@ -487,6 +714,8 @@ class FilterSession:
                 )
         if self._stat_cache is not None:
             self._stat_cache.close()
+        self._refresh_index()
+        self._drop_claim()
         if self._pool is not None:
             self._pool.shutdown()
         if self._index is not None:

@@ -186,20 +186,12 @@ def prepare_smudge(
                     sink.write(block)
 
         return passthrough
-    if store.has(pointer.oid) and store.size(pointer.oid) != pointer.size:
-        if store.verify(pointer.oid):
-            # The object is good; the pointer lies about its size. Never move a good
-            # object (maybe the only copy) aside because of what a blob claims.
-            error = IntegrityError(
-                f"'{path}': its pointer says {pointer.size} bytes, object {pointer.short_oid} has "
-                f"{store.size(pointer.oid)}",
-                "the pointer is damaged: restore it from history or re-add the file",
-            )
-            if on_unavailable is None:
-                raise error
-            on_unavailable(pointer, error)
-            return lambda sink: sink.write(head)
-        quarantine(store, pointer.oid)  # corrupt: fetch a good copy below
+    error = check_stored_size(store, pointer, path)
+    if error is not None:
+        if on_unavailable is None:
+            raise error
+        on_unavailable(pointer, error)
+        return lambda sink: sink.write(head)
     if not store.has(pointer.oid):
         try:
             fetch(pointer)
@@ -209,6 +201,23 @@ def prepare_smudge(
             on_unavailable(pointer, exc)
             return lambda sink: sink.write(head)
     return lambda sink: stream_object(store, pointer, sink, path, verify=pointer.oid not in verified)
+
+
+def check_stored_size(store: Store, pointer: Pointer, path: str) -> IntegrityError | None:
+    """When the stored object's size differs from the pointer's: the error to report if
+    the object is good (the pointer lies about its size: never move a good object, maybe
+    the only copy, aside because of what a blob claims), else None after quarantining
+    the corrupt object, so that it is fetched again."""
+    if not store.has(pointer.oid) or store.size(pointer.oid) == pointer.size:
+        return None
+    if store.verify(pointer.oid):
+        return IntegrityError(
+            f"'{path}': its pointer says {pointer.size} bytes, object {pointer.short_oid} has "
+            f"{store.size(pointer.oid)}",
+            "the pointer is damaged: restore it from history or re-add the file",
+        )
+    quarantine(store, pointer.oid)
+    return None
 
 
 def stream_object(store: Store, pointer: Pointer, sink: Sink, path: str, verify: bool = True) -> None:

@@ -577,6 +577,19 @@ class Store:
         pack, offset, size = where
         return pack.reader(offset, size)  # type: ignore[return-value]
 
+    def locate(self, oid: str) -> tuple[int, int, int] | str:
+        """Where `oid`'s bytes are, for code that copies them with the kernel: (descriptor,
+        offset, size) inside a pack, or a loose file's path. The descriptor stays open as
+        long as this store does (a finished or replaced pack's too); FileNotFoundError when
+        the store lacks the object."""
+        where = self._where(oid)
+        if where is None:
+            raise FileNotFoundError(errno.ENOENT, "no such object", oid)
+        if isinstance(where, Path):
+            return str(where)
+        pack, offset, size = where
+        return pack.fd, offset, size
+
     def is_packed(self, oid: str) -> bool:
         return self._find(oid) is not None and not self.path(oid).is_file()
 

@@ -8,7 +8,9 @@ Must not: fetch (callers fetch first) or print.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -23,6 +25,7 @@ from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.git import index_file
 from gitmlx.git.plumbing import index_location, run_git
 from gitmlx.git.scan import TrackedFile
+from gitmlx.pointer import Pointer
 from gitmlx.statcache import StatCache
 from gitmlx.store import BLOCK_SIZE, Store
 
@@ -125,30 +128,132 @@ def place(
     target = work_tree / tracked.path
     if not target.resolve().is_relative_to(work_tree.resolve()):
         raise MlxError(f"'{tracked.path}' is outside the work tree")
-    tmp = _temp_for(target)
+    mode = 0o755 if tracked.mode == "100755" else 0o644
+    st = _write_object(store, target, tracked.pointer, mode, verified, tracked.path)
+    if cache is not None:
+        cache.record(tracked.path, st, tracked.pointer.encode())
+    return st
+
+
+def place_over_pointer(
+    store: Store,
+    work_tree: Path,
+    path: str,
+    pointer: Pointer,
+    text: bytes,
+    verified: bool = False,
+    checked_dirs: set[str] | None = None,
+) -> os.stat_result | None:
+    """Put the object's bytes where git has just written its pointer `text` (a checkout
+    whose files the filter places itself); None, touching nothing, when the file no
+    longer holds exactly `text`.
+
+    A file holding exactly the pointer text is, whatever git's index says, clean or
+    modified the same way before and after: the content is what smudging that text
+    gives. The file keeps the permission bits git gave it. Runs once per file of a
+    checkout, so it works on descriptors and strings, not file objects and Paths;
+    `checked_dirs` remembers the folders already found inside the work tree.
+    """
+    target = os.path.join(work_tree, path)
     try:
-        with store.open(tracked.pointer.oid) as src, open(tmp, "xb") as dst:
-            if verified:
-                oid = tracked.pointer.oid
-                fastcopy.copy_file(src, dst, tracked.pointer.size)
-            else:
-                oid = None if fastcopy.reflink(src, dst) else _copy_hashing(src, dst)
-        if oid is None:
-            oid = _hash_file(tmp)
-        if oid != tracked.pointer.oid or os.stat(tmp).st_size != tracked.pointer.size:
-            raise IntegrityError(
-                f"'{tracked.path}': local object {tracked.pointer.short_oid} is corrupt",
-                "run 'git mlx fsck' and then 'git mlx pull'",
-            )
-        os.chmod(tmp, 0o755 if tracked.mode == "100755" else 0o644)
-        os.replace(tmp, target)
-        st = os.lstat(target)
-        if cache is not None:
-            cache.record(tracked.path, st, tracked.pointer.encode())
-        return st
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link now: not what git wrote
+            return None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != len(text) or os.read(fd, len(text) + 1) != text:
+            return None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        os.close(fd)
+    folder = os.path.dirname(target)
+    if checked_dirs is None or folder not in checked_dirs:
+        root = os.path.realpath(work_tree)
+        if os.path.commonpath([root, os.path.realpath(folder)]) != root:
+            raise MlxError(f"'{path}' is outside the work tree")
+        if checked_dirs is not None:
+            checked_dirs.add(folder)
+    return _write_object(store, target, pointer, stat.S_IMODE(st.st_mode), verified, path)
+
+
+_temp_numbers = itertools.count()
+
+
+def _write_object(
+    store: Store, target: str | Path, pointer: Pointer, mode: int, verified: bool, name: str
+) -> os.stat_result:
+    """`target` atomically made to hold the object, checked against its oid (or, when
+    `verified`, its size), with permission bits `mode`; its stat data."""
+    folder, base = os.path.split(target)
+    tmp = os.path.join(folder, f".{base}.mlx-{os.getpid()}-{next(_temp_numbers) & 0xFFFFFFFF:08x}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except FileExistsError:  # left by an earlier process that had this pid
+        tmp = str(_temp_for(Path(target)))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    renamed = False
+    try:
+        _copy_object(store, pointer, fd, verified, name)
+        st = os.fstat(fd)
+        if st.st_size != pointer.size:
+            raise _corrupt(pointer, name)
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(fd, mode)  # the umask took bits away
+        os.replace(tmp, target)
+        renamed = True
+        return os.fstat(fd)  # after the rename: it changes the ctime
+    finally:
+        os.close(fd)
+        if not renamed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+def _corrupt(pointer: Pointer, name: str) -> IntegrityError:
+    return IntegrityError(
+        f"'{name}': local object {pointer.short_oid} is corrupt",
+        "run 'git mlx fsck' and then 'git mlx pull'",
+    )
+
+
+def _copy_object(store: Store, pointer: Pointer, dst: int, verified: bool, name: str) -> None:
+    """The object's bytes into the empty file `dst`: by reflink or kernel copy when
+    `verified`, else read, hashed and written (IntegrityError when the hash differs)."""
+    where = store.locate(pointer.oid)
+    if isinstance(where, str):
+        src_fd = os.open(where, os.O_RDONLY | os.O_CLOEXEC)
+        offset, size = 0, os.fstat(src_fd).st_size
+    else:
+        src_fd, offset, size = where
+    try:
+        if size != pointer.size:
+            raise _corrupt(pointer, name)
+        if verified:
+            if (isinstance(where, str) and fastcopy.reflink_fd(src_fd, dst)) or fastcopy.copy_span(
+                src_fd, offset, dst, size
+            ):
+                return
+            os.ftruncate(dst, 0)
+            os.lseek(dst, 0, os.SEEK_SET)
+        digest = hashlib.sha256()
+        done = 0
+        while done < size:
+            block = os.pread(src_fd, min(BLOCK_SIZE, size - done), offset + done)
+            if not block:
+                break
+            digest.update(block)
+            view = memoryview(block)
+            while view:
+                view = view[os.write(dst, view) :]
+            done += len(block)
+        if digest.hexdigest() != pointer.oid:
+            raise _corrupt(pointer, name)
+    finally:
+        if isinstance(where, str):
+            os.close(src_fd)
 
 
 def replace_with(target: Path, data: bytes) -> None:
@@ -243,8 +348,9 @@ def refresh_index(work_tree: Path, placed: Mapping[str, tuple[TrackedFile, os.st
 
     The blob stays the pointer; only the index's cached stat data is out of date (it is
     the pointer file's). gitmlx writes it directly (git/index_file.py explains why);
-    where it cannot (a split index), `git update-index` re-indexes the paths, which runs
-    each file through the clean filter once more, as Git LFS does after `git lfs pull`.
+    where it cannot (a split index), `git update-index --refresh` runs the files whose
+    stat data changed through the clean filter once more (the stat cache answers for the
+    placed ones). Entries that name another blob by now are left alone.
     """
     if not placed:
         return
@@ -260,15 +366,14 @@ def refresh_index(work_tree: Path, placed: Mapping[str, tuple[TrackedFile, os.st
         for path, (tracked, st) in placed.items()
     }
     try:
-        done = index_file.record_stat(index_path, wanted, object_format)
+        index_file.record_stat(index_path, wanted, object_format)
     except index_file.IndexLocked as exc:
         raise MlxError(
             f"git's index is locked ('{exc}'): another git command is running",
             "when it has finished, run 'git mlx checkout' to finish",
         ) from None
     except ValueError:
-        done = set()
-    rest = [p for p in placed if p not in done]
-    data = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in rest)
-    if data:
-        run_git(["update-index", "-q", "-z", "--stdin"], cwd=work_tree, input=data, check=False)
+        # Only a stat refresh: `git update-index <path>` would stage whatever the file
+        # holds, and an entry that no longer names the pointer (git changed it since,
+        # as `git stash pop` does after its checkout) is not ours to touch.
+        run_git(["update-index", "-q", "--refresh"], cwd=work_tree, check=False)

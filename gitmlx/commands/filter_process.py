@@ -63,7 +63,12 @@ def run(skip_smudge: bool = False) -> int:
 
     try:
         filter_protocol.serve(
-            protocol_in, protocol_out, {"clean": clean, "smudge": smudge}, report_failure, session.list_available
+            protocol_in,
+            protocol_out,
+            {"clean": clean, "smudge": smudge},
+            report_failure,
+            session.list_available,
+            session.idle,
         )
         protocol_out.flush()
     finally:

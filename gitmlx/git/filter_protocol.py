@@ -73,12 +73,14 @@ def serve(
     handlers: dict[str, Handler],
     on_error: ErrorReporter,
     list_available: ListAvailable | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> set[str]:
     """Answer requests until git closes the pipe; returns the agreed capabilities.
 
     With `list_available`, the "delay" capability is offered: a smudge handler may return
     DELAYED for a request carrying `can-delay=1`; git later sends `list_available_blobs`
-    and then asks again for each listed path, with empty content.
+    and then asks again for each listed path, with empty content. `idle` is called after
+    each answer has gone out, while git works on it.
     """
     offered = (*handlers, "delay") if list_available is not None else tuple(handlers)
     try:
@@ -138,6 +140,8 @@ def serve(
         pktline.write_flush(out)
         pktline.write_flush(out)  # empty list: keep status=success
         out.flush()
+        if idle is not None:
+            idle()
 
 
 def _status(out: BinaryIO, status: str) -> None:

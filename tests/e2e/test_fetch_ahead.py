@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from helpers import (
     Repos,
     assert_clean_worktree,
@@ -37,31 +38,42 @@ def assert_content(repo: Path, shas: dict[str, str]) -> None:
         assert hashlib.sha256((repo / path).read_bytes()).hexdigest() == sha, path
 
 
-def test_a_clone_fetches_ahead_and_delays_nothing(repos: Repos, sealed) -> None:
+#: mlx.directplace → (delayed answers in a clone, in a checkout of 3 files to download).
+#: By default (1) gitmlx places every file and delays exactly one per checkout, so that git
+#: ends the checkout with list_available_blobs; with 0 git writes the content, and only
+#: downloads that are not fetched ahead are delayed.
+DELAYS = {"1": (1, 1), "0": (0, 3)}
+
+
+@pytest.mark.parametrize("direct", DELAYS)
+def test_a_clone_fetches_ahead_and_delays_nothing(repos: Repos, sealed, direct: str) -> None:
     shas = publish(repos, [f"d{i % 3}/f{i:03d}.bin" for i in range(60)])
     dest, trace = sealed.root / "clone", sealed.tmp / "clone.packets"
 
-    cloned = clone(repos.remote, dest, env={"GIT_TRACE_PACKET": str(trace)})
+    cloned = clone(repos.remote, dest, env={"GIT_TRACE_PACKET": str(trace), "GIT_MLX_DIRECT_PLACE": direct})
 
     assert_no_traceback(cloned)
     assert_content(dest, shas)
     assert_clean_worktree(dest)
-    assert delayed_answers(trace) == 0
+    assert delayed_answers(trace) == DELAYS[direct][0]
 
 
-def test_a_checkout_of_another_commit_delays_as_before(repos: Repos, sealed) -> None:
+@pytest.mark.parametrize("direct", DELAYS)
+def test_a_checkout_of_another_commit_delays_as_before(repos: Repos, sealed, direct: str) -> None:
     first = publish(repos, ["a.bin", "b.bin"])
     dest = sealed.root / "clone"
     clone(repos.remote, dest)
     second = publish(repos, ["a.bin", "b.bin", "c.bin"], size=60_000)  # new versions
     git("fetch", "-q", "origin", cwd=dest)
     trace = sealed.tmp / "checkout.packets"
+    env = {"GIT_TRACE_PACKET": str(trace), "GIT_MLX_DIRECT_PLACE": direct}
 
-    switched = git("checkout", "-q", "origin/main", cwd=dest, env={"GIT_TRACE_PACKET": str(trace)})
+    switched = git("checkout", "-q", "origin/main", cwd=dest, env=env)
 
     assert_no_traceback(switched)
     assert_content(dest, second)
-    assert delayed_answers(trace) == 3
+    assert_clean_worktree(dest)
+    assert delayed_answers(trace) == DELAYS[direct][1]
     assert first.keys() <= second.keys()
 
 

@@ -82,6 +82,9 @@ def test_commands_without_hooks_get_their_content_when_git_closes_the_filter(rep
     assert_clean_worktree(repos.work)
     git("stash", "pop", "-q", cwd=repos.work)
     assert (repos.work / "big.bin").read_bytes() == b"local edit"
+    # ...and still not staged: refreshing the index after the pop's checkout must leave the
+    # entry git changed since alone (`git update-index big.bin` would stage the edit).
+    assert git("status", "--porcelain", cwd=repos.work).stdout == " M big.bin\n"
     git("checkout", "-q", "--", "big.bin", cwd=repos.work)
     assert_content(repos.work, "big.bin", v1)
 

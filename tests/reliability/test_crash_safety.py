@@ -196,14 +196,14 @@ def published(sealed) -> tuple[Path, dict[str, tuple[str, int]]]:
 @pytest.mark.parametrize("writer", ["git", "gitmlx"])
 @pytest.mark.parametrize("trials", TRIALS)
 def test_kill_during_checkout_leaves_no_wrong_bytes_and_a_rerun_completes(trials: int, writer: str, sealed) -> None:
-    """writer=git: the default, git writes files under mlx.directplace itself; gitmlx: with
-    mlx.directplace=1 every file goes through a temporary file and a rename."""
+    """writer=gitmlx: the default, git writes pointers and gitmlx renames each verified
+    file over its pointer; git: with mlx.directplace=0 git writes the content itself."""
     bare, expected = published(sealed)
     source = sealed.root / "work"  # the author's files, to tell a truncated copy from wrong bytes
     dest = sealed.root / "consumer"
     git("clone", "-q", "--no-checkout", bare, dest, cwd=sealed.root)
-    if writer == "gitmlx":
-        git("config", "mlx.directplace", "1", cwd=dest)
+    if writer == "git":
+        git("config", "mlx.directplace", "0", cwd=dest)
 
     def reset(trial: int) -> None:
         (dest / ".git" / "index.lock").unlink(missing_ok=True)

@@ -23,6 +23,7 @@ def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FilterSess
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     monkeypatch.chdir(repo)
+    monkeypatch.setenv("GIT_MLX_DIRECT_PLACE", "0")  # git writes the content (by default it gets pointers)
     errors: list[str] = []
     s = FilterSession(error=lambda message, hint: errors.append(f"{message}; {hint}"))
     pointer = s.ctx.store.insert_stream(io.BytesIO(DATA))
