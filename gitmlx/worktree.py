@@ -152,7 +152,8 @@ def place_over_pointer(
     modified the same way before and after: the content is what smudging that text
     gives. The file keeps the permission bits git gave it. Runs once per file of a
     checkout, so it works on descriptors and strings, not file objects and Paths;
-    `checked_dirs` remembers the folders already found inside the work tree.
+    `checked_dirs` remembers the folders already found inside the work tree (and swept of
+    the temporary files of killed placements).
     """
     target = os.path.join(work_tree, path)
     try:
@@ -174,6 +175,7 @@ def place_over_pointer(
         root = os.path.realpath(work_tree)
         if os.path.commonpath([root, os.path.realpath(folder)]) != root:
             raise MlxError(f"'{path}' is outside the work tree")
+        sweep_temps(Path(folder))  # what a killed placement left here
         if checked_dirs is not None:
             checked_dirs.add(folder)
     return _write_object(store, target, pointer, stat.S_IMODE(st.st_mode), verified, path)

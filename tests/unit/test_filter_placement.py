@@ -185,3 +185,21 @@ def test_with_directplace_0_git_gets_the_content(setup, monkeypatch: pytest.Monk
     git = Git(FilterSession())
     assert git.smudge("a.bin", pointers["a.bin"].encode())
     assert (git.work_tree / "a.bin").read_bytes() == DATA["a.bin"]
+
+
+def test_temporary_files_of_a_killed_placement_are_swept(setup) -> None:
+    s, pointers, _ = setup
+    git = Git(s)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that ran and is gone
+    leftover = git.work_tree / f".a.bin.mlx-{dead.pid}-00000002"
+    leftover.write_bytes(b"half a file")
+    live = git.work_tree / f".a.bin.mlx-{os.getppid()}-00000003"
+    live.write_bytes(b"another process at work")
+    for name, p in pointers.items():
+        git.smudge(name, p.encode())
+
+    git.finish({})
+
+    assert not leftover.exists()
+    assert live.exists()
