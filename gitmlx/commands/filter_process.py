@@ -62,17 +62,28 @@ def run(skip_smudge: bool = False) -> int:
         return session.smudge(content, request.get("pathname", ""), request.get("can-delay") == "1")
 
     try:
-        filter_protocol.serve(
-            protocol_in,
-            protocol_out,
-            {"clean": clean, "smudge": smudge},
-            report_failure,
-            session.list_available,
-            session.idle,
-        )
-        protocol_out.flush()
-    finally:
+        try:
+            filter_protocol.serve(
+                protocol_in,
+                protocol_out,
+                {"clean": clean, "smudge": smudge},
+                report_failure,
+                session.list_available,
+                session.idle,
+            )
+            protocol_out.flush()
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            session.close()
+            raise
         session.close()
+    except KeyboardInterrupt:
+        # Ctrl-C reaches git and this process alike. Finishing the downloads and
+        # placements now would keep a process the user meant to stop running on in the
+        # background; stop as a kill would (nothing partial is under a final name, and
+        # the claim file lets the next hook or filter place what is left).
+        os._exit(130)
     if session.deferred:
         # git closes the filter when it exits, after writing its index, and waits for it
         # (subprocess.c, subprocess_exit_handler): the moment to place what smudge
