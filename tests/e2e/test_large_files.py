@@ -64,6 +64,27 @@ def test_untouched_placed_file_is_recognised_and_an_edit_is_not(repos: Repos, se
     assert status.strip() == "M big.bin", status
 
 
+def test_the_first_status_after_a_clone_reads_no_file(repos: Repos, sealed) -> None:
+    """git takes a file not older than its index (to the second, for a git without
+    USE_NSEC) for racily clean and pipes it through the clean filter again; placed files
+    are dated a second back, and their stat data is in the index, so status reads none."""
+    for i in range(3):
+        write_random(repos.work / f"m{i}.bin", 2 * MIB, f"m{i}")
+    commit_all(repos.work)
+    git("push", "-q", "origin", "main", cwd=repos.work)
+    dest, trace = sealed.root / "clone", sealed.tmp / "status.packets"
+    assert_no_traceback(clone(repos.remote, dest))
+
+    status = git("status", "--porcelain", cwd=dest, env={"GIT_TRACE_PACKET": str(trace)})
+
+    assert status.stdout == ""
+    cleaned = trace.read_text(errors="replace").count("command=clean") if trace.exists() else 0
+    assert cleaned == 0, f"git status ran the clean filter {cleaned} times"
+    # An edit within the same second is still seen.
+    (dest / "m0.bin").write_bytes(b"edited")
+    assert git("status", "--porcelain", cwd=dest).stdout == " M m0.bin\n"
+
+
 def test_commands_without_hooks_get_their_content_when_git_closes_the_filter(repos: Repos, sealed) -> None:
     v1 = write_random(repos.work / "big.bin", 4 * MIB, "v1")
     commit_all(repos.work, "v1")
