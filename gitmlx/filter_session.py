@@ -477,7 +477,15 @@ class FilterSession:
             from gitmlx import transfer
 
             self._index = transfer.common.index_for(self.ctx.store)
-            self._pool = ThreadPoolExecutor(max_workers=self.ctx.config.integer("mlx.concurrency"))
+            workers = self.ctx.config.integer("mlx.concurrency")
+            if getattr(self._remote, "copies_are_local", False):
+                # A directory remote has no latency to hide: its downloads are work for
+                # the CPUs, and more threads than CPUs only fight over the interpreter
+                # lock with the thread answering git (py-spy of a 2,000-file clone: the
+                # 8 download threads mostly waited for it; 2 threads: 0.1-0.2 s less
+                # in 5 of 6 interleaved clones).
+                workers = min(workers, os.cpu_count() or 2)
+            self._pool = ThreadPoolExecutor(max_workers=workers)
         return None
 
     def _start_delayed(self, path: str, pointer: Pointer) -> None:
