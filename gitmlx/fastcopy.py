@@ -78,16 +78,6 @@ def copy_span(src_fd: int, offset: int, dst_fd: int, size: int) -> bool:
 
 
 def copy_file(src: BinaryIO, dst: BinaryIO, size: int) -> None:
-    """`src` into the empty `dst`: by reflink where possible, else by kernel copy. A
-    stream with a `span` (an object inside a store pack) is copied by range."""
-    span = getattr(src, "span", None)
-    if span is not None:
-        fd, offset, length = span
-        if copy_span(fd, offset, dst.fileno(), min(size, length)):
-            return
-        dst.seek(0)
-        dst.truncate()
-        shutil.copyfileobj(src, dst, _BLOCK)
-        return
+    """`src` into the empty `dst`: by reflink where possible, else by kernel copy."""
     if not reflink(src, dst):
         copy_range(src, dst, size)

@@ -123,18 +123,13 @@ class PackedObjectReader(io.RawIOBase):
     """A read-only, seekable stream over one object's bytes inside a pack.
 
     It has no `fileno()`: the descriptor is the whole pack's, so code that would hand it
-    to the kernel whole (reflink) falls back to reading, as it must; `span` gives what a
-    ranged kernel copy (copy_file_range with an offset) needs instead.
+    to the kernel (reflink, copy_file_range) falls back to reading, as it must; a ranged
+    kernel copy gets the pack's descriptor and offset from `Store.locate` instead.
     """
 
     def __init__(self, fd: int, offset: int, size: int) -> None:
         super().__init__()
         self._fd, self._start, self._size, self._pos = fd, offset, size, 0
-
-    @property
-    def span(self) -> tuple[int, int, int]:
-        """(pack descriptor, offset, length) of the bytes not read yet."""
-        return self._fd, self._start + self._pos, self._size - self._pos
 
     def readable(self) -> bool:
         return True
