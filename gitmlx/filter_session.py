@@ -81,7 +81,7 @@ class FilterSession:
         self._placing: dict[str, tuple[Pointer, bytes, Future[None]]] = {}
         #: Placed files whose stat data the stat cache and git's index still need.
         self._placed: list[tuple[str, Pointer, bytes, os.stat_result]] = []
-        self._to_refresh: dict[str, tuple[Pointer, bytes, os.stat_result]] = {}
+        self._to_refresh: dict[str, tuple[Pointer, os.stat_result]] = {}
         #: Whether this checkout has delayed a file so that git ends it with list_available_blobs.
         self._barrier = False
         #: Pointer text and download of the file delayed for that.
@@ -137,7 +137,7 @@ class FilterSession:
         return self._remote
 
     def clean(self, source: filters.Source, path: str = "") -> bytes:
-        self._check_written()
+        self._git_moved_on()
         known = self._untouched_since_placed(path)
         if known is not None:
             return filters.clean_unchanged(source, known, path)
@@ -427,7 +427,7 @@ class FilterSession:
         with self._stat_cache.batch():
             for path, pointer, text, st in done:
                 self._stat_cache.record(path, st, text)
-                self._to_refresh[path] = (pointer, text, st)
+                self._to_refresh[path] = (pointer, st)
 
     def _drop_claim(self) -> None:
         """Every claimed file is placed or reported: nothing is left for another process."""
@@ -457,7 +457,7 @@ class FilterSession:
         from gitmlx import worktree
         from gitmlx.git.scan import TrackedFile
 
-        placed = {path: (TrackedFile(path, pointer), st) for path, (pointer, _, st) in self._to_refresh.items()}
+        placed = {path: (TrackedFile(path, pointer), st) for path, (pointer, st) in self._to_refresh.items()}
         self._to_refresh = {}
         try:
             worktree.refresh_index(self.ctx.paths.work_tree, placed)

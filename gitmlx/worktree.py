@@ -58,9 +58,28 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _temp_for(target: Path) -> Path:
-    """`.<name>.mlx-<pid>-<hex>` beside the target: same file system, so the rename is atomic."""
-    return target.with_name(f".{target.name}.mlx-{os.getpid()}-{secrets.token_hex(4)}")
+_temp_numbers = itertools.count()
+
+
+def _create_temp(target: str | Path, mode: int) -> tuple[str, int]:
+    """A new file `.<name>.mlx-<pid>-<8 hex>` beside the target (same file system, so the
+    rename is atomic) and its descriptor, open for writing. The hex counts up within a
+    process; a name a dead process with the same pid left gets random hex instead."""
+    folder, base = os.path.split(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    tmp = os.path.join(folder, f".{base}.mlx-{os.getpid()}-{next(_temp_numbers) & 0xFFFFFFFF:08x}")
+    try:
+        return tmp, os.open(tmp, flags, mode)
+    except FileExistsError:
+        tmp = os.path.join(folder, f".{base}.mlx-{os.getpid()}-{secrets.token_hex(4)}")
+        return tmp, os.open(tmp, flags, mode)
+
+
+def _check_inside(work_tree: Path, folder: str, name: str) -> None:
+    """Refuse a folder that resolves (through symbolic links) outside the work tree."""
+    root = os.path.realpath(work_tree)
+    if os.path.commonpath([root, os.path.realpath(folder)]) != root:
+        raise MlxError(f"'{name}' is outside the work tree")
 
 
 def process_alive(pid: int) -> bool:
@@ -118,8 +137,7 @@ def place(
     untouched file without re-hashing it. Returns the placed file's stat data, for the index.
     """
     target = work_tree / tracked.path
-    if not target.resolve().is_relative_to(work_tree.resolve()):
-        raise MlxError(f"'{tracked.path}' is outside the work tree")
+    _check_inside(work_tree, os.path.dirname(target), tracked.path)
     mode = 0o755 if tracked.mode == "100755" else 0o644
     st = _write_object(store, target, tracked.pointer, mode, verified, tracked.path)
     if cache is not None:
@@ -164,16 +182,11 @@ def place_over_pointer(
         os.close(fd)
     folder = os.path.dirname(target)
     if checked_dirs is None or folder not in checked_dirs:
-        root = os.path.realpath(work_tree)
-        if os.path.commonpath([root, os.path.realpath(folder)]) != root:
-            raise MlxError(f"'{path}' is outside the work tree")
+        _check_inside(work_tree, folder, path)
         sweep_temps(Path(folder))  # what a killed placement left here
         if checked_dirs is not None:
             checked_dirs.add(folder)
     return _write_object(store, target, pointer, stat.S_IMODE(st.st_mode), verified, path)
-
-
-_temp_numbers = itertools.count()
 
 
 def _write_object(
@@ -181,13 +194,7 @@ def _write_object(
 ) -> os.stat_result:
     """`target` atomically made to hold the object, checked against its oid (or, when
     `verified`, its size), with permission bits `mode`; its stat data."""
-    folder, base = os.path.split(target)
-    tmp = os.path.join(folder, f".{base}.mlx-{os.getpid()}-{next(_temp_numbers) & 0xFFFFFFFF:08x}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    except FileExistsError:  # left by an earlier process that had this pid
-        tmp = str(_temp_for(Path(target)))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    tmp, fd = _create_temp(target, mode)
     renamed = False
     try:
         _copy_object(store, pointer, fd, verified, name)
@@ -278,15 +285,20 @@ def _hash_range(src: int, offset: int, size: int, dst: int | None = None) -> str
 
 def replace_with(target: Path, data: bytes) -> None:
     """Atomically make `target` hold `data` (a pointer), keeping its permission bits."""
-    tmp = _temp_for(target)
+    mode = stat.S_IMODE(os.lstat(target).st_mode)
+    tmp, fd = _create_temp(target, mode)
+    renamed = False
     try:
-        with open(tmp, "xb") as dst:
+        with open(fd, "wb", closefd=False) as dst:
             dst.write(data)
-            os.fchmod(dst.fileno(), stat.S_IMODE(os.lstat(target).st_mode))
+        os.fchmod(fd, mode)
         os.replace(tmp, target)
+        renamed = True
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        os.close(fd)
+        if not renamed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def place_all(
