@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitmlx import filters, patterns
 from gitmlx import pointer as pointers
@@ -36,6 +37,9 @@ from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
 from gitmlx.remotes.base import Remote
 from gitmlx.sizes import human_size
 from gitmlx.statcache import StatCache
+
+if TYPE_CHECKING:
+    from gitmlx import worktree
 
 
 class FilterSession:
@@ -89,6 +93,8 @@ class FilterSession:
         self._claim_fd: int | None = None
         #: Work-tree folders found to be inside the work tree (`place_over_pointer`).
         self._checked_dirs: set[str] = set()
+        #: The file each placement fills and swaps in (`worktree.SpareFile`), once needed.
+        self._spare: worktree.SpareFile | None = None
 
     @property
     def skip_smudge(self) -> bool:
@@ -409,7 +415,11 @@ class FilterSession:
         from gitmlx import worktree
 
         verified = pointer.oid in self._verified
-        return worktree.place_over_pointer(self.ctx.store, work_tree, path, pointer, text, verified, self._checked_dirs)
+        if self._spare is None:
+            self._spare = worktree.SpareFile(self.ctx.paths.git_dir)
+        return worktree.place_over_pointer(
+            self.ctx.store, work_tree, path, pointer, text, verified, self._checked_dirs, self._spare
+        )
 
     def _finish_placements(self) -> None:
         """Place every file left and record what was placed in the stat cache (git's index
@@ -438,6 +448,8 @@ class FilterSession:
 
     def _finish_checkout(self) -> None:
         self._finish_placements()
+        if self._spare is not None:
+            self._spare.remove()
         # Dropped now, not when git closes this process: its post-checkout hook then has
         # nothing to do and is not started. Killed before the index refresh, the placed
         # files are found by their stat-cache records (the refresh is only a speed-up).
@@ -721,6 +733,8 @@ class FilterSession:
     def close(self) -> None:
         self._git_moved_on()  # git has written the last file, or has gone away
         self._finish_placements()
+        if self._spare is not None:
+            self._spare.remove()
         try:
             self.ctx.store.sync()
         except OSError as exc:  # a full disk: the objects stay in the store's tmp/, not lost

@@ -13,6 +13,7 @@ present" is success, so any number of processes may insert the same object at on
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import errno
 import hashlib
@@ -33,6 +34,8 @@ from gitmlx import store_packs
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.pointer import Pointer, is_valid_oid
 
+#: Bytes of pack ranges copied out whose pages stay cached a little longer (`copied_out`).
+_COPIED_LAG = 16 * 1024 * 1024
 #: Read and write size for streaming; large enough that per-call overhead vanishes.
 BLOCK_SIZE = 1024 * 1024
 #: Objects at least this big are fsynced before their rename; smaller ones are synced
@@ -338,6 +341,10 @@ class Store:
         self._retired_fds: list[int] = []
         self._sync_registered = False
         self._recovered = False
+        #: Pack ranges copied out recently, whose pages leave the page cache later
+        #: (`copied_out`), and their total size.
+        self._copied: collections.deque[tuple[int, int, int]] = collections.deque()
+        self._copied_bytes = 0
 
     def path(self, oid: str) -> Path:
         """Where `oid` lives as a loose object. Refuses anything but 64 lowercase hex digits
@@ -589,6 +596,29 @@ class Store:
             return str(where)
         pack, offset, size = where
         return pack.fd, offset, size
+
+    def copied_out(self, where: tuple[int, int, int] | str) -> None:
+        """The caller has copied these bytes (a `locate` answer) into the work tree: the
+        store's copy is now a cold backup, so its pages may leave the page cache.
+
+        Why: placing an object writes it twice, into the store and into the work tree, and
+        the store copy is seldom read again. Dropping its pages (those of a pack range,
+        once written back: the pack's writer starts that every few MiB) lets the kernel
+        reuse them for the next files instead of growing the page cache by both copies.
+        On the VM the benchmarks run on, a page the guest has not used before costs ~13
+        times as much to write as a reused one (256 MiB: 0.76 s vs 0.06 s); elsewhere a
+        clone of N bytes simply leaves N, not 2N, in memory. The last `_COPIED_LAG` bytes
+        are kept: their writeback may not be done yet (dirty pages are never dropped).
+        """
+        if isinstance(where, str) or not hasattr(os, "posix_fadvise"):
+            return
+        self._copied.append(where)
+        self._copied_bytes += where[2]
+        while self._copied_bytes > _COPIED_LAG:
+            fd, offset, size = self._copied.popleft()
+            self._copied_bytes -= size
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(fd, offset, size, os.POSIX_FADV_DONTNEED)
 
     def is_packed(self, oid: str) -> bool:
         return self._find(oid) is not None and not self.path(oid).is_file()

@@ -30,6 +30,11 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from gitmlx import oscalls
+
+#: A pending pack starts writing back its bytes every this many (`PendingPack.add`).
+WRITEBACK_STEP = 8 * 1024 * 1024
+
 MAGIC = b"MLXSPACK"
 VERSION = 1
 HEADER = struct.Struct(">8sII")  # magic, version, reserved (0)
@@ -188,6 +193,8 @@ class PendingPack:
         self.durable = False
         self._lock = threading.Lock()
         self._closed = False
+        #: Where the last `start_writeback` ended.
+        self._written_back = 0
 
     def add(self, oid: str, data: bytes | bytearray | memoryview, durable: bool) -> bool:
         """Append a record: its header (oid, size), then the object's bytes. False (nothing
@@ -203,6 +210,11 @@ class PendingPack:
             _pwrite_all(self.fd, view, at)
             self.end = at + len(view)
             self.entries[oid] = (at, len(view))
+            if self.end - self._written_back >= WRITEBACK_STEP:
+                # Write back as we go: the pages can then leave the page cache once their
+                # objects are placed (Store.copied_out), and a final fsync has less to do.
+                oscalls.start_writeback(self.fd, self._written_back, self.end - self._written_back)
+                self._written_back = self.end
             self.durable = self.durable or durable
             return True
 

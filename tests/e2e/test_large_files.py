@@ -3,6 +3,7 @@ writes the content, and git never holds the file in memory (issue: files larger 
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 
@@ -80,6 +81,8 @@ def test_the_first_status_after_a_clone_reads_no_file(repos: Repos, sealed) -> N
     assert status.stdout == ""
     cleaned = trace.read_text(errors="replace").count("command=clean") if trace.exists() else 0
     assert cleaned == 0, f"git status ran the clean filter {cleaned} times"
+    # The placements' spare file (swapped with each pointer) is gone with the checkout.
+    assert [n for n in os.listdir(dest / ".git") if n.startswith("mlx-spare.")] == []
     # An edit within the same second is still seen.
     (dest / "m0.bin").write_bytes(b"edited")
     assert git("status", "--porcelain", cwd=dest).stdout == " M m0.bin\n"

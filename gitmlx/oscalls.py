@@ -1,0 +1,75 @@
+"""Linux file-system calls Python's os module lacks, made through ctypes.
+
+Owns: ctypes and the C library's `renameat2` (glibc 2.28+, musl 1.2.3+) and
+`sync_file_range`.
+Must not: fall back to other calls; callers decide what to do where a call is missing
+(`can_exchange()` is False) or refused (OSError).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Any
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+@functools.cache
+def _libc() -> Any:
+    """The C library through ctypes, or None (not Linux, no ctypes)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+    except ImportError:
+        return None
+    return ctypes.CDLL(None, use_errno=True)
+
+
+@functools.cache
+def _function(name: str, *argtypes: str) -> Any:
+    """The C library's function `name` with argument types named from ctypes, or None."""
+    libc = _libc()
+    function = getattr(libc, name, None) if libc is not None else None
+    if function is not None:
+        import ctypes
+
+        function.argtypes = [getattr(ctypes, t) for t in argtypes]
+        function.restype = ctypes.c_int
+    return function
+
+
+def _renameat2() -> Any:
+    return _function("renameat2", "c_int", "c_char_p", "c_int", "c_char_p", "c_uint")
+
+
+def can_exchange() -> bool:
+    """Whether this system has renameat2 at all (a file system may still refuse it)."""
+    return _renameat2() is not None
+
+
+def exchange(a: str, b: str) -> None:
+    """Make name `a` refer to what `b` did and `b` to what `a` did, in one step: at no
+    moment is either name missing or partly switched. Both must exist, on one file
+    system. OSError as rename(2) gives it (EINVAL: the file system cannot exchange)."""
+    function = _renameat2()
+    if function is None:
+        raise OSError(38, "renameat2 is not available here")  # ENOSYS
+    if function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        import ctypes
+
+        number = ctypes.get_errno()
+        raise OSError(number, f"cannot exchange '{a}' and '{b}': {os.strerror(number)}")
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing `length` dirty bytes of `fd` from `offset` to disk,
+    without waiting (sync_file_range SYNC_FILE_RANGE_WRITE: no durability promise, no
+    metadata). Does nothing where the call is missing or refused."""
+    function = _function("sync_file_range", "c_int", "c_longlong", "c_longlong", "c_uint")
+    if function is not None:
+        function(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
