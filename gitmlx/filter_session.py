@@ -492,11 +492,12 @@ class FilterSession:
             workers = self.ctx.config.integer("mlx.concurrency")
             if getattr(self._remote, "copies_are_local", False):
                 # A directory remote has no latency to hide: its downloads are work for
-                # the CPUs, and more threads than CPUs only fight over the interpreter
-                # lock with the thread answering git (py-spy of a 2,000-file clone: the
-                # 8 download threads mostly waited for it; 2 threads: 0.1-0.2 s less
-                # in 5 of 6 interleaved clones).
-                workers = min(workers, os.cpu_count() or 2)
+                # the CPUs, and git and the thread answering it need one of them. More
+                # threads only fight over the interpreter lock with that thread (py-spy
+                # of a 2,000-file clone on 2 CPUs: 8 download threads mostly waited for
+                # it; 2 threads were 0.1-0.2 s faster than 8 in 5 of 6 interleaved
+                # clones, 1 thread 0.1 s faster than 2 in two runs of 5).
+                workers = min(workers, max(1, (os.cpu_count() or 2) - 1))
             self._pool = ThreadPoolExecutor(max_workers=workers)
         return None
 

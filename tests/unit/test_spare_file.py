@@ -185,3 +185,17 @@ def test_the_store_copies_of_placed_objects_leave_the_page_cache(repo: Path) -> 
     assert cached <= pages // 20, (cached, pages)
     cached, pages = resident_pages(pack, size - 15 * 1024 * 1024, size)
     assert cached == pages
+
+
+@pytest.mark.parametrize("verified", [False, True], ids=["hashed", "kernel-copied"])
+def test_an_object_shorter_than_the_spare_s_old_text_is_cut_to_its_size(repo: Path, verified: bool) -> None:
+    """The spare is not emptied before each copy (see SpareFile.open): the old pointer
+    text beyond a small object's end must not survive."""
+    store = Store(repo / ".git" / "mlx")
+    spare = worktree.SpareFile(repo / ".git")
+    for name, data in (("big.bin", RNG.randbytes(50_000)), ("tiny.bin", b"12345"), ("empty.bin", b"")):
+        pointer = store.insert_stream(io.BytesIO(data))
+        text = write_pointer(repo / name, pointer)
+        st = worktree.place_over_pointer(store, repo, name, pointer, text, verified=verified, spare=spare)
+        assert st is not None and st.st_size == len(data)
+        assert (repo / name).read_bytes() == data
