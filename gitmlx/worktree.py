@@ -20,7 +20,7 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmlx import fastcopy
+from gitmlx import fastcopy, oscalls
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.git import index_file
 from gitmlx.git.plumbing import index_location, run_git
@@ -220,7 +220,7 @@ class SpareFile:
     and the next 30 seconds of anybody's creates in those block groups. A swap
     (renameat2 RENAME_EXCHANGE) is as atomic as the rename (the work-tree file holds its
     pointer or the whole object, never anything else) and frees nothing: the pointer's
-    inode, now under the spare's name, is emptied and filled with the next file. A
+    inode, now under the spare's name, is overwritten with the next file. A
     checkout creates one inode and frees one, whatever its number of files.
 
     The swap also tells whether git's pointer file was still there: when the name held
@@ -276,15 +276,22 @@ class SpareFile:
         """Exchange the filled spare with `target`, which held the pointer file
         `pointer_file`; False, `target` back as it was, when it was another file by then.
         OSError when the file system cannot swap."""
-        from gitmlx import oscalls
-
         oscalls.exchange(self.path, target)
         now = os.lstat(self.path)
         # The inode number alone could be a new file's (a freed number is reused at once);
         # the exchange changed the ctime but not the modification time or size.
         if _identity(now) == _identity(pointer_file):
             return True
-        oscalls.exchange(self.path, target)
+        try:
+            oscalls.exchange(self.path, target)
+        except OSError as exc:
+            # The spare's name holds the other file now: never delete it (nor reuse it).
+            self._exists, self._device = False, -1
+            raise MlxError(
+                f"'{target}' changed during the checkout and could not be put back "
+                f"({exc.strerror or exc}): its bytes are in '{self.path}'",
+                f"move '{self.path}' back to '{target}'",
+            ) from exc
         return False
 
     def disable(self) -> None:
@@ -300,8 +307,6 @@ class SpareFile:
                 os.unlink(self.path)
 
     def _start(self) -> int:
-        from gitmlx import oscalls
-
         if not oscalls.can_exchange():
             return -1
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gitmlx import oscalls, worktree
+from gitmlx.errors import MlxError
 from gitmlx.pointer import Pointer
 from gitmlx.store import Store
 
@@ -199,3 +200,34 @@ def test_an_object_shorter_than_the_spare_s_old_text_is_cut_to_its_size(repo: Pa
         st = worktree.place_over_pointer(store, repo, name, pointer, text, verified=verified, spare=spare)
         assert st is not None and st.st_size == len(data)
         assert (repo / name).read_bytes() == data
+
+
+def test_a_replaced_file_that_cannot_be_put_back_is_named_and_never_deleted(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(repo / ".git" / "mlx")
+    ((data, pointer),) = stored(store, 1, 20_000).values()
+    write_pointer(repo / "a.bin", pointer)
+    git_wrote = os.stat(repo / "a.bin")
+    spare = worktree.SpareFile(repo / ".git")
+    fd = spare.open(git_wrote.st_dev, 0o644)
+    assert fd is not None
+    os.write(fd, data)
+    os.close(fd)
+    (repo / "a.bin").unlink()
+    (repo / "a.bin").write_bytes(b"the user's edit")
+    calls = []
+    real = oscalls.exchange
+
+    def exchange_once(a: str, b: str) -> None:
+        calls.append((a, b))
+        if len(calls) > 1:
+            raise OSError(5, "Input/output error")
+        real(a, b)
+
+    monkeypatch.setattr(oscalls, "exchange", exchange_once)
+    with pytest.raises(MlxError, match="could not be put back") as raised:
+        spare.swap(str(repo / "a.bin"), git_wrote)
+    assert spare.path in raised.value.hint
+    spare.remove()
+    assert Path(spare.path).read_bytes() == b"the user's edit"
