@@ -3,16 +3,22 @@ sits inside an object of the local store.
 
 Owns: `index.sqlite` beside the local store (sqlite3 from the standard library: shared
 safely by concurrent processes, constant memory however many chunks are known).
-Must not: talk to a remote. Everything here is a hint: a remote location is re-checked
-(the pack must exist before a manifest names it) and local bytes are verified with the
-object's sha256, so a stale or damaged index can cost dedup, never correctness.
+Must not: talk to a remote.
 
-Dedup knowledge therefore comes only from manifests this client wrote or fetched:
+A local row is a hint: bytes taken from a local object are hashed before use. A remote
+row is not: a push names a remote chunk in its manifest after checking only that the pack
+exists and is long enough, so the chunk's sha256 must already be proven. A row therefore
+enters only for a chunk whose bytes this client hashed to that sha256: chunks it uploaded,
+and chunks it downloaded and hashed on the way in. A fetched manifest's claims alone are
+never enough (docs/threat-model.md, "Chunk-index poisoning").
+
+Dedup knowledge therefore comes only from chunks this client wrote or read:
 no index server, no listing of the bucket.
 """
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -30,6 +36,9 @@ CREATE TABLE IF NOT EXISTS local_chunks (
     hash BLOB PRIMARY KEY, oid TEXT NOT NULL, offset INTEGER NOT NULL, raw INTEGER NOT NULL) WITHOUT ROWID;
 """
 _BATCH = 500
+#: `PRAGMA user_version` of the current schema. Version 0 (before 2026-12) recorded every
+#: chunk a fetched manifest claimed, proven or not: its rows are dropped on open.
+_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,13 @@ class ChunkIndex:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            if db.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
+                db.execute("BEGIN IMMEDIATE")
+                if db.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
+                    db.execute("DELETE FROM remote_chunks")
+                    db.execute("DELETE FROM local_chunks")
+                    db.execute(f"PRAGMA user_version = {_VERSION}")
+                db.execute("COMMIT")
             self._db = db
         return self._db
 
@@ -157,12 +173,17 @@ class ChunkIndex:
             self._conn().execute("DELETE FROM remote_chunks WHERE remote = ? AND pack = ?", (remote, pack))
 
     def add_local_object(self, manifest: Manifest) -> None:
-        """Record where each chunk of a stored object sits inside it."""
+        """Record where each chunk of a stored object sits inside it: for a manifest this
+        client wrote from the object's own bytes."""
+        offsets = itertools.accumulate((c.raw for c in manifest.chunks), initial=0)  # one more than chunks
+        rows = [(c.hash, o, c.raw) for c, o in zip(manifest.chunks, offsets, strict=False)]
+        self.add_local_chunks(manifest.oid, rows)
+
+    def add_local_chunks(self, oid: str, chunks: Iterable[tuple[bytes, int, int]]) -> None:
+        """Record chunks (sha256, offset, length) found inside stored object `oid`."""
         with self._lock:
-            offset = 0
-            for c in manifest.chunks:
-                self._local_rows[c.hash] = (c.hash, manifest.oid, offset, c.raw)
-                offset += c.raw
+            for digest, offset, raw in chunks:
+                self._local_rows[digest] = (digest, oid, offset, raw)
             if len(self._remote_rows) + len(self._local_rows) >= self.FLUSH_ROWS:
                 self._flush_locked()
 

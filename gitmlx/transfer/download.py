@@ -8,10 +8,15 @@ can make a download fail, never produce a wrong object.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import itertools
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
 from gitmlx import codec, layout
@@ -62,14 +67,68 @@ def fetch_manifest(remote: Remote, pointer: Pointer) -> tuple[Manifest, int]:
     return decode(data, pointer), len(data)
 
 
+class _ChunkProver:
+    """Hashes chunks' raw bytes and compares them with the sha256 their manifest claims;
+    `verified()` lists the manifest indexes that matched.
+
+    The object's own hash proves the bytes, not the claims: a manifest may rebuild its
+    object correctly and still lie about a chunk's hash, and only a proven claim may enter
+    the chunk index, where a later push would reuse it for other content
+    (docs/threat-model.md, "Chunk-index poisoning").
+
+    Past `INLINE_BYTES`, batches are hashed on a helper thread while the download goes on
+    (hashlib releases the interpreter lock), at most `IN_FLIGHT` batches at a time, so a
+    large object's proof costs a copy of its bytes rather than a second serial hash.
+    """
+
+    INLINE_BYTES = 4 * 1024 * 1024
+    IN_FLIGHT = 2
+    _pool: ThreadPoolExecutor | None = None
+    _pool_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.batch: list[tuple[int, bytes, bytes]] = []  # (index, claimed sha256, raw bytes)
+        self.batch_bytes = 0
+        self.jobs: deque[Future[list[int]]] = deque()
+        self.done: list[int] = []
+
+    def add(self, index: int, claim: bytes, raw: bytes) -> None:
+        self.batch.append((index, claim, raw))
+        self.batch_bytes += len(raw)
+        if self.batch_bytes >= self.INLINE_BYTES:
+            if len(self.jobs) >= self.IN_FLIGHT:
+                self.done += self.jobs.popleft().result()
+            self.jobs.append(self._helper().submit(_prove, self.batch))
+            self.batch, self.batch_bytes = [], 0
+
+    def verified(self) -> list[int]:
+        while self.jobs:
+            self.done += self.jobs.popleft().result()
+        self.done += _prove(self.batch)
+        self.batch, self.batch_bytes = [], 0
+        return self.done
+
+    @classmethod
+    def _helper(cls) -> ThreadPoolExecutor:
+        with cls._pool_lock:
+            if cls._pool is None:
+                cls._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx-prove")
+            return cls._pool
+
+
+def _prove(batch: list[tuple[int, bytes, bytes]]) -> list[int]:
+    return [index for index, claim, raw in batch if hashlib.sha256(raw).digest() == claim]
+
+
 class _ChunkSplitter:
     """A sink for one ranged read: splits the pack bytes into chunks, decodes each and
-    writes the raw bytes to the object being rebuilt."""
+    writes the raw bytes to the object being rebuilt; each chunk goes to a _ChunkProver."""
 
-    def __init__(self, chunks: list[ChunkRef], out: ObjectWriter) -> None:
-        self.chunks, self.out = chunks, out
+    def __init__(self, chunks: list[ChunkRef], out: ObjectWriter, first: int = 0) -> None:
+        self.chunks, self.out, self.first = chunks, out, first
         self.k, self.left = 0, chunks[0].stored
         self.pending = bytearray()
+        self.prover = _ChunkProver()
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -88,13 +147,21 @@ class _ChunkSplitter:
                 if run is not None:
                     self.out.write(view[run:pos])
                     run = None
+            whole = take == chunk.stored  # the chunk lies in this view: one copy, not two
+            if not whole:
                 self.pending += view[pos : pos + take]
             pos += take
             self.left -= take
             if self.left == 0:
-                if chunk.codec != CODEC_RAW:
-                    self.out.write(codec.decode(chunk.codec, self.pending, chunk.raw))
+                if whole:
+                    raw = bytes(view[pos - take : pos])
+                else:
+                    raw = bytes(self.pending)
                     self.pending.clear()
+                if chunk.codec != CODEC_RAW:
+                    raw = codec.decode(chunk.codec, raw, chunk.raw)
+                    self.out.write(raw)
+                self.prover.add(self.first + self.k, chunk.hash, raw)
                 self.k += 1
                 self.left = self.chunks[self.k].stored if self.k < len(self.chunks) else 0
         if run is not None:
@@ -103,6 +170,10 @@ class _ChunkSplitter:
     def finish(self) -> None:
         if self.k != len(self.chunks):
             raise IntegrityError("a pack on the remote ended early", "run 'git mlx fsck --remote'")
+
+    def verified(self) -> list[int]:
+        """Manifest indexes of the chunks whose bytes hashed to their claimed sha256."""
+        return self.prover.verified()
 
 
 class _Counting:
@@ -114,15 +185,29 @@ class _Counting:
         self.sink.write(data)
 
 
+@dataclass
+class _Proven:
+    """Indexes of a manifest's chunks whose bytes hashed to the sha256 it claims for them:
+    read from the remote (`fetched`), or copied from a local object (`local`)."""
+
+    fetched: list[int] = field(default_factory=list)
+    local: list[int] = field(default_factory=list)
+
+
 def rebuild(
     store: Store,
     remote: Remote,
     manifest: Manifest,
     local: dict[bytes, LocalChunk],
     progress: ProgressCallback | None,
-) -> int:
-    """Write the object into the store from local chunks and pack ranges; bytes fetched."""
+) -> tuple[int, _Proven]:
+    """Write the object into the store from local chunks and pack ranges: bytes fetched,
+    and which chunks' bytes hashed to what the manifest claims.
+
+    A local chunk whose bytes do not hash to the claimed sha256 fails the rebuild at once
+    (the caller retries from the remote alone)."""
     wire = [0]
+    proven = _Proven()
     chunks = manifest.chunks
     with store.writer(durable=False) as writer, ExitStack() as files:
         handles: dict[str, BinaryIO] = {}
@@ -135,9 +220,10 @@ def rebuild(
                 src = handles[here.oid]
                 src.seek(here.offset)
                 data = src.read(here.raw)
-                if len(data) != here.raw:
-                    raise IntegrityError(f"local object {here.oid[:10]} is shorter than its manifest says")
+                if len(data) != here.raw or hashlib.sha256(data).digest() != chunks[i].hash:
+                    raise IntegrityError(f"local object {here.oid[:10]} does not hold the chunk the index says")
                 writer.write(data)
+                proven.local.append(i)
                 if progress:
                     progress(len(data))
                 i += 1
@@ -153,13 +239,14 @@ def rebuild(
             ):
                 end += chunks[j].stored
                 j += 1
-            splitter = _ChunkSplitter(list(chunks[i:j]), writer)
+            splitter = _ChunkSplitter(list(chunks[i:j]), writer, i)
             start = chunks[i].offset
             remote.get(layout.pack_key(chunks[i].pack), _Counting(splitter, wire), start, progress, end - start)
             splitter.finish()
+            proven.fetched += splitter.verified()
             i = j
         writer.commit(manifest.pointer)
-    return wire[0]
+    return wire[0], proven
 
 
 def _fetch(store: Store, remote: Remote, index: ChunkIndex, pointer: Pointer, progress: ProgressCallback | None) -> int:
@@ -173,20 +260,26 @@ def _fetch_known(
     """Rebuild an object whose manifest is in hand, reusing chunks of local objects."""
     local = {h: c for h, c in index.local_chunks(c.hash for c in manifest.chunks).items() if store.has(c.oid)}
     try:
-        wire = rebuild(store, remote, manifest, local, progress)
+        wire, proven = rebuild(store, remote, manifest, local, progress)
     except IntegrityError:
         if not local:
             raise
         # A local chunk may be stale (object replaced on disk): retry from the remote alone.
-        wire = rebuild(store, remote, manifest, {}, progress)
-    _remember(index, remote_identity(remote), manifest)
+        wire, proven = rebuild(store, remote, manifest, {}, progress)
+    _remember(index, remote_identity(remote), manifest, proven)
     return wire
 
 
-def _remember(index: ChunkIndex, remote: str, manifest: Manifest) -> None:
-    """Record where the stored object's chunks are, locally and on the remote (for dedup)."""
-    index.add_remote_chunks(remote, manifest.chunks)
-    index.add_local_object(manifest)
+def _remember(index: ChunkIndex, remote: str, manifest: Manifest, proven: _Proven) -> None:
+    """Record where the stored object's chunks are, locally and on the remote (for dedup),
+    only for chunks whose claims were proven on the way in. A chunk copied from a local
+    object proves nothing about its place on the remote: it is recorded as local only."""
+    chunks = manifest.chunks
+    index.add_remote_chunks(remote, [chunks[i] for i in proven.fetched])
+    offsets = list(itertools.accumulate((c.raw for c in chunks), initial=0))
+    index.add_local_chunks(
+        manifest.oid, [(chunks[i].hash, offsets[i], chunks[i].raw) for i in proven.local + proven.fetched]
+    )
 
 
 # -- many small objects: one read per run of adjacent objects in a pack ------------------
@@ -240,7 +333,9 @@ class _SpanReader:
     while the rest are still on their way; one object failing its check fails alone.
     """
 
-    def __init__(self, store: Store, spans: list[_Span], stored: Callable[[Manifest, BaseException | None], None]):
+    def __init__(
+        self, store: Store, spans: list[_Span], stored: Callable[[Manifest, _Proven, BaseException | None], None]
+    ):
         self.store, self.spans, self.stored = store, spans, stored
         self.k = 0
         self.pos = spans[0].start
@@ -280,15 +375,18 @@ class _SpanReader:
 
     def _complete(self, span: _Span) -> None:
         failure, self.failure = self.failure, None
+        proven = _Proven()
         if failure is None:
             try:
-                self._splitter(span).finish()
+                splitter = self._splitter(span)
+                splitter.finish()
                 self.writer.commit(span.manifest.pointer)  # type: ignore[union-attr]
+                proven.fetched = splitter.verified()
             except (MlxError, OSError) as exc:
                 failure = exc
         self._drop_writer()
         self.k += 1
-        self.stored(span.manifest, failure)
+        self.stored(span.manifest, proven, failure)
 
     def _drop_writer(self) -> None:
         if self.writer is not None:
@@ -329,9 +427,9 @@ def fetch_batch(
         wire[0] += size
         manifests.append(manifest)
 
-    def stored(manifest: Manifest, failure: BaseException | None) -> None:
+    def stored(manifest: Manifest, proven: _Proven, failure: BaseException | None) -> None:
         if failure is None:
-            _remember(index, identity, manifest)
+            _remember(index, identity, manifest, proven)
         done(wanted[(manifest.oid, manifest.size)], failure)
 
     def alone(manifest: Manifest) -> None:
