@@ -144,6 +144,9 @@ class FilterSession:
 
     def clean(self, source: filters.Source, path: str = "") -> bytes:
         self._git_moved_on()
+        if patterns.never_tracked(path):
+            # git holds these files in memory itself (attr.c caps .gitattributes at 100 MiB).
+            return source.read()
         known = self._untouched_since_placed(path)
         if known is not None:
             return filters.clean_unchanged(source, known, path)

@@ -60,6 +60,18 @@ def _translate(pattern: str, classes: bool) -> str:
     return f"{prefix}{''.join(out)}(?:/.*)?"
 
 
+#: Files git, gitmlx or Git LFS read as configuration from a checkout. As pointers they
+#: would break every clone (a `.gitattributes` pointer holds none of the filter lines that
+#: say which files to restore), so clean passes them through whatever the attributes say
+#: and `track` writes an exclusion for them.
+NEVER_TRACKED = (".gitattributes", ".gitignore", ".gitmodules", ".mailmap", ".mlxconfig", ".lfsconfig")
+
+
+def never_tracked(path: str) -> bool:
+    """Whether `path` (relative to the top, '/'-separated) is one of NEVER_TRACKED, at any depth."""
+    return path.rpartition("/")[2] in NEVER_TRACKED
+
+
 def matches(path: str, pattern: str) -> bool:
     return _compile(pattern).fullmatch(path) is not None
 

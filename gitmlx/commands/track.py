@@ -3,6 +3,12 @@
 A tracked pattern gets `filter=mlx diff=mlx merge=mlx -text`. Patterns are written to
 the top-level `.gitattributes`, relative to the top; spaces become `[[:space:]]` since
 gitattributes splits on whitespace.
+
+A pattern that also covers a file git reads as configuration (`track "*"` covers
+`.gitattributes` itself) gets, at the end of the file, an exclusion line for each such
+name (`.gitattributes !filter !diff !merge !text`), with a warning: later lines win in
+gitattributes, so the exclusions move to the end whenever patterns are added. git is
+asked which names the patterns cover (check-attr), not a reimplementation of its matching.
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ from pathlib import Path
 from gitmlx import ui
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError
+from gitmlx.git import attributes
+from gitmlx.patterns import NEVER_TRACKED
 
 ATTRIBUTES = "filter=mlx diff=mlx merge=mlx -text"
+EXCLUSION = "!filter !diff !merge !text"
 
 
 def _attributes_file(ctx: RepoContext) -> Path:
@@ -60,13 +69,41 @@ def run_track(patterns: list[str]) -> int:
             continue
         added.append(pattern)
     if added:
+        before, text = text, _without_exclusions(text)
         if text and not text.endswith("\n"):
             text += "\n"
         text += "".join(f"{p} {ATTRIBUTES}\n" for p in added)
         _write(path, text)
         for pattern in added:
             ui.info(f'tracking "{pattern}"')
+        _exclude_configuration(ctx, path, text, before)
     return 0
+
+
+def _exclusion(name: str) -> str:
+    return f"{name} {EXCLUSION}\n"
+
+
+def _without_exclusions(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    ours = {_exclusion(name) for name in NEVER_TRACKED}
+    return "".join(line for line in lines if line not in ours)
+
+
+def _exclude_configuration(ctx: RepoContext, path: Path, text: str, before: str) -> None:
+    """Append an exclusion for each configuration file the tracked patterns cover; warn
+    about those not excluded `before`."""
+    covered = attributes.filters(ctx.top, list(NEVER_TRACKED))
+    names = [name for name in NEVER_TRACKED if covered[name] == "mlx"]
+    if not names:
+        return
+    _write(path, text + "".join(_exclusion(name) for name in names))
+    new = [name for name in names if _exclusion(name) not in before.splitlines(keepends=True)]
+    if new:
+        ui.warn(
+            f"the tracked patterns cover {', '.join(new)}, which git needs as plain files: "
+            f"excluded at the end of {path.name}"
+        )
 
 
 def run_untrack(patterns: list[str]) -> int:

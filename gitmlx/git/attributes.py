@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from gitmlx.git.plumbing import GitError, run_git
+from gitmlx.patterns import never_tracked
 
 #: `filter` values under which a pointer blob is an artifact: gitmlx's own, and Git LFS's,
 #: since `git mlx migrate from-lfs` points the `lfs` driver at gitmlx and the commits made
@@ -73,8 +74,9 @@ def filters(cwd: Path, paths: Sequence[str], source: str | None = WORK_TREE) -> 
 
 
 def tracked(cwd: Path, paths: Iterable[str], sources: Sequence[str | None] = (WORK_TREE,)) -> set[str]:
-    """Those of `paths` whose `filter` is gitmlx's (or Git LFS's) in at least one source."""
-    todo = list(dict.fromkeys(paths))
+    """Those of `paths` whose `filter` is gitmlx's (or Git LFS's) in at least one source.
+    git's own configuration files never are: clean passes them through (patterns.NEVER_TRACKED)."""
+    todo = [p for p in dict.fromkeys(paths) if not never_tracked(p)]
     found: set[str] = set()
     for source in dict.fromkeys(sources):
         if not todo:

@@ -22,6 +22,7 @@ from gitmlx import pointer as pointers
 from gitmlx.errors import MlxError
 from gitmlx.git import attributes
 from gitmlx.git.plumbing import run_git
+from gitmlx.patterns import never_tracked
 from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
 
 SYMLINK = "120000"
@@ -290,6 +291,6 @@ def _artifact_at(cwd: Path, rev: str, path: str) -> bool:
     says) names gitmlx's driver: a symlink or an untracked path is never an artifact."""
     entry = run_git(["ls-tree", "-z", rev, "--", path], cwd=cwd).split(b"\0")[0]
     mode = entry.split(b" ", 1)[0]
-    if mode not in (b"100644", b"100755"):
+    if mode not in (b"100644", b"100755") or never_tracked(path):
         return False
     return attributes.filters(cwd, [path], source=rev).get(path) in attributes.ARTIFACT_FILTERS

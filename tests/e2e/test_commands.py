@@ -74,6 +74,56 @@ def test_untrack_removes_only_the_named_pattern_and_warns_about_unknown_ones(sea
     assert check_attr(repos.work, "a.bin")["filter"] == "unspecified"
 
 
+CONFIG_FILES = (".gitattributes", ".gitignore", ".gitmodules", ".mailmap", ".mlxconfig", ".lfsconfig")
+
+
+def test_track_everything_keeps_gits_configuration_files_plain_through_a_clone(sealed) -> None:
+    repos = make_repo_with_bare_remote(sealed.root, patterns=[])
+    result = mlx("track", "*", cwd=repos.work)
+    assert "warning: the tracked patterns cover .gitattributes" in result.stderr
+    for name in CONFIG_FILES:  # git is the oracle: nothing of gitmlx's applies to them
+        assert check_attr(repos.work, name)["filter"] == "unspecified", name
+        assert check_attr(repos.work, f"sub/{name}")["filter"] == "unspecified", name
+    assert check_attr(repos.work, "model.bin")["filter"] == "mlx"
+    (repos.work / ".gitignore").write_text("*.tmp\n")
+    sha = write_random(repos.work / "model.bin", 40 * 1024, "model")
+    commit_all(repos.work, "everything tracked")
+    again = mlx("track", "*.bin", cwd=repos.work)  # a later pattern keeps the exclusions last
+    assert "warning" not in again.stderr
+    assert (repos.work / ".gitattributes").read_text().splitlines()[-1].startswith(".lfsconfig !filter")
+    commit_all(repos.work, "more")
+    for name in (".gitattributes", ".gitignore"):
+        assert blob_at(repos.work, f"HEAD:{name}") == (repos.work / name).read_bytes(), f"{name} went in as a pointer"
+    git("push", "-q", "origin", "main", cwd=repos.work)
+
+    copy = sealed.root / "copy"
+    cloned = clone(repos.remote, copy)
+    assert_no_traceback(cloned)
+    assert (copy / ".gitattributes").read_bytes() == (repos.work / ".gitattributes").read_bytes()
+    assert_content(copy, "model.bin", sha)
+    assert_clean_worktree(copy)
+    assert "model.bin" in mlx("ls-files", cwd=copy).stdout  # the clone knows what is tracked
+    assert_no_traceback(mlx("pull", cwd=copy))
+    assert_clean_worktree(copy)
+
+
+def test_clean_passes_configuration_files_through_whatever_the_attributes_say(sealed) -> None:
+    """A hand-written `* filter=mlx` with no exclusion: git add still stores them as text."""
+    repos = make_repo_with_bare_remote(sealed.root, patterns=[])
+    (repos.work / ".gitattributes").write_text(f"* {ATTRS}\n")
+    (repos.work / "sub").mkdir()
+    (repos.work / "sub" / ".gitattributes").write_text(f"*.pt {ATTRS}\n")
+    (repos.work / ".mlxconfig").write_text("[mlx]\n\tconcurrency = 2\n")
+    write_random(repos.work / "w.bin", 2048, "w")
+    commit_all(repos.work, "raw attributes")
+    for name in (".gitattributes", "sub/.gitattributes", ".mlxconfig"):
+        assert blob_at(repos.work, f"HEAD:{name}") == (repos.work / name).read_bytes(), f"{name} went in as a pointer"
+    assert_pointer(repos.work, "w.bin", "HEAD")
+    assert_clean_worktree(repos.work)
+    listed = mlx("ls-files", cwd=repos.work).stdout  # nor are they listed as artifacts
+    assert "w.bin" in listed and ".gitattributes" not in listed and ".mlxconfig" not in listed
+
+
 def test_ls_files_marks_restored_files_and_pointer_only_files(repos: Repos, sealed) -> None:
     shas = {name: write_random(repos.work / name, 3 * 1024, name) for name in ("a.bin", "b.bin")}
     commit_all(repos.work)
