@@ -115,9 +115,10 @@ def insert_bytes(path: Path, at: int, data: bytes) -> None:
 def fetch_bytes(repo: Repo, clone: Path, rev: str) -> int:
     """Wire bytes `git mlx fetch` of `rev` moves, measured by the transfer itself."""
     code = (
-        "import json,sys; from gitmlx.context import RepoContext; from gitmlx import actions, transfer;"
+        "import json,sys; from gitmlx.context import RepoContext; from gitmlx import actions;"
+        "from gitmlx.transfer.download import download;"
         "ctx=RepoContext(); files=actions.files_at(ctx,[sys.argv[1]]);"
-        "r=transfer.download(ctx.store, ctx.open_remote(), [f.pointer for f in files]);"
+        "r=download(ctx.store, ctx.open_remote(), [f.pointer for f in files]);"
         "print(json.dumps({'wire': r.wire_bytes, 'moved': len(r.moved), 'failed': len(r.failed)}))"
     )
     out = subprocess.run(

@@ -12,11 +12,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _API = {
-    "open": "gitmlx.api",
-    "read_range": "gitmlx.api",
-    "fetch_path": "gitmlx.api",
-    "load_tensors": "gitmlx.api",
-    "ArtifactFile": "gitmlx.reader",
+    "open": "gitmlx.api.artifacts",
+    "read_range": "gitmlx.api.artifacts",
+    "fetch_path": "gitmlx.api.artifacts",
+    "load_tensors": "gitmlx.api.artifacts",
+    "ArtifactFile": "gitmlx.api.reader",
     "MlxError": "gitmlx.errors",
     "IntegrityError": "gitmlx.errors",
     "ObjectNotFound": "gitmlx.errors",
@@ -36,9 +36,9 @@ __all__ = [
 # Not `typing.TYPE_CHECKING`: importing typing would cost every `git-mlx` start ~3 ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from gitmlx.api import fetch_path, load_tensors, open, read_range  # noqa: A004
+    from gitmlx.api.artifacts import fetch_path, load_tensors, open, read_range  # noqa: A004
+    from gitmlx.api.reader import ArtifactFile
     from gitmlx.errors import IntegrityError, MlxError, ObjectNotFound
-    from gitmlx.reader import ArtifactFile
 
 
 def __getattr__(name: str) -> object:

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Container, Sequence
 
-from gitmlx import patterns, transfer, ui, worktree
+from gitmlx import ui
+from gitmlx.checkout import worktree
+from gitmlx.checkout.statcache import StatCache
 from gitmlx.config import split_patterns
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError
+from gitmlx.format import patterns
+from gitmlx.format.sizes import human_size
 from gitmlx.git import scan
 from gitmlx.git.scan import TrackedFile
 from gitmlx.remotes.base import Remote
-from gitmlx.sizes import human_size
-from gitmlx.statcache import StatCache
+from gitmlx.transfer import download as downloads
+from gitmlx.transfer import upload as uploads
+from gitmlx.transfer.common import TransferResult
 
 
 def fetch_selection(ctx: RepoContext, include: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -42,12 +47,10 @@ def files_at(
     return [f for f in found if patterns.selected(f.path, include, exclude)]
 
 
-def download(
-    ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False
-) -> transfer.TransferResult:
+def download(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False) -> TransferResult:
     todo = [f.pointer for f in files if not ctx.store.has(f.pointer.oid)]
     with ui.progress(sum(p.size for p in todo), len(todo), "fetch", quiet) as bar:
-        result = transfer.download(
+        result = downloads.download(
             ctx.store, remote, todo, ctx.config.integer("mlx.concurrency"), bar.bytes_done, bar.file_done
         )
         if todo:
@@ -67,13 +70,11 @@ def range_uploads(ctx: RepoContext, found: scan.RangePointers) -> list[TrackedFi
     return found.artifacts + [f for f in found.elsewhere if ctx.store.has(f.pointer.oid)]
 
 
-def upload(
-    ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False
-) -> transfer.TransferResult:
+def upload(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False) -> TransferResult:
     pointers = [f.pointer for f in files]
     total = sum(p.size for p in {p.oid: p for p in pointers}.values())
     with ui.progress(total, len({p.oid for p in pointers}), "push", quiet) as bar:
-        result = transfer.upload(
+        result = uploads.upload(
             ctx.store, remote, pointers, ctx.config.integer("mlx.concurrency"), bar.bytes_done, bar.file_done
         )
         if result.moved:
@@ -84,7 +85,7 @@ def upload(
     return result
 
 
-def report_failures(result: transfer.TransferResult, files: Sequence[TrackedFile], verb: str, remote: Remote) -> None:
+def report_failures(result: TransferResult, files: Sequence[TrackedFile], verb: str, remote: Remote) -> None:
     by_oid: dict[str, list[str]] = {}
     for f in files:
         by_oid.setdefault(f.pointer.oid, []).append(f.path)

@@ -17,9 +17,9 @@ from urllib.parse import unquote, urlsplit
 from gitmlx.config import Config, Value, endpoint_origin, trusted_without_asking
 from gitmlx.errors import ConfigError, MlxError
 from gitmlx.git import plumbing
-from gitmlx.remotes import open_remote
 from gitmlx.remotes.base import Remote, RemoteOptions
-from gitmlx.store import Store
+from gitmlx.remotes.by_url import open_remote
+from gitmlx.store.objects import Store
 
 MLXCONFIG = ".mlxconfig"
 

@@ -3,9 +3,10 @@ already in the local store (see `pull` to fetch first)."""
 
 from __future__ import annotations
 
-from gitmlx import actions, patterns, ui
+from gitmlx import actions, ui
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError
+from gitmlx.format import patterns
 from gitmlx.git import scan
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gitmlx.filter_session import FilterSession
+from gitmlx.checkout.session import FilterSession
 
 
 def run(path: str = "") -> int:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from gitmlx import ui
 from gitmlx.errors import MlxError
+from gitmlx.format.sizes import human_size
 from gitmlx.git.plumbing import env_for_other_repo, run_git
-from gitmlx.sizes import human_size
 
 DEMO_TENSOR_BYTES = 24 * 1024 * 1024
 

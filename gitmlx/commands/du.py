@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gitmlx import actions, ui
 from gitmlx.context import RepoContext
-from gitmlx.sizes import human_size
+from gitmlx.format.sizes import human_size
 from gitmlx.transfer.inventory import remote_usage
 
 

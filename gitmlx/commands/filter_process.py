@@ -11,8 +11,8 @@ import os
 import sys
 
 from gitmlx import ui
+from gitmlx.checkout.session import FilterSession
 from gitmlx.errors import MlxError
-from gitmlx.filter_session import FilterSession
 from gitmlx.git import filter_protocol, hooks
 from gitmlx.git.pktline import ContentReader
 

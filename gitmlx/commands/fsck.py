@@ -8,11 +8,11 @@ import shlex
 
 from gitmlx import ui
 from gitmlx.context import RepoContext
+from gitmlx.format.sizes import human_size
 from gitmlx.git import scan
 from gitmlx.git.scan import TrackedFile
 from gitmlx.maintenance import fsck, reach
 from gitmlx.remotes.base import Remote
-from gitmlx.sizes import human_size
 
 
 def run(check_remote: bool = False, full: bool = False, quiet: bool = False, repair: bool = False) -> int:

@@ -9,8 +9,8 @@ import time
 from gitmlx import ui
 from gitmlx.context import RepoContext
 from gitmlx.errors import ConfigError, MlxError, UsageError
+from gitmlx.format.sizes import human_size
 from gitmlx.maintenance import gc, reach
-from gitmlx.sizes import human_size
 
 
 def grace_days(ctx: RepoContext, option: float | None) -> float:

@@ -10,15 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitmlx import ui
+from gitmlx.checkout.session import DEFERRED_FILE, UNRESTORED_FILE, claimed_paths, record_path, take_paths, take_vouched
 from gitmlx.errors import MlxError
-from gitmlx.filter_session import (
-    DEFERRED_FILE,
-    UNRESTORED_FILE,
-    claimed_paths,
-    record_path,
-    take_paths,
-    take_vouched,
-)
 from gitmlx.git import hooks, plumbing
 
 SHOWN = 10
@@ -57,9 +50,9 @@ def still_pointers(recorded: list[str]) -> list[str]:
     """
     if not recorded:
         return []
+    from gitmlx.checkout.worktree import holds_pointer
     from gitmlx.context import RepoContext
     from gitmlx.git import scan
-    from gitmlx.worktree import holds_pointer
 
     ctx = RepoContext()
     if ctx.paths.work_tree is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gitmlx import actions, ui
 from gitmlx.context import RepoContext
-from gitmlx.sizes import human_size
+from gitmlx.format.sizes import human_size
 
 
 def run(show_size: bool, all_history: bool) -> int:
@@ -16,7 +16,7 @@ def run(show_size: bool, all_history: bool) -> int:
             marker = " "
         else:
             # '*' content in place, '-' only the pointer is checked out (as in git lfs ls-files)
-            from gitmlx.worktree import holds_pointer
+            from gitmlx.checkout.worktree import holds_pointer
 
             marker = "-" if holds_pointer(work_tree, f) else "*"
         size = f" ({human_size(f.pointer.size)})" if show_size else ""

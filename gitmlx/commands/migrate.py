@@ -4,11 +4,12 @@ blobs become pointers. The work is in gitmlx/migrate.py; this module reports it.
 
 from __future__ import annotations
 
-from gitmlx import migrate, ui
+from gitmlx import ui
 from gitmlx.config import parse_size
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError, UsageError
-from gitmlx.sizes import human_size
+from gitmlx.format.sizes import human_size
+from gitmlx.migrate import history as migrate
 
 SHOWN = 5
 

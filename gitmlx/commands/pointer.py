@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gitmlx import filters
+from gitmlx.checkout import filters
 from gitmlx.errors import MlxError
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from gitmlx import ui
 from gitmlx.context import RepoContext
 from gitmlx.errors import ConfigError
+from gitmlx.format.sizes import human_size
 from gitmlx.maintenance import prune, reach
-from gitmlx.sizes import human_size
 from gitmlx.transfer.gc_marks import now
 
 DEFAULT_OFFSET_DAYS = 3.0

@@ -7,8 +7,8 @@ from gitmlx import ui
 from gitmlx.context import MLXCONFIG, RepoContext
 from gitmlx.errors import MlxError
 from gitmlx.git import plumbing
-from gitmlx.remotes import open_remote
 from gitmlx.remotes.base import RemoteOptions
+from gitmlx.remotes.by_url import open_remote
 
 
 def run_show() -> int:

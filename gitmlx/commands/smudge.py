@@ -9,7 +9,7 @@ import os
 import sys
 
 from gitmlx import ui
-from gitmlx.filter_session import FilterSession
+from gitmlx.checkout.session import FilterSession
 
 
 def run(path: str = "", skip_smudge: bool = False) -> int:

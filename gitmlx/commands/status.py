@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from gitmlx import ui
 from gitmlx.context import RepoContext
+from gitmlx.format.sizes import human_size
 from gitmlx.git import scan
 from gitmlx.git.plumbing import run_git
-from gitmlx.sizes import human_size
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 

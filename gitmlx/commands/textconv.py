@@ -22,13 +22,13 @@ import sys
 from pathlib import Path
 
 from gitmlx.errors import MlxError, UsageError
-from gitmlx.pointer import Pointer
+from gitmlx.format.pointer import Pointer
 
 
 def run(path: str) -> int:
     if not path:
         raise UsageError("'textconv' needs a FILE", "git runs it as diff.mlx.textconv; see 'git mlx install'")
-    from gitmlx import diffs
+    from gitmlx.diffs import summary as diffs
 
     out = sys.stdout.buffer
     try:

@@ -19,8 +19,8 @@ from pathlib import Path
 from gitmlx import ui
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError
+from gitmlx.format.patterns import NEVER_TRACKED
 from gitmlx.git import attributes
-from gitmlx.patterns import NEVER_TRACKED
 
 ATTRIBUTES = "filter=mlx diff=mlx merge=mlx -text"
 EXCLUSION = "!filter !diff !merge !text"

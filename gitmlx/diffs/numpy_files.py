@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from gitmlx.diffs import NPY_MAGIC, Malformed, hash_stream, plural, quote, short
+from gitmlx.diffs.summary import NPY_MAGIC, Malformed, hash_stream, plural, quote, short
 
 #: numpy itself refuses headers over 10 000 bytes by default; structured dtypes with many
 #: fields can legitimately need more, and `literal_eval` of this much is still cheap.

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from gitmlx.diffs import MAX_SAFETENSORS_HEADER, Malformed, clip, hash_range, plural, quote, short
-from gitmlx.sizes import human_size
+from gitmlx.diffs.summary import MAX_SAFETENSORS_HEADER, Malformed, clip, hash_range, plural, quote, short
+from gitmlx.format.sizes import human_size
 
 #: Bits per element of the dtypes the format defines; others are shown but not size-checked.
 DTYPE_BITS = {

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from gitmlx.diffs import MAX_ROWS_ENV, Malformed, clip, fallback, hash_range, max_rows, plural, quote, short
+from gitmlx.diffs.summary import MAX_ROWS_ENV, Malformed, clip, fallback, hash_range, max_rows, plural, quote, short
 
 #: A longer physical line is not parsed: CSV gives up (size and hash only); a JSONL line is
 #: shown as its length and hash.

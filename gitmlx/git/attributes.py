@@ -16,8 +16,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from gitmlx.format.patterns import never_tracked
 from gitmlx.git.plumbing import GitError, run_git
-from gitmlx.patterns import never_tracked
 
 #: `filter` values under which a pointer blob is an artifact: gitmlx's own, and Git LFS's,
 #: since `git mlx migrate from-lfs` points the `lfs` driver at gitmlx and the commits made

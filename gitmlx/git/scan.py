@@ -18,12 +18,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmlx import pointer as pointers
 from gitmlx.errors import MlxError
+from gitmlx.format import pointer as pointers
+from gitmlx.format.patterns import never_tracked
+from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer
 from gitmlx.git import attributes
 from gitmlx.git.plumbing import run_git
-from gitmlx.patterns import never_tracked
-from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
 
 SYMLINK = "120000"
 GITLINK = "160000"

@@ -23,12 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitmlx.checkout.filters import quarantine
 from gitmlx.errors import IntegrityError, ObjectNotFound
-from gitmlx.filters import quarantine
-from gitmlx.manifest import Manifest
-from gitmlx.pointer import Pointer
+from gitmlx.format.manifest import Manifest
+from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote
-from gitmlx.store import Store, StoredObject
+from gitmlx.store.objects import Store, StoredObject
 from gitmlx.transfer.common import FileDone, TransferResult, check_format, unique
 from gitmlx.transfer.download import rebuild
 from gitmlx.transfer.remote_check import MISSING, PackSizes, check_copy

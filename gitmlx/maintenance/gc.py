@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmlx import layout
 from gitmlx.errors import IntegrityError, ObjectNotFound
-from gitmlx.manifest import decode
-from gitmlx.pointer import Pointer
+from gitmlx.format import layout
+from gitmlx.format.manifest import decode
+from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import Remote
 from gitmlx.transfer import gc_marks
 from gitmlx.transfer.common import check_format

@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from gitmlx import layout
+from gitmlx.format import layout
+from gitmlx.format.pointer import Pointer
 from gitmlx.maintenance.fsck import PackSizes, check_manifest_and_packs
-from gitmlx.pointer import Pointer
 from gitmlx.remotes.base import Remote
-from gitmlx.store import Store, StoredObject
+from gitmlx.store.objects import Store, StoredObject
 from gitmlx.transfer.common import check_format, index_for
 
 

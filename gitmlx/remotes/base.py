@@ -1,10 +1,10 @@
 """The remote interface: a dumb blob backend that knows nothing of git or oids.
 
 Owns: the `Remote` protocol every backend implements, and the options they take.
-Must not: decide how objects are named (that is `gitmlx.layout`), or import a backend's
+Must not: decide how objects are named (that is `gitmlx.format.layout`), or import a backend's
 client library (each backend module owns its own).
 
-Keys are relative, `/`-separated names made only by `gitmlx.layout`; a backend must still
+Keys are relative, `/`-separated names made only by `gitmlx.format.layout`; a backend must still
 refuse a key with an empty, `.` or `..` part, so no key can name a place outside it.
 Every `put_file` is atomic: a reader sees the whole object or no object.
 """

@@ -11,8 +11,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitmlx import fastcopy
 from gitmlx.errors import ObjectNotFound, RemoteError
+from gitmlx.osutil import fastcopy
 from gitmlx.remotes.base import ProgressCallback, RemoteEntry, Sink, check_key
 
 _BLOCK = 1024 * 1024

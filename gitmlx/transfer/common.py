@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from gitmlx import layout
-from gitmlx.chunk_index import ChunkIndex
 from gitmlx.errors import MlxError, ObjectNotFound
-from gitmlx.pointer import Pointer
+from gitmlx.format import layout
+from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import Remote
-from gitmlx.store import Store
+from gitmlx.store.chunk_index import ChunkIndex
+from gitmlx.store.objects import Store
 
 T = TypeVar("T")
 

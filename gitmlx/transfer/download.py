@@ -19,13 +19,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
-from gitmlx import codec, layout
-from gitmlx.chunk_index import ChunkIndex, LocalChunk
 from gitmlx.errors import IntegrityError, MlxError, ObjectNotFound
-from gitmlx.manifest import CODEC_RAW, ChunkRef, Manifest, decode
-from gitmlx.pointer import Pointer
+from gitmlx.format import codec, layout
+from gitmlx.format.manifest import CODEC_RAW, ChunkRef, Manifest, decode
+from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote, Sink
-from gitmlx.store import PACK_BELOW, ObjectWriter, Store
+from gitmlx.store.chunk_index import ChunkIndex, LocalChunk
+from gitmlx.store.objects import PACK_BELOW, ObjectWriter, Store
 from gitmlx.transfer.common import FileDone, TransferResult, index_for, parallel, remote_identity, unique
 
 #: One ranged read covers at most this many bytes of consecutive chunks in one pack.

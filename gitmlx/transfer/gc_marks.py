@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmlx import layout
 from gitmlx.errors import ObjectNotFound, RemoteError
-from gitmlx.pointer import is_valid_oid
+from gitmlx.format import layout
+from gitmlx.format.pointer import is_valid_oid
 from gitmlx.remotes.base import Remote
 from gitmlx.transfer.common import put_bytes
 

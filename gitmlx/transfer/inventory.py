@@ -11,7 +11,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gitmlx import layout
+from gitmlx.format import layout
 from gitmlx.remotes.base import Remote
 
 _SIZE_FIELD = struct.Struct("<Q")

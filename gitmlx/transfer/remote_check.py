@@ -12,10 +12,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from gitmlx import layout
 from gitmlx.errors import IntegrityError, ObjectNotFound
-from gitmlx.manifest import Manifest
-from gitmlx.pointer import Pointer
+from gitmlx.format import layout
+from gitmlx.format.manifest import Manifest
+from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import Remote
 from gitmlx.transfer.download import fetch_manifest
 

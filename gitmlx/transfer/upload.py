@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from gitmlx import chunking, codec, layout
-from gitmlx.chunk_index import ChunkIndex
 from gitmlx.errors import MlxError
-from gitmlx.manifest import CODEC_RAW, ChunkRef, Manifest
-from gitmlx.pointer import Pointer
+from gitmlx.format import chunking, codec, layout
+from gitmlx.format.manifest import CODEC_RAW, ChunkRef, Manifest
+from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote
-from gitmlx.store import BackgroundWriter, BlockFiller, Store
+from gitmlx.store.chunk_index import ChunkIndex
+from gitmlx.store.objects import BackgroundWriter, BlockFiller, Store
 from gitmlx.transfer import gc_marks
 from gitmlx.transfer.common import (
     FileDone,

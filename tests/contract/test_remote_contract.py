@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from gitmlx.errors import ObjectNotFound, RemoteError
-from gitmlx.remotes import open_remote
 from gitmlx.remotes.base import Remote, RemoteEntry, RemoteOptions
+from gitmlx.remotes.by_url import open_remote
 
 MiB = 1024 * 1024
 MakeRemote = Callable[[str], Remote]

@@ -19,8 +19,8 @@ from faultproxy import FaultProxy
 from s3_server import FAKE_SECRET
 
 from gitmlx.errors import ObjectNotFound, RemoteError
-from gitmlx.remotes import open_remote
 from gitmlx.remotes.base import RemoteOptions
+from gitmlx.remotes.by_url import open_remote
 from gitmlx.remotes.s3 import S3Remote
 
 MiB = 1024 * 1024

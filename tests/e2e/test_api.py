@@ -38,8 +38,9 @@ from helpers import (
 )
 
 import gitmlx
-from gitmlx import context, remotes
+from gitmlx import context
 from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.remotes import by_url as remotes
 
 MIB = 1024 * 1024
 
@@ -186,7 +187,7 @@ def test_the_api_imports_neither_click_tqdm_nor_boto3_for_local_reads(two_versio
     work, *_ = two_versions
     code = (
         "import sys, gitmlx\n"
-        "assert 'gitmlx.api' not in sys.modules  # import gitmlx stays cheap\n"
+        "assert 'gitmlx.api.artifacts' not in sys.modules  # import gitmlx stays cheap\n"
         "gitmlx.open('model.bin', rev='v1').read(10)\n"
         "gitmlx.read_range('model.bin', 5, 5)\n"
         "loaded = {m.split('.')[0] for m in sys.modules}\n"

@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 
 from gitmlx.config import SETTINGS, Config, parse_size
 from gitmlx.errors import ConfigError, IntegrityError, MlxError
+from gitmlx.format.manifest import ChunkRef, Manifest, decode
+from gitmlx.format.pointer import KNOWN_VERSIONS, MAX_OBJECT_SIZE, Pointer, parse
 from gitmlx.git import pktline
 from gitmlx.git.filter_protocol import HandshakeError, serve
 from gitmlx.git.plumbing import read_config
-from gitmlx.manifest import ChunkRef, Manifest, decode
-from gitmlx.pointer import KNOWN_VERSIONS, MAX_OBJECT_SIZE, Pointer, parse
-from gitmlx.store import Store
+from gitmlx.store.objects import Store
 
 # Each example of the config properties runs the real `git config`: fewer, slower examples.
 GIT_EXAMPLES = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmlx.store import Store
+from gitmlx.store.objects import Store
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitmlx import store_packs
-from gitmlx.store import Store
+from gitmlx.store import packs as store_packs
+from gitmlx.store.objects import Store
 
 
 def sha(data: bytes) -> str:

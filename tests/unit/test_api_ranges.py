@@ -1,4 +1,4 @@
-"""gitmlx.lazy and gitmlx.reader: which chunks a byte range needs, how they are fetched
+"""gitmlx.api.lazy and gitmlx.api.reader: which chunks a byte range needs, how they are fetched
 (coalesced, cached, read ahead), and that no byte failing verification is ever returned.
 
 Against an in-memory remote: no subprocess, no socket.
@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitmlx import codec, layout
+from gitmlx.api.lazy import READAHEAD_START, ChunkCache, RemoteSource, Run, chunk_starts, covering, plan
+from gitmlx.api.reader import ArtifactFile, FileSource
 from gitmlx.errors import IntegrityError
-from gitmlx.lazy import READAHEAD_START, ChunkCache, RemoteSource, Run, chunk_starts, covering, plan
-from gitmlx.manifest import CODEC_RAW, ChunkRef, Manifest
-from gitmlx.pointer import Pointer
-from gitmlx.reader import ArtifactFile, FileSource
+from gitmlx.format import codec, layout
+from gitmlx.format.manifest import CODEC_RAW, ChunkRef, Manifest
+from gitmlx.format.pointer import Pointer
 
 PACK_A = "a" * 64
 PACK_B = "b" * 64
@@ -362,8 +362,8 @@ def test_interleaved_reads_always_match(reads: list[tuple[int, int]]) -> None:
 
 def test_tensor_dtypes_and_bf16() -> None:
     np = pytest.importorskip("numpy")
+    from gitmlx.api.tensors import _read
     from gitmlx.diffs.safetensors import Tensor
-    from gitmlx.tensors import _read
 
     f32 = np.array([[1.5, -2.0], [3.25, 1e-3]], dtype="<f4")
     bf16_bits = (f32.view("<u4") >> 16).astype("<u2")  # exact for these values

@@ -19,13 +19,14 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitmlx import layout
-from gitmlx.chunk_index import ChunkIndex
-from gitmlx.manifest import CODEC_RAW, ChunkRef, Manifest, decode
-from gitmlx.pointer import Pointer
+from gitmlx.format import layout
+from gitmlx.format.manifest import CODEC_RAW, ChunkRef, Manifest, decode
+from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.local import LocalRemote
-from gitmlx.store import Store
-from gitmlx.transfer import download, upload
+from gitmlx.store.chunk_index import ChunkIndex
+from gitmlx.store.objects import Store
+from gitmlx.transfer.download import download
+from gitmlx.transfer.upload import upload
 
 
 def _content(rng: random.Random, size: int) -> bytes:

@@ -18,9 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitmlx import cli, diffs
+from gitmlx import cli
 from gitmlx.diffs import numpy_files, tables
 from gitmlx.diffs import safetensors as safetensors_diff
+from gitmlx.diffs import summary as diffs
 
 OID = hashlib.sha256(b"hello").hexdigest()
 

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from gitmlx import layout
 from gitmlx.errors import IntegrityError, ObjectNotFound
-from gitmlx.manifest import decode
-from gitmlx.pointer import Pointer
+from gitmlx.format import layout
+from gitmlx.format.manifest import decode
+from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.local import LocalRemote
-from gitmlx.store import Store
-from gitmlx.transfer import download, upload
+from gitmlx.store.objects import Store
 from gitmlx.transfer.common import index_for
-from gitmlx.transfer.download import BATCH_BELOW, BATCH_BYTES, BATCH_OBJECTS, batches, fetch_batch
+from gitmlx.transfer.download import BATCH_BELOW, BATCH_BYTES, BATCH_OBJECTS, batches, download, fetch_batch
+from gitmlx.transfer.upload import upload
 
 
 class CountingRemote(LocalRemote):

@@ -8,9 +8,9 @@ import random
 
 import pytest
 
-from gitmlx import codec
 from gitmlx.errors import IntegrityError
-from gitmlx.manifest import CODEC_RAW, ChunkRef
+from gitmlx.format import codec
+from gitmlx.format.manifest import CODEC_RAW, ChunkRef
 from gitmlx.transfer.download import _ChunkSplitter
 
 

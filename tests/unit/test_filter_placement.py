@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from gitmlx import filters
-from gitmlx.filter_session import DEFERRED_FILE, UNRESTORED_FILE, FilterSession, take_paths
+from gitmlx.checkout import filters
+from gitmlx.checkout.session import DEFERRED_FILE, UNRESTORED_FILE, FilterSession, take_paths
+from gitmlx.format.pointer import Pointer
 from gitmlx.git.filter_protocol import DELAYED
-from gitmlx.pointer import Pointer
 
 RNG = random.Random(1)
 DATA = {name: RNG.randbytes(200_000 + i) for i, name in enumerate(("a.bin", "b.bin", "c.bin"))}

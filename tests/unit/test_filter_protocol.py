@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmlx import filters
+from gitmlx.checkout import filters
 from gitmlx.errors import MlxError
 from gitmlx.git.filter_protocol import Body, HandshakeError, handshake, serve
 from gitmlx.git.pktline import (
@@ -22,7 +22,7 @@ from gitmlx.git.pktline import (
     write_flush,
     write_packet,
 )
-from gitmlx.store import Store
+from gitmlx.store.objects import Store
 
 WELCOME = [b"git-filter-client\n", b"version=2\n", None]
 CAPABILITIES = [b"capability=clean\n", b"capability=smudge\n", b"capability=delay\n", None]

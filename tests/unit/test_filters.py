@@ -1,4 +1,4 @@
-"""gitmlx.filters: clean and smudge against a real store in a temporary directory."""
+"""gitmlx.checkout.filters: clean and smudge against a real store in a temporary directory."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from store_helpers import corrupt_in_pack, sha
 
-from gitmlx import filters
-from gitmlx import store as store_module
+from gitmlx.checkout import filters
 from gitmlx.errors import IntegrityError, MlxError
-from gitmlx.pointer import LFS_VERSION, MAX_POINTER_SIZE, MLX_VERSION, Pointer, parse
-from gitmlx.store import BLOCK_SIZE, Store, StoredObject
+from gitmlx.format.pointer import LFS_VERSION, MAX_POINTER_SIZE, MLX_VERSION, Pointer, parse
+from gitmlx.store import objects as store_module
+from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
 
 
 def stored_files(store: Store) -> list[Path]:

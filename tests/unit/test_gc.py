@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from gitmlx import layout
 from gitmlx.errors import RemoteError
+from gitmlx.format import layout
+from gitmlx.format.manifest import decode
+from gitmlx.format.pointer import Pointer
 from gitmlx.maintenance.gc import collect_garbage
-from gitmlx.manifest import decode
-from gitmlx.pointer import Pointer
 from gitmlx.remotes.local import LocalRemote
-from gitmlx.store import Store
-from gitmlx.transfer import download, gc_marks, upload
+from gitmlx.store.objects import Store
+from gitmlx.transfer import gc_marks
+from gitmlx.transfer.download import download
+from gitmlx.transfer.upload import upload
 
 DAY = 86400
 T0 = 1_700_000_000

@@ -1,4 +1,4 @@
-"""gitmlx.layout: keys on a remote (format 1) and the format marker."""
+"""gitmlx.format.layout: keys on a remote (format 1) and the format marker."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gitmlx import layout
 from gitmlx.errors import RemoteError
+from gitmlx.format import layout
 
 OID = hashlib.sha256(b"x").hexdigest()
 

@@ -1,4 +1,4 @@
-"""gitmlx.manifest: the binary manifest round-trips and rejects what a hostile remote sends."""
+"""gitmlx.format.manifest: the binary manifest round-trips and rejects what a hostile remote sends."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gitmlx import codec
 from gitmlx.errors import IntegrityError
-from gitmlx.manifest import CODEC_RAW, CODEC_ZSTD, ChunkRef, Manifest, decode
-from gitmlx.pointer import Pointer
+from gitmlx.format import codec
+from gitmlx.format.manifest import CODEC_RAW, CODEC_ZSTD, ChunkRef, Manifest, decode
+from gitmlx.format.pointer import Pointer
 
 PACK_A = hashlib.sha256(b"a").hexdigest()
 PACK_B = hashlib.sha256(b"b").hexdigest()

@@ -1,4 +1,4 @@
-"""gitmlx.patterns: fetch include/exclude matching, read the way Git LFS reads it."""
+"""gitmlx.format.patterns: fetch include/exclude matching, read the way Git LFS reads it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gitmlx.patterns import matches, selected
+from gitmlx.format.patterns import matches, selected
 
 CASES = [
     # basename patterns (no '/') match at any depth

@@ -1,4 +1,4 @@
-"""gitmlx.pointer: golden cases for the one canonical encoding, and property tests."""
+"""gitmlx.format.pointer: golden cases for the one canonical encoding, and property tests."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gitmlx import pointer as pointers
-from gitmlx.pointer import (
+from gitmlx.format import pointer as pointers
+from gitmlx.format.pointer import (
     KNOWN_VERSIONS,
     LFS_VERSION,
     MAX_OBJECT_SIZE,

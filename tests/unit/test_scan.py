@@ -18,9 +18,9 @@ from types import SimpleNamespace
 import pytest
 
 from gitmlx import actions
+from gitmlx.format.pointer import LFS_VERSION, Pointer
 from gitmlx.git import attributes, scan
 from gitmlx.git.plumbing import GitError
-from gitmlx.pointer import LFS_VERSION, Pointer
 
 TOP = Path("/repo")
 WORK = "<work tree>"

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from gitmlx import oscalls, worktree
+from gitmlx.checkout import worktree
 from gitmlx.errors import MlxError
-from gitmlx.pointer import Pointer
-from gitmlx.store import Store
+from gitmlx.format.pointer import Pointer
+from gitmlx.osutil import oscalls
+from gitmlx.store.objects import Store
 
 RNG = random.Random(7)
 

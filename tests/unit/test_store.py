@@ -1,4 +1,4 @@
-"""gitmlx.store: atomic insertion, the sharded read-only layout, and what a failed write leaves."""
+"""gitmlx.store.objects: atomic insertion, the sharded read-only layout, and what a failed write leaves."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from store_helpers import corrupt_in_pack, files_under, sha
 
-from gitmlx import store as store_module
-from gitmlx import store_packs
 from gitmlx.errors import IntegrityError, MlxError
-from gitmlx.pointer import Pointer
-from gitmlx.store import BLOCK_SIZE, Store, StoredObject
+from gitmlx.format.pointer import Pointer
+from gitmlx.store import objects as store_module
+from gitmlx.store import packs as store_packs
+from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
 
 
 def put_loose(store: Store, data: bytes) -> Pointer:

@@ -1,4 +1,4 @@
-"""gitmlx.store_packs and the store's use of it: small objects in one pack file per batch."""
+"""gitmlx.store.packs and the store's use of it: small objects in one pack file per batch."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from store_helpers import corrupt_in_pack, files_under, opened_pack, sha
 
-from gitmlx import fastcopy, store_packs
-from gitmlx import store as store_module
-from gitmlx.pointer import Pointer
-from gitmlx.store import PACK_BELOW, Store, StoredObject
+from gitmlx.format.pointer import Pointer
+from gitmlx.osutil import fastcopy
+from gitmlx.store import objects as store_module
+from gitmlx.store import packs as store_packs
+from gitmlx.store.objects import PACK_BELOW, Store, StoredObject
 
 
 def pack_files(store: Store) -> list[Path]:
@@ -615,7 +616,7 @@ def test_is_pack_name(name: str, ok: bool) -> None:
 
 _KILLED_WRITER = """
 import io, os, sys
-from gitmlx.store import Store
+from gitmlx.store.objects import Store
 store = Store(sys.argv[1])
 for i in range(int(sys.argv[2])):
     store.insert_stream(io.BytesIO(b"object %d " % i * 500))

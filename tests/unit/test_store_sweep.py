@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from gitmlx import store_packs
-from gitmlx.store import TMP_MAX_AGE, Store
+from gitmlx.store import packs as store_packs
+from gitmlx.store.objects import TMP_MAX_AGE, Store
 
 OLD = time.time() - TMP_MAX_AGE - 60
 

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from gitmlx import layout
-from gitmlx.chunk_index import ChunkIndex
-from gitmlx.manifest import ChunkRef, decode
-from gitmlx.pointer import Pointer
+from gitmlx.format import layout
+from gitmlx.format.manifest import ChunkRef, decode
+from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.local import LocalRemote
-from gitmlx.store import Store
-from gitmlx.transfer import download, upload
+from gitmlx.store.chunk_index import ChunkIndex
+from gitmlx.store.objects import Store
 from gitmlx.transfer.common import index_for, remote_identity
+from gitmlx.transfer.download import download
+from gitmlx.transfer.upload import upload
 
 
 class CountingRemote(LocalRemote):

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from gitmlx.worktree import sweep_temps
+from gitmlx.checkout.worktree import sweep_temps
 
 
 def dead_pid() -> int:

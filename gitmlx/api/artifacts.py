@@ -8,8 +8,8 @@
 
 Owns: turning (path, rev, repo, remote) into bytes: the pointer blob at `rev:path` (read
 with git, never from the work tree), the local store when it holds the object, else the
-artifact remote, read lazily chunk by chunk (gitmlx.lazy). `repo` is a checkout, or a URL
-(or bare repository) that is mirrored under the cache (gitmlx.mirror).
+artifact remote, read lazily chunk by chunk (gitmlx.api.lazy). `repo` is a checkout, or a URL
+(or bare repository) that is mirrored under the cache (gitmlx.api.mirror).
 Must not: import click, tqdm or (until an S3 remote is read) boto3; print; or write
 anything but the local store and mirrors. See docs/python-api.md.
 """
@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO
 
-from gitmlx import mirror, remotes
+from gitmlx.api import mirror
+from gitmlx.api.reader import ArtifactFile, FileSource
 from gitmlx.context import RepoContext
 from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.format.pointer import Pointer
+from gitmlx.format.sizes import human_size
 from gitmlx.git import plumbing, scan
-from gitmlx.pointer import Pointer
-from gitmlx.reader import ArtifactFile, FileSource
+from gitmlx.remotes import by_url as remotes
 from gitmlx.remotes.base import Remote
-from gitmlx.sizes import human_size
 
 if TYPE_CHECKING:
     import numpy
@@ -120,10 +121,10 @@ def fetch_path(path: StrPath, rev: str = "HEAD", repo: StrPath = ".", *, remote:
     if store.has(pointer.oid):
         _check_local_size(store.size(pointer.oid), target)
         return store.file_path(pointer.oid)
-    from gitmlx import transfer
+    from gitmlx.transfer.download import fetch_one
 
     try:
-        transfer.fetch_one(store, open_remote(target, remote), pointer)
+        fetch_one(store, open_remote(target, remote), pointer)
     except MlxError as exc:
         raise _in_context(exc, target.label) from exc
     return store.file_path(pointer.oid)
@@ -142,9 +143,9 @@ def load_tensors(
 
     Reads the header, then only the byte ranges of the tensors asked for (all when
     `names` is None). BF16 tensors become float32 (exact), or their raw bits as uint16
-    with `bf16="uint16"`. See gitmlx.tensors.
+    with `bf16="uint16"`. See gitmlx.api.tensors.
     """
-    from gitmlx import tensors
+    from gitmlx.api import tensors
 
     return tensors.load(path, names, rev, repo, remote=remote, bf16=bf16)
 
@@ -223,7 +224,7 @@ def open_target(target: Target, remote: str | None, readahead: int | None = None
     local = _open_local(target)
     if local is not None:
         return ArtifactFile(FileSource(local, pointer.size), target.path, target.rev, pointer, "store")
-    from gitmlx.lazy import READAHEAD_MAX, RemoteSource
+    from gitmlx.api.lazy import READAHEAD_MAX, RemoteSource
     from gitmlx.transfer.download import fetch_manifest
 
     try:

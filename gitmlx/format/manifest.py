@@ -11,9 +11,9 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from gitmlx.chunking import MAX_SIZE as MAX_CHUNK
 from gitmlx.errors import IntegrityError
-from gitmlx.pointer import Pointer
+from gitmlx.format.chunking import MAX_SIZE as MAX_CHUNK
+from gitmlx.format.pointer import Pointer
 
 MAGIC = b"MLXMAN01"
 _HEADER = struct.Struct("<8s32sQII")  # magic, object sha256, object size, pack count, chunk count

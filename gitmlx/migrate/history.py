@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from gitmlx import pointer as pointers
 from gitmlx.context import RepoContext
 from gitmlx.errors import IntegrityError, MlxError, UsageError
+from gitmlx.format import pointer as pointers
+from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer, is_valid_oid
 from gitmlx.git import hooks, scan
 from gitmlx.git.plumbing import GitError, run_git, set_config
 from gitmlx.git.scan import TrackedFile
-from gitmlx.pointer import MAX_POINTER_SIZE, Pointer, is_valid_oid
-from gitmlx.store import BLOCK_SIZE, Store, StoredObject
+from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
 
 ATTRIBUTES = "filter=mlx diff=mlx merge=mlx -text"
 FILTER_KEYS = ("process", "clean", "smudge", "required")

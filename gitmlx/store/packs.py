@@ -30,7 +30,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from gitmlx import oscalls
+from gitmlx.osutil import oscalls
 
 #: A pending pack starts writing back its bytes every this many (`PendingPack.add`).
 WRITEBACK_STEP = 8 * 1024 * 1024

@@ -23,9 +23,9 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from gitmlx import codec, layout
 from gitmlx.errors import IntegrityError
-from gitmlx.manifest import ChunkRef, Manifest
+from gitmlx.format import codec, layout
+from gitmlx.format.manifest import ChunkRef, Manifest
 from gitmlx.remotes.base import Remote
 
 #: One ranged read covers at most this many stored bytes (it is held in memory while split).

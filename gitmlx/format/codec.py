@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 
 from gitmlx.errors import IntegrityError
-from gitmlx.manifest import CODEC_RAW, CODEC_ZSTD
+from gitmlx.format.manifest import CODEC_RAW, CODEC_ZSTD
 
 LEVEL = 1
 _local = threading.local()

@@ -18,10 +18,10 @@ import tempfile
 from collections.abc import Callable, Container
 from typing import BinaryIO, Protocol
 
-from gitmlx import pointer as pointers
 from gitmlx.errors import IntegrityError, MlxError
-from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
-from gitmlx.store import BLOCK_SIZE, Store
+from gitmlx.format import pointer as pointers
+from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer
+from gitmlx.store.objects import BLOCK_SIZE, Store
 
 #: Asked to bring a missing object into the store (or raise an MlxError saying why not).
 Fetcher = Callable[[Pointer], None]

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from gitmlx import api
-from gitmlx.diffs import Malformed
+from gitmlx.api import artifacts as api
 from gitmlx.diffs.safetensors import Tensor, read_header
+from gitmlx.diffs.summary import Malformed
 from gitmlx.errors import IntegrityError, MlxError
 
 if TYPE_CHECKING:

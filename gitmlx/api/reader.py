@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
 from gitmlx.errors import IntegrityError
-from gitmlx.pointer import Pointer
+from gitmlx.format.pointer import Pointer
 
 _LINE_BLOCK = 64 * 1024
 

@@ -26,20 +26,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmlx import filters, patterns
-from gitmlx import pointer as pointers
-from gitmlx.chunk_index import ChunkIndex
+from gitmlx.checkout import filters
+from gitmlx.checkout.statcache import StatCache
 from gitmlx.config import split_patterns
 from gitmlx.context import RepoContext
 from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.format import patterns
+from gitmlx.format import pointer as pointers
+from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer
+from gitmlx.format.sizes import human_size
 from gitmlx.git.filter_protocol import DELAYED
-from gitmlx.pointer import MAX_POINTER_SIZE, Pointer
 from gitmlx.remotes.base import Remote
-from gitmlx.sizes import human_size
-from gitmlx.statcache import StatCache
+from gitmlx.store.chunk_index import ChunkIndex
 
 if TYPE_CHECKING:
-    from gitmlx import worktree
+    from gitmlx.checkout import worktree
 
 
 class FilterSession:
@@ -113,11 +114,11 @@ class FilterSession:
         return patterns.selected(path, *self._selection)
 
     def fetch(self, pointer: Pointer) -> None:
-        from gitmlx import transfer  # only a missing object pays for the transfer code
+        from gitmlx.transfer.download import fetch_one  # only a missing object pays for the transfer code
 
         remote = self._remote_or_open()
         try:
-            transfer.fetch_one(self.ctx.store, remote, pointer, index=self._index)
+            fetch_one(self.ctx.store, remote, pointer, index=self._index)
         except (MlxError, OSError) as exc:
             raise self._fetch_failure(pointer, exc) from exc
         self._verified.add(pointer.oid)
@@ -415,7 +416,7 @@ class FilterSession:
                 self._placed.append((path, pointer, text, st))
 
     def _place_over_pointer(self, work_tree: Path, path: str, pointer: Pointer, text: bytes) -> os.stat_result | None:
-        from gitmlx import worktree
+        from gitmlx.checkout import worktree
 
         verified = pointer.oid in self._verified
         if self._spare is None:
@@ -469,7 +470,7 @@ class FilterSession:
         let go of its lock by the time it closes this process."""
         if not self._to_refresh or self.ctx.paths.work_tree is None:
             return
-        from gitmlx import worktree
+        from gitmlx.checkout import worktree
         from gitmlx.git.scan import TrackedFile
 
         placed = {path: (TrackedFile(path, pointer), st) for path, (pointer, st) in self._to_refresh.items()}
@@ -489,9 +490,9 @@ class FilterSession:
                 self._remote_or_open()
             except MlxError as exc:
                 return exc
-            from gitmlx import transfer
+            from gitmlx.transfer.common import index_for
 
-            self._index = transfer.common.index_for(self.ctx.store)
+            self._index = index_for(self.ctx.store)
             workers = self.ctx.config.integer("mlx.concurrency")
             if getattr(self._remote, "copies_are_local", False):
                 # A directory remote has no latency to hide: its downloads are work for
@@ -715,7 +716,7 @@ class FilterSession:
                     return
         except OSError:
             return
-        from gitmlx import worktree  # only a short file pays for it
+        from gitmlx.checkout import worktree  # only a short file pays for it
 
         try:
             worktree.replace_with(target, pointer.encode())
@@ -825,7 +826,7 @@ def claimed_paths(git_dir: Path, name: str) -> Iterator[list[str]]:
     for entry in os.listdir(git_dir):
         pid = entry[len(prefix) :]
         if entry.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid():
-            from gitmlx.worktree import process_alive  # only when a claim is left over
+            from gitmlx.checkout.worktree import process_alive  # only when a claim is left over
 
             if not process_alive(int(pid)):
                 claims.append(git_dir / entry)

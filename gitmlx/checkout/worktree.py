@@ -20,14 +20,14 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmlx import fastcopy, oscalls
+from gitmlx.checkout.statcache import StatCache
 from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.format.pointer import Pointer
 from gitmlx.git import index_file
 from gitmlx.git.plumbing import index_location, run_git
 from gitmlx.git.scan import TrackedFile
-from gitmlx.pointer import Pointer
-from gitmlx.statcache import StatCache
-from gitmlx.store import BLOCK_SIZE, Store
+from gitmlx.osutil import fastcopy, oscalls
+from gitmlx.store.objects import BLOCK_SIZE, Store
 
 
 @dataclass

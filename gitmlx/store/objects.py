@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from gitmlx import store_packs
 from gitmlx.errors import IntegrityError, MlxError
-from gitmlx.pointer import Pointer, is_valid_oid
+from gitmlx.format.pointer import Pointer, is_valid_oid
+from gitmlx.store import packs as store_packs
 
 #: Bytes of pack ranges copied out whose pages stay cached a little longer (`copied_out`).
 _COPIED_LAG = 16 * 1024 * 1024

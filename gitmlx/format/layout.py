@@ -15,7 +15,7 @@ import re
 import time
 
 from gitmlx.errors import RemoteError
-from gitmlx.pointer import is_valid_oid
+from gitmlx.format.pointer import is_valid_oid
 
 FORMAT_KEY = "mlx-remote.json"
 FORMAT_VERSION = 1

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmlx.manifest import ChunkRef, Manifest
+from gitmlx.format.manifest import ChunkRef, Manifest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS remote_chunks (
