@@ -147,7 +147,11 @@ def load_tensors(
     """
     from gitmlx.api import tensors
 
-    return tensors.load(path, names, rev, repo, remote=remote, bf16=bf16)
+    tensors.check_ready(bf16)
+    target = locate(path, rev, repo)
+    # No read-ahead: every range read there is one the caller asked for.
+    with open_target(target, remote, readahead=0) as f:
+        return tensors.load(f, f.size, target.where, names, bf16)
 
 
 # -- locating -----------------------------------------------------------------------

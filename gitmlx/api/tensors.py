@@ -3,16 +3,16 @@
 Owns: the safetensors dtype → numpy mapping (little-endian, as the format stores it), BF16
 conversion, and reading each selected tensor straight into its array (`readinto`, no
 intermediate copy). The header is parsed and validated by gitmlx.diffs.safetensors.
-Must not: import numpy at module level (an optional extra: `pip install 'gitmlx[numpy]'`),
-or read tensors that were not asked for.
+Must not: locate or open artifacts (api.artifacts hands it an open file), import numpy at
+module level (an optional extra: `pip install 'gitmlx[numpy]'`), or read tensors that were
+not asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
-from gitmlx.api import artifacts as api
 from gitmlx.diffs.safetensors import Tensor, read_header
 from gitmlx.diffs.summary import Malformed
 from gitmlx.errors import IntegrityError, MlxError
@@ -48,41 +48,44 @@ def _numpy():
     return numpy
 
 
-def load(
-    path: api.StrPath,
-    names: str | Iterable[str] | None,
-    rev: str,
-    repo: api.StrPath,
-    *,
-    remote: str | None = None,
-    bf16: str = "float32",
-) -> dict[str, numpy.ndarray]:
+def check_ready(bf16: str):
+    """numpy, once `bf16` is known to be a valid mode: called before any artifact is opened."""
     np = _numpy()
     if bf16 not in BF16_MODES:
         raise ValueError(f"bf16 must be one of {BF16_MODES}, not {bf16!r}")
-    target = api.locate(path, rev, repo)
-    # No read-ahead: every range read here is one the caller asked for.
-    with api.open_target(target, remote, readahead=0) as f:
-        try:
-            header = read_header(f, f.size)
-        except Malformed as exc:
-            raise MlxError(
-                f"{target.where} is not a valid safetensors file ({exc})",
-                "read it with gitmlx.open instead",
-            ) from None
-        by_name = {t.name: t for t in header.tensors}
-        wanted = list(by_name) if names is None else [names] if isinstance(names, str) else list(names)
-        missing = [n for n in wanted if n not in by_name]
-        if missing:
-            known = ", ".join(sorted(by_name)[:10]) + (", ..." if len(by_name) > 10 else "")
-            raise MlxError(
-                f"{target.where} has no tensor {', '.join(repr(n) for n in missing)}",
-                f"its tensors are: {known}" if by_name else "it holds no tensors",
-            )
-        arrays = {}
-        # File order: consecutive reads of neighbouring tensors share cached chunks.
-        for tensor in sorted((by_name[n] for n in dict.fromkeys(wanted)), key=lambda t: t.begin):
-            arrays[tensor.name] = _read(np, f, header.data_start, tensor, target.where, bf16)
+    return np
+
+
+def load(
+    f: BinaryIO,
+    size: int,
+    where: str,
+    names: str | Iterable[str] | None,
+    bf16: str = "float32",
+) -> dict[str, numpy.ndarray]:
+    """The tensors `names` (all when None) of the safetensors file open as `f` (`size`
+    bytes; `where` names it in errors), each read straight from its byte range."""
+    np = check_ready(bf16)
+    try:
+        header = read_header(f, size)
+    except Malformed as exc:
+        raise MlxError(
+            f"{where} is not a valid safetensors file ({exc})",
+            "read it with gitmlx.open instead",
+        ) from None
+    by_name = {t.name: t for t in header.tensors}
+    wanted = list(by_name) if names is None else [names] if isinstance(names, str) else list(names)
+    missing = [n for n in wanted if n not in by_name]
+    if missing:
+        known = ", ".join(sorted(by_name)[:10]) + (", ..." if len(by_name) > 10 else "")
+        raise MlxError(
+            f"{where} has no tensor {', '.join(repr(n) for n in missing)}",
+            f"its tensors are: {known}" if by_name else "it holds no tensors",
+        )
+    arrays = {}
+    # File order: consecutive reads of neighbouring tensors share cached chunks.
+    for tensor in sorted((by_name[n] for n in dict.fromkeys(wanted)), key=lambda t: t.begin):
+        arrays[tensor.name] = _read(np, f, header.data_start, tensor, where, bf16)
     return {name: arrays[name] for name in wanted}
 
 

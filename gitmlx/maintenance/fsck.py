@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmlx.checkout.filters import quarantine
 from gitmlx.errors import IntegrityError, ObjectNotFound
 from gitmlx.format.manifest import Manifest
 from gitmlx.format.pointer import Pointer
@@ -86,7 +85,7 @@ def verify_local(store: Store, object_done: Callable[[StoredObject], None] | Non
         report.checked += 1
         report.checked_bytes += obj.size
         if not intact:
-            quarantine(store, obj.oid)
+            store.quarantine(obj.oid)
             report.corrupt.append(obj)
         if object_done:
             object_done(obj)
