@@ -116,7 +116,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Configure the filters and, inside a repository, install the hooks."""
         from gitmlx.commands import install as cmd
 
-        call(lambda: cmd.run(scope, skip_smudge, force))
+        call(lambda: cmd.run(scope=scope, skip_smudge=skip_smudge, force=force))
 
     @group.command()
     @with_scope
@@ -124,7 +124,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Remove the filter configuration and gitmlx's hooks."""
         from gitmlx.commands import uninstall as cmd
 
-        call(lambda: cmd.run(scope))
+        call(lambda: cmd.run(scope=scope))
 
     @group.command()
     @click.argument("patterns", nargs=-1)
@@ -156,7 +156,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         elif not url:
             raise click.UsageError("'remote set' needs a URL")
         else:
-            call(lambda: cmd.run_set(url, endpoint_url, region))
+            call(lambda: cmd.run_set(url=url, endpoint_url=endpoint_url, region=region))
 
     @group.command()
     @click.argument("remote_name", required=False)
@@ -167,7 +167,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Upload what REFs need and the artifact remote lacks."""
         from gitmlx.commands import push as cmd
 
-        call(lambda: cmd.run(remote_name, list(refs), all_refs, quiet))
+        call(lambda: cmd.run(remote_name=remote_name, refs=list(refs), all_refs=all_refs, quiet=quiet))
 
     @group.command("pre-push")
     @click.argument("remote_name")
@@ -176,7 +176,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """(git hook) Upload objects before git pushes refs."""
         from gitmlx.commands import pre_push as cmd
 
-        call(lambda: cmd.run(remote_name, remote_url))
+        call(lambda: cmd.run(remote_name=remote_name, remote_url=remote_url))
 
     fetch_filters = [
         click.option("-I", "--include", "include", multiple=True, help="only paths matching (repeatable)"),
@@ -198,7 +198,16 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Download what REFs need into the local store."""
         from gitmlx.commands import fetch as cmd
 
-        call(lambda: cmd.run(remote_name, list(refs), list(include), list(exclude), all_history, quiet))
+        call(
+            lambda: cmd.run(
+                remote_name=remote_name,
+                refs=list(refs),
+                include=list(include),
+                exclude=list(exclude),
+                all_history=all_history,
+                quiet=quiet,
+            )
+        )
 
     @group.command()
     @click.argument("paths", nargs=-1)
@@ -225,7 +234,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """List tracked artifacts at HEAD: oid, '*' restored or '-' pointer only, path."""
         from gitmlx.commands import ls_files as cmd
 
-        call(lambda: cmd.run(show_size, all_history))
+        call(lambda: cmd.run(show_size=show_size, all_history=all_history))
 
     @group.command()
     def status() -> None:
@@ -258,7 +267,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Re-hash the local store (corrupt objects go to bad/); check the remote."""
         from gitmlx.commands import fsck as cmd
 
-        call(lambda: cmd.run(check_remote, full, quiet, repair))
+        call(lambda: cmd.run(check_remote=check_remote, full=full, quiet=quiet, repair=repair))
 
     @group.command()
     @click.option("--dry-run", is_flag=True, help="only report what would be deleted")
@@ -268,7 +277,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Delete local objects that no recent ref needs and that the remote holds."""
         from gitmlx.commands import prune as cmd
 
-        call(lambda: cmd.run(dry_run, verify_remote, verbose))
+        call(lambda: cmd.run(dry_run=dry_run, verify_remote=verify_remote, verbose=verbose))
 
     @group.command()
     @click.option("--remote", "remote_flag", is_flag=True, help="collect the artifact remote (required)")
@@ -284,7 +293,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
             raise click.UsageError("--dry-run and --confirm contradict each other")
         from gitmlx.commands import gc as cmd
 
-        call(lambda: cmd.run(remote_name, confirm, grace))
+        call(lambda: cmd.run(remote_name=remote_name, confirm=confirm, grace=grace))
 
     @group.command()
     @click.argument("remote_name", required=False)
@@ -292,7 +301,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Logical bytes vs bytes stored, locally and on the remote (the dedup ratio)."""
         from gitmlx.commands import du as cmd
 
-        call(lambda: cmd.run(remote_name))
+        call(lambda: cmd.run(remote_name=remote_name))
 
     @group.group()
     def migrate() -> None:
@@ -323,7 +332,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Track, commit, push, clone and verify a model in a scratch folder."""
         from gitmlx.commands import demo as cmd
 
-        call(lambda: cmd.run(keep))
+        call(lambda: cmd.run(keep=keep))
 
     for name in ("filter-process", "clean", "smudge", "post-checkout", "post-merge", "post-commit", "textconv"):
 

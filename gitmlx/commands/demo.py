@@ -43,7 +43,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run(keep: bool = False) -> int:
+def run(*, keep: bool = False) -> int:
     if shutil.which("git-mlx") is None:
         raise MlxError(
             "'git-mlx' is not on PATH, so git cannot run gitmlx's filters",

@@ -14,7 +14,7 @@ def _row(label: str, objects: int, logical: int, stored: int) -> str:
     return f"{label:<40} {objects:>8} {human_size(logical):>12} {human_size(stored):>12} {ratio:>8}"
 
 
-def run(remote_name: str | None = None) -> int:
+def run(*, remote_name: str | None = None) -> int:
     ctx = RepoContext()
     ui.info(f"{'':<40} {'objects':>8} {'logical':>12} {'stored':>12} {'ratio':>8}")
     local = list(ctx.store.iter_objects())

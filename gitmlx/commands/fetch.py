@@ -9,6 +9,7 @@ from gitmlx.errors import MlxError
 
 
 def run(
+    *,
     remote_name: str | None,
     refs: list[str],
     include: list[str],

@@ -15,7 +15,7 @@ from gitmlx.maintenance import fsck, reach
 from gitmlx.remotes.base import Remote
 
 
-def run(check_remote: bool = False, full: bool = False, quiet: bool = False, repair: bool = False) -> int:
+def run(*, check_remote: bool = False, full: bool = False, quiet: bool = False, repair: bool = False) -> int:
     ctx = RepoContext()
     store = ctx.store
     total = list(store.iter_objects())

@@ -52,7 +52,7 @@ def _counts(manifests: dict[str, int], packs: dict[str, int]) -> str:
     return f"{len(manifests)} manifest(s) and {len(packs)} pack(s) ({human_size(total)})"
 
 
-def run(remote_name: str | None, confirm: bool, grace: float | None) -> int:
+def run(*, remote_name: str | None, confirm: bool, grace: float | None) -> int:
     ctx = RepoContext()
     if remote_name and remote_name not in ctx.git_remotes():
         raise UsageError(f"no git remote named '{remote_name}'", "see 'git remote -v'")

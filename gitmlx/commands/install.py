@@ -11,7 +11,7 @@ from gitmlx.errors import MlxError, NotARepository, UsageError
 from gitmlx.git import hooks, plumbing
 
 
-def run(scope: str = "global", skip_smudge: bool = False, force: bool = False) -> int:
+def run(*, scope: str = "global", skip_smudge: bool = False, force: bool = False) -> int:
     try:
         paths = plumbing.repo_paths()
     except NotARepository:

@@ -7,7 +7,7 @@ from gitmlx.context import RepoContext
 from gitmlx.format.sizes import human_size
 
 
-def run(show_size: bool, all_history: bool) -> int:
+def run(*, show_size: bool, all_history: bool) -> int:
     ctx = RepoContext()
     files = actions.files_at(ctx, ["HEAD"], all_history)
     work_tree = ctx.paths.work_tree

@@ -46,7 +46,7 @@ def known_commits(ctx: RepoContext, shas: list[str]) -> list[str]:
     return [line.split()[0] for line in out.decode().splitlines() if line.endswith(" commit")]
 
 
-def run(remote_name: str, remote_url: str, stdin: TextIO | None = None, quiet: bool = False) -> int:
+def run(*, remote_name: str, remote_url: str, stdin: TextIO | None = None, quiet: bool = False) -> int:
     ctx = RepoContext()
     include, exclude = parse_updates(stdin or sys.stdin)
     if not include:

@@ -29,7 +29,7 @@ def offset_days(ctx: RepoContext) -> float:
     return days
 
 
-def run(dry_run: bool = False, verify_remote: bool = False, verbose: bool = False) -> int:
+def run(*, dry_run: bool = False, verify_remote: bool = False, verbose: bool = False) -> int:
     ctx = RepoContext()
     keep = reach.keep_list(ctx.top, offset_days(ctx), now())
     remote = ctx.open_remote()

@@ -14,7 +14,7 @@ from gitmlx.errors import MlxError, UsageError
 from gitmlx.git import scan
 
 
-def run(remote_name: str | None, refs: list[str], all_refs: bool, quiet: bool = False) -> int:
+def run(*, remote_name: str | None, refs: list[str], all_refs: bool, quiet: bool = False) -> int:
     ctx = RepoContext()
     if remote_name and remote_name not in ctx.git_remotes():
         raise UsageError(f"no git remote named '{remote_name}'", "see 'git remote -v'")

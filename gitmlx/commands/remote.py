@@ -22,7 +22,7 @@ def run_show() -> int:
     return 0
 
 
-def run_set(url: str, endpoint_url: str | None, region: str | None) -> int:
+def run_set(*, url: str, endpoint_url: str | None, region: str | None) -> int:
     ctx = RepoContext()
     if ctx.paths.work_tree is None:
         raise MlxError("this is a bare repository", "run 'git mlx remote set' in a clone")

@@ -8,7 +8,7 @@ from gitmlx.errors import NotARepository
 from gitmlx.git import hooks, plumbing
 
 
-def run(scope: str = "global") -> int:
+def run(*, scope: str = "global") -> int:
     try:
         paths = plumbing.repo_paths()
     except NotARepository:
