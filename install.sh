@@ -28,7 +28,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "creating virtualenv $venv"
   "$python" -m venv "$venv"
 fi
-echo "installing gitmlx and its dependencies (pygit2, boto3, click, tqdm)"
+echo "installing gitmlx and its dependencies (boto3, click, tqdm, pyfastcdc, zstandard)"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$here"
 
 on_path() { case ":$PATH:" in *":$1:"*) return 0 ;; *) return 1 ;; esac; }

@@ -1,6 +1,6 @@
 """Configuration keys and how a value is resolved, with where it came from.
 
-Owns: the table of settings and the precedence rule of CONTRACT §5:
+Owns: the table of settings and the precedence rule (README.md, "Configuration"):
 environment > git config (worktree, local, then global, system) > `.mlxconfig` > default.
 Must not: read files or run git; callers hand it the entries they read.
 

@@ -1,7 +1,7 @@
 """A repository as gitmlx sees it: its directories, resolved configuration, local store
 and artifact remote.
 
-Owns: *which* store and *which* remote a command uses (CONTRACT §5), resolved lazily so a
+Owns: *which* store and *which* remote a command uses (the precedence of config.py), resolved lazily so a
 filter that only cleans never reads `.mlxconfig` or imports a backend.
 Must not: move objects (transfer.py) or print.
 """

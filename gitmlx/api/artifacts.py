@@ -1,4 +1,4 @@
-"""The public Python API: artifacts at any revision, without a checkout (CONTRACT §7).
+"""The public Python API: artifacts at any revision, without a checkout (docs/python-api.md).
 
     import gitmlx
     with gitmlx.open("models/model.safetensors", rev="v1", repo="path/or/url") as f:

@@ -1,1 +1,0 @@
-"""Everything that talks to git: the `git` CLI (plumbing.py) and pygit2 (repo.py)."""
