@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
-import traceback
-from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TextIO
 
 from gitmlx.errors import MlxError
+
+# Not `typing.TYPE_CHECKING`: the filter process imports this module, and typing, pathlib,
+# tempfile and dataclasses together cost it more than the rest of its start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import TextIO
 
 
 def _err() -> TextIO:
@@ -61,16 +63,11 @@ def note(message: str) -> None:
     _err().flush()
 
 
-@dataclass
 class Progress:
     """Callbacks a transfer drives: `bytes_done(n)` and `file_done(_)`."""
 
-    total_bytes: int
-    total_files: int
-    label: str
-    quiet: bool = False
-
-    def __post_init__(self) -> None:
+    def __init__(self, total_bytes: int, total_files: int, label: str, quiet: bool = False) -> None:
+        self.total_bytes, self.total_files, self.label, self.quiet = total_bytes, total_files, label, quiet
         self.bytes = 0
         self.files = 0
         self.started = time.monotonic()
@@ -122,6 +119,9 @@ def progress(total_bytes: int, total_files: int, label: str, quiet: bool = False
 def write_crash_log(exc: BaseException) -> Path:
     """A bug's traceback, with versions, in a log file whose path the user can send us."""
     import platform
+    import tempfile
+    import traceback
+    from pathlib import Path
 
     from gitmlx import __version__
 
