@@ -33,7 +33,7 @@ __all__ = [
     "read_range",
 ]
 
-# Not `typing.TYPE_CHECKING`: importing typing would cost every `git-mlx` start ~3 ms.
+# Not `typing.TYPE_CHECKING`: every `git-mlx` start would pay typing's import.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from gitmlx.api.artifacts import fetch_path, load_tensors, open, read_range  # noqa: A004

@@ -3,7 +3,8 @@ exit statuses (0 ok, 1 known failure, 2 usage, 3 bug with a crash log, 130 inter
 
 Owns: click, and the only top-level error handler.
 The commands git itself runs (filters and hooks) are dispatched before click is
-imported: git may start `git-mlx` many times per command, and click costs ~25 ms.
+imported: git may start `git-mlx` many times per command, and click's import would be
+most of each start (figures: bench/README.md, "Start-up").
 """
 
 from __future__ import annotations

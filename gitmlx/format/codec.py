@@ -2,8 +2,8 @@
 
 Owns: the zstandard import (loaded on first use) and the rule for when a chunk is stored
 compressed: only when zstd saves at least 1/16 of it. Model weights mostly stay raw;
-text datasets shrink several-fold. zstd gives up quickly on incompressible input
-(~2 GB/s measured here on random bytes), so trying every chunk is cheap.
+text datasets shrink several-fold. zstd gives up quickly on incompressible input, so
+trying every chunk is cheap (bench/README.md, "Design measurements").
 Must not: do I/O.
 """
 

@@ -8,8 +8,8 @@ over `index`).
 Why this exists: after gitmlx replaces a pointer file with its content (pull, checkout,
 files placed outside git's memory), git's index still holds the pointer file's size and
 times. git has no plumbing that records new stat data without re-reading the file:
-`git update-index <path>` pipes the whole file through the clean filter again (2.7 s for
-1 GiB here), and `--refresh` takes a size change for a modification without reading it.
+`git update-index <path>` pipes the whole file through the clean filter again (seconds
+per GiB), and `--refresh` takes a size change for a modification without reading it.
 The blob does not change, only the cached stat data does, so the entry is patched byte for
 byte and nothing else in the file moves: extensions (cache tree, untracked cache,
 fsmonitor, end-of-index) are kept as they are, since none of them covers a tracked file's
@@ -179,8 +179,8 @@ def _stamp_after(fd: int, newest_ns: int) -> None:
     """Make the new index's mtime later than every file it vouches for.
 
     git takes an entry whose file is not older than the index itself for "racily clean"
-    and re-reads the file through the clean filter at the next `git status` (a 1 GiB
-    artifact: 0.6 s even with the stat cache). File times come from the kernel's coarse
+    and re-reads the file through the clean filter at the next `git status` (a large
+    artifact's whole content, even with the stat cache). File times come from the kernel's coarse
     clock (a few ms per tick), so an index written right after the last copy often
     carries the same time; touching it again once the clock has moved on costs a few ms
     at most. This settles it for a git built with USE_NSEC; one built without (Debian's
