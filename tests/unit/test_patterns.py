@@ -116,3 +116,79 @@ pattern_text = st.one_of(st.text(max_size=20), st.text(alphabet="[]!^-\\az/*?.",
 @given(pattern=pattern_text, path=st.text(alphabet="[]!^-\\az/*?.", max_size=20))
 def test_matches_never_raises(pattern: str, path: str) -> None:
     assert matches(path, pattern) in (True, False)
+
+
+def _reference(pattern: str, path: str) -> bool:
+    """The backtracking-regex reading these rules had before (exponential on hostile
+    patterns, so only small inputs here): the automaton must agree with it."""
+    import re
+
+    def translate(classes: bool) -> str:
+        anchored = "/" in pattern.rstrip("/")
+        body, out, i = pattern.strip("/"), [], 0
+        while i < len(body):
+            c = body[i]
+            if body.startswith("**/", i):
+                out.append("(?:.*/)?")
+                i += 3
+                continue
+            if body.startswith("**", i):
+                out.append(".*")
+                i += 2
+                continue
+            if c == "*":
+                out.append("[^/]*")
+            elif c == "?":
+                out.append("[^/]")
+            elif c == "[" and classes and (end := body.find("]", i + 1)) != -1:
+                inner = body[i + 1 : end]
+                negate = inner[:1] in ("!", "^")
+                members = "".join(ch if ch == "-" else re.escape(ch) for ch in (inner[1:] if negate else inner))
+                out.append(f"[{'^' if negate else ''}{members}]")
+                i = end
+            else:
+                out.append(re.escape(c))
+            i += 1
+        return f"{'' if anchored else '(?:.*/)?'}{''.join(out)}(?:/.*)?"
+
+    try:
+        regex = re.compile(translate(True))
+    except re.error:
+        regex = re.compile(translate(False))
+    return regex.fullmatch(path) is not None
+
+
+@given(
+    pattern=st.text(alphabet="ab/*?[]!-", min_size=1, max_size=10),
+    path=st.text(alphabet="ab/-!", max_size=12),
+)
+def test_the_automaton_agrees_with_the_regex_reading(pattern: str, path: str) -> None:
+    assert matches(path, pattern) == _reference(pattern, path)
+
+
+def test_a_pattern_past_the_state_memo_still_matches_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitmlx.format import patterns
+
+    monkeypatch.setattr(patterns, "_MEMO_LIMIT", 3)
+    patterns._compile.cache_clear()
+    try:
+        for pattern, path, expected in CASES:
+            assert matches(path, pattern) == expected, (pattern, path)
+    finally:
+        patterns._compile.cache_clear()
+
+
+def test_a_hostile_pattern_is_linear_in_the_path() -> None:
+    """`**a**a...**b` against a long run of 'a' backtracks for hours in a regex engine.
+    Run in a child process so that a regression fails this test instead of hanging it."""
+    import subprocess
+    import sys
+
+    code = (
+        "from gitmlx.format.patterns import matches, selected\n"
+        "p = '**a' * 10 + '**b'\n"
+        "assert not matches('a' * 70, p)\n"
+        "assert not matches('a/' * 2000 + 'a' * 4000, p)\n"
+        "assert not selected('x' * 70, ['[a]*[a]*[a]*[a]*[a]*[a]*[a]*b'], [])\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)

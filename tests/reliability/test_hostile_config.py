@@ -1,0 +1,21 @@
+"""A repository whose committed `.mlxconfig` is built to hang or crash every clone.
+
+Each clone runs with a deadline, so a regression fails the test rather than hanging it.
+"""
+
+from __future__ import annotations
+
+from helpers import Repos, assert_clean_worktree, assert_content, commit_all, git, write_random
+
+
+def test_a_backtracking_fetchexclude_does_not_hang_a_clone(repos: Repos, sealed) -> None:
+    name = "a" * 70 + ".bin"
+    sha = write_random(repos.work / name, 2048, "long")
+    (repos.work / ".mlxconfig").write_text("[mlx]\n\tfetchexclude = " + "**a" * 10 + "**b\n")
+    commit_all(repos.work, "hostile exclude")
+    git("push", "-q", "origin", "HEAD:main", cwd=repos.work)
+
+    copy = sealed.root / "copy"
+    git("clone", "-q", repos.remote, copy, cwd=sealed.root, timeout=60)
+    assert_content(copy, name, sha)  # the pattern does not match: the file is fetched
+    assert_clean_worktree(copy)
