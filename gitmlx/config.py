@@ -116,11 +116,8 @@ class Config:
 
     def integer(self, key: str, minimum: int = 1) -> int:
         raw = self.value(key)
-        try:
-            number = int(raw or "")
-        except ValueError:
-            number = minimum - 1
-        if number < minimum:
+        number = parse_count(raw or "")
+        if number is None or number < minimum:
             from gitmlx.errors import ConfigError
 
             found = self.get(key)
@@ -157,15 +154,49 @@ class Config:
 
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+#: The largest number a setting may hold: the largest file size (a signed 64-bit offset).
+MAX_NUMBER = 2**63 - 1
+
+
+def parse_count(text: str) -> int | None:
+    """A whole number in ASCII digits up to MAX_NUMBER; None for anything else.
+
+    Bounded before conversion: a committed `.mlxconfig` is untrusted, and int() of
+    thousands of digits either raises (Python's digit limit) or makes a number no
+    arithmetic later should see. int() alone would also take " 1_000 " and other digits.
+    """
+    text = text.strip()
+    if not (0 < len(text) <= 19 and text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= MAX_NUMBER else None
+
+
+#: The longest span of days a setting may hold (a century).
+MAX_DAYS = 36500.0
+
+
+def parse_days(text: str) -> float | None:
+    """A number of days from 0 to MAX_DAYS, in plain decimal notation; None for anything
+    else. float() alone takes 'nan' (every comparison false: nothing would look recent)
+    and 'inf'."""
+    text = text.strip()
+    whole, _, fraction = text.partition(".")
+    digits = whole + fraction
+    if not (0 < len(text) <= 24 and digits.isascii() and digits.isdigit() and text.count(".") <= 1):
+        return None
+    days = float(text)
+    return days if days <= MAX_DAYS else None
 
 
 def parse_size(text: str) -> int | None:
-    """`4GiB`, `512m`, `1g`, `1048576` → bytes; None for anything else."""
+    """`4GiB`, `512m`, `1g`, `1048576` → bytes, at most MAX_NUMBER; None for anything else."""
     value = text.strip().lower().removesuffix("ib").removesuffix("b")
     number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS and value[-1:] else (value, "")
-    if not (number.isascii() and number.isdigit()):
+    count = parse_count(number) if number == number.strip() else None
+    if count is None or count * _UNITS[unit] > MAX_NUMBER:
         return None
-    return int(number) * _UNITS[unit]
+    return count * _UNITS[unit]
 
 
 def git_settings(skip_smudge: bool = False) -> dict[str, str]:

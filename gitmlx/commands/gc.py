@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from gitmlx import ui
+from gitmlx.config import MAX_DAYS, parse_days
 from gitmlx.context import RepoContext
 from gitmlx.errors import ConfigError, MlxError, UsageError
 from gitmlx.format.sizes import human_size
@@ -17,18 +18,17 @@ def grace_days(ctx: RepoContext, option: float | None) -> float:
     """`--grace`, else `mlx.gcgrace` from git config (never from a committed .mlxconfig:
     a cloned repository must not shorten how long its remote's garbage is kept), else 7."""
     if option is not None:
-        if option < 0:
-            raise UsageError("--grace must be 0 or more days")
+        if not 0 <= option <= MAX_DAYS:  # also refuses nan, which click's float type takes
+            raise UsageError(f"--grace must be 0 to {MAX_DAYS:.0f} days")
         return option
     raw = ctx.config.git("mlx.gcgrace")
     if raw is None:
         return gc.DEFAULT_GRACE_DAYS
-    try:
-        days = float(raw)
-    except ValueError:
-        days = -1.0
-    if days < 0:
-        raise ConfigError(f"invalid mlx.gcgrace {raw!r} (from git config)", "set it to a number of days, 0 or more")
+    days = parse_days(raw)
+    if days is None:
+        raise ConfigError(
+            f"invalid mlx.gcgrace {raw!r} (from git config)", f"set it to a number of days, 0 to {MAX_DAYS:.0f}"
+        )
     return days
 
 

@@ -4,6 +4,7 @@ needs and that the artifact remote holds."""
 from __future__ import annotations
 
 from gitmlx import ui
+from gitmlx.config import MAX_DAYS, parse_days
 from gitmlx.context import RepoContext
 from gitmlx.errors import ConfigError
 from gitmlx.format.sizes import human_size
@@ -17,14 +18,11 @@ def offset_days(ctx: RepoContext) -> float:
     found = ctx.config.get("mlx.pruneoffsetdays")
     if found is None:
         return DEFAULT_OFFSET_DAYS
-    try:
-        days = float(found.value)
-    except ValueError:
-        days = -1.0
-    if days < 0:
+    days = parse_days(found.value)
+    if days is None:
         raise ConfigError(
             f"invalid mlx.pruneoffsetdays {found.value!r} (from {found.source})",
-            "set it to a number of days, 0 or more",
+            f"set it to a number of days, 0 to {MAX_DAYS:.0f}",
         )
     return days
 
