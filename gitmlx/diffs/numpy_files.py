@@ -21,7 +21,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from gitmlx.diffs.summary import NPY_MAGIC, Malformed, hash_stream, plural, quote, short
+from gitmlx.diffs.summary import (
+    NPY_MAGIC,
+    Malformed,
+    check_shape,
+    element_count,
+    hash_stream,
+    plural,
+    quote,
+    short,
+)
 
 #: numpy itself refuses headers over 10 000 bytes by default; structured dtypes with many
 #: fields can legitimately need more, and `literal_eval` of this much is still cheap.
@@ -51,10 +60,8 @@ class NpyHeader:
             return None
         kind, width = match.group(1), int(match.group(2))
         itemsize = width * 4 if kind == "U" else width
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count * itemsize
+        count = element_count(self.shape)
+        return None if count is None else count * itemsize
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
@@ -87,10 +94,9 @@ def read_header(stream: BinaryIO) -> NpyHeader:
     if not isinstance(doc, dict) or set(doc) != {"descr", "fortran_order", "shape"}:
         raise Malformed(".npy header does not have exactly descr, fortran_order and shape")
     shape = doc["shape"]
-    if not isinstance(shape, tuple) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
+    if not isinstance(shape, tuple):
         raise Malformed(".npy header has an invalid shape")
+    shape = check_shape(shape, ".npy header")
     if not isinstance(doc["fortran_order"], bool):
         raise Malformed(".npy header has an invalid fortran_order")
     return NpyHeader(doc["descr"], doc["fortran_order"], shape)

@@ -18,7 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from gitmlx.diffs.summary import MAX_SAFETENSORS_HEADER, Malformed, clip, hash_range, plural, quote, short
+from gitmlx.diffs.summary import (
+    MAX_SAFETENSORS_HEADER,
+    Malformed,
+    check_shape,
+    clip,
+    element_count,
+    hash_range,
+    plural,
+    quote,
+    short,
+)
 from gitmlx.format.sizes import human_size
 
 #: Bits per element of the dtypes the format defines; others are shown but not size-checked.
@@ -66,6 +76,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _small_int(text: str) -> int:
+    """JSON integers of at most 20 digits (a u64): converting longer ones costs time
+    quadratic in their length, and no offset or dimension needs them."""
+    if len(text.lstrip("-")) > 20:
+        raise ValueError(f"a number of {len(text)} digits")
+    return int(text)
+
+
 def read_header(f: BinaryIO, size: int) -> Header:
     """Parse and validate the header of the safetensors file `f` (`size` bytes long)."""
     f.seek(0)
@@ -79,7 +97,7 @@ def read_header(f: BinaryIO, size: int) -> Header:
         raise Malformed(f"header length {length} runs past the end of the file ({size} bytes)")
     raw = f.read(length)
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json.loads(raw.decode("utf-8"), parse_int=_small_int)
     except (UnicodeDecodeError, ValueError) as exc:
         raise Malformed(f"header is not JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -106,8 +124,9 @@ def _tensor(name: str, entry: object, data_size: int) -> Tensor:
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     if not isinstance(dtype, str):
         raise Malformed(f"tensor {quote(name)} has no dtype")
-    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+    if not isinstance(shape, list):
         raise Malformed(f"tensor {quote(name)} has no valid shape")
+    dims = check_shape(shape, f"tensor {quote(name)}")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)):
         raise Malformed(f"tensor {quote(name)} has no valid data_offsets")
     begin, end = offsets
@@ -115,15 +134,14 @@ def _tensor(name: str, entry: object, data_size: int) -> Tensor:
         raise Malformed(f"tensor {quote(name)}: data_offsets [{begin}, {end}] outside the {data_size} bytes of data")
     bits = DTYPE_BITS.get(dtype)
     if bits is not None:
-        count = 1
-        for dim in shape:
-            count *= dim
-        expected = (count * bits + 7) // 8
+        count = element_count(dims)
+        expected = None if count is None else (count * bits + 7) // 8
         if expected != end - begin:
+            needs = "more than 2^63 elements" if expected is None else f"{expected} bytes"
             raise Malformed(
-                f"tensor {quote(name)}: {dtype} {list(shape)} needs {expected} bytes, data_offsets give {end - begin}"
+                f"tensor {quote(name)}: {dtype} {list(dims)} needs {needs}, data_offsets give {end - begin}"
             )
-    return Tensor(name, dtype, tuple(shape), begin, end)
+    return Tensor(name, dtype, dims, begin, end)
 
 
 def summarize(path: str | os.PathLike[str], size: int) -> Iterator[str]:

@@ -63,6 +63,37 @@ class Malformed(Exception):
     """The content claims a format (by magic bytes or extension) but breaks its rules."""
 
 
+#: Dimensions an array may have (numpy's own limit): a header claiming more is malformed.
+MAX_DIMS = 64
+#: The largest dimension or element count taken seriously: nothing on disk holds more.
+MAX_ELEMENTS = 2**63 - 1
+
+
+def check_shape(shape: list | tuple, what: str) -> tuple[int, ...]:
+    """`shape` as a tuple of sizes, after bounding it: at most MAX_DIMS dimensions, each a
+    non-negative integer up to MAX_ELEMENTS. A hostile header's 800 dimensions of 4,000
+    digits would otherwise cost minutes of big-number arithmetic in every `git log -p`."""
+    if len(shape) > MAX_DIMS:
+        raise Malformed(f"{what} has {len(shape)} dimensions (at most {MAX_DIMS})")
+    for d in shape:
+        if not (isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_ELEMENTS):
+            raise Malformed(f"{what} has an invalid shape")
+    return tuple(shape)
+
+
+def element_count(shape: tuple[int, ...]) -> int | None:
+    """The product of `shape`, or None once it passes MAX_ELEMENTS (checked as it grows,
+    so the numbers multiplied stay machine-sized)."""
+    if 0 in shape:
+        return 0
+    count = 1
+    for d in shape:
+        count *= d
+        if count > MAX_ELEMENTS:
+            return None
+    return count
+
+
 # --- shared helpers ----------------------------------------------------------------------
 
 
