@@ -75,7 +75,13 @@ def upload(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet
     total = sum(p.size for p in {p.oid: p for p in pointers}.values())
     with ui.progress(total, len({p.oid for p in pointers}), "push", quiet) as bar:
         result = uploads.upload(
-            ctx.store, remote, pointers, ctx.config.integer("mlx.concurrency"), bar.bytes_done, bar.file_done
+            ctx.store,
+            remote,
+            pointers,
+            ctx.config.integer("mlx.concurrency"),
+            bar.bytes_done,
+            bar.file_done,
+            notice=ui.note,
         )
         if result.moved:
             bar.close_summary = (

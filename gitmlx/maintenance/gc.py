@@ -248,10 +248,11 @@ def collect_garbage(
 
 
 def _remove_expired_notes(remote: Remote, report: GcReport) -> None:
-    """`keep` notes past the grace period, and `deleting` notes of a gc that died."""
+    """`keep` notes past the grace period, and `deleting` notes of a gc that died or dated
+    in the future (pushers ignore those anyway)."""
     for key, kind, created in gc_marks.list_notes(remote):
         age = report.now - created
         if (kind == "keep" and age >= report.grace_seconds) or (
-            kind == "deleting" and age >= gc_marks.DELETING_TIMEOUT
+            kind == "deleting" and not -gc_marks.FUTURE_SKEW <= age < gc_marks.DELETING_TIMEOUT
         ):
             remote.delete(key)

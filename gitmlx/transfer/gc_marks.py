@@ -35,6 +35,9 @@ DELETING_TIMEOUT = 600
 #: gc phase 2 renews its `deleting` note (and re-reads `keep` notes) at least this often.
 DELETING_RENEW = 60
 _POLL_SECONDS = 2.0
+#: A note dated further ahead than this is invalid (a clock that far off, or a note made
+#: to stall pushes); less counts, since two machines' clocks may differ by minutes.
+FUTURE_SKEW = 300
 
 
 def now() -> int:
@@ -142,7 +145,7 @@ def read_marks(remote: Remote, kinds: Iterable[str] = ("pending",)) -> Marks:
             if len(data) >= NOTE_LIMIT:
                 raise ValueError("too large")
             marks.notes.append(decode_note(key, kind, created, data))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than json can read
             marks.unreadable.append(key)
     return marks
 
@@ -164,9 +167,14 @@ def write_note(
 
 
 def active_deleting(remote: Remote) -> list[str]:
-    """`deleting` notes young enough that their gc may still be deleting."""
+    """`deleting` notes young enough that their gc may still be deleting. One dated more
+    than FUTURE_SKEW ahead is invalid: it would hold every push for the whole timeout."""
     t = now()
-    return [key for key, kind, created in list_notes(remote) if kind == "deleting" and t - created < DELETING_TIMEOUT]
+    return [
+        key
+        for key, kind, created in list_notes(remote)
+        if kind == "deleting" and -FUTURE_SKEW <= t - created < DELETING_TIMEOUT
+    ]
 
 
 def announce(
@@ -175,6 +183,7 @@ def announce(
     manifests: Iterable[str] = (),
     packs: Iterable[str] = (),
     sleep: Callable[[float], None] = time.sleep,
+    waiting: Callable[[str], None] | None = None,
 ) -> None:
     """A pusher's half of the handshake, before it re-writes keys a pending note lists.
 
@@ -184,5 +193,12 @@ def announce(
     """
     write_note(remote, "keep", tmp_dir, manifests, packs)
     deadline = time.monotonic() + DELETING_TIMEOUT
-    while active_deleting(remote) and time.monotonic() < deadline:
+    told = False
+    while (busy := active_deleting(remote)) and time.monotonic() < deadline:
+        if waiting is not None and not told:
+            waiting(
+                f"waiting for 'gc --remote' to finish deleting on '{remote.display_url}' ({busy[0]}), "
+                f"at most {DELETING_TIMEOUT // 60} minutes"
+            )
+            told = True
         sleep(_POLL_SECONDS)

@@ -22,7 +22,7 @@ import os
 import secrets
 import threading
 from collections import deque
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,8 +183,10 @@ class Packer:
         marked_packs: frozenset[str] = frozenset(),
         sizes: PackSizes | None = None,
         damaged_packs: frozenset[str] = frozenset(),
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.store, self.remote, self.index = store, remote, index
+        self.notice = notice  # told what a wait is for (a gc deleting on the remote)
         #: Packs `gc --remote` marked for deletion: never reused, announced before re-written.
         self.marked_packs = marked_packs
         self.remote_id = remote_identity(remote)
@@ -309,7 +311,7 @@ class Packer:
             copying.result()
         else:
             if pack_id in self.marked_packs:
-                gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id])
+                gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id], waiting=self.notice)
             self._put_solo(pointer)
         refs = [ChunkRef(c.hash, pack_id, c.offset, c.raw, c.raw, CODEC_RAW) for c in planned]
         with self._lock:
@@ -355,7 +357,7 @@ class Packer:
     def _upload_pack(self, writer: PackWriter, pack_id: str, chunks: list[NewChunk]) -> str:
         if pack_id in self.marked_packs:
             # gc: same chunks in the same order as a marked pack, so the same key; protect it first.
-            gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id])
+            gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id], waiting=self.notice)
         try:
             self.remote.put_file(layout.pack_key(pack_id), writer.path, consume=True)
         finally:
@@ -392,6 +394,7 @@ def upload(
     file_done: FileDone | None = None,
     replace: Collection[str] = (),
     damaged_packs: Collection[str] = (),
+    notice: Callable[[str], None] | None = None,
 ) -> TransferResult:
     """Make the remote hold every object in `pointers`; objects missing locally fail.
 
@@ -417,10 +420,10 @@ def upload(
     damaged = frozenset(damaged_packs).union(*(copy.bad_packs for copy in copies.values()))
     revive = {p.oid for p in todo if p.oid in marks.manifests}
     if revive:
-        gc_marks.announce(remote, store.tmp_dir, manifests=revive)
+        gc_marks.announce(remote, store.tmp_dir, manifests=revive, waiting=notice)
         missing |= revive
     index = index_for(store)
-    packer = Packer(store, remote, index, concurrency, progress, marks.packs, sizes, damaged)
+    packer = Packer(store, remote, index, concurrency, progress, marks.packs, sizes, damaged, notice)
     plans: list[tuple[Pointer, list[ChunkRef | NewChunk]]] = []
     plan_lock = threading.Lock()
 
