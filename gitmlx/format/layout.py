@@ -79,12 +79,12 @@ def check_format(data: bytes, where: str) -> None:
     """Refuse a remote whose format this client does not know (never guess)."""
     try:
         version = json.loads(data.decode("utf-8"))["format"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
         raise RemoteError(
             f"remote '{where}' has an unreadable {FORMAT_KEY}",
             "check the remote URL; this is not a gitmlx remote, or its marker is damaged",
         ) from None
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # true == 1 == 1.0 in Python
         raise RemoteError(
             f"remote '{where}' uses gitmlx remote format {version!r}; this gitmlx reads format {FORMAT_VERSION}",
             "upgrade gitmlx (./install.sh from a newer checkout)",

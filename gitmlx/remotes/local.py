@@ -119,6 +119,8 @@ class LocalRemote:
                 return src.read(length)
         except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(f"'{key}' is not on remote '{self.display_url}'") from None
+        except OSError as exc:  # a folder where an object should be, permissions
+            raise RemoteError(f"cannot read '{key}' on remote '{self.display_url}': {exc.strerror or exc}") from exc
 
     def list(self, prefix: str = "") -> Iterator[RemoteEntry]:
         # Walk only below the prefix's folder: pushes list the small gc/ folder, and must

@@ -89,6 +89,27 @@ def check_format(remote: Remote, create: bool, tmp_dir: Path) -> bool:
     return True
 
 
+#: Remotes (by identity) whose format marker this process has read and accepted.
+_READABLE: set[str] = set()
+
+
+def check_readable(remote: Remote) -> None:
+    """Refuse to read objects from a remote in a format this client does not know.
+
+    Read once per remote and process: every download path asks, so a filter fetching
+    thousands of objects reads the marker once. A remote without a marker passes (nothing
+    was pushed there; the download itself then says what is missing)."""
+    identity = remote_identity(remote)
+    if identity in _READABLE:
+        return
+    try:
+        data = remote.read_range(layout.FORMAT_KEY, 0, 4096)
+    except ObjectNotFound:
+        return
+    layout.check_format(data, remote.display_url)
+    _READABLE.add(identity)
+
+
 def put_bytes(remote: Remote, key: str, data: bytes, tmp_dir: Path) -> None:
     """Upload a small in-memory document through the file-based interface."""
     tmp_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,15 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote, Sink
 from gitmlx.store.chunk_index import ChunkIndex, LocalChunk
 from gitmlx.store.objects import PACK_BELOW, ObjectWriter, Store
-from gitmlx.transfer.common import FileDone, TransferResult, index_for, parallel, remote_identity, unique
+from gitmlx.transfer.common import (
+    FileDone,
+    TransferResult,
+    check_readable,
+    index_for,
+    parallel,
+    remote_identity,
+    unique,
+)
 
 #: One ranged read covers at most this many bytes of consecutive chunks in one pack.
 RUN_LIMIT = 32 * 1024 * 1024
@@ -55,6 +63,7 @@ class _Bounded(io.BytesIO):
 
 def fetch_manifest(remote: Remote, pointer: Pointer) -> tuple[Manifest, int]:
     """The validated manifest of `pointer` and its size on the wire."""
+    check_readable(remote)
     buf = _Bounded()
     try:
         remote.get(layout.manifest_key(pointer.oid), buf)
