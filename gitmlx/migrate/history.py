@@ -5,10 +5,6 @@ into the store with verification, pointing the `lfs` filter driver at gitmlx, re
 Git LFS's hooks) and `import` (rewriting history with git-filter-repo so that matching
 blobs become gitmlx pointers). See docs/migration.md.
 Must not: print or parse command lines (commands/migrate.py does), or touch a remote.
-
-Two git subprocesses are spawned here rather than through plumbing.run_git because they
-are long-lived streams (`cat-file --batch`, `check-attr --stdin`) that a history rewrite
-queries once per blob or path; run_git only runs a command to completion.
 """
 
 from __future__ import annotations
@@ -17,18 +13,17 @@ import contextlib
 import io
 import os
 import re
-import subprocess
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from gitmlx.context import RepoContext
 from gitmlx.errors import IntegrityError, MlxError, UsageError
 from gitmlx.format import pointer as pointers
 from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer, is_valid_oid
 from gitmlx.git import hooks, scan
+from gitmlx.git.attributes import PatternMatcher
+from gitmlx.git.batch import BlobReader
 from gitmlx.git.plumbing import GitError, run_git, set_config
 from gitmlx.git.scan import TrackedFile
 from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
@@ -329,97 +324,6 @@ def resolve_refs(top: Path, refs: Sequence[str], everything: bool) -> list[str]:
     return full
 
 
-class _BlobReader:
-    """Blob sizes and contents from `git cat-file --batch(-check)`, streamed."""
-
-    def __init__(self, top: Path, stack: contextlib.ExitStack) -> None:
-        self._check = _spawn(["cat-file", "--batch-check=%(objectsize)"], top, stack)
-        self._cat = _spawn(["cat-file", "--batch"], top, stack)
-
-    def size(self, sha: bytes) -> int:
-        _ask(self._check, sha + b"\n")
-        line = _stdout(self._check).readline()
-        if not line.strip().isdigit():
-            raise MlxError(f"cannot read blob {sha.decode()[:10]}: {line.decode(errors='replace').strip()}")
-        return int(line)
-
-    def copy(self, sha: bytes, sink: Callable[[bytes], object]) -> int:
-        """Stream the blob into `sink` in blocks; return its size."""
-        _ask(self._cat, sha + b"\n")
-        out = _stdout(self._cat)
-        header = out.readline().split()
-        if len(header) != 3 or header[1] != b"blob":
-            raise MlxError(f"cannot read blob {sha.decode()[:10]}: {b' '.join(header).decode(errors='replace')}")
-        size = left = int(header[2])
-        while left:
-            block = out.read(min(left, BLOCK_SIZE))
-            if not block:
-                raise MlxError(f"git cat-file ended inside blob {sha.decode()[:10]}")
-            sink(block)
-            left -= len(block)
-        out.read(1)  # the LF after the content
-        return size
-
-
-class _AttrMatcher:
-    """Which paths the include patterns select, by git's own gitattributes matching.
-
-    The patterns go into a private attributes file (`core.attributesFile`) under an
-    attribute name nothing else sets, so the answer is exactly what the .gitattributes
-    lines written into each commit will select.
-    """
-
-    ATTR = "gitmlx-migrate-include"
-
-    def __init__(self, top: Path, patterns: Sequence[str], stack: contextlib.ExitStack) -> None:
-        fd, name = tempfile.mkstemp(prefix="mlx-migrate-", suffix=".attributes")
-        stack.callback(os.unlink, name)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(f"{p} {self.ATTR}\n" for p in patterns))
-        args = ["-c", f"core.attributesFile={name}", "check-attr", "--stdin", "-z", self.ATTR]
-        self._proc = _spawn(args, top, stack)
-        self._cache: dict[bytes, bool] = {}
-
-    def __call__(self, path: bytes) -> bool:
-        if path not in self._cache:
-            _ask(self._proc, path + b"\0")
-            out = _stdout(self._proc)
-            _path, _attr, value = (_read_field(out) for _ in range(3))
-            self._cache[path] = value == b"set"
-        return self._cache[path]
-
-
-def _spawn(args: list[str], top: Path, stack: contextlib.ExitStack) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, GIT_FLUSH="1")
-    proc = subprocess.Popen(["git", *args], cwd=top, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-
-    def close() -> None:
-        if proc.stdin:
-            proc.stdin.close()
-        proc.wait()
-
-    stack.callback(close)
-    return proc
-
-
-def _ask(proc: subprocess.Popen[bytes], request: bytes) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(request)
-    proc.stdin.flush()
-
-
-def _stdout(proc: subprocess.Popen[bytes]) -> IO[bytes]:
-    assert proc.stdout is not None
-    return proc.stdout
-
-
-def _read_field(stream: IO[bytes]) -> bytes:
-    parts = []
-    while (c := stream.read(1)) not in (b"\0", b""):
-        parts.append(c)
-    return b"".join(parts)
-
-
 #: A commit's .gitattributes before rewriting (blob id, or None) and the lines it needs.
 _AttrState = tuple[bytes | None, tuple[str, ...]]
 
@@ -438,7 +342,7 @@ class _Rewriter:
     the state (original .gitattributes blob, lines) is carried from parent to child.
     """
 
-    def __init__(self, store: Store, blobs: _BlobReader, wanted: _AttrMatcher, options: ImportOptions) -> None:
+    def __init__(self, store: Store, blobs: BlobReader, wanted: PatternMatcher, options: ImportOptions) -> None:
         self.store, self.blobs, self.wanted, self.options = store, blobs, wanted, options
         self.patterns = tuple(encode_pattern(p) for p in options.include)
         self.insert: Callable[[object], None] = lambda _blob: None
@@ -596,8 +500,8 @@ def import_history(
     )
     args.refs = refs  # set after parsing: argparse would take '--all' for an option
     captured = io.StringIO()
-    with contextlib.ExitStack() as stack:
-        rewriter = _Rewriter(ctx.store, _BlobReader(top, stack), _AttrMatcher(top, patterns, stack), options)
+    with contextlib.closing(BlobReader(top)) as blobs, contextlib.closing(PatternMatcher(top, patterns)) as wanted:
+        rewriter = _Rewriter(ctx.store, blobs, wanted, options)
         rewriter.result.refs = refs
         rewriter.blob_type, rewriter.file_change = fr.Blob, fr.FileChange
         try:
