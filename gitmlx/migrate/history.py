@@ -2,15 +2,16 @@
 
 Owns: `from-lfs` (switching `filter=lfs` attributes to mlx, importing `.git/lfs/objects`
 into the store with verification, pointing the `lfs` filter driver at gitmlx, replacing
-Git LFS's hooks) and `import` (rewriting history with git-filter-repo so that matching
-blobs become gitmlx pointers). See docs/migration.md.
+Git LFS's hooks) and `import` (what each commit becomes when history is rewritten so that
+matching blobs become gitmlx pointers; git/filter_repo.py runs the rewrite). See
+docs/migration.md.
 Must not: print or parse command lines (commands/migrate.py does), or touch a remote.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -21,9 +22,10 @@ from gitmlx.context import RepoContext
 from gitmlx.errors import IntegrityError, MlxError, UsageError
 from gitmlx.format import pointer as pointers
 from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer, is_valid_oid
-from gitmlx.git import hooks, scan
+from gitmlx.git import filter_repo, hooks, scan
 from gitmlx.git.attributes import PatternMatcher
 from gitmlx.git.batch import BlobReader
+from gitmlx.git.filter_repo import AddBlob, BlobRef, Commit, CommitRef, FileChange
 from gitmlx.git.plumbing import GitError, run_git, set_config
 from gitmlx.git.scan import TrackedFile
 from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
@@ -324,120 +326,129 @@ def resolve_refs(top: Path, refs: Sequence[str], everything: bool) -> list[str]:
     return full
 
 
-#: A commit's .gitattributes before rewriting (blob id, or None) and the lines it needs.
-_AttrState = tuple[bytes | None, tuple[str, ...]]
+@dataclass(frozen=True)
+class _Attributes:
+    """What a rewritten commit's top-level .gitattributes is made of: the commit's own
+    (its blob id; None when it has none) and the tracking lines it must hold."""
+
+    original: bytes | None
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _CommitState:
+    """What a rewritten commit passes to the children that have it as first parent."""
+
+    attributes: _Attributes
+    pointer_paths: frozenset[bytes]  # with --above: the paths it holds as pointers
+
+
+_ROOT = _CommitState(_Attributes(None, ()), frozenset())
 
 
 class _Rewriter:
-    """git-filter-repo's commit callback: pointers for matching blobs, tracked patterns.
+    """The edit git-filter-repo applies to each commit: pointers for matching blobs,
+    tracked patterns.
 
-    filter-repo runs fast-export without blob data (no blob callback is given), so each
-    file change carries the original blob id and content is streamed from cat-file into
-    the store; only the small pointer blobs pass through fast-import's stream.
+    fast-export runs without blob data, so each file change carries the original blob id
+    and content is streamed from cat-file into the store; only the small pointer blobs
+    pass through fast-import's stream.
 
     Each commit's top-level .gitattributes is its original one plus the lines that track
     what that commit holds as pointers: the patterns, or with `--above` the exact paths
     converted (a pattern would also catch the small files left as they are, and those
     would then show as modified). fast-export lists changes against the first parent, so
-    the state (original .gitattributes blob, lines) is carried from parent to child.
+    each commit's state (_CommitState) is carried from parent to child.
     """
 
     def __init__(self, store: Store, blobs: BlobReader, wanted: PatternMatcher, options: ImportOptions) -> None:
         self.store, self.blobs, self.wanted, self.options = store, blobs, wanted, options
         self.patterns = tuple(encode_pattern(p) for p in options.include)
-        self.insert: Callable[[object], None] = lambda _blob: None
-        self.blob_type: Callable[[bytes], object] = lambda data: data
-        self.file_change: Callable[..., object] = lambda *a: a
-        self._new_ids: dict[bytes, tuple[object, bool]] = {}  # blob sha -> (id to use, is a pointer)
-        self._attributes: dict[_AttrState, object | None] = {}
-        self._states: dict[object, tuple[_AttrState, frozenset[bytes]]] = {}
+        self._new_ids: dict[bytes, tuple[BlobRef, bool]] = {}  # blob sha -> (id to use, is a pointer)
+        self._attributes: dict[_Attributes, BlobRef | None] = {}
+        self._states: dict[CommitRef, _CommitState] = {}
         self.result = ImportResult([])
 
-    def _insert(self, data: bytes) -> object:
-        blob = self.blob_type(data)
-        self.insert(blob)
-        return blob.id  # type: ignore[attr-defined]
+    def _content(self, sha: bytes) -> bytes:
+        parts: list[bytes] = []
+        self.blobs.copy(sha, parts.append)
+        return b"".join(parts)
 
-    def attributes_id(self, state: _AttrState) -> object | None:
-        """The blob for a state's .gitattributes; None when there is to be no file."""
-        if state not in self._attributes:
-            original, lines = state
-            content = None
-            if original is not None:
-                parts: list[bytes] = []
-                self.blobs.copy(original, parts.append)
-                content = b"".join(parts)
-            if content is None and not lines:
-                self._attributes[state] = None
+    def attributes_id(self, attributes: _Attributes, add_blob: AddBlob) -> BlobRef | None:
+        """The blob of this .gitattributes; None when there is to be no file."""
+        if attributes not in self._attributes:
+            original = attributes.original
+            content = None if original is None else self._content(original)
+            if content is None and not attributes.lines:
+                self._attributes[attributes] = None
             else:
-                new = with_tracked(content, lines)
-                self._attributes[state] = original if new == content else self._insert(new)
-        return self._attributes[state]
+                new = with_tracked(content, attributes.lines)
+                self._attributes[attributes] = original if new == content else add_blob(new)
+        return self._attributes[attributes]
 
-    def blob_id(self, sha: bytes) -> tuple[object, bool]:
+    def blob_id(self, sha: bytes, add_blob: AddBlob) -> tuple[BlobRef, bool]:
         """(id of the blob to commit instead, whether it is a pointer)."""
         if sha in self._new_ids:
             return self._new_ids[sha]
         size = self.blobs.size(sha)
-        new: tuple[object, bool] = (sha, False)
+        new: tuple[BlobRef, bool] = (sha, False)
         if self.options.above is not None and size <= self.options.above:
             self.result.kept_small += 1
         elif size < MAX_POINTER_SIZE:
-            parts: list[bytes] = []
-            self.blobs.copy(sha, parts.append)
-            data = b"".join(parts)
+            data = self._content(sha)
             if pointers.parse(data) is not None:
                 self.result.already_pointers += 1
                 new = (sha, True)
             else:
-                new = (self._store_pointer(lambda write: write(data)), True)
+                new = (self._store_pointer(lambda write: write(data), add_blob), True)
         else:
-            new = (self._store_pointer(lambda write: self.blobs.copy(sha, write)), True)
+            new = (self._store_pointer(lambda write: self.blobs.copy(sha, write), add_blob), True)
         self._new_ids[sha] = new
         return new
 
-    def _store_pointer(self, fill: Callable[[Callable[[bytes], object]], object]) -> object:
+    def _store_pointer(self, fill: Callable[[Callable[[bytes], object]], object], add_blob: AddBlob) -> int:
         with self.store.writer() as writer:
             fill(writer.write)
             stored = writer.commit()
         self.result.converted += 1
         self.result.converted_bytes += stored.size
-        return self._insert(stored.encode())
+        return add_blob(stored.encode())
 
-    def commit(self, commit, _metadata=None) -> None:  # commit: git_filter_repo.Commit
+    def commit(self, commit: Commit, add_blob: AddBlob) -> list[FileChange]:
         self.result.commits += 1
-        empty: tuple[_AttrState, frozenset[bytes]] = ((None, ()), frozenset())
-        parent_state, converted = self._states.get(commit.parents[0], empty) if commit.parents else empty
-        original, paths = parent_state[0], set(converted)
+        parent = self._states.get(commit.parents[0], _ROOT) if commit.parents else _ROOT
+        original, paths = parent.attributes.original, set(parent.pointer_paths)
         touched, mode = False, b"100644"
         changes = []
-        for change in commit.file_changes:
-            if change.filename == b".gitattributes" and change.mode != b"120000":
+        for change in commit.changes:
+            if change.path == b".gitattributes" and change.mode != b"120000":
                 touched = True
-                original = change.blob_id if change.type == b"M" and isinstance(change.blob_id, bytes) else None
-                mode = change.mode if change.type == b"M" else mode
+                original = change.blob if change.kind == b"M" and isinstance(change.blob, bytes) else None
+                mode = change.mode if change.kind == b"M" and change.mode is not None else mode
                 continue  # written below, from the new state
             is_pointer = False
             if (
-                change.type == b"M"
+                change.kind == b"M"
                 and change.mode in (b"100644", b"100755")
-                and isinstance(change.blob_id, bytes)
-                and self.wanted(change.filename)
+                and isinstance(change.blob, bytes)
+                and self.wanted(change.path)
             ):
-                change.blob_id, is_pointer = self.blob_id(change.blob_id)
+                new_blob, is_pointer = self.blob_id(change.blob, add_blob)
+                change = dataclasses.replace(change, blob=new_blob)
             if self.options.above is not None:  # only exact-path tracking needs the paths
-                (paths.add if is_pointer else paths.discard)(change.filename)
+                (paths.add if is_pointer else paths.discard)(change.path)
             changes.append(change)
         lines = self.patterns if self.options.above is None else tuple(_exact_pattern(p) for p in sorted(paths))
-        state: _AttrState = (original, lines)
-        self._states[commit.id] = (state, converted if paths == converted else frozenset(paths))
-        if touched or state != parent_state:
-            blob = self.attributes_id(state)
+        attributes = _Attributes(original, lines)
+        unchanged = paths == parent.pointer_paths  # then share the parent's set
+        self._states[commit.mark] = _CommitState(attributes, parent.pointer_paths if unchanged else frozenset(paths))
+        if touched or attributes != parent.attributes:
+            blob = self.attributes_id(attributes, add_blob)
             if blob is not None:
-                changes.append(self.file_change(b"M", b".gitattributes", blob, mode))
-            elif touched or self.attributes_id(parent_state) is not None:
-                changes.append(self.file_change(b"D", b".gitattributes"))
-        commit.file_changes = changes
+                changes.append(FileChange(b"M", b".gitattributes", blob, mode))
+            elif touched or self.attributes_id(parent.attributes, add_blob) is not None:
+                changes.append(FileChange(b"D", b".gitattributes"))
+        return changes
 
 
 def _exact_pattern(path: bytes) -> str:
@@ -445,28 +456,6 @@ def _exact_pattern(path: bytes) -> str:
     text = path.decode("utf-8", "surrogateescape")
     escaped = "".join("\\" + c if c in "*?[\\" else "[[:space:]]" if c.isspace() else c for c in text)
     return "/" + escaped
-
-
-def _load_filter_repo():  # -> the git_filter_repo module
-    try:
-        import git_filter_repo
-    except ImportError as exc:
-        raise MlxError(
-            "git-filter-repo is not installed (needed to rewrite history)",
-            "install it with 'pip install git-filter-repo' in gitmlx's environment",
-        ) from exc
-    return git_filter_repo
-
-
-@contextlib.contextmanager
-def _in_directory(path: Path) -> Iterator[None]:
-    """filter-repo works on the repository in the current directory."""
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
 
 
 def import_history(
@@ -479,7 +468,7 @@ def import_history(
     reset to the new HEAD through gitmlx's smudge filter. `on_start` is called once the
     checks passed, just before the rewrite begins.
     """
-    fr = _load_filter_repo()
+    filter_repo.ensure_installed()
     top = ctx.top
     patterns = [encode_pattern(p) for p in options.include]
     if not patterns:
@@ -488,30 +477,13 @@ def import_history(
     require_clean_worktree(ctx)
     if ctx.paths.work_tree is not None:
         mlx_filter_config(ctx)  # the final reset must smudge pointers back into content
-    metadata = ctx.paths.git_dir / "filter-repo"
-    # Each import is a fresh rewrite; a marker from an earlier run would make filter-repo
-    # treat this as a continuation (and prompt on stdin when that run is over a day old).
-    with contextlib.suppress(FileNotFoundError):
-        (metadata / "already_ran").unlink()
+    metadata = filter_repo.start_fresh(ctx.paths.git_dir)
     before = _ref_values(top)
     on_start()
-    args = fr.FilteringOptions.parse_args(
-        ["--force", "--quiet", "--prune-empty", "never", "--prune-degenerate", "never", "--refs", "HEAD"]
-    )
-    args.refs = refs  # set after parsing: argparse would take '--all' for an option
-    captured = io.StringIO()
     with contextlib.closing(BlobReader(top)) as blobs, contextlib.closing(PatternMatcher(top, patterns)) as wanted:
         rewriter = _Rewriter(ctx.store, blobs, wanted, options)
         rewriter.result.refs = refs
-        rewriter.blob_type, rewriter.file_change = fr.Blob, fr.FileChange
-        try:
-            with _in_directory(top), contextlib.redirect_stdout(captured):
-                repo_filter = fr.RepoFilter(args, commit_callback=rewriter.commit)
-                rewriter.insert = repo_filter.insert
-                repo_filter.run()
-        except SystemExit as exc:
-            said = exc.code if isinstance(exc.code, str) else (captured.getvalue().strip().splitlines() or ["?"])[-1]
-            raise MlxError(f"git-filter-repo failed: {said.strip()}", "see the messages above") from None
+        filter_repo.rewrite(top, refs, rewriter.commit)
     result = rewriter.result
     result.metadata_dir = metadata
     after = _ref_values(top)
