@@ -1,6 +1,7 @@
 """`git mlx migrate from-lfs [--fetch]` and `git mlx migrate import --include P ...`:
 take over a Git LFS repository (its pointers keep working), or rewrite history so large
-blobs become pointers. The work is in gitmlx/migrate.py; this module reports it."""
+blobs become pointers. The work is in gitmlx/migrate/ (from_lfs.py, history.py); this
+module reports it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from gitmlx.config import parse_size
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError, UsageError
 from gitmlx.format.sizes import human_size
-from gitmlx.migrate import history as migrate
+from gitmlx.migrate import from_lfs, history
+from gitmlx.migrate.filter_driver import mlx_filter_config
 
 SHOWN = 5
 
@@ -24,32 +26,32 @@ def run_from_lfs(fetch: bool = False) -> int:
     if ctx.paths.work_tree is None:
         raise MlxError("this is a bare repository", "run 'git mlx migrate from-lfs' in a clone with a work tree")
     top = ctx.top
-    migrate.mlx_filter_config(ctx)  # fail before changing anything when gitmlx is not installed
+    mlx_filter_config(ctx)  # fail before changing anything when gitmlx is not installed
     if fetch:
-        if migrate.lfs_available(top):
+        if from_lfs.lfs_available(top):
             ui.note("running 'git lfs fetch --all' ...")
-            migrate.fetch_lfs(top)
+            from_lfs.fetch_lfs(top)
         else:
             ui.warn("git-lfs is not installed, so '--fetch' cannot download Git LFS objects; importing what is local")
 
-    edits = migrate.switch_attributes(top)
+    edits = from_lfs.switch_attributes(top)
     for edit in edits:
         ui.info(f"switched '{edit.path}': {edit.lines} line(s) from filter=lfs to filter=mlx")
     if not edits:
         ui.info("no .gitattributes line uses filter=lfs (already switched?)")
 
-    objects = migrate.lfs_objects_dir(ctx)
-    imported = migrate.import_lfs_objects(objects, ctx.store)
+    objects = from_lfs.lfs_objects_dir(ctx)
+    imported = from_lfs.import_lfs_objects(objects, ctx.store)
     where = objects.relative_to(top) if objects.is_relative_to(top) else objects
     ui.info(
         f"imported {len(imported.imported)} Git LFS object(s) ({human_size(imported.imported_bytes)}) "
         f"from '{where}' into gitmlx's store ({imported.present} already there)"
     )
 
-    migrate.take_over_lfs_filter(ctx)
+    from_lfs.take_over_lfs_filter(ctx)
     ui.info("filter=lfs now runs gitmlx in this clone (filter.lfs.* in .git/config): old commits check out through it")
 
-    removed, hooks = migrate.replace_lfs_hooks(top)
+    removed, hooks = from_lfs.replace_lfs_hooks(top)
     if removed:
         ui.info(f"replaced Git LFS's hooks ({', '.join(removed)}) with gitmlx's")
     for path in hooks.refused:
@@ -57,7 +59,7 @@ def run_from_lfs(fetch: bool = False) -> int:
 
     # Only a clone Git LFS worked in can be short of its objects; a clone made after the
     # migration gets them from the gitmlx remote on checkout.
-    missing = migrate.missing_lfs_objects(top, ctx.store) if objects.is_dir() else []
+    missing = from_lfs.missing_lfs_objects(top, ctx.store) if objects.is_dir() else []
     if missing:
         ui.warn(
             f"{len({f.pointer.oid for f in missing})} object(s) named by Git LFS pointers in history are not "
@@ -89,8 +91,8 @@ def run_import(include: list[str], refs: list[str], everything: bool, above: str
         if above_bytes is None:
             raise UsageError(f"invalid size {above!r} for --above", "write a size such as 1MiB, 500k or 1048576")
     ctx = RepoContext()
-    options = migrate.ImportOptions(tuple(include), tuple(refs), everything, above_bytes)
-    result = migrate.import_history(ctx, options, lambda: ui.note("rewriting history with git-filter-repo ..."))
+    options = history.ImportOptions(tuple(include), tuple(refs), everything, above_bytes)
+    result = history.import_history(ctx, options, lambda: ui.note("rewriting history with git-filter-repo ..."))
 
     ui.info(
         f"rewrote {result.commits} commit(s) of {'every ref' if everything else _listed(result.refs)}: "
@@ -98,7 +100,7 @@ def run_import(include: list[str], refs: list[str], everything: bool, above: str
         f"({human_size(result.converted_bytes)}) became gitmlx pointers, their content is in the local store"
     )
     if above_bytes is None:
-        patterns = " ".join(migrate.encode_pattern(p) for p in include)
+        patterns = " ".join(history.encode_pattern(p) for p in include)
         ui.info(f"every rewritten commit's .gitattributes tracks: {patterns}")
     else:
         ui.info("every rewritten commit's .gitattributes tracks the paths it holds as pointers, by exact path")

@@ -1,7 +1,8 @@
 """Which paths git runs through gitmlx: the `filter` attribute, asked of git.
 
 Owns: one `git check-attr -z --stdin filter` per attribute source for any number of paths,
-as the work tree says or as a given commit or tree says.
+as the work tree says or as a given commit or tree says; and PatternMatcher, which asks
+git path by path which of them given patterns select.
 Must not: read blobs, parse pointers, or touch the store.
 
 A blob that parses as a pointer is an artifact only where git would smudge it, that is
@@ -15,9 +16,10 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import IO
 
 from gitmlx.format.patterns import never_tracked
-from gitmlx.git.plumbing import GitError, run_git
+from gitmlx.git.plumbing import GitError, GitProcess, run_git
 
 #: `filter` values under which a pointer blob is an artifact: gitmlx's own, and Git LFS's,
 #: since `git mlx migrate from-lfs` points the `lfs` driver at gitmlx and the commits made
@@ -85,3 +87,48 @@ def tracked(cwd: Path, paths: Iterable[str], sources: Sequence[str | None] = (WO
         found.update(p for p in todo if values[p] in ARTIFACT_FILTERS)
         todo = [p for p in todo if p not in found]
     return found
+
+
+class PatternMatcher:
+    """Which paths a list of gitattributes patterns selects, asked of git one path at a time.
+
+    For a history rewrite, which meets paths commit by commit and will write these
+    patterns into each commit's .gitattributes: the patterns go into a private attributes
+    file (`core.attributesFile`) under an attribute name nothing else sets, so the answer
+    is exactly what those lines select, by git's own matching. One `check-attr --stdin`
+    stays open until close(); each path is asked once.
+    """
+
+    ATTR = "gitmlx-pattern-match"
+
+    def __init__(self, cwd: Path, patterns: Sequence[str]) -> None:
+        fd, self._file = tempfile.mkstemp(prefix="gitmlx-patterns-", suffix=".attributes")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write("".join(f"{p} {self.ATTR}\n" for p in patterns))
+            args = ["-c", f"core.attributesFile={self._file}", "check-attr", "--stdin", "-z", self.ATTR]
+            self._git = GitProcess(args, cwd)
+        except BaseException:
+            os.unlink(self._file)
+            raise
+        self._answers: dict[bytes, bool] = {}
+
+    def close(self) -> None:
+        self._git.close()
+        os.unlink(self._file)
+
+    def __call__(self, path: bytes) -> bool:
+        """Whether a pattern selects `path` (relative to the top, '/'-separated)."""
+        if path not in self._answers:
+            out = self._git.ask(path + b"\0")
+            _path, _attr, value = (_read_field(out) for _ in range(3))
+            self._answers[path] = value == b"set"
+        return self._answers[path]
+
+
+def _read_field(stream: IO[bytes]) -> bytes:
+    """One NUL-terminated field of `check-attr -z` output."""
+    parts = []
+    while (c := stream.read(1)) not in (b"\0", b""):
+        parts.append(c)
+    return b"".join(parts)

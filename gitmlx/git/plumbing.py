@@ -1,6 +1,8 @@
 """The one place that runs the `git` binary.
 
-Owns: spawning git, locating a repository's directories, reading git config with scopes.
+Owns: spawning git (a command run to completion, its output streamed, or a process kept
+open to answer requests), locating a repository's directories, reading git config with
+scopes.
 Must not: parse pointers or know about the store.
 """
 
@@ -11,7 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from gitmlx.errors import MlxError, NotARepository
 
@@ -59,6 +61,41 @@ def stream_git(args: Sequence[str], sink: _Sink, cwd: Path | str | None = None, 
         message = stderr.decode("utf-8", "replace").strip().splitlines()
         first = message[0] if message else f"exit status {proc.returncode}"
         raise GitError(f"git {args[0]} failed: {first.removeprefix('fatal: ')}")
+
+
+class GitProcess:
+    """A git process kept open to answer requests one at a time on stdin and stdout.
+
+    For callers that ask once per blob or path while something else drives the loop
+    (`cat-file --batch` and `check-attr --stdin` inside a history rewrite): run_git only
+    runs a command to completion, so it would cost one process per question. GIT_FLUSH=1
+    makes git flush each answer, so it can be read before the next request is written.
+    git's stderr is not captured: it goes where ours goes. Leaving the `with` block
+    closes git's stdin and waits for it to exit.
+    """
+
+    def __init__(self, args: Sequence[str], cwd: Path | str) -> None:
+        env = dict(os.environ, GIT_FLUSH="1")
+        self._proc = subprocess.Popen(["git", *args], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+    def ask(self, request: bytes) -> IO[bytes]:
+        """Write one request; return the stream to read git's answer from."""
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(request)
+        stdin.flush()
+        return stdout
+
+    def close(self) -> None:
+        if self._proc.stdin:
+            self._proc.stdin.close()
+        self._proc.wait()
+
+    def __enter__(self) -> GitProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def env_for_other_repo() -> dict[str, str]:

@@ -22,7 +22,7 @@ from gitmlx.errors import MlxError
 from gitmlx.format import pointer as pointers
 from gitmlx.format.patterns import never_tracked
 from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer
-from gitmlx.git import attributes
+from gitmlx.git import attributes, batch
 from gitmlx.git.plumbing import run_git
 
 SYMLINK = "120000"
@@ -47,20 +47,20 @@ def _sizes(cwd: Path, shas: Sequence[str]) -> dict[str, int]:
     if not shas:
         return {}
     out = run_git(
-        ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)", "--buffer"],
+        ["cat-file", f"--batch-check={batch.HEADER_FORMAT}", "--buffer"],
         cwd=cwd,
         input="\n".join(shas).encode() + b"\n",
     )
-    sizes = {}
-    for line in out.decode().splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1] == "blob":
-            sizes[parts[0]] = int(parts[2])
-    return sizes
+    headers = (batch.parse_header(line) for line in out.splitlines())
+    return {h.sha: h.size for h in headers if h is not None and h.kind == "blob"}
 
 
-def _batch(cwd: Path, shas: Sequence[str]) -> Iterator[tuple[str, str, bytes]]:
-    """(sha, type, content) of each object that exists, via one `cat-file --batch`."""
+def _batch(cwd: Path, shas: Sequence[str]) -> Iterator[tuple[batch.ObjectHeader, bytes]]:
+    """(header, content) of each object that exists, via one `cat-file --batch`.
+
+    Read whole, in one process run to completion: for small blobs only (batch.BlobReader
+    streams content of any size).
+    """
     if not shas:
         return
     # --buffer: one write when stdin ends, not a flush per object (which costs more than
@@ -69,22 +69,21 @@ def _batch(cwd: Path, shas: Sequence[str]) -> Iterator[tuple[str, str, bytes]]:
     pos = 0
     while pos < len(out):
         end = out.index(b"\n", pos)
-        header = out[pos:end].split()
+        header = batch.parse_header(out[pos:end])
         pos = end + 1
-        if len(header) != 3:  # "<sha> missing"
+        if header is None:  # "<sha> missing": no content follows
             continue
-        size = int(header[2])
-        yield header[0].decode(), header[1].decode(), out[pos : pos + size]
-        pos += size + 1
+        yield header, out[pos : pos + header.size]
+        pos += header.size + 1
 
 
 def read_pointers(cwd: Path, shas: Iterable[str]) -> dict[str, Pointer]:
     """Parse the given (small) blobs via one `cat-file --batch`; non-pointers are omitted."""
     found: dict[str, Pointer] = {}
-    for sha, _, body in _batch(cwd, list(dict.fromkeys(shas))):
+    for header, body in _batch(cwd, list(dict.fromkeys(shas))):
         parsed = pointers.parse(body)
         if parsed is not None:
-            found[sha] = parsed
+            found[header.sha] = parsed
     return found
 
 
@@ -269,14 +268,14 @@ def blob_at(cwd: Path, rev: str, path: str) -> BlobAt | None:
     """
     spec = f"{rev}:{path}"
     out = run_git(
-        ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+        ["cat-file", f"--batch-check={batch.HEADER_FORMAT}"],
         cwd=cwd,
         input=spec.encode("utf-8", "surrogateescape") + b"\n",
     )
-    parts = out.decode("utf-8", "surrogateescape").rstrip("\n").rsplit(" ", 2)
-    if len(parts) != 3 or parts[2] in ("missing", "ambiguous") or not parts[2].isdigit():
+    header = batch.parse_header(out)
+    if header is None:
         return None
-    sha, kind, size = parts[0], parts[1], int(parts[2])
+    sha, kind, size = header.sha, header.kind, header.size
     if kind != "blob":
         what = {"tree": "a directory", "commit": "a submodule"}.get(kind, f"a {kind}")
         raise MlxError(f"'{path}' at '{rev}' is {what}, not a file", "name a file in the repository")

@@ -1,251 +1,34 @@
-"""Taking over an existing repository: from Git LFS, or from large blobs in history.
+"""Rewriting history so that large blobs become pointers: `git mlx migrate import`.
 
-Owns: `from-lfs` (switching `filter=lfs` attributes to mlx, importing `.git/lfs/objects`
-into the store with verification, pointing the `lfs` filter driver at gitmlx, replacing
-Git LFS's hooks) and `import` (rewriting history with git-filter-repo so that matching
-blobs become gitmlx pointers). See docs/migration.md.
-Must not: print or parse command lines (commands/migrate.py does), or touch a remote.
-
-Two git subprocesses are spawned here rather than through plumbing.run_git because they
-are long-lived streams (`cat-file --batch`, `check-attr --stdin`) that a history rewrite
-queries once per blob or path; run_git only runs a command to completion.
+Owns: what each rewritten commit holds: a pointer (content into the store) for each
+blob at a matching path, and a top-level .gitattributes line tracking what became a
+pointer. The rewrite itself runs through git-filter-repo (git/filter_repo.py). See
+docs/migration.md.
+Must not: print or parse command lines (commands/migrate.py does), start git itself, or
+touch a remote.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-import os
-import re
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from gitmlx.context import RepoContext
-from gitmlx.errors import IntegrityError, MlxError, UsageError
+from gitmlx.errors import MlxError, UsageError
 from gitmlx.format import pointer as pointers
-from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer, is_valid_oid
-from gitmlx.git import hooks, scan
-from gitmlx.git.plumbing import GitError, run_git, set_config
-from gitmlx.git.scan import TrackedFile
-from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
+from gitmlx.format.pointer import MAX_POINTER_SIZE
+from gitmlx.git import filter_repo
+from gitmlx.git.attributes import PatternMatcher
+from gitmlx.git.batch import BlobReader
+from gitmlx.git.filter_repo import AddBlob, BlobRef, Commit, CommitRef, FileChange
+from gitmlx.git.plumbing import run_git
+from gitmlx.migrate.filter_driver import mlx_filter_config
+from gitmlx.store.objects import Store
 
 ATTRIBUTES = "filter=mlx diff=mlx merge=mlx -text"
-FILTER_KEYS = ("process", "clean", "smudge", "required")
-
-# --- from-lfs: attributes ------------------------------------------------------------
-
-#: `filter=lfs`, `diff=lfs`, `merge=lfs` as whole attribute fields (after the pattern).
-_LFS_ATTR = re.compile(rb"(?<=[ \t])(filter|diff|merge)=lfs(?=[ \t\r\n]|$)")
-
-
-@dataclass(frozen=True)
-class AttributesEdit:
-    path: str  # relative to the top of the work tree, '/'-separated
-    lines: int  # lines switched from lfs to mlx
-
-
-def _pattern_end(line: bytes) -> int:
-    """Index just past a gitattributes line's pattern (which may be "quoted")."""
-    i = len(line) - len(line.lstrip())
-    if line[i : i + 1] == b'"':
-        i += 1
-        while i < len(line) and line[i : i + 1] != b'"':
-            i += 2 if line[i : i + 1] == b"\\" else 1
-        return i + 1
-    while i < len(line) and line[i : i + 1] not in b" \t\r\n":
-        i += 1
-    return i
-
-
-def switch_lfs_attributes(text: bytes) -> tuple[bytes, int]:
-    """`filter=lfs diff=lfs merge=lfs` → `=mlx` on every line; everything else byte for byte."""
-    out, changed = [], 0
-    for line in text.splitlines(keepends=True):
-        body = line.lstrip()
-        if not body.strip() or body.startswith(b"#"):
-            out.append(line)
-            continue
-        end = _pattern_end(line)
-        rest = _LFS_ATTR.sub(lambda m: m.group(1) + b"=mlx", line[end:])
-        changed += rest != line[end:]
-        out.append(line[:end] + rest)
-    return b"".join(out), changed
-
-
-def attributes_files(top: Path) -> list[str]:
-    """Every `.gitattributes` in the work tree, tracked or not (ignored ones aside)."""
-    out = run_git(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=top)
-    found = {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p.rsplit("/", 1)[-1] == ".gitattributes"}
-    return sorted(p for p in found if (top / p).is_file())
-
-
-def switch_attributes(top: Path) -> list[AttributesEdit]:
-    edits = []
-    for rel in attributes_files(top):
-        path = top / rel
-        text = path.read_bytes()
-        new, changed = switch_lfs_attributes(text)
-        if changed:
-            _replace_file(path, new)
-            edits.append(AttributesEdit(rel, changed))
-    return edits
-
-
-def _replace_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.mlx-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.chmod(tmp, path.stat().st_mode & 0o7777)
-    os.replace(tmp, path)
-
-
-# --- from-lfs: objects -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BadObject:
-    path: Path
-    reason: str
-
-
-@dataclass
-class LfsImport:
-    source: Path
-    imported: list[StoredObject] = field(default_factory=list)
-    present: int = 0  # already in the store
-    bad: list[BadObject] = field(default_factory=list)
-
-    @property
-    def imported_bytes(self) -> int:
-        return sum(o.size for o in self.imported)
-
-
-def lfs_objects_dir(ctx: RepoContext) -> Path:
-    """`<git-common-dir>/lfs/objects`, or under `lfs.storage` (relative to the git dir)."""
-    storage = ctx.config.git("lfs.storage")
-    base = ctx.paths.common_dir / "lfs"
-    if storage:
-        base = Path(storage).expanduser()
-        if not base.is_absolute():
-            base = ctx.paths.common_dir / base
-    return base / "objects"
-
-
-def _lfs_files(objects: Path) -> Iterator[tuple[Path, str]]:
-    """(path, name) of each file in Git LFS's `<oid[0:2]>/<oid[2:4]>/<oid>` layout."""
-    if not objects.is_dir():
-        return
-    for first in sorted(os.scandir(objects), key=lambda e: e.name):
-        if not first.is_dir(follow_symlinks=False):
-            continue
-        for second in sorted(os.scandir(first.path), key=lambda e: e.name):
-            if not second.is_dir(follow_symlinks=False):
-                continue
-            for entry in sorted(os.scandir(second.path), key=lambda e: e.name):
-                if entry.is_file(follow_symlinks=False):
-                    yield Path(entry.path), entry.name
-
-
-def import_lfs_objects(objects: Path, store: Store) -> LfsImport:
-    """Copy every Git LFS object into the store, hashing each on the way in.
-
-    An object whose bytes do not hash to its file name is skipped and reported, never
-    stored under that name. Memory stays bounded (the copy streams).
-    """
-    result = LfsImport(objects)
-    for path, name in _lfs_files(objects):
-        if not is_valid_oid(name) or path.parent.name != name[2:4] or path.parent.parent.name != name[0:2]:
-            result.bad.append(BadObject(path, "not named by a sha256 oid in its <aa>/<bb>/ folder"))
-            continue
-        if store.has(name):
-            result.present += 1
-            continue
-        with store.writer() as writer, open(path, "rb") as source:
-            while block := source.read(BLOCK_SIZE):
-                writer.write(block)
-            try:
-                stored = writer.commit(Pointer(name, writer.size))
-            except IntegrityError:
-                result.bad.append(BadObject(path, f"content hashes to {writer.oid[:10]}, not to its name"))
-                continue
-        result.imported.append(StoredObject(stored.oid, stored.size))
-    return result
-
-
-def missing_lfs_objects(top: Path, store: Store) -> list[TrackedFile]:
-    """Git LFS pointers anywhere in history whose object the store lacks."""
-    found = scan.pointers_in_range(top, ["--all"], tracked_at=None)
-    return [f for f in found if f.pointer.is_lfs and not store.has(f.pointer.oid)]
-
-
-def lfs_available(top: Path) -> bool:
-    try:
-        run_git(["lfs", "version"], cwd=top)
-    except GitError:
-        return False
-    return True
-
-
-def fetch_lfs(top: Path) -> None:
-    run_git(["lfs", "fetch", "--all"], cwd=top)
-
-
-# --- from-lfs: filter driver and hooks -----------------------------------------------
-
-
-def mlx_filter_config(ctx: RepoContext) -> dict[str, str]:
-    """The effective `filter.mlx.*` (as `git mlx install` wrote it), or an error saying so."""
-    values = {key: ctx.config.git(f"filter.mlx.{key}") for key in FILTER_KEYS}
-    if not values["process"] and not values["smudge"]:
-        raise MlxError("gitmlx's filters are not configured", "run 'git mlx install' first")
-    return {k: v for k, v in values.items() if v}
-
-
-def take_over_lfs_filter(ctx: RepoContext) -> dict[str, str]:
-    """Point this clone's `lfs` filter driver at gitmlx (local config).
-
-    Commits made before the migration still say `filter=lfs` in their .gitattributes;
-    with this, checking them out smudges their Git LFS pointers through gitmlx (same
-    sha256 oids), whether or not git-lfs is installed.
-    """
-    values = mlx_filter_config(ctx)
-    for key, value in values.items():
-        set_config(f"filter.lfs.{key}", value, scope="local", cwd=ctx.top)
-    return values
-
-
-def _is_lfs_hook(text: str, name: str) -> bool:
-    """Exactly the hook `git lfs install` writes (2.x and 3.x), nothing the user added."""
-    run_line = f'git lfs {name} "$@"'
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    allowed = (
-        lambda s: s.startswith("#"),
-        lambda s: s.startswith("command -v git-lfs "),
-        lambda s: s == run_line,
-    )
-    return run_line in lines and all(any(ok(line) for ok in allowed) for line in lines)
-
-
-def replace_lfs_hooks(top: Path) -> tuple[list[str], hooks.HookReport]:
-    """Remove Git LFS's own hooks, then install gitmlx's (a foreign hook is refused)."""
-    directory = hooks.hooks_dir(top)
-    removed = []
-    for name in hooks.HOOK_NAMES:
-        path = directory / name
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        if _is_lfs_hook(text, name):
-            path.unlink()
-            removed.append(name)
-    return removed, hooks.install_hooks(top)
-
-
-# --- import: rewriting history -------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -329,211 +112,129 @@ def resolve_refs(top: Path, refs: Sequence[str], everything: bool) -> list[str]:
     return full
 
 
-class _BlobReader:
-    """Blob sizes and contents from `git cat-file --batch(-check)`, streamed."""
+@dataclass(frozen=True)
+class _Attributes:
+    """What a rewritten commit's top-level .gitattributes is made of: the commit's own
+    (its blob id; None when it has none) and the tracking lines it must hold."""
 
-    def __init__(self, top: Path, stack: contextlib.ExitStack) -> None:
-        self._check = _spawn(["cat-file", "--batch-check=%(objectsize)"], top, stack)
-        self._cat = _spawn(["cat-file", "--batch"], top, stack)
-
-    def size(self, sha: bytes) -> int:
-        _ask(self._check, sha + b"\n")
-        line = _stdout(self._check).readline()
-        if not line.strip().isdigit():
-            raise MlxError(f"cannot read blob {sha.decode()[:10]}: {line.decode(errors='replace').strip()}")
-        return int(line)
-
-    def copy(self, sha: bytes, sink: Callable[[bytes], object]) -> int:
-        """Stream the blob into `sink` in blocks; return its size."""
-        _ask(self._cat, sha + b"\n")
-        out = _stdout(self._cat)
-        header = out.readline().split()
-        if len(header) != 3 or header[1] != b"blob":
-            raise MlxError(f"cannot read blob {sha.decode()[:10]}: {b' '.join(header).decode(errors='replace')}")
-        size = left = int(header[2])
-        while left:
-            block = out.read(min(left, BLOCK_SIZE))
-            if not block:
-                raise MlxError(f"git cat-file ended inside blob {sha.decode()[:10]}")
-            sink(block)
-            left -= len(block)
-        out.read(1)  # the LF after the content
-        return size
+    original: bytes | None
+    lines: tuple[str, ...]
 
 
-class _AttrMatcher:
-    """Which paths the include patterns select, by git's own gitattributes matching.
+@dataclass(frozen=True)
+class _CommitState:
+    """What a rewritten commit passes to the children that have it as first parent."""
 
-    The patterns go into a private attributes file (`core.attributesFile`) under an
-    attribute name nothing else sets, so the answer is exactly what the .gitattributes
-    lines written into each commit will select.
-    """
-
-    ATTR = "gitmlx-migrate-include"
-
-    def __init__(self, top: Path, patterns: Sequence[str], stack: contextlib.ExitStack) -> None:
-        fd, name = tempfile.mkstemp(prefix="mlx-migrate-", suffix=".attributes")
-        stack.callback(os.unlink, name)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(f"{p} {self.ATTR}\n" for p in patterns))
-        args = ["-c", f"core.attributesFile={name}", "check-attr", "--stdin", "-z", self.ATTR]
-        self._proc = _spawn(args, top, stack)
-        self._cache: dict[bytes, bool] = {}
-
-    def __call__(self, path: bytes) -> bool:
-        if path not in self._cache:
-            _ask(self._proc, path + b"\0")
-            out = _stdout(self._proc)
-            _path, _attr, value = (_read_field(out) for _ in range(3))
-            self._cache[path] = value == b"set"
-        return self._cache[path]
+    attributes: _Attributes
+    pointer_paths: frozenset[bytes]  # with --above: the paths it holds as pointers
 
 
-def _spawn(args: list[str], top: Path, stack: contextlib.ExitStack) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, GIT_FLUSH="1")
-    proc = subprocess.Popen(["git", *args], cwd=top, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-
-    def close() -> None:
-        if proc.stdin:
-            proc.stdin.close()
-        proc.wait()
-
-    stack.callback(close)
-    return proc
-
-
-def _ask(proc: subprocess.Popen[bytes], request: bytes) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(request)
-    proc.stdin.flush()
-
-
-def _stdout(proc: subprocess.Popen[bytes]) -> IO[bytes]:
-    assert proc.stdout is not None
-    return proc.stdout
-
-
-def _read_field(stream: IO[bytes]) -> bytes:
-    parts = []
-    while (c := stream.read(1)) not in (b"\0", b""):
-        parts.append(c)
-    return b"".join(parts)
-
-
-#: A commit's .gitattributes before rewriting (blob id, or None) and the lines it needs.
-_AttrState = tuple[bytes | None, tuple[str, ...]]
+_ROOT = _CommitState(_Attributes(None, ()), frozenset())
 
 
 class _Rewriter:
-    """git-filter-repo's commit callback: pointers for matching blobs, tracked patterns.
+    """The edit git-filter-repo applies to each commit: pointers for matching blobs,
+    tracked patterns.
 
-    filter-repo runs fast-export without blob data (no blob callback is given), so each
-    file change carries the original blob id and content is streamed from cat-file into
-    the store; only the small pointer blobs pass through fast-import's stream.
+    fast-export runs without blob data, so each file change carries the original blob id
+    and content is streamed from cat-file into the store; only the small pointer blobs
+    pass through fast-import's stream.
 
     Each commit's top-level .gitattributes is its original one plus the lines that track
     what that commit holds as pointers: the patterns, or with `--above` the exact paths
     converted (a pattern would also catch the small files left as they are, and those
     would then show as modified). fast-export lists changes against the first parent, so
-    the state (original .gitattributes blob, lines) is carried from parent to child.
+    each commit's state (_CommitState) is carried from parent to child.
     """
 
-    def __init__(self, store: Store, blobs: _BlobReader, wanted: _AttrMatcher, options: ImportOptions) -> None:
+    def __init__(self, store: Store, blobs: BlobReader, wanted: PatternMatcher, options: ImportOptions) -> None:
         self.store, self.blobs, self.wanted, self.options = store, blobs, wanted, options
         self.patterns = tuple(encode_pattern(p) for p in options.include)
-        self.insert: Callable[[object], None] = lambda _blob: None
-        self.blob_type: Callable[[bytes], object] = lambda data: data
-        self.file_change: Callable[..., object] = lambda *a: a
-        self._new_ids: dict[bytes, tuple[object, bool]] = {}  # blob sha -> (id to use, is a pointer)
-        self._attributes: dict[_AttrState, object | None] = {}
-        self._states: dict[object, tuple[_AttrState, frozenset[bytes]]] = {}
+        self._new_ids: dict[bytes, tuple[BlobRef, bool]] = {}  # blob sha -> (id to use, is a pointer)
+        self._attributes: dict[_Attributes, BlobRef | None] = {}
+        self._states: dict[CommitRef, _CommitState] = {}
         self.result = ImportResult([])
 
-    def _insert(self, data: bytes) -> object:
-        blob = self.blob_type(data)
-        self.insert(blob)
-        return blob.id  # type: ignore[attr-defined]
+    def _content(self, sha: bytes) -> bytes:
+        parts: list[bytes] = []
+        self.blobs.copy(sha, parts.append)
+        return b"".join(parts)
 
-    def attributes_id(self, state: _AttrState) -> object | None:
-        """The blob for a state's .gitattributes; None when there is to be no file."""
-        if state not in self._attributes:
-            original, lines = state
-            content = None
-            if original is not None:
-                parts: list[bytes] = []
-                self.blobs.copy(original, parts.append)
-                content = b"".join(parts)
-            if content is None and not lines:
-                self._attributes[state] = None
+    def attributes_id(self, attributes: _Attributes, add_blob: AddBlob) -> BlobRef | None:
+        """The blob of this .gitattributes; None when there is to be no file."""
+        if attributes not in self._attributes:
+            original = attributes.original
+            content = None if original is None else self._content(original)
+            if content is None and not attributes.lines:
+                self._attributes[attributes] = None
             else:
-                new = with_tracked(content, lines)
-                self._attributes[state] = original if new == content else self._insert(new)
-        return self._attributes[state]
+                new = with_tracked(content, attributes.lines)
+                self._attributes[attributes] = original if new == content else add_blob(new)
+        return self._attributes[attributes]
 
-    def blob_id(self, sha: bytes) -> tuple[object, bool]:
+    def blob_id(self, sha: bytes, add_blob: AddBlob) -> tuple[BlobRef, bool]:
         """(id of the blob to commit instead, whether it is a pointer)."""
         if sha in self._new_ids:
             return self._new_ids[sha]
         size = self.blobs.size(sha)
-        new: tuple[object, bool] = (sha, False)
+        new: tuple[BlobRef, bool] = (sha, False)
         if self.options.above is not None and size <= self.options.above:
             self.result.kept_small += 1
         elif size < MAX_POINTER_SIZE:
-            parts: list[bytes] = []
-            self.blobs.copy(sha, parts.append)
-            data = b"".join(parts)
+            data = self._content(sha)
             if pointers.parse(data) is not None:
                 self.result.already_pointers += 1
                 new = (sha, True)
             else:
-                new = (self._store_pointer(lambda write: write(data)), True)
+                new = (self._store_pointer(lambda write: write(data), add_blob), True)
         else:
-            new = (self._store_pointer(lambda write: self.blobs.copy(sha, write)), True)
+            new = (self._store_pointer(lambda write: self.blobs.copy(sha, write), add_blob), True)
         self._new_ids[sha] = new
         return new
 
-    def _store_pointer(self, fill: Callable[[Callable[[bytes], object]], object]) -> object:
+    def _store_pointer(self, fill: Callable[[Callable[[bytes], object]], object], add_blob: AddBlob) -> int:
         with self.store.writer() as writer:
             fill(writer.write)
             stored = writer.commit()
         self.result.converted += 1
         self.result.converted_bytes += stored.size
-        return self._insert(stored.encode())
+        return add_blob(stored.encode())
 
-    def commit(self, commit, _metadata=None) -> None:  # commit: git_filter_repo.Commit
+    def commit(self, commit: Commit, add_blob: AddBlob) -> list[FileChange]:
         self.result.commits += 1
-        empty: tuple[_AttrState, frozenset[bytes]] = ((None, ()), frozenset())
-        parent_state, converted = self._states.get(commit.parents[0], empty) if commit.parents else empty
-        original, paths = parent_state[0], set(converted)
+        parent = self._states.get(commit.parents[0], _ROOT) if commit.parents else _ROOT
+        original, paths = parent.attributes.original, set(parent.pointer_paths)
         touched, mode = False, b"100644"
         changes = []
-        for change in commit.file_changes:
-            if change.filename == b".gitattributes" and change.mode != b"120000":
+        for change in commit.changes:
+            if change.path == b".gitattributes" and change.mode != b"120000":
                 touched = True
-                original = change.blob_id if change.type == b"M" and isinstance(change.blob_id, bytes) else None
-                mode = change.mode if change.type == b"M" else mode
+                original = change.blob if change.kind == b"M" and isinstance(change.blob, bytes) else None
+                mode = change.mode if change.kind == b"M" and change.mode is not None else mode
                 continue  # written below, from the new state
             is_pointer = False
             if (
-                change.type == b"M"
+                change.kind == b"M"
                 and change.mode in (b"100644", b"100755")
-                and isinstance(change.blob_id, bytes)
-                and self.wanted(change.filename)
+                and isinstance(change.blob, bytes)
+                and self.wanted(change.path)
             ):
-                change.blob_id, is_pointer = self.blob_id(change.blob_id)
+                new_blob, is_pointer = self.blob_id(change.blob, add_blob)
+                change = dataclasses.replace(change, blob=new_blob)
             if self.options.above is not None:  # only exact-path tracking needs the paths
-                (paths.add if is_pointer else paths.discard)(change.filename)
+                (paths.add if is_pointer else paths.discard)(change.path)
             changes.append(change)
         lines = self.patterns if self.options.above is None else tuple(_exact_pattern(p) for p in sorted(paths))
-        state: _AttrState = (original, lines)
-        self._states[commit.id] = (state, converted if paths == converted else frozenset(paths))
-        if touched or state != parent_state:
-            blob = self.attributes_id(state)
+        attributes = _Attributes(original, lines)
+        unchanged = paths == parent.pointer_paths  # then share the parent's set
+        self._states[commit.mark] = _CommitState(attributes, parent.pointer_paths if unchanged else frozenset(paths))
+        if touched or attributes != parent.attributes:
+            blob = self.attributes_id(attributes, add_blob)
             if blob is not None:
-                changes.append(self.file_change(b"M", b".gitattributes", blob, mode))
-            elif touched or self.attributes_id(parent_state) is not None:
-                changes.append(self.file_change(b"D", b".gitattributes"))
-        commit.file_changes = changes
+                changes.append(FileChange(b"M", b".gitattributes", blob, mode))
+            elif touched or self.attributes_id(parent.attributes, add_blob) is not None:
+                changes.append(FileChange(b"D", b".gitattributes"))
+        return changes
 
 
 def _exact_pattern(path: bytes) -> str:
@@ -541,28 +242,6 @@ def _exact_pattern(path: bytes) -> str:
     text = path.decode("utf-8", "surrogateescape")
     escaped = "".join("\\" + c if c in "*?[\\" else "[[:space:]]" if c.isspace() else c for c in text)
     return "/" + escaped
-
-
-def _load_filter_repo():  # -> the git_filter_repo module
-    try:
-        import git_filter_repo
-    except ImportError as exc:
-        raise MlxError(
-            "git-filter-repo is not installed (needed to rewrite history)",
-            "install it with 'pip install git-filter-repo' in gitmlx's environment",
-        ) from exc
-    return git_filter_repo
-
-
-@contextlib.contextmanager
-def _in_directory(path: Path) -> Iterator[None]:
-    """filter-repo works on the repository in the current directory."""
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
 
 
 def import_history(
@@ -575,7 +254,7 @@ def import_history(
     reset to the new HEAD through gitmlx's smudge filter. `on_start` is called once the
     checks passed, just before the rewrite begins.
     """
-    fr = _load_filter_repo()
+    filter_repo.ensure_installed()
     top = ctx.top
     patterns = [encode_pattern(p) for p in options.include]
     if not patterns:
@@ -584,30 +263,13 @@ def import_history(
     require_clean_worktree(ctx)
     if ctx.paths.work_tree is not None:
         mlx_filter_config(ctx)  # the final reset must smudge pointers back into content
-    metadata = ctx.paths.git_dir / "filter-repo"
-    # Each import is a fresh rewrite; a marker from an earlier run would make filter-repo
-    # treat this as a continuation (and prompt on stdin when that run is over a day old).
-    with contextlib.suppress(FileNotFoundError):
-        (metadata / "already_ran").unlink()
+    metadata = filter_repo.start_fresh(ctx.paths.git_dir)
     before = _ref_values(top)
     on_start()
-    args = fr.FilteringOptions.parse_args(
-        ["--force", "--quiet", "--prune-empty", "never", "--prune-degenerate", "never", "--refs", "HEAD"]
-    )
-    args.refs = refs  # set after parsing: argparse would take '--all' for an option
-    captured = io.StringIO()
-    with contextlib.ExitStack() as stack:
-        rewriter = _Rewriter(ctx.store, _BlobReader(top, stack), _AttrMatcher(top, patterns, stack), options)
+    with contextlib.closing(BlobReader(top)) as blobs, contextlib.closing(PatternMatcher(top, patterns)) as wanted:
+        rewriter = _Rewriter(ctx.store, blobs, wanted, options)
         rewriter.result.refs = refs
-        rewriter.blob_type, rewriter.file_change = fr.Blob, fr.FileChange
-        try:
-            with _in_directory(top), contextlib.redirect_stdout(captured):
-                repo_filter = fr.RepoFilter(args, commit_callback=rewriter.commit)
-                rewriter.insert = repo_filter.insert
-                repo_filter.run()
-        except SystemExit as exc:
-            said = exc.code if isinstance(exc.code, str) else (captured.getvalue().strip().splitlines() or ["?"])[-1]
-            raise MlxError(f"git-filter-repo failed: {said.strip()}", "see the messages above") from None
+        filter_repo.rewrite(top, refs, rewriter.commit)
     result = rewriter.result
     result.metadata_dir = metadata
     after = _ref_values(top)
