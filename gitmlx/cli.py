@@ -314,7 +314,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Switch filter=lfs to gitmlx and import .git/lfs/objects; LFS pointers keep working."""
         from gitmlx.commands import migrate as cmd
 
-        call(lambda: cmd.run_from_lfs(fetch))
+        call(lambda: cmd.run_from_lfs(fetch=fetch))
 
     @migrate.command("import", short_help="Rewrite history so matching blobs become pointers.")
     @click.option("-I", "--include", "include", multiple=True, required=True, help="gitattributes pattern (repeatable)")
@@ -325,7 +325,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Rewrite REFs (default: the current branch) so matching blobs become pointers."""
         from gitmlx.commands import migrate as cmd
 
-        call(lambda: cmd.run_import(list(include), list(refs), everything, above))
+        call(lambda: cmd.run_import(include=list(include), refs=list(refs), everything=everything, above=above))
 
     @group.command()
     @click.option("--keep", is_flag=True, help="keep the scratch folder")

@@ -21,7 +21,7 @@ def _listed(items: list[str]) -> str:
     return ", ".join(f"'{i}'" for i in items[:SHOWN]) + more
 
 
-def run_from_lfs(fetch: bool = False) -> int:
+def run_from_lfs(*, fetch: bool = False) -> int:
     ctx = RepoContext()
     if ctx.paths.work_tree is None:
         raise MlxError("this is a bare repository", "run 'git mlx migrate from-lfs' in a clone with a work tree")
@@ -84,7 +84,7 @@ def run_from_lfs(fetch: bool = False) -> int:
     return 0
 
 
-def run_import(include: list[str], refs: list[str], everything: bool, above: str | None) -> int:
+def run_import(*, include: list[str], refs: list[str], everything: bool, above: str | None) -> int:
     above_bytes = None
     if above is not None:
         above_bytes = parse_size(above)

@@ -19,10 +19,9 @@ from pathlib import Path
 from gitmlx import ui
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError
-from gitmlx.format.patterns import NEVER_TRACKED
+from gitmlx.format.patterns import NEVER_TRACKED, TRACK_ATTRIBUTES
 from gitmlx.git import attributes
 
-ATTRIBUTES = "filter=mlx diff=mlx merge=mlx -text"
 EXCLUSION = "!filter !diff !merge !text"
 
 
@@ -72,7 +71,7 @@ def run_track(patterns: list[str]) -> int:
         before, text = text, _without_exclusions(text)
         if text and not text.endswith("\n"):
             text += "\n"
-        text += "".join(f"{p} {ATTRIBUTES}\n" for p in added)
+        text += "".join(f"{p} {TRACK_ATTRIBUTES}\n" for p in added)
         _write(path, text)
         for pattern in added:
             ui.info(f'tracking "{pattern}"')

@@ -157,6 +157,9 @@ def matches(path: str, pattern: str) -> bool:
     return _compile(pattern).fullmatch(path)
 
 
+#: The attributes `git mlx track` (and `migrate import`) give a tracked pattern.
+TRACK_ATTRIBUTES = "filter=mlx diff=mlx merge=mlx -text"
+
 #: Files git, gitmlx or Git LFS read as configuration from a checkout. As pointers they
 #: would break every clone (a `.gitattributes` pointer holds none of the filter lines that
 #: say which files to restore), so clean passes them through whatever the attributes say

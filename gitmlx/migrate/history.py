@@ -19,6 +19,7 @@ from pathlib import Path
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError, UsageError
 from gitmlx.format import pointer as pointers
+from gitmlx.format.patterns import TRACK_ATTRIBUTES
 from gitmlx.format.pointer import MAX_POINTER_SIZE
 from gitmlx.git import filter_repo
 from gitmlx.git.attributes import PatternMatcher
@@ -27,8 +28,6 @@ from gitmlx.git.filter_repo import AddBlob, BlobRef, Commit, CommitRef, FileChan
 from gitmlx.git.plumbing import run_git
 from gitmlx.migrate.filter_driver import mlx_filter_config
 from gitmlx.store.objects import Store
-
-ATTRIBUTES = "filter=mlx diff=mlx merge=mlx -text"
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def with_tracked(original: bytes | None, patterns: Sequence[str]) -> bytes:
         return text
     if text and not text.endswith(b"\n"):
         text += b"\n"
-    return text + "".join(f"{p} {ATTRIBUTES}\n" for p in missing).encode()
+    return text + "".join(f"{p} {TRACK_ATTRIBUTES}\n" for p in missing).encode()
 
 
 def require_clean_worktree(ctx: RepoContext) -> None:

@@ -49,7 +49,7 @@ OWNERS = {
     "pyfastcdc": "format/chunking",
     "zstandard": "format/codec",
     "pyarrow": "diffs/tables",
-    "git_filter_repo": "migrate/history",
+    "git_filter_repo": "git/filter_repo",
 }
 #: Standard modules that do I/O: format/ must not import them.
 IO_MODULES = {"os", "io", "pathlib", "shutil", "tempfile", "subprocess", "socket", "sqlite3", "urllib", "http"}
