@@ -196,9 +196,8 @@ def main() -> int:
             med = {k: statistics.median(v) for k, v in results[tool.label].items()}
             cells = [f"{med[k] * 1000:7.1f} ms ({med[k] / base[k]:4.2f}x)" for k in ("add", "commit", "first")]
             imports = import_ms(tool.exe) if tool.sub == "mlx" else None
-            print(
-                f"{tool.label:10} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20} {'' if imports is None else f'{imports:6.1f} ms':>9}"
-            )
+            shown = "" if imports is None else f"{imports:6.1f} ms"
+            print(f"{tool.label:10} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20} {shown:>9}")
         print(f"({args.reps} reps, interleaved in random order; medians; ratio to Git LFS)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
