@@ -12,7 +12,7 @@ See docs/threat-model.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -76,13 +76,17 @@ class Value:
 
 
 class Config:
-    """Resolved settings. `git_entries` are (key, value, scope) in git's order, last wins."""
+    """Resolved settings. `git_entries` are (key, value, scope) in git's order, last wins.
+
+    `mlxconfig_entries` may be a function returning them: it is then called only when a
+    lookup falls through to `.mlxconfig`, so a filter that only cleans (it needs only
+    `mlx.cache`, which `.mlxconfig` may not set) never reads the committed file."""
 
     def __init__(
         self,
         env: Mapping[str, str],
         git_entries: Iterable[tuple[str, str, str]],
-        mlxconfig_entries: Iterable[tuple[str, str]] = (),
+        mlxconfig_entries: Iterable[tuple[str, str]] | Callable[[], Iterable[tuple[str, str]]] = (),
     ) -> None:
         self._env = env
         self._git: dict[str, tuple[str, str]] = {}
@@ -90,7 +94,17 @@ class Config:
         for key, value, scope in git_entries:
             self._git[key] = (value, scope)
             self._git_all.setdefault(key, []).append(value)
-        self._mlxconfig = dict(mlxconfig_entries)
+        self._read_mlxconfig = mlxconfig_entries if callable(mlxconfig_entries) else None
+        self._mlxconfig_entries: dict[str, str] | None = (
+            None if callable(mlxconfig_entries) else dict(mlxconfig_entries)
+        )
+
+    @property
+    def _mlxconfig(self) -> dict[str, str]:
+        if self._mlxconfig_entries is None:
+            assert self._read_mlxconfig is not None
+            self._mlxconfig_entries = dict(self._read_mlxconfig())
+        return self._mlxconfig_entries
 
     def get(self, key: str) -> Value | None:
         """The winning value for `key` (a SETTINGS key or a `remote.<name>.mlxurl`)."""

@@ -45,7 +45,7 @@ class RepoContext:
         return Config(
             self.env,
             ((e.key, e.value, e.scope) for e in entries),
-            ((e.key, e.value) for e in self._read_mlxconfig()),
+            lambda: ((e.key, e.value) for e in self._read_mlxconfig()),
         )
 
     def _read_mlxconfig(self) -> list[plumbing.ConfigEntry]:

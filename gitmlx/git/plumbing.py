@@ -139,6 +139,42 @@ def repo_paths(cwd: Path | str | None = None) -> RepoPaths:
     return RepoPaths(git_dir, common, work_tree)
 
 
+#: Variables that move the repository away from what `.git` in the top folder says.
+_RELOCATING = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")
+
+
+def repo_paths_at_top(cwd: Path | str | None = None) -> RepoPaths:
+    """repo_paths for a process git started in the top folder of a work tree (filters run
+    there, gitattributes(5)): read `.git` (a folder, or a file naming one) and its
+    `commondir` instead of starting `git rev-parse`. Anything else (a relocating variable,
+    `.git` a symlink or missing, no HEAD) asks git."""
+    if any(os.environ.get(name) for name in _RELOCATING):
+        return repo_paths(cwd)
+    top = Path(os.path.realpath(cwd if cwd is not None else os.getcwd()))
+    dotgit = top / ".git"
+    try:
+        if dotgit.is_symlink():
+            return repo_paths(cwd)
+        if dotgit.is_dir():
+            git_dir = dotgit
+        else:
+            text = dotgit.read_text(encoding="utf-8", errors="surrogateescape")
+            if not text.startswith("gitdir: "):
+                return repo_paths(cwd)
+            git_dir = Path(os.path.realpath(top / text[len("gitdir: ") :].strip()))
+        if not (git_dir / "HEAD").is_file():
+            return repo_paths(cwd)
+        try:
+            common_text = (git_dir / "commondir").read_text(encoding="utf-8", errors="surrogateescape").strip()
+        except FileNotFoundError:
+            common = git_dir
+        else:
+            common = Path(os.path.realpath(git_dir / common_text))
+    except (OSError, ValueError):
+        return repo_paths(cwd)
+    return RepoPaths(git_dir, common, top)
+
+
 def index_location(cwd: Path | str) -> tuple[Path, str]:
     """The index file git uses here (GIT_INDEX_FILE, worktrees) and the object format."""
     out = run_git(["rev-parse", "--git-path", "index", "--show-object-format"], cwd=cwd)
