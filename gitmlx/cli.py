@@ -231,11 +231,12 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
     @group.command("ls-files")
     @click.option("-s", "--size", "show_size", is_flag=True, help="show sizes")
     @click.option("-a", "--all", "all_history", is_flag=True, help="every tracked object in history")
-    def ls_files(show_size: bool, all_history: bool) -> None:
+    @click.option("-z", "nul", is_flag=True, help="end entries with NUL, paths unquoted")
+    def ls_files(show_size: bool, all_history: bool, nul: bool) -> None:
         """List tracked artifacts at HEAD: oid, '*' restored or '-' pointer only, path."""
         from gitmlx.commands import ls_files as cmd
 
-        call(lambda: cmd.run(show_size=show_size, all_history=all_history))
+        call(lambda: cmd.run(show_size=show_size, all_history=all_history, nul=nul))
 
     @group.command()
     def status() -> None:

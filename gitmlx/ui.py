@@ -57,6 +57,15 @@ def info(message: str) -> None:
     sys.stdout.flush()
 
 
+def flush() -> None:
+    sys.stdout.flush()
+
+
+def record(entry: str) -> None:
+    """One NUL-terminated entry of `-z` output (stdout), bytes as they are in the path."""
+    sys.stdout.buffer.write(entry.encode("utf-8", "surrogateescape") + b"\0")
+
+
 def note(message: str) -> None:
     """Progress-ish remarks for the user (stderr), so stdout stays parseable."""
     _err().write(message + "\n")

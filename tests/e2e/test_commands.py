@@ -291,3 +291,18 @@ def test_help_and_version_exit_0(sealed) -> None:
     assert "Usage" in run(["git-mlx", "--help"], sealed.root).stdout
     assert "Usage" in mlx("-h", cwd=sealed.root).stdout
     assert re.search(r"\d+\.\d+", mlx("--version", cwd=sealed.root).stdout)
+
+
+@pytest.mark.parametrize("quotepath", ["true", "false"])
+def test_ls_files_quotes_paths_as_git_does(sealed, quotepath: str) -> None:
+    repos = make_repo_with_bare_remote(sealed.root)
+    names = ["new\nline.bin", "tab\there.bin", 'quote".bin', "back\\slash.bin", "été.bin", "plain.bin"]
+    for name in names:
+        write_random(repos.work / name, 100, name)
+    commit_all(repos.work, "odd names")
+    git("config", "core.quotepath", quotepath, cwd=repos.work)
+    expected = git("ls-files", "--", "*.bin", cwd=repos.work).stdout.splitlines()  # git is the oracle
+    listed = mlx("ls-files", cwd=repos.work).stdout.splitlines()
+    assert sorted(line.split(" ", 2)[2] for line in listed) == sorted(expected)
+    raw = run(["git", "mlx", "ls-files", "-z"], repos.work).stdout.split("\0")[:-1]
+    assert sorted(entry.split(" ", 2)[2] for entry in raw) == sorted(names)
