@@ -18,14 +18,23 @@ no index server, no listing of the bucket.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitmlx.format.manifest import ChunkRef, Manifest
+from gitmlx.osutil.cachedb import is_busy, open_cache, start_over
+
+# Not typing.TYPE_CHECKING: the filter imports this module, and typing costs its start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS remote_chunks (
@@ -41,6 +50,16 @@ _BATCH = 500
 _VERSION = 1
 
 
+def _upgrade(db: sqlite3.Connection) -> None:
+    if db.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
+        db.execute("BEGIN IMMEDIATE")
+        if db.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
+            db.execute("DELETE FROM remote_chunks")
+            db.execute("DELETE FROM local_chunks")
+            db.execute(f"PRAGMA user_version = {_VERSION}")
+        db.execute("COMMIT")
+
+
 @dataclass(frozen=True)
 class LocalChunk:
     oid: str
@@ -50,13 +69,17 @@ class LocalChunk:
 
 class ChunkIndex:
     """Thread-safe. Writes are buffered in memory (and visible to this object's reads at
-    once) and reach sqlite in one transaction per batch: one transaction per object cost
-    a clone of 2,000 small files a second of serial time. Call `close` to flush."""
+    once) and reach sqlite in one transaction per batch (one per object made many-file
+    clones pay a second of serial time). Call `close` to flush.
+
+    A damaged file (overwritten, cut short) is moved aside and the index starts empty
+    (osutil.cachedb): it costs dedup, never the command."""
 
     FLUSH_ROWS = 20_000
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, warn: Callable[[str], None] | None = None) -> None:
         self.path = path
+        self._warn = warn
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._remote_rows: dict[tuple[str, bytes], tuple] = {}
@@ -65,20 +88,32 @@ class ChunkIndex:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            if db.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
-                db.execute("BEGIN IMMEDIATE")
-                if db.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
-                    db.execute("DELETE FROM remote_chunks")
-                    db.execute("DELETE FROM local_chunks")
-                    db.execute(f"PRAGMA user_version = {_VERSION}")
-                db.execute("COMMIT")
+            db = open_cache(self.path, _SCHEMA, warn=self._warn)
+            try:
+                _upgrade(db)
+            except sqlite3.DatabaseError as exc:
+                db.close()
+                if is_busy(exc):
+                    raise
+                db = start_over(self.path, _SCHEMA, exc, warn=self._warn)
+                _upgrade(db)
             self._db = db
         return self._db
+
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` on the database; once more on an empty one if the file turns out damaged."""
+        try:
+            return work(self._conn())
+        except sqlite3.DatabaseError as exc:
+            if is_busy(exc) or self._db is None:
+                raise
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            self._db.close()
+            self._db = start_over(self.path, _SCHEMA, exc, warn=self._warn)
+            _upgrade(self._db)
+            self._db_has_local = None
+            return work(self._db)
 
     def flush(self) -> None:
         with self._lock:
@@ -87,11 +122,14 @@ class ChunkIndex:
     def _flush_locked(self) -> None:
         if not self._remote_rows and not self._local_rows:
             return
-        db = self._conn()
-        db.execute("BEGIN")
-        db.executemany("INSERT OR REPLACE INTO remote_chunks VALUES (?,?,?,?,?,?,?)", self._remote_rows.values())
-        db.executemany("INSERT OR REPLACE INTO local_chunks VALUES (?,?,?,?)", self._local_rows.values())
-        db.execute("COMMIT")
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            db.executemany("INSERT OR REPLACE INTO remote_chunks VALUES (?,?,?,?,?,?,?)", self._remote_rows.values())
+            db.executemany("INSERT OR REPLACE INTO local_chunks VALUES (?,?,?,?)", self._local_rows.values())
+            db.execute("COMMIT")
+
+        self._run(write)
         if self._local_rows:
             self._db_has_local = True
         self._remote_rows.clear()
@@ -105,13 +143,15 @@ class ChunkIndex:
                 self._db = None
 
     def _select_locked(self, sql: str, keys: list[bytes], extra: tuple = ()) -> list[tuple]:
-        rows: list[tuple] = []
-        db = self._conn()
-        for i in range(0, len(keys), _BATCH):
-            batch = keys[i : i + _BATCH]
-            marks = ",".join("?" * len(batch))
-            rows += db.execute(sql.format(marks=marks), (*extra, *batch)).fetchall()
-        return rows
+        def select(db: sqlite3.Connection) -> list[tuple]:
+            rows: list[tuple] = []
+            for i in range(0, len(keys), _BATCH):
+                batch = keys[i : i + _BATCH]
+                marks = ",".join("?" * len(batch))
+                rows += db.execute(sql.format(marks=marks), (*extra, *batch)).fetchall()
+            return rows
+
+        return self._run(select)
 
     def remote_chunks(self, remote: str, hashes: Iterable[bytes]) -> dict[bytes, ChunkRef]:
         keys = set(hashes)
@@ -131,13 +171,11 @@ class ChunkIndex:
             pending = self._remote_rows.get((remote, digest))
             if pending is not None:
                 return ChunkRef(*pending[1:])
-            row = (
-                self._conn()
-                .execute(
+            row = self._run(
+                lambda db: db.execute(
                     "SELECT pack, offset, stored, raw, codec FROM remote_chunks WHERE remote = ? AND hash = ?",
                     (remote, digest),
-                )
-                .fetchone()
+                ).fetchone()
             )
         return None if row is None else ChunkRef(digest, *row)
 
@@ -146,7 +184,9 @@ class ChunkIndex:
         with self._lock:
             found = {h: LocalChunk(*self._local_rows[h][1:]) for h in keys if h in self._local_rows}
             if self._db_has_local is None:
-                self._db_has_local = self._conn().execute("SELECT EXISTS(SELECT 1 FROM local_chunks)").fetchone()[0]
+                self._db_has_local = self._run(
+                    lambda db: db.execute("SELECT EXISTS(SELECT 1 FROM local_chunks)").fetchone()[0]
+                )
             if self._db_has_local:  # a fresh clone's index is empty: skip the query
                 rows = self._select_locked(
                     "SELECT hash, oid, offset, raw FROM local_chunks WHERE hash IN ({marks})",
@@ -170,7 +210,7 @@ class ChunkIndex:
             stale = [key for key, row in self._remote_rows.items() if key[0] == remote and row[2] == pack]
             for key in stale:
                 del self._remote_rows[key]
-            self._conn().execute("DELETE FROM remote_chunks WHERE remote = ? AND pack = ?", (remote, pack))
+            self._run(lambda db: db.execute("DELETE FROM remote_chunks WHERE remote = ? AND pack = ?", (remote, pack)))
 
     def add_local_object(self, manifest: Manifest) -> None:
         """Record where each chunk of a stored object sits inside it: for a manifest this
@@ -190,4 +230,4 @@ class ChunkIndex:
     def forget_local_object(self, oid: str) -> None:
         with self._lock:
             self._flush_locked()
-            self._conn().execute("DELETE FROM local_chunks WHERE oid = ?", (oid,))
+            self._run(lambda db: db.execute("DELETE FROM local_chunks WHERE oid = ?", (oid,)))
