@@ -13,19 +13,17 @@ present" is success, so any number of processes may insert the same object at on
 from __future__ import annotations
 
 import atexit
-import collections
 import contextlib
 import errno
 import hashlib
 import io
 import os
-import queue
 import secrets
 import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -33,14 +31,19 @@ from typing import BinaryIO
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format.pointer import Pointer, is_valid_oid
 from gitmlx.store import packs as store_packs
+from gitmlx.store.blockio import (
+    BLOCK_SIZE,
+    BackgroundWriter,
+    BlockFiller,
+    CopiedRanges,
+    hashes_to,
+    sync_file_system,
+    tmp_dir_beside,
+)
 
-#: Bytes of pack ranges copied out whose pages stay cached a little longer (`copied_out`).
-_COPIED_LAG = 16 * 1024 * 1024
-#: Read and write size for streaming; large enough that per-call overhead vanishes.
-BLOCK_SIZE = 1024 * 1024
 #: Objects at least this big are fsynced before their rename; smaller ones are synced
-#: together by `Store.sync()` at the end of the batch (one fsync per 128 KiB file made
-#: `git add` of 2,000 files several times slower). docs/local-store.md, "Durability".
+#: together by `Store.sync()` at the end of the batch: one fsync per small file would
+#: dominate a `git add` of many of them. docs/local-store.md, "Durability".
 FSYNC_EACH = 8 * 1024 * 1024
 #: Objects smaller than this go into a store pack (one file per batch) instead of a file
 #: of their own. docs/local-store.md, "Store packs".
@@ -62,105 +65,6 @@ TMP_MAX_AGE = 24 * 3600
 class StoredObject:
     oid: str
     size: int
-
-
-class BackgroundWriter:
-    """A file written by a worker thread, so the caller's work and the disk writes
-    overlap (hashing and writing both release the GIL). With `digest`, the worker also
-    hashes each block (the caller then never touches the bytes again). Every 64 MiB the
-    worker asks the kernel to write back what it has (fdatasync), so a final fsync only
-    waits for the tail. At most a few blocks are queued: memory stays bounded.
-    """
-
-    SYNC_EVERY = 64 * 1024 * 1024
-
-    def __init__(
-        self,
-        fd: int,
-        digest: hashlib._Hash | None = None,  # type: ignore[name-defined]
-        sync: bool = True,
-        recycle: Callable[[bytearray], None] | None = None,
-    ) -> None:
-        self._fd = fd
-        self._sync = sync
-        #: Given each bytearray block once written, so the producer can fill it again.
-        self._recycle = recycle
-        self._digest = digest
-        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=4)
-        self._error: OSError | None = None
-        self._thread = threading.Thread(target=self._run, name="gitmlx-writer", daemon=True)
-        self._thread.start()
-
-    def write(self, block: bytes | memoryview) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(block)
-
-    def _run(self) -> None:
-        unsynced = 0
-        while (block := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # keep draining so the producer never blocks forever
-            try:
-                if self._digest is not None:
-                    self._digest.update(block)
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(self._fd, view) :]
-                unsynced += len(block)
-                if self._recycle is not None and isinstance(block, bytearray):
-                    self._recycle(block)
-                if self._sync and unsynced >= self.SYNC_EVERY:
-                    os.fdatasync(self._fd)
-                    unsynced = 0
-            except OSError as exc:
-                self._error = exc
-
-    def finish(self) -> None:
-        """Wait for every queued block; raise the first write error."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
-class BlockFiller:
-    """Copies writes once into blocks of `size` bytes and hands each full block to `emit`.
-
-    A block goes on as it is (no second copy) and, once the writer thread has written
-    it, comes back through `recycle` to be filled again: no fresh memory is faulted in
-    per block, and a small file never allocates more than it holds.
-    """
-
-    def __init__(self, emit: Callable[[bytearray], None], size: int = 1024 * 1024) -> None:
-        self._emit = emit
-        self.size = size
-        self._block = bytearray()
-        self.fill = 0
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-
-    def recycle(self, block: bytearray) -> None:
-        self._free.put(block)
-
-    def write(self, view: memoryview) -> None:
-        while view:
-            n = min(len(view), self.size - self.fill)
-            self._block[self.fill : self.fill + n] = view[:n]
-            self.fill += n
-            view = view[n:]
-            if self.fill == self.size:
-                self._emit(self._block)
-                try:
-                    self._block = self._free.get_nowait()
-                except queue.Empty:
-                    self._block = bytearray()
-                self.fill = 0
-
-    def take_tail(self) -> memoryview:
-        """The partial last block (a view: write or copy it before the next `write`)."""
-        tail = memoryview(self._block)[: self.fill]
-        self.fill = 0
-        return tail
 
 
 class ObjectWriter:
@@ -341,10 +245,8 @@ class Store:
         self._retired_fds: list[int] = []
         self._sync_registered = False
         self._recovered = False
-        #: Pack ranges copied out recently, whose pages leave the page cache later
-        #: (`copied_out`), and their total size.
-        self._copied: collections.deque[tuple[int, int, int]] = collections.deque()
-        self._copied_bytes = 0
+        #: Pack ranges copied out recently, whose pages leave the page cache later.
+        self._copied = CopiedRanges()
 
     def path(self, oid: str) -> Path:
         """Where `oid` lives as a loose object. Refuses anything but 64 lowercase hex digits
@@ -358,22 +260,12 @@ class Store:
         `objects/` is on another file system (a symlink the user made), since rename(2)
         cannot cross file systems (EXDEV). Decided once per Store."""
         if self._object_tmp is None:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            self.objects_dir.mkdir(parents=True, exist_ok=True)
-            same = os.stat(self.tmp_dir).st_dev == os.stat(self.objects_dir).st_dev
-            self._object_tmp = self.tmp_dir if same else self.objects_dir / "tmp"
-            self._object_tmp.mkdir(exist_ok=True)
+            self._object_tmp = tmp_dir_beside(self.objects_dir, self.tmp_dir)
         return self._object_tmp
 
     def _pack_tmp_dir(self) -> Path:
         """Packs are written where a rename into `packs/` cannot cross file systems."""
-        self.packs_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        if os.stat(self.tmp_dir).st_dev == os.stat(self.packs_dir).st_dev:
-            return self.tmp_dir
-        own = self.packs_dir / "tmp"
-        own.mkdir(exist_ok=True)
-        return own
+        return tmp_dir_beside(self.packs_dir, self.tmp_dir)
 
     def mark_unsynced(self) -> None:
         """Remember to sync; at the latest when the process exits."""
@@ -398,18 +290,7 @@ class Store:
         if not self.unsynced:
             return
         self.unsynced = False
-        try:
-            import ctypes
-
-            fd = os.open(self.objects_dir, os.O_RDONLY)
-            try:
-                if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:
-                    return
-            finally:
-                os.close(fd)
-        except (OSError, AttributeError):
-            pass
-        os.sync()
+        sync_file_system(self.objects_dir)
 
     # -- finding objects -------------------------------------------------------------------
 
@@ -599,26 +480,11 @@ class Store:
 
     def copied_out(self, where: tuple[int, int, int] | str) -> None:
         """The caller has copied these bytes (a `locate` answer) into the work tree: the
-        store's copy is now a cold backup, so its pages may leave the page cache.
-
-        Why: placing an object writes it twice, into the store and into the work tree, and
-        the store copy is seldom read again. Dropping its pages (those of a pack range,
-        once written back: the pack's writer starts that every few MiB) lets the kernel
-        reuse them for the next files instead of growing the page cache by both copies.
-        On the VM the benchmarks run on, a page the guest has not used before costs ~13
-        times as much to write as a reused one (256 MiB: 0.76 s vs 0.06 s); elsewhere a
-        clone of N bytes simply leaves N, not 2N, in memory. The last `_COPIED_LAG` bytes
-        are kept: their writeback may not be done yet (dirty pages are never dropped).
-        """
-        if isinstance(where, str) or not hasattr(os, "posix_fadvise"):
-            return
-        self._copied.append(where)
-        self._copied_bytes += where[2]
-        while self._copied_bytes > _COPIED_LAG:
-            fd, offset, size = self._copied.popleft()
-            self._copied_bytes -= size
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(fd, offset, size, os.POSIX_FADV_DONTNEED)
+        store's copy is now a cold backup, so the pages of a pack range may leave the page
+        cache once written back (`blockio.CopiedRanges` says why). A loose file's pages
+        are left alone."""
+        if not isinstance(where, str):
+            self._copied.add(*where)
 
     def is_packed(self, oid: str) -> bool:
         return self._find(oid) is not None and not self.path(oid).is_file()
@@ -804,7 +670,7 @@ class Store:
         with self._packs_locked():
             good = []
             for oid, offset, size in pack.entries():
-                if offset + size <= pack.file_size and _hashes_to(pack.reader(offset, size), oid):
+                if offset + size <= pack.file_size and hashes_to(pack.reader(offset, size), oid):
                     good.append((oid, pack.reader(offset, size)))
             self._replace_packs([], good)
             moved = bad_dir / pack.path.name
@@ -872,7 +738,7 @@ class Store:
 
     def verify(self, oid: str) -> bool:
         """Re-hash an object: True when its bytes still match its name."""
-        return _hashes_to(self.open(oid), oid)
+        return hashes_to(self.open(oid), oid)
 
     def iter_packs(self) -> list[store_packs.PackFile]:
         """Every finished pack, freshly listed."""
@@ -911,14 +777,6 @@ class Store:
                         and entry.is_file(follow_symlinks=False)
                     ):
                         yield StoredObject(name, entry.stat(follow_symlinks=False).st_size)
-
-
-def _hashes_to(stream: BinaryIO, oid: str) -> bool:
-    digest = hashlib.sha256()
-    with stream:
-        while block := stream.read(BLOCK_SIZE):
-            digest.update(block)
-    return digest.hexdigest() == oid
 
 
 def _tree_stats(path: str) -> tuple[int, float]:
