@@ -1,7 +1,8 @@
 """The local object store: verified objects named by their sha256 oid.
 
 Owns: the on-disk layout under `<git-common-dir>/mlx/` (or a shared cache directory),
-atomic insertion while hashing, opening and re-verifying objects. See docs/local-store.md.
+opening and re-verifying objects (`writer.py` inserts them, `sweep.py` clears the
+temporary folders). See docs/local-store.md.
 Must not: talk to a remote, run git, or print.
 
 Invariants: an object appears under its final name only after its bytes were hashed to
@@ -15,11 +16,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
-import hashlib
 import io
 import os
 import secrets
-import shutil
 import stat
 import threading
 import time
@@ -28,26 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.errors import MlxError
 from gitmlx.format.pointer import Pointer, is_valid_oid
 from gitmlx.store import packs as store_packs
 from gitmlx.store.blockio import (
     BLOCK_SIZE,
-    BackgroundWriter,
-    BlockFiller,
     CopiedRanges,
     hashes_to,
     sync_file_system,
     tmp_dir_beside,
 )
+from gitmlx.store.writer import ObjectWriter
 
-#: Objects at least this big are fsynced before their rename; smaller ones are synced
-#: together by `Store.sync()` at the end of the batch: one fsync per small file would
-#: dominate a `git add` of many of them. docs/local-store.md, "Durability".
-FSYNC_EACH = 8 * 1024 * 1024
-#: Objects smaller than this go into a store pack (one file per batch) instead of a file
-#: of their own. docs/local-store.md, "Store packs".
-PACK_BELOW = 2 * 1024 * 1024
 #: A pack being written is finished once it holds this much, and a new one begun.
 PACK_MAX = 128 * 1024 * 1024
 #: More finished packs than this, and the smallest are merged (fewer files to search)...
@@ -65,158 +56,6 @@ TMP_MAX_AGE = 24 * 3600
 class StoredObject:
     oid: str
     size: int
-
-
-class ObjectWriter:
-    """Streams bytes into a temporary file while hashing; `commit` names it by its oid.
-
-    Use as a context manager: leaving without `commit` (an exception, a kill) removes
-    the temporary file, so nothing half-written is ever visible under an oid. Bytes are
-    gathered into 1 MiB blocks; past the first block, writes go through a worker thread
-    so hashing and writing overlap.
-    """
-
-    BLOCK = 1024 * 1024
-
-    def __init__(self, store: Store, durable: bool = True, loose: bool = False) -> None:
-        self._store = store
-        self.durable = durable
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self._committed = False
-        #: Bytes of a small object, kept in memory for a store pack until it outgrows
-        #: PACK_BELOW (then written to a temporary file like any other). None: loose.
-        self._small: bytearray | None = None if loose else bytearray()
-        self.tmp_path: Path | None = None
-        self._fd: int | None = None
-        self._blocks = BlockFiller(self._emit, self.BLOCK)
-        self._background: BackgroundWriter | None = None
-        self._loose = loose
-        if loose:
-            self._open()
-
-    def _open(self) -> None:
-        self.tmp_path = self._store.object_tmp_dir() / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
-        self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-
-    def write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data).cast("B")
-        if self._small is not None:
-            if len(self._small) + len(view) < PACK_BELOW:
-                self._small += view
-                self.size += len(view)
-                return
-            small, self._small = self._small, None
-            self._open()
-            self.size -= len(small)
-            self.write(small)
-        assert self._fd is not None, "writer already closed"
-        self.size += len(view)
-        if not self._blocks.fill and len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
-            # Large and immutable (a read's own buffer): hashed and queued as it is.
-            self._emit(view)
-            return
-        self._blocks.write(view)
-
-    def _emit(self, block: bytes | bytearray | memoryview) -> None:
-        self._hash.update(block)
-        if self._background is None:
-            self._background = BackgroundWriter(
-                self._fd,  # type: ignore[arg-type]
-                sync=self.durable,
-                recycle=self._blocks.recycle,
-            )
-        self._background.write(block)
-
-    def _finish_writes(self) -> None:
-        """Hash and write what is pending; wait for the worker."""
-        tail = self._blocks.take_tail()
-        if self._background is None:
-            self._hash.update(tail)
-            while tail:
-                tail = tail[os.write(self._fd, tail) :]  # type: ignore[arg-type]
-            return
-        if tail:
-            self._emit(bytes(tail))  # a copy: only whole blocks go back to the filler
-        background, self._background = self._background, None
-        background.finish()
-
-    @property
-    def oid(self) -> str:
-        if self._small is not None:
-            return hashlib.sha256(self._small).hexdigest()
-        return self._hash.hexdigest()
-
-    def commit(self, expected: Pointer | None = None) -> Pointer:
-        """Verify against `expected` (if given), fsync, and rename into the store.
-
-        A small object goes into the store's pack instead (`Store.add_packed`)."""
-        if self._small is not None:
-            oid = self.oid
-            self._check(expected, oid)
-            if not (self._store.has(oid) and self._store.size(oid) == self.size):
-                self._store.add_packed(oid, self._small, self.durable)
-            self._small = None
-            self._committed = True
-            return Pointer(oid, self.size)
-        assert self._fd is not None, "writer already closed"
-        self._finish_writes()
-        oid = self.oid
-        self._check(expected, oid)
-        if self._loose:
-            present = os.path.isfile(self._store.path(oid))  # a packed copy does not count
-        else:
-            present = self._store.has(oid) and self._store.size(oid) == self.size
-        if present:
-            # Already stored (re-adding unchanged content): skip the fsync and the rename.
-            self.abort()
-            self._committed = True
-            return Pointer(oid, self.size)
-        if not self.durable:
-            pass  # a remote holds it: a power loss costs a re-download, never data
-        elif self.size >= FSYNC_EACH:
-            os.fsync(self._fd)
-        else:
-            self._store.mark_unsynced()
-        os.close(self._fd)
-        self._fd = None
-        self._store.adopt(self.tmp_path, oid)  # type: ignore[arg-type]
-        self._committed = True
-        return Pointer(oid, self.size)
-
-    def _check(self, expected: Pointer | None, oid: str) -> None:
-        if expected is not None and (oid != expected.oid or self.size != expected.size):
-            self.abort()
-            raise IntegrityError(
-                f"object {expected.short_oid} failed verification: expected "
-                f"sha256 {expected.oid} ({expected.size} bytes), got {oid} ({self.size} bytes)",
-                "the copy on the remote is damaged; from a clone that has the file, run "
-                "'git mlx fsck --remote --full --repair'",
-            )
-
-    def abort(self) -> None:
-        if self._background is not None:
-            background, self._background = self._background, None
-            try:
-                background.finish()
-            except OSError:
-                pass
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self.tmp_path is not None:
-            try:
-                os.unlink(self.tmp_path)
-            except FileNotFoundError:
-                pass
-
-    def __enter__(self) -> ObjectWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        # Not `self._fd is not None`: a failed rename in `commit` has already closed it.
-        if not self._committed:
-            self.abort()
 
 
 class Store:
@@ -390,36 +229,11 @@ class Store:
         `older_than` seconds (upload packs of a killed push, half-written objects, scratch
         stores). Store packs are recovered first; one whose writer still holds its lock
         (or where locks do not work) is kept. Returns (entries removed, bytes freed)."""
+        from gitmlx.store.sweep import sweep_tmp_dirs  # only `git mlx prune` sweeps: the filter never loads it
+
         self._recover_orphans()
-        cutoff = time.time() - older_than
-        removed = freed = 0
-        for folder in dict.fromkeys((self.tmp_dir, self.objects_dir / "tmp", self.packs_dir / "tmp")):
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                    if st.st_mtime > cutoff:
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        size, newest = _tree_stats(entry.path)
-                        if newest > cutoff:
-                            continue  # a scratch store still in use
-                        shutil.rmtree(entry.path)
-                    else:
-                        if entry.name.lstrip(".").removeprefix("new-").startswith(
-                            store_packs.ORPHAN_PREFIX
-                        ) and not store_packs.writer_gone(Path(entry.path)):
-                            continue
-                        size = st.st_size
-                        os.unlink(entry.path)
-                except OSError:
-                    continue  # gone meanwhile, or not ours to remove
-                removed += 1
-                freed += size
-        return removed, freed
+        folders = dict.fromkeys((self.tmp_dir, self.objects_dir / "tmp", self.packs_dir / "tmp"))
+        return sweep_tmp_dirs(list(folders), older_than)
 
     def _where(self, oid: str) -> tuple[store_packs.PackFile | store_packs.PendingPack, int, int] | Path | None:
         """Where `oid` is: in a pack (pack, offset, size), loose (its path), or nowhere.
@@ -576,29 +390,6 @@ class Store:
             pending, self._pending = self._pending, None
         if pending is not None:
             pending.abort()
-
-    def adopt(self, tmp_path: Path, oid: str) -> None:
-        """Rename an already verified temporary file to its final name.
-
-        Read-only mode, so an accidental write through a copy or a link is refused.
-        """
-        final = self.path(oid)
-        os.chmod(tmp_path, 0o444)
-        try:
-            try:
-                os.replace(tmp_path, final)
-            except FileNotFoundError:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp_path, final)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            # Only a folder below objects/ symlinked to yet another file system gets here.
-            raise MlxError(
-                f"cannot store object {oid[:10]}: '{tmp_path.parent}' and '{final.parent}' of the store "
-                f"'{self.root}' are on different file systems",
-                f"put the whole store on one file system (for instance symlink '{self.root}' itself)",
-            ) from None
 
     def insert_stream(self, stream: BinaryIO, expected: Pointer | None = None) -> Pointer:
         """Copy `stream` into the store in bounded memory; verify against `expected`."""
@@ -777,20 +568,6 @@ class Store:
                         and entry.is_file(follow_symlinks=False)
                     ):
                         yield StoredObject(name, entry.stat(follow_symlinks=False).st_size)
-
-
-def _tree_stats(path: str) -> tuple[int, float]:
-    """Bytes under a folder, and the newest mtime of anything in it."""
-    total, newest = 0, 0.0
-    for folder, _, names in os.walk(path):
-        with contextlib.suppress(OSError):
-            newest = max(newest, os.lstat(folder).st_mtime)
-        for name in names:
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(folder, name))
-                total += st.st_size
-                newest = max(newest, st.st_mtime)
-    return total, newest
 
 
 def _is_file(path: Path | str) -> bool:

@@ -18,7 +18,8 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.osutil import fastcopy
 from gitmlx.store import objects as store_module
 from gitmlx.store import packs as store_packs
-from gitmlx.store.objects import PACK_BELOW, Store, StoredObject
+from gitmlx.store.objects import Store, StoredObject
+from gitmlx.store.writer import PACK_BELOW
 
 
 def pack_files(store: Store) -> list[Path]:
