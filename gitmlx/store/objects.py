@@ -1,7 +1,11 @@
 """The local object store: verified objects named by their sha256 oid.
 
 Owns: the on-disk layout under `<git-common-dir>/mlx/` (or a shared cache directory),
-atomic insertion while hashing, opening and re-verifying objects. See docs/local-store.md.
+loose objects, finding, opening and re-verifying an object wherever it is (a loose file,
+the pack being written, a finished pack), removing objects, and syncing a batch. See
+docs/local-store.md. It hands the work to its parts: `writer.py` inserts one object,
+`appender.py` fills the pack being written, `packset.py` keeps the finished packs, and
+`sweep.py` clears the temporary folders.
 Must not: talk to a remote, run git, or print.
 
 Invariants: an object appears under its final name only after its bytes were hashed to
@@ -13,47 +17,23 @@ present" is success, so any number of processes may insert the same object at on
 from __future__ import annotations
 
 import atexit
-import collections
-import contextlib
 import errno
-import hashlib
-import io
 import os
-import queue
 import secrets
-import shutil
 import stat
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.errors import MlxError
 from gitmlx.format.pointer import Pointer, is_valid_oid
 from gitmlx.store import packs as store_packs
+from gitmlx.store.appender import PackAppender
+from gitmlx.store.blockio import BLOCK_SIZE, CopiedRanges, hashes_to, sync_file_system, tmp_dir_beside
+from gitmlx.store.packset import PackedRange, PackSet
+from gitmlx.store.writer import ObjectWriter
 
-#: Bytes of pack ranges copied out whose pages stay cached a little longer (`copied_out`).
-_COPIED_LAG = 16 * 1024 * 1024
-#: Read and write size for streaming; large enough that per-call overhead vanishes.
-BLOCK_SIZE = 1024 * 1024
-#: Objects at least this big are fsynced before their rename; smaller ones are synced
-#: together by `Store.sync()` at the end of the batch (one fsync per 128 KiB file made
-#: `git add` of 2,000 files several times slower). docs/local-store.md, "Durability".
-FSYNC_EACH = 8 * 1024 * 1024
-#: Objects smaller than this go into a store pack (one file per batch) instead of a file
-#: of their own. docs/local-store.md, "Store packs".
-PACK_BELOW = 2 * 1024 * 1024
-#: A pack being written is finished once it holds this much, and a new one begun.
-PACK_MAX = 128 * 1024 * 1024
-#: More finished packs than this, and the smallest are merged (fewer files to search)...
-PACKS_MERGE_ABOVE = 32
-#: ... but never a pack this big or bigger: a merge must stay cheap, not rewrite the store.
-MERGE_BELOW = 32 * 1024 * 1024
-#: A lookup that misses lists `packs/` again at most this often (seconds) while the
-#: folder looks unchanged: a clone misses on every object it has not fetched yet.
-RESCAN_EVERY = 0.02
 #: Temporary files untouched this long are a killed writer's leftovers (`Store.sweep_tmp`).
 TMP_MAX_AGE = 24 * 3600
 
@@ -64,260 +44,15 @@ class StoredObject:
     size: int
 
 
-class BackgroundWriter:
-    """A file written by a worker thread, so the caller's work and the disk writes
-    overlap (hashing and writing both release the GIL). With `digest`, the worker also
-    hashes each block (the caller then never touches the bytes again). Every 64 MiB the
-    worker asks the kernel to write back what it has (fdatasync), so a final fsync only
-    waits for the tail. At most a few blocks are queued: memory stays bounded.
-    """
-
-    SYNC_EVERY = 64 * 1024 * 1024
-
-    def __init__(
-        self,
-        fd: int,
-        digest: hashlib._Hash | None = None,  # type: ignore[name-defined]
-        sync: bool = True,
-        recycle: Callable[[bytearray], None] | None = None,
-    ) -> None:
-        self._fd = fd
-        self._sync = sync
-        #: Given each bytearray block once written, so the producer can fill it again.
-        self._recycle = recycle
-        self._digest = digest
-        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=4)
-        self._error: OSError | None = None
-        self._thread = threading.Thread(target=self._run, name="gitmlx-writer", daemon=True)
-        self._thread.start()
-
-    def write(self, block: bytes | memoryview) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(block)
-
-    def _run(self) -> None:
-        unsynced = 0
-        while (block := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # keep draining so the producer never blocks forever
-            try:
-                if self._digest is not None:
-                    self._digest.update(block)
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(self._fd, view) :]
-                unsynced += len(block)
-                if self._recycle is not None and isinstance(block, bytearray):
-                    self._recycle(block)
-                if self._sync and unsynced >= self.SYNC_EVERY:
-                    os.fdatasync(self._fd)
-                    unsynced = 0
-            except OSError as exc:
-                self._error = exc
-
-    def finish(self) -> None:
-        """Wait for every queued block; raise the first write error."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
-class BlockFiller:
-    """Copies writes once into blocks of `size` bytes and hands each full block to `emit`.
-
-    A block goes on as it is (no second copy) and, once the writer thread has written
-    it, comes back through `recycle` to be filled again: no fresh memory is faulted in
-    per block, and a small file never allocates more than it holds.
-    """
-
-    def __init__(self, emit: Callable[[bytearray], None], size: int = 1024 * 1024) -> None:
-        self._emit = emit
-        self.size = size
-        self._block = bytearray()
-        self.fill = 0
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-
-    def recycle(self, block: bytearray) -> None:
-        self._free.put(block)
-
-    def write(self, view: memoryview) -> None:
-        while view:
-            n = min(len(view), self.size - self.fill)
-            self._block[self.fill : self.fill + n] = view[:n]
-            self.fill += n
-            view = view[n:]
-            if self.fill == self.size:
-                self._emit(self._block)
-                try:
-                    self._block = self._free.get_nowait()
-                except queue.Empty:
-                    self._block = bytearray()
-                self.fill = 0
-
-    def take_tail(self) -> memoryview:
-        """The partial last block (a view: write or copy it before the next `write`)."""
-        tail = memoryview(self._block)[: self.fill]
-        self.fill = 0
-        return tail
-
-
-class ObjectWriter:
-    """Streams bytes into a temporary file while hashing; `commit` names it by its oid.
-
-    Use as a context manager: leaving without `commit` (an exception, a kill) removes
-    the temporary file, so nothing half-written is ever visible under an oid. Bytes are
-    gathered into 1 MiB blocks; past the first block, writes go through a worker thread
-    so hashing and writing overlap.
-    """
-
-    BLOCK = 1024 * 1024
-
-    def __init__(self, store: Store, durable: bool = True, loose: bool = False) -> None:
-        self._store = store
-        self.durable = durable
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self._committed = False
-        #: Bytes of a small object, kept in memory for a store pack until it outgrows
-        #: PACK_BELOW (then written to a temporary file like any other). None: loose.
-        self._small: bytearray | None = None if loose else bytearray()
-        self.tmp_path: Path | None = None
-        self._fd: int | None = None
-        self._blocks = BlockFiller(self._emit, self.BLOCK)
-        self._background: BackgroundWriter | None = None
-        self._loose = loose
-        if loose:
-            self._open()
-
-    def _open(self) -> None:
-        self.tmp_path = self._store.object_tmp_dir() / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
-        self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-
-    def write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data).cast("B")
-        if self._small is not None:
-            if len(self._small) + len(view) < PACK_BELOW:
-                self._small += view
-                self.size += len(view)
-                return
-            small, self._small = self._small, None
-            self._open()
-            self.size -= len(small)
-            self.write(small)
-        assert self._fd is not None, "writer already closed"
-        self.size += len(view)
-        if not self._blocks.fill and len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
-            # Large and immutable (a read's own buffer): hashed and queued as it is.
-            self._emit(view)
-            return
-        self._blocks.write(view)
-
-    def _emit(self, block: bytes | bytearray | memoryview) -> None:
-        self._hash.update(block)
-        if self._background is None:
-            self._background = BackgroundWriter(
-                self._fd,  # type: ignore[arg-type]
-                sync=self.durable,
-                recycle=self._blocks.recycle,
-            )
-        self._background.write(block)
-
-    def _finish_writes(self) -> None:
-        """Hash and write what is pending; wait for the worker."""
-        tail = self._blocks.take_tail()
-        if self._background is None:
-            self._hash.update(tail)
-            while tail:
-                tail = tail[os.write(self._fd, tail) :]  # type: ignore[arg-type]
-            return
-        if tail:
-            self._emit(bytes(tail))  # a copy: only whole blocks go back to the filler
-        background, self._background = self._background, None
-        background.finish()
-
-    @property
-    def oid(self) -> str:
-        if self._small is not None:
-            return hashlib.sha256(self._small).hexdigest()
-        return self._hash.hexdigest()
-
-    def commit(self, expected: Pointer | None = None) -> Pointer:
-        """Verify against `expected` (if given), fsync, and rename into the store.
-
-        A small object goes into the store's pack instead (`Store.add_packed`)."""
-        if self._small is not None:
-            oid = self.oid
-            self._check(expected, oid)
-            if not (self._store.has(oid) and self._store.size(oid) == self.size):
-                self._store.add_packed(oid, self._small, self.durable)
-            self._small = None
-            self._committed = True
-            return Pointer(oid, self.size)
-        assert self._fd is not None, "writer already closed"
-        self._finish_writes()
-        oid = self.oid
-        self._check(expected, oid)
-        if self._loose:
-            present = os.path.isfile(self._store.path(oid))  # a packed copy does not count
-        else:
-            present = self._store.has(oid) and self._store.size(oid) == self.size
-        if present:
-            # Already stored (re-adding unchanged content): skip the fsync and the rename.
-            self.abort()
-            self._committed = True
-            return Pointer(oid, self.size)
-        if not self.durable:
-            pass  # a remote holds it: a power loss costs a re-download, never data
-        elif self.size >= FSYNC_EACH:
-            os.fsync(self._fd)
-        else:
-            self._store.mark_unsynced()
-        os.close(self._fd)
-        self._fd = None
-        self._store.adopt(self.tmp_path, oid)  # type: ignore[arg-type]
-        self._committed = True
-        return Pointer(oid, self.size)
-
-    def _check(self, expected: Pointer | None, oid: str) -> None:
-        if expected is not None and (oid != expected.oid or self.size != expected.size):
-            self.abort()
-            raise IntegrityError(
-                f"object {expected.short_oid} failed verification: expected "
-                f"sha256 {expected.oid} ({expected.size} bytes), got {oid} ({self.size} bytes)",
-                "the copy on the remote is damaged; from a clone that has the file, run "
-                "'git mlx fsck --remote --full --repair'",
-            )
-
-    def abort(self) -> None:
-        if self._background is not None:
-            background, self._background = self._background, None
-            try:
-                background.finish()
-            except OSError:
-                pass
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self.tmp_path is not None:
-            try:
-                os.unlink(self.tmp_path)
-            except FileNotFoundError:
-                pass
-
-    def __enter__(self) -> ObjectWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        # Not `self._fd is not None`: a failed rename in `commit` has already closed it.
-        if not self._committed:
-            self.abort()
-
-
 class Store:
     """A directory of objects: loose ones as `objects/<oid[0:2]>/<oid[2:4]>/<oid>`, small
-    ones in store packs under `packs/`, plus `tmp/`. Thread-safe."""
+    ones in store packs under `packs/`, plus `tmp/`. Thread-safe.
+
+    Past 250 lines on purpose: it is the one front door every layer uses, and each method
+    is a few lines that fix the lookup order (pending pack, finished packs, loose file) or
+    hand the work to the pack set, the appender, the writer or the sweep. Splitting it would
+    make each caller pick among several objects for one question.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -327,24 +62,13 @@ class Store:
         self.packs_dir = self.root / "packs"
         self.tmp_dir = self.root / "tmp"
         self._object_tmp: Path | None = None
-        self._lock = threading.RLock()
-        #: Finished packs by file name.
-        self._packs: dict[str, store_packs.PackFile] = {}
-        #: The same packs as a tuple, replaced (never changed) under the lock: lookups read
-        #: it without taking the lock (every smudge and clean asks `has`).
-        self._pack_list: tuple[store_packs.PackFile, ...] = ()
-        #: Packs no longer in `packs/`: kept open (a reader may hold their descriptor).
-        self._retired: list[store_packs.PackFile] = []
-        self._packs_scanned: tuple[int, float] | None = None  # (dir mtime_ns, when)
-        self._pending: store_packs.PendingPack | None = None
-        #: Descriptors of finished pending packs, kept open for readers they handed out.
-        self._retired_fds: list[int] = []
+        #: The finished packs: registry, lookups and upkeep.
+        self._pack_set = PackSet(self.packs_dir, self.tmp_dir)
+        #: The pack this process is appending small objects to.
+        self._appender = PackAppender(self, self._pack_set)
         self._sync_registered = False
-        self._recovered = False
-        #: Pack ranges copied out recently, whose pages leave the page cache later
-        #: (`copied_out`), and their total size.
-        self._copied: collections.deque[tuple[int, int, int]] = collections.deque()
-        self._copied_bytes = 0
+        #: Pack ranges copied out recently, whose pages leave the page cache later.
+        self._copied = CopiedRanges()
 
     def path(self, oid: str) -> Path:
         """Where `oid` lives as a loose object. Refuses anything but 64 lowercase hex digits
@@ -358,22 +82,10 @@ class Store:
         `objects/` is on another file system (a symlink the user made), since rename(2)
         cannot cross file systems (EXDEV). Decided once per Store."""
         if self._object_tmp is None:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            self.objects_dir.mkdir(parents=True, exist_ok=True)
-            same = os.stat(self.tmp_dir).st_dev == os.stat(self.objects_dir).st_dev
-            self._object_tmp = self.tmp_dir if same else self.objects_dir / "tmp"
-            self._object_tmp.mkdir(exist_ok=True)
+            self._object_tmp = tmp_dir_beside(self.objects_dir, self.tmp_dir)
         return self._object_tmp
 
-    def _pack_tmp_dir(self) -> Path:
-        """Packs are written where a rename into `packs/` cannot cross file systems."""
-        self.packs_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        if os.stat(self.tmp_dir).st_dev == os.stat(self.packs_dir).st_dev:
-            return self.tmp_dir
-        own = self.packs_dir / "tmp"
-        own.mkdir(exist_ok=True)
-        return own
+    # -- syncing -------------------------------------------------------------------------------
 
     def mark_unsynced(self) -> None:
         """Remember to sync; at the latest when the process exits."""
@@ -398,150 +110,27 @@ class Store:
         if not self.unsynced:
             return
         self.unsynced = False
-        try:
-            import ctypes
-
-            fd = os.open(self.objects_dir, os.O_RDONLY)
-            try:
-                if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:
-                    return
-            finally:
-                os.close(fd)
-        except (OSError, AttributeError):
-            pass
-        os.sync()
+        sync_file_system(self.objects_dir)
 
     # -- finding objects -------------------------------------------------------------------
 
-    def _locate(self, oid: str) -> tuple[store_packs.PackFile | store_packs.PendingPack, int, int] | None:
+    def _locate(self, oid: str) -> PackedRange | None:
         """The pack holding `oid` and where: the one being written, then finished ones."""
         if not is_valid_oid(oid):
             raise MlxError(f"refusing invalid oid {oid!r}")
-        pending = self._pending
-        if pending is not None and (at := pending.find(oid)) is not None:
-            return pending, *at
-        for pack in self._pack_list:
-            if (at := pack.find(oid)) is not None:
-                if os.fstat(pack.fd).st_nlink == 0:
-                    # Rewritten by another process (prune, quarantine, merge) since it was
-                    # loaded: what it holds may be gone. Look in what replaced it.
-                    with self._lock:
-                        if self._packs.get(pack.path.name) is pack:
-                            self._retired.append(self._packs.pop(pack.path.name))
-                            self._packs_updated()
-                        self._packs_scanned = None
-                    continue
-                return pack, *at
-        return None
+        found = self._appender.find(oid)
+        return found if found is not None else self._pack_set.locate(oid)
 
-    def _packs_updated(self) -> None:
-        """Publish `_packs` to lock-free readers (the caller holds the lock)."""
-        self._pack_list = tuple(self._packs.values())
-
-    def _find(self, oid: str) -> tuple[store_packs.PackFile | store_packs.PendingPack, int, int] | None:
+    def _find(self, oid: str) -> PackedRange | None:
         found = self._locate(oid)
         if found is None:
             # Locate again even when this rescan saw no change: another thread's may have.
-            self._rescan_packs()
+            self._pack_set.rescan()
             found = self._locate(oid)
         return found
 
-    def _rescan_packs(self) -> bool:
-        """Load packs other processes added (and drop deleted ones); False if `packs/`
-        has not changed since the last look.
-
-        A directory's mtime can stay the same across two changes within one clock tick,
-        so an mtime less than a second older than the last look is not trusted.
-        """
-        if not self._recovered:
-            self._recovered = True
-            self._recover_orphans()
-        try:
-            mtime = os.stat(self.packs_dir).st_mtime_ns
-        except FileNotFoundError:
-            return False
-        with self._lock:
-            seen, now = self._packs_scanned, time.time()
-            if seen is not None and seen[0] == mtime and (seen[1] * 1e9 > mtime + 1e9 or now - seen[1] < RESCAN_EVERY):
-                return False
-            self._packs_scanned = (mtime, now)
-            names = {n for n in os.listdir(self.packs_dir) if store_packs.is_pack_name(n)}
-            changed = False
-            for name in list(self._packs):
-                if name not in names:
-                    self._retired.append(self._packs.pop(name))
-                    changed = True
-            for name in sorted(names - self._packs.keys()):
-                try:
-                    self._packs[name] = store_packs.PackFile(self.packs_dir / name)
-                    changed = True
-                except (OSError, store_packs.PackFormatError):
-                    continue  # deleted meanwhile, or not a whole pack: not ours to use
-            self._packs_updated()
-            return changed
-
-    def _recover_orphans(self) -> None:
-        """Name the objects of packs whose writer was killed before finishing them.
-
-        A `git add` whose processes were all killed just after git wrote its index has
-        pointers for objects only such a pack holds: their bytes are recovered (each
-        verified) into a finished pack, then the orphan is deleted. A live writer holds
-        its pack's lock, so it is never touched.
-        """
-        for tmp in (self.tmp_dir, self.packs_dir / "tmp"):
-            try:
-                names = [n for n in os.listdir(tmp) if n.startswith(store_packs.ORPHAN_PREFIX)]
-            except OSError:
-                continue
-            for name in names:
-                records = store_packs.orphaned_records(tmp / name)
-                if records is None:
-                    continue
-                try:
-                    objects = ((oid, io.BytesIO(data)) for oid, data in records)
-                    store_packs.write_pack(self._pack_tmp_dir(), self.packs_dir, objects, durable=True)  # type: ignore[arg-type]
-                    os.unlink(tmp / name)
-                except OSError:
-                    continue  # disk full, read-only store: the orphan stays for next time
-
-    def sweep_tmp(self, older_than: float = TMP_MAX_AGE) -> tuple[int, int]:
-        """Delete what killed writers left in the temporary folders: entries untouched for
-        `older_than` seconds (upload packs of a killed push, half-written objects, scratch
-        stores). Store packs are recovered first; one whose writer still holds its lock
-        (or where locks do not work) is kept. Returns (entries removed, bytes freed)."""
-        self._recover_orphans()
-        cutoff = time.time() - older_than
-        removed = freed = 0
-        for folder in dict.fromkeys((self.tmp_dir, self.objects_dir / "tmp", self.packs_dir / "tmp")):
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                    if st.st_mtime > cutoff:
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        size, newest = _tree_stats(entry.path)
-                        if newest > cutoff:
-                            continue  # a scratch store still in use
-                        shutil.rmtree(entry.path)
-                    else:
-                        if entry.name.lstrip(".").removeprefix("new-").startswith(
-                            store_packs.ORPHAN_PREFIX
-                        ) and not store_packs.writer_gone(Path(entry.path)):
-                            continue
-                        size = st.st_size
-                        os.unlink(entry.path)
-                except OSError:
-                    continue  # gone meanwhile, or not ours to remove
-                removed += 1
-                freed += size
-        return removed, freed
-
-    def _where(self, oid: str) -> tuple[store_packs.PackFile | store_packs.PendingPack, int, int] | Path | None:
-        """Where `oid` is: in a pack (pack, offset, size), loose (its path), or nowhere.
+    def _where(self, oid: str) -> PackedRange | Path | None:
+        """Where `oid` is: in a pack, loose (its path), or nowhere.
 
         Packs first (in memory), then the loose file, then packs other processes (or this
         process's finishing thread) named since the last look, then the loose file once
@@ -553,7 +142,7 @@ class Store:
         path = self._loose_name(oid)
         if _is_file(path):
             return Path(path)
-        self._rescan_packs()
+        self._pack_set.rescan()
         found = self._locate(oid)
         if found is not None:
             return found
@@ -566,59 +155,43 @@ class Store:
             raise MlxError(f"refusing invalid oid {oid!r}")
         return f"{self._objects_name}/{oid[0:2]}/{oid[2:4]}/{oid}"
 
+    def _existing(self, oid: str) -> PackedRange | Path:
+        """`_where`, or FileNotFoundError when the store lacks `oid`."""
+        where = self._where(oid)
+        if where is None:
+            raise FileNotFoundError(errno.ENOENT, "no such object", oid)
+        return where
+
     def has(self, oid: str) -> bool:
         return self._where(oid) is not None
 
     def size(self, oid: str) -> int:
-        where = self._where(oid)
-        if where is None:
-            raise FileNotFoundError(errno.ENOENT, "no such object", oid)
-        return os.stat(where).st_size if isinstance(where, Path) else where[2]
+        where = self._existing(oid)
+        return os.stat(where).st_size if isinstance(where, Path) else where.size
 
     def open(self, oid: str) -> BinaryIO:
-        where = self._where(oid)
-        if where is None:
-            raise FileNotFoundError(errno.ENOENT, "no such object", oid)
+        where = self._existing(oid)
         if isinstance(where, Path):
             return open(where, "rb")  # noqa: SIM115
-        pack, offset, size = where
-        return pack.reader(offset, size)  # type: ignore[return-value]
+        return where.pack.reader(where.offset, where.size)  # type: ignore[return-value]
 
     def locate(self, oid: str) -> tuple[int, int, int] | str:
         """Where `oid`'s bytes are, for code that copies them with the kernel: (descriptor,
         offset, size) inside a pack, or a loose file's path. The descriptor stays open as
         long as this store does (a finished or replaced pack's too); FileNotFoundError when
         the store lacks the object."""
-        where = self._where(oid)
-        if where is None:
-            raise FileNotFoundError(errno.ENOENT, "no such object", oid)
+        where = self._existing(oid)
         if isinstance(where, Path):
             return str(where)
-        pack, offset, size = where
-        return pack.fd, offset, size
+        return where.pack.fd, where.offset, where.size
 
     def copied_out(self, where: tuple[int, int, int] | str) -> None:
         """The caller has copied these bytes (a `locate` answer) into the work tree: the
-        store's copy is now a cold backup, so its pages may leave the page cache.
-
-        Why: placing an object writes it twice, into the store and into the work tree, and
-        the store copy is seldom read again. Dropping its pages (those of a pack range,
-        once written back: the pack's writer starts that every few MiB) lets the kernel
-        reuse them for the next files instead of growing the page cache by both copies.
-        On the VM the benchmarks run on, a page the guest has not used before costs ~13
-        times as much to write as a reused one (256 MiB: 0.76 s vs 0.06 s); elsewhere a
-        clone of N bytes simply leaves N, not 2N, in memory. The last `_COPIED_LAG` bytes
-        are kept: their writeback may not be done yet (dirty pages are never dropped).
-        """
-        if isinstance(where, str) or not hasattr(os, "posix_fadvise"):
-            return
-        self._copied.append(where)
-        self._copied_bytes += where[2]
-        while self._copied_bytes > _COPIED_LAG:
-            fd, offset, size = self._copied.popleft()
-            self._copied_bytes -= size
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(fd, offset, size, os.POSIX_FADV_DONTNEED)
+        store's copy is now a cold backup, so the pages of a pack range may leave the page
+        cache once written back (`blockio.CopiedRanges` says why). A loose file's pages
+        are left alone."""
+        if not isinstance(where, str):
+            self._copied.add(*where)
 
     def is_packed(self, oid: str) -> bool:
         return self._find(oid) is not None and not self.path(oid).is_file()
@@ -645,94 +218,16 @@ class Store:
     def add_packed(self, oid: str, data: bytes | bytearray, durable: bool) -> None:
         """Append a verified small object to this process's pack (found by this process
         at once, by others once `sync` finishes the pack)."""
-        while True:
-            with self._lock:
-                if self._pending is None:
-                    self._pending = store_packs.PendingPack(self._pack_tmp_dir())
-                    self._register_sync()
-                pending = self._pending
-            # Written outside the store's lock; False when the pack was finished meanwhile.
-            if pending.add(oid, data, durable):
-                break
-        if pending.end >= PACK_MAX:
-            self.finish_pack()
+        self._register_sync()
+        self._appender.add(oid, data, durable)
 
     def finish_pack(self) -> None:
         """Name the pack being written (if any) so every process finds its objects."""
-        with self._lock:
-            pending, self._pending = self._pending, None
-            if pending is None:
-                return
-            pending.close_for_adds()
-            try:
-                self._name_pack(pending)
-            except BaseException:
-                pending.open_for_adds()
-                self._pending = pending  # nothing lost: the next finish tries again
-                raise
-            many = sum(p.file_size < MERGE_BELOW for p in self._packs.values()) > PACKS_MERGE_ABOVE
-        if many:
-            self.merge_packs()
-
-    def _name_pack(self, pending: store_packs.PendingPack) -> None:
-        """Make `pending`'s objects visible to every process (the caller holds the lock)."""
-        if len(pending.entries) == 1 and self._unpack_one(pending):
-            return
-        final = pending.finish(self.packs_dir, close=False)
-        if final is not None:
-            try:
-                self._packs[final.name] = store_packs.PackFile(final)
-                self._packs_updated()
-            except (OSError, store_packs.PackFormatError):
-                pass  # found by the next rescan
-        # Readers the pending pack handed out read its descriptor: it stays open.
-        self._retired_fds.append(pending.fd)
-
-    def _unpack_one(self, pending: store_packs.PendingPack) -> bool:
-        """Store a pack's only object as a loose file instead: as cheap for a process that
-        stored one object (a one-shot clean, a single fetch), and fewer packs. False when
-        there is no room for the copy (a full disk): sealing the pack needs far less."""
-        ((oid, (offset, size)),) = pending.entries.items()
-        try:
-            with pending.reader(offset, size) as src, self.writer(pending.durable, loose=True) as writer:
-                while block := src.read(BLOCK_SIZE):
-                    writer.write(block)
-                writer.commit(Pointer(oid, size))
-        except OSError:
-            return False
-        os.unlink(pending.tmp_path)
-        self._retired_fds.append(pending.fd)
-        return True
+        self._appender.finish()
 
     def abandon(self) -> None:
         """Drop the pack being written, unnamed (a scratch store about to be deleted)."""
-        with self._lock:
-            pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.abort()
-
-    def adopt(self, tmp_path: Path, oid: str) -> None:
-        """Rename an already verified temporary file to its final name.
-
-        Read-only mode, so an accidental write through a copy or a link is refused.
-        """
-        final = self.path(oid)
-        os.chmod(tmp_path, 0o444)
-        try:
-            try:
-                os.replace(tmp_path, final)
-            except FileNotFoundError:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp_path, final)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            # Only a folder below objects/ symlinked to yet another file system gets here.
-            raise MlxError(
-                f"cannot store object {oid[:10]}: '{tmp_path.parent}' and '{final.parent}' of the store "
-                f"'{self.root}' are on different file systems",
-                f"put the whole store on one file system (for instance symlink '{self.root}' itself)",
-            ) from None
+        self._appender.abandon()
 
     def insert_stream(self, stream: BinaryIO, expected: Pointer | None = None) -> Pointer:
         """Copy `stream` into the store in bounded memory; verify against `expected`."""
@@ -756,19 +251,8 @@ class Store:
                 os.unlink(self.path(oid))
             except FileNotFoundError:
                 pass
-        with self._lock:
-            if self._pending is not None:
-                for oid in wanted:
-                    self._pending.entries.pop(oid, None)
-        self._rescan_packs()
-        with self._packs_locked():
-            self._packs_scanned = None
-            self._rescan_packs()
-            with self._lock:
-                affected = [p for p in self._packs.values() if any(p.find(o) for o in wanted)]
-            for pack in affected:
-                keep = [(oid, pack.reader(off, size)) for oid, off, size in pack.entries() if oid not in wanted]
-                self._replace_packs([pack], keep)
+        self._appender.forget(wanted)
+        self._pack_set.drop(wanted)
 
     def quarantine(self, oid: str) -> None:
         """Move a corrupt object out of its valid name, keeping its bytes under `bad/`.
@@ -799,140 +283,66 @@ class Store:
         """A pack whose index no longer hashes to its trailer: keep, in a new pack, every
         entry whose bytes still hash to its oid, and move the damaged file to `bad/`.
         Returns where it went."""
-        bad_dir = self.root / "bad"
-        bad_dir.mkdir(parents=True, exist_ok=True)
-        with self._packs_locked():
-            good = []
-            for oid, offset, size in pack.entries():
-                if offset + size <= pack.file_size and _hashes_to(pack.reader(offset, size), oid):
-                    good.append((oid, pack.reader(offset, size)))
-            self._replace_packs([], good)
-            moved = bad_dir / pack.path.name
-            try:
-                os.replace(pack.path, moved)
-            except OSError:
-                os.unlink(pack.path)
-            with self._lock:
-                if self._packs.pop(pack.path.name, None) is not None:
-                    self._retired.append(pack)
-                    self._packs_updated()
-        return moved
+        return self._pack_set.salvage(pack, self.root / "bad")
 
     def merge_packs(self) -> None:
-        """Merge small packs (under MERGE_BELOW) while there are more than PACKS_MERGE_ABOVE
-        of them, smallest first, until half that many are left. Big packs stay as they are:
-        their number grows with the store's size, not with the number of batches."""
-        with self._packs_locked():
-            self._packs_scanned = None
-            self._rescan_packs()
-            with self._lock:
-                packs = sorted(
-                    (p for p in self._packs.values() if p.file_size < MERGE_BELOW), key=lambda p: p.file_size
-                )
-            if len(packs) <= PACKS_MERGE_ABOVE:
-                return
-            merged = packs[: len(packs) - PACKS_MERGE_ABOVE // 2 + 1]
-            objects = [(oid, p.reader(off, size)) for p in merged for oid, off, size in p.entries()]
-            self._replace_packs(merged, objects)
+        """Merge small finished packs into fewer (`PackSet.merge` says which)."""
+        self._pack_set.merge()
 
-    def _replace_packs(
-        self, old: list[store_packs.PackFile], objects: list[tuple[str, store_packs.PackedObjectReader]]
-    ) -> None:
-        """Write `objects` as one new pack, then delete the `old` packs (fsynced first:
-        the old packs may hold the only copy)."""
-        final = store_packs.write_pack(self._pack_tmp_dir(), self.packs_dir, objects, durable=True)
-        with self._lock:
-            if final is not None and final.name not in self._packs:
-                self._packs[final.name] = store_packs.PackFile(final)
-                self._packs_updated()
-            for pack in old:
-                if pack.path != final:
-                    try:
-                        os.unlink(pack.path)
-                    except FileNotFoundError:
-                        pass
-                    if self._packs.pop(pack.path.name, None) is not None:
-                        self._retired.append(pack)
-                        self._packs_updated()
+    def sweep_tmp(self, older_than: float = TMP_MAX_AGE) -> tuple[int, int]:
+        """Delete what killed writers left in the temporary folders: entries untouched for
+        `older_than` seconds (upload packs of a killed push, half-written objects, scratch
+        stores). Store packs are recovered first; one whose writer still holds its lock
+        (or where locks do not work) is kept. Returns (entries removed, bytes freed)."""
+        from gitmlx.store.sweep import sweep_tmp_dirs  # only `git mlx prune` sweeps: the filter never loads it
 
-    @contextlib.contextmanager
-    def _packs_locked(self) -> Iterator[None]:
-        """An exclusive lock on rewriting packs, across processes (flock on `packs/.lock`)."""
-        import fcntl
-
-        self.packs_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.packs_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        self._pack_set.recover_orphans()
+        folders = dict.fromkeys((self.tmp_dir, self.objects_dir / "tmp", self.packs_dir / "tmp"))
+        return sweep_tmp_dirs(list(folders), older_than)
 
     # -- whole-store operations ---------------------------------------------------------------
 
     def verify(self, oid: str) -> bool:
         """Re-hash an object: True when its bytes still match its name."""
-        return _hashes_to(self.open(oid), oid)
+        return hashes_to(self.open(oid), oid)
 
     def iter_packs(self) -> list[store_packs.PackFile]:
         """Every finished pack, freshly listed."""
-        self._packs_scanned = None
-        self._rescan_packs()
-        with self._lock:
-            return list(self._packs.values())
+        return self._pack_set.all_packs()
 
     def iter_objects(self) -> Iterator[StoredObject]:
         """Every object under a valid name, in oid order (temporary and stray files are
         skipped; an object both loose and packed is listed once)."""
         found: dict[str, int] = {}
-        for pack in self.iter_packs():
-            for oid, _, size in pack.entries():
-                found.setdefault(oid, size)
-        for obj in self._iter_loose():
+        for oid, size in self._pack_set.entries():
+            found.setdefault(oid, size)
+        for obj in _loose_objects(self.objects_dir):
             found[obj.oid] = obj.size
         for oid in sorted(found):
             yield StoredObject(oid, found[oid])
 
-    def _iter_loose(self) -> Iterator[StoredObject]:
-        if not self.objects_dir.is_dir():
-            return
-        for first in sorted(os.scandir(self.objects_dir), key=lambda e: e.name):
-            if not first.is_dir(follow_symlinks=False):
+
+def _loose_objects(objects_dir: Path) -> Iterator[StoredObject]:
+    """The loose objects under `objects_dir`, in oid order (stray names are skipped)."""
+    for prefix, entry in sharded_files(objects_dir):
+        if is_valid_oid(entry.name) and entry.name[0:4] == prefix:
+            yield StoredObject(entry.name, entry.stat(follow_symlinks=False).st_size)
+
+
+def sharded_files(folder: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """The files of a `<xx>/<yy>/<name>` layout (the store's and Git LFS's), in name order,
+    each with its folders' names `xxyy`. Symlinks are not followed."""
+    if not folder.is_dir():
+        return
+    for first in sorted(os.scandir(folder), key=lambda e: e.name):
+        if not first.is_dir(follow_symlinks=False):
+            continue
+        for second in sorted(os.scandir(first.path), key=lambda e: e.name):
+            if not second.is_dir(follow_symlinks=False):
                 continue
-            for second in sorted(os.scandir(first.path), key=lambda e: e.name):
-                if not second.is_dir(follow_symlinks=False):
-                    continue
-                for entry in sorted(os.scandir(second.path), key=lambda e: e.name):
-                    name = entry.name
-                    if (
-                        is_valid_oid(name)
-                        and name[0:2] == first.name
-                        and name[2:4] == second.name
-                        and entry.is_file(follow_symlinks=False)
-                    ):
-                        yield StoredObject(name, entry.stat(follow_symlinks=False).st_size)
-
-
-def _hashes_to(stream: BinaryIO, oid: str) -> bool:
-    digest = hashlib.sha256()
-    with stream:
-        while block := stream.read(BLOCK_SIZE):
-            digest.update(block)
-    return digest.hexdigest() == oid
-
-
-def _tree_stats(path: str) -> tuple[int, float]:
-    """Bytes under a folder, and the newest mtime of anything in it."""
-    total, newest = 0, 0.0
-    for folder, _, names in os.walk(path):
-        with contextlib.suppress(OSError):
-            newest = max(newest, os.lstat(folder).st_mtime)
-        for name in names:
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(folder, name))
-                total += st.st_size
-                newest = max(newest, st.st_mtime)
-    return total, newest
+            for entry in sorted(os.scandir(second.path), key=lambda e: e.name):
+                if entry.is_file(follow_symlinks=False):
+                    yield first.name + second.name, entry
 
 
 def _is_file(path: Path | str) -> bool:

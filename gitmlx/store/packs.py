@@ -6,10 +6,10 @@ rewriting packs without some objects.
 Must not: hash object bytes (the store verifies before it appends), talk to a remote, run
 git, or print.
 
-Why: a loose object costs a file and often two directories. On the file systems measured
-here creating an inode costs 0.25-0.5 ms, more than writing 128 KiB, so `git add` or a
-clone of thousands of small files was bound by inode creation, not bytes. A pack is one
-file per batch (a `git add`, a clone, a fetch).
+Why: a loose object costs a file and often two directories, and creating an inode can
+cost more than writing a small object's bytes, so `git add` or a clone of thousands of
+small files was bound by inode creation, not bytes. A pack is one file per batch (a
+`git add`, a clone, a fetch).
 
 A finished pack is immutable and appears under its final name by one rename after its
 index is written (and fsynced when it holds the only copy of some object): a reader sees

@@ -25,7 +25,8 @@ from gitmlx.format.manifest import CODEC_RAW, ChunkRef, Manifest, decode
 from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote, Sink
 from gitmlx.store.chunk_index import ChunkIndex, LocalChunk
-from gitmlx.store.objects import PACK_BELOW, ObjectWriter, Store
+from gitmlx.store.objects import Store
+from gitmlx.store.writer import PACK_BELOW, ObjectWriter
 from gitmlx.transfer.common import (
     FileDone,
     TransferResult,

@@ -33,8 +33,9 @@ from gitmlx.format import chunking, codec, layout
 from gitmlx.format.manifest import CODEC_RAW, ChunkRef, Manifest
 from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote
+from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 from gitmlx.store.chunk_index import ChunkIndex
-from gitmlx.store.objects import BackgroundWriter, BlockFiller, Store
+from gitmlx.store.objects import Store
 from gitmlx.transfer import gc_marks
 from gitmlx.transfer.common import (
     FileDone,
@@ -133,7 +134,7 @@ class NewChunk:
 
 class PackWriter:
     """One pack being filled in a local temporary file. A worker thread hashes and writes
-    it (store.BackgroundWriter), so chunking the object and writing the pack overlap.
+    it (blockio.BackgroundWriter), so chunking the object and writing the pack overlap.
     Chunks are copied once, into 1 MiB blocks the worker hands back once written."""
 
     BLOCK = 1024 * 1024

@@ -16,9 +16,11 @@ from store_helpers import corrupt_in_pack, files_under, opened_pack, sha
 
 from gitmlx.format.pointer import Pointer
 from gitmlx.osutil import fastcopy
-from gitmlx.store import objects as store_module
+from gitmlx.store import appender as appender_module
 from gitmlx.store import packs as store_packs
-from gitmlx.store.objects import PACK_BELOW, Store, StoredObject
+from gitmlx.store import packset as packset_module
+from gitmlx.store.objects import Store, StoredObject
+from gitmlx.store.writer import PACK_BELOW
 
 
 def pack_files(store: Store) -> list[Path]:
@@ -363,14 +365,14 @@ def make_packs(store: Store, n: int, per_pack: int = 2) -> list[bytes]:
 
 
 def test_merge_packs_reduces_the_number_of_packs(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "PACKS_MERGE_ABOVE", 100)
+    monkeypatch.setattr(packset_module, "PACKS_MERGE_ABOVE", 100)
     every = make_packs(store, 7)
     assert len(pack_files(store)) == 7
     other = Store(store.root)
     assert_all_readable(other, every)
     store.merge_packs()  # not above the limit: nothing to do
     assert len(pack_files(store)) == 7
-    monkeypatch.setattr(store_module, "PACKS_MERGE_ABOVE", 4)
+    monkeypatch.setattr(packset_module, "PACKS_MERGE_ABOVE", 4)
     store.merge_packs()
     remaining = len(pack_files(store))
     assert remaining <= 4
@@ -380,7 +382,7 @@ def test_merge_packs_reduces_the_number_of_packs(store: Store, monkeypatch: pyte
 
 
 def test_finishing_packs_merges_them_past_the_limit(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "PACKS_MERGE_ABOVE", 3)
+    monkeypatch.setattr(packset_module, "PACKS_MERGE_ABOVE", 3)
     every: list[bytes] = []
     for i in range(8):
         every += make_packs(store, 1, per_pack=3 + i)
@@ -389,7 +391,7 @@ def test_finishing_packs_merges_them_past_the_limit(store: Store, monkeypatch: p
 
 
 def test_a_full_pending_pack_is_finished_and_a_new_one_begun(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "PACK_MAX", 10_000)
+    monkeypatch.setattr(appender_module, "PACK_MAX", 10_000)
     datas = [os.urandom(3000) for _ in range(10)]
     for d in datas:
         put(store, d)
@@ -461,7 +463,7 @@ def test_a_pack_added_within_the_same_clock_tick_is_still_found(store: Store, mo
     must not trust an unchanged mtime it saw less than a second after that mtime (once
     RESCAN_EVERY has passed since its last look: the clock is moved on by hand)."""
     clock = [time.time()]
-    monkeypatch.setattr(store_module.time, "time", lambda: clock[0])
+    monkeypatch.setattr(packset_module.time, "time", lambda: clock[0])
     reader_side = Store(store.root)
     put(store, b"a")
     put(store, b"b")
@@ -474,7 +476,7 @@ def test_a_pack_added_within_the_same_clock_tick_is_still_found(store: Store, mo
     store.finish_pack()
     os.utime(store.packs_dir, ns=(tick, tick))  # as if both renames fell in one tick
     assert not reader_side.has(sha(b"c")), "looked again within RESCAN_EVERY"
-    clock[0] += 2 * store_module.RESCAN_EVERY
+    clock[0] += 2 * packset_module.RESCAN_EVERY
     assert reader_side.has(sha(b"c"))
     assert read(reader_side, sha(b"d")) == b"d"
 
@@ -494,7 +496,7 @@ def test_an_old_unchanged_packs_directory_is_not_listed_again(store: Store, monk
         listed.append(path)
         return real_listdir(path)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store_module.os, "listdir", counting_listdir)
+    monkeypatch.setattr(packset_module.os, "listdir", counting_listdir)
     for _ in range(5):
         assert not reader_side.has(sha(b"missing"))
     assert listed == []
@@ -514,8 +516,8 @@ def test_threads_committing_small_objects_to_one_store(
 ) -> None:
     """With a small PACK_MAX, packs are finished (and merged) while other threads append."""
     if small_packs:
-        monkeypatch.setattr(store_module, "PACK_MAX", 64 * 1024)
-    monkeypatch.setattr(store_module, "PACKS_MERGE_ABOVE", 4)
+        monkeypatch.setattr(appender_module, "PACK_MAX", 64 * 1024)
+    monkeypatch.setattr(packset_module, "PACKS_MERGE_ABOVE", 4)
     per_thread = 60
     datas = [[b"thread %d object %d " % (t, i) + os.urandom(i * 53) for i in range(per_thread)] for t in range(8)]
     shared = b"every thread stores this one"
@@ -699,7 +701,7 @@ def test_recovery_never_touches_files_that_are_not_store_packs(tmp_path: Path) -
 
 
 def test_big_packs_are_never_merged(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "PACKS_MERGE_ABOVE", 100)
+    monkeypatch.setattr(packset_module, "PACKS_MERGE_ABOVE", 100)
     every = make_packs(store, 3, per_pack=40)  # bigger packs
     big = set(pack_files(store))
     for i in range(6):
@@ -711,8 +713,8 @@ def test_big_packs_are_never_merged(store: Store, monkeypatch: pytest.MonkeyPatc
     assert len(pack_files(store)) == 9
     threshold = min(p.stat().st_size for p in big)
     assert all(p.stat().st_size < threshold for p in set(pack_files(store)) - big)
-    monkeypatch.setattr(store_module, "MERGE_BELOW", threshold)
-    monkeypatch.setattr(store_module, "PACKS_MERGE_ABOVE", 2)
+    monkeypatch.setattr(packset_module, "MERGE_BELOW", threshold)
+    monkeypatch.setattr(packset_module, "PACKS_MERGE_ABOVE", 2)
     store.merge_packs()
     after = set(pack_files(store))
     assert big <= after, "a big pack was rewritten"

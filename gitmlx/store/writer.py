@@ -1,0 +1,207 @@
+"""Inserting one object into the local store: stream, hash, verify, name.
+
+Owns: `ObjectWriter`, which streams bytes into a temporary file while hashing them, and
+on `commit` checks them against the expected pointer and names the file by its oid (or
+hands a small object to the store's pack), plus when a new object is fsynced.
+Must not: decide where objects live (the store's `path` and `object_tmp_dir` do), talk
+to a remote, run git, or print.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.format.pointer import Pointer
+from gitmlx.store.blockio import BackgroundWriter, BlockFiller
+
+if TYPE_CHECKING:
+    from gitmlx.store.objects import Store
+
+#: Objects at least this big are fsynced before their rename; smaller ones are synced
+#: together by `Store.sync()` at the end of the batch: one fsync per small file would
+#: dominate a `git add` of many of them. docs/local-store.md, "Durability".
+FSYNC_EACH = 8 * 1024 * 1024
+#: Objects smaller than this go into a store pack (one file per batch) instead of a file
+#: of their own. docs/local-store.md, "Store packs".
+PACK_BELOW = 2 * 1024 * 1024
+
+
+class ObjectWriter:
+    """Streams bytes into a temporary file while hashing; `commit` names it by its oid.
+
+    Use as a context manager: leaving without `commit` (an exception, a kill) removes
+    the temporary file, so nothing half-written is ever visible under an oid. Bytes are
+    gathered into 1 MiB blocks; past the first block, writes go through a worker thread
+    so hashing and writing overlap.
+    """
+
+    BLOCK = 1024 * 1024
+
+    def __init__(self, store: Store, durable: bool = True, loose: bool = False) -> None:
+        self._store = store
+        self.durable = durable
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._committed = False
+        #: Bytes of a small object, kept in memory for a store pack until it outgrows
+        #: PACK_BELOW (then written to a temporary file like any other). None: loose.
+        self._small: bytearray | None = None if loose else bytearray()
+        self.tmp_path: Path | None = None
+        self._fd: int | None = None
+        self._blocks = BlockFiller(self._emit, self.BLOCK)
+        self._background: BackgroundWriter | None = None
+        self._loose = loose
+        if loose:
+            self._open()
+
+    def _open(self) -> None:
+        self.tmp_path = self._store.object_tmp_dir() / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
+        self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        if self._small is not None:
+            if len(self._small) + len(view) < PACK_BELOW:
+                self._small += view
+                self.size += len(view)
+                return
+            small, self._small = self._small, None
+            self._open()
+            self.size -= len(small)
+            self.write(small)
+        assert self._fd is not None, "writer already closed"
+        self.size += len(view)
+        if not self._blocks.fill and len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
+            # Large and immutable (a read's own buffer): hashed and queued as it is.
+            self._emit(view)
+            return
+        self._blocks.write(view)
+
+    def _emit(self, block: bytes | bytearray | memoryview) -> None:
+        self._hash.update(block)
+        if self._background is None:
+            self._background = BackgroundWriter(
+                self._fd,  # type: ignore[arg-type]
+                sync=self.durable,
+                recycle=self._blocks.recycle,
+            )
+        self._background.write(block)
+
+    def _finish_writes(self) -> None:
+        """Hash and write what is pending; wait for the worker."""
+        tail = self._blocks.take_tail()
+        if self._background is None:
+            self._hash.update(tail)
+            while tail:
+                tail = tail[os.write(self._fd, tail) :]  # type: ignore[arg-type]
+            return
+        if tail:
+            self._emit(bytes(tail))  # a copy: only whole blocks go back to the filler
+        background, self._background = self._background, None
+        background.finish()
+
+    @property
+    def oid(self) -> str:
+        if self._small is not None:
+            return hashlib.sha256(self._small).hexdigest()
+        return self._hash.hexdigest()
+
+    def commit(self, expected: Pointer | None = None) -> Pointer:
+        """Verify against `expected` (if given), fsync, and rename into the store.
+
+        A small object goes into the store's pack instead (`Store.add_packed`)."""
+        if self._small is not None:
+            oid = self.oid
+            self._check(expected, oid)
+            if not (self._store.has(oid) and self._store.size(oid) == self.size):
+                self._store.add_packed(oid, self._small, self.durable)
+            self._small = None
+            self._committed = True
+            return Pointer(oid, self.size)
+        assert self._fd is not None, "writer already closed"
+        self._finish_writes()
+        oid = self.oid
+        self._check(expected, oid)
+        if self._loose:
+            present = os.path.isfile(self._store.path(oid))  # a packed copy does not count
+        else:
+            present = self._store.has(oid) and self._store.size(oid) == self.size
+        if present:
+            # Already stored (re-adding unchanged content): skip the fsync and the rename.
+            self.abort()
+            self._committed = True
+            return Pointer(oid, self.size)
+        if not self.durable:
+            pass  # a remote holds it: a power loss costs a re-download, never data
+        elif self.size >= FSYNC_EACH:
+            os.fsync(self._fd)
+        else:
+            self._store.mark_unsynced()
+        os.close(self._fd)
+        self._fd = None
+        _rename_into_store(self.tmp_path, self._store.path(oid), self._store.root)  # type: ignore[arg-type]
+        self._committed = True
+        return Pointer(oid, self.size)
+
+    def _check(self, expected: Pointer | None, oid: str) -> None:
+        if expected is not None and (oid != expected.oid or self.size != expected.size):
+            self.abort()
+            raise IntegrityError(
+                f"object {expected.short_oid} failed verification: expected "
+                f"sha256 {expected.oid} ({expected.size} bytes), got {oid} ({self.size} bytes)",
+                "the copy on the remote is damaged; from a clone that has the file, run "
+                "'git mlx fsck --remote --full --repair'",
+            )
+
+    def abort(self) -> None:
+        if self._background is not None:
+            background, self._background = self._background, None
+            try:
+                background.finish()
+            except OSError:
+                pass
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self.tmp_path is not None:
+            try:
+                os.unlink(self.tmp_path)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Not `self._fd is not None`: a failed rename in `commit` has already closed it.
+        if not self._committed:
+            self.abort()
+
+
+def _rename_into_store(tmp_path: Path, final: Path, store_root: Path) -> None:
+    """Rename an already verified temporary file to its final name.
+
+    Read-only mode, so an accidental write through a copy or a link is refused.
+    """
+    os.chmod(tmp_path, 0o444)
+    try:
+        try:
+            os.replace(tmp_path, final)
+        except FileNotFoundError:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_path, final)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        # Only a folder below objects/ symlinked to yet another file system gets here.
+        raise MlxError(
+            f"cannot store object {final.name[:10]}: '{tmp_path.parent}' and '{final.parent}' of the store "
+            f"'{store_root}' are on different file systems",
+            f"put the whole store on one file system (for instance symlink '{store_root}' itself)",
+        ) from None
