@@ -177,7 +177,7 @@ def test_a_file_where_a_manifest_folder_goes_is_no_manifest(store: Store, remote
 def solo_min(monkeypatch: pytest.MonkeyPatch) -> int:
     import importlib
 
-    upload_module = importlib.import_module("gitmlx.transfer.upload")  # the module, not the function
+    upload_module = importlib.import_module("gitmlx.transfer.packer")  # where the limits live
     monkeypatch.setattr(upload_module, "SOLO_MIN", 1_000_000)
     monkeypatch.setattr(upload_module, "PACK_TARGET", 1_000_000)  # else it would take 3 packs
     return 1_000_000
@@ -239,7 +239,7 @@ def test_a_speculative_solo_copy_that_was_not_needed_is_left_for_gc(
 ) -> None:
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("gitmlx.transfer.upload"), "SPECULATE_AFTER", 200_000)
+    monkeypatch.setattr(importlib.import_module("gitmlx.transfer.packer"), "SPECULATE_AFTER", 200_000)
     v1, data1 = add(store, "v1", 3_000_000)
     push(store, remote, v1)
     data2 = random.Random("new head").randbytes(1_500_000) + data1[1_500_000:]  # new first, known after

@@ -1,0 +1,371 @@
+"""Packing for upload: chunk an object, find which chunks the remote lacks, and write those
+into packs that upload in the background while chunking goes on.
+
+Owns: the pack size target, solo packs (an object's own bytes as its pack), the hashing
+pipeline, and confirming that packs the chunk index names still exist before a manifest
+names them (upload.py owns the order of the whole push around this).
+Must not: write manifests or decide which objects to push.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from gitmlx.errors import MlxError
+from gitmlx.format import chunking, codec, layout
+from gitmlx.format.manifest import CODEC_RAW, ChunkRef
+from gitmlx.format.pointer import Pointer
+from gitmlx.remotes.base import ProgressCallback, Remote
+from gitmlx.store.blockio import BackgroundWriter, BlockFiller
+from gitmlx.store.chunk_index import ChunkIndex
+from gitmlx.store.objects import Store
+from gitmlx.transfer import gc_marks
+from gitmlx.transfer.common import (
+    remote_identity,
+)
+from gitmlx.transfer.remote_check import PackSizes
+
+#: A pack is sealed once adding the next chunk would take it past this size.
+PACK_TARGET = 64 * 1024 * 1024
+#: An object at least this big whose chunks are all new and stored raw is uploaded as a
+#: pack of its own: the pack's bytes are the object's, so its id is the oid (no second
+#: hash), and it is copied from the store file as it is (kernel copy, or S3 upload of the
+#: file), with no temporary pack written first (docs/storage-format.md, "Solo packs").
+#: 8 MiB, boto3's own multipart threshold: from there one object is worth its own
+#: request. Pushing 64 files of 16 MiB to S3 (bench/s3_throughput.py) went from 0.53 to
+#: 1.2 of a plain boto3 upload_file loop when this came down from 64 MiB.
+SOLO_MIN = 8 * 1024 * 1024
+#: ... and at most this big: every remote object stays under 5 GiB, the most S3 takes in a
+#: single PUT or CopyObject (what bucket-copying tools fall back to), and one pack never
+#: pins more than this for gc. Bigger objects are packed as usual.
+SOLO_MAX = 4 * 1024 * 1024 * 1024
+#: To a directory remote, the copy of a would-be solo pack starts once this much of the
+#: object was found new and incompressible.
+SPECULATE_AFTER = 16 * 1024 * 1024
+#: A worker thread hashes one batch of chunks while the next is cut.
+HASH_BATCH = 4 * 1024 * 1024
+
+
+def _plain_digests(stream: BinaryIO) -> Iterator[tuple[bytes, memoryview]]:
+    """(sha256, view) of each chunk of `stream`, in order, closing it at the end; each view
+    is valid until the next."""
+    with stream:
+        for view in chunking.chunks(stream):
+            yield hashlib.sha256(view).digest(), view
+
+
+def _digested_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
+    """(sha256, bytes) of each chunk of `stream`, in order, closing it at the end.
+
+    A worker thread hashes a batch of chunks while the next batch is cut (hashlib and the
+    chunker release the GIL), so one large object keeps two cores busy; at most three
+    batches (12 MiB) are held at once.
+    """
+
+    def digests(batch: list[bytes]) -> list[bytes]:
+        return [hashlib.sha256(chunk).digest() for chunk in batch]
+
+    with stream, ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmlx-hash") as pool:
+        pending: deque[tuple[list[bytes], Future[list[bytes]]]] = deque()
+        batch: list[bytes] = []
+        size = 0
+        for view in chunking.chunks(stream):
+            batch.append(bytes(view))
+            size += len(view)
+            if size >= HASH_BATCH:
+                pending.append((batch, pool.submit(digests, batch)))
+                batch, size = [], 0
+                while len(pending) > 2:
+                    done, future = pending.popleft()
+                    yield from zip(future.result(), done, strict=True)
+        if batch:
+            pending.append((batch, pool.submit(digests, batch)))
+        while pending:
+            done, future = pending.popleft()
+            yield from zip(future.result(), done, strict=True)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A chunk of a large object, between the pass that hashes it and the one that packs it."""
+
+    hash: bytes
+    offset: int
+    raw: int
+    known: ChunkRef | NewChunk | None  # already on the remote or in this push
+    codec: int  # the compression decision, for a chunk that is not known
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    """A chunk written into pack number `seq` of this push (its id is known once sealed)."""
+
+    hash: bytes
+    seq: int
+    offset: int
+    stored: int
+    raw: int
+    codec: int
+
+
+class PackWriter:
+    """One pack being filled in a local temporary file. A worker thread hashes and writes
+    it (blockio.BackgroundWriter), so chunking the object and writing the pack overlap.
+    Chunks are copied once, into 1 MiB blocks the worker hands back once written."""
+
+    BLOCK = 1024 * 1024
+
+    def __init__(self, tmp_dir: Path, seq: int) -> None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.path = tmp_dir / f"pack-{os.getpid()}-{secrets.token_hex(8)}"
+        self.seq = seq
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._hash = hashlib.sha256()
+        self._blocks = BlockFiller(lambda block: self._writer.write(block), self.BLOCK)
+        self._writer = BackgroundWriter(self._fd, self._hash, recycle=self._blocks.recycle)
+        self.size = 0
+        #: The chunks written into this pack, in order.
+        self.chunks: list[NewChunk] = []
+
+    def append(self, payload: bytes | memoryview) -> int:
+        offset = self.size
+        view = memoryview(payload).cast("B")
+        self.size += len(view)
+        self._blocks.write(view)
+        return offset
+
+    def seal(self) -> str:
+        """Finish writing; the pack id (sha256 of its bytes)."""
+        try:
+            tail = self._blocks.take_tail()
+            if tail:
+                self._writer.write(bytes(tail))
+            self._writer.finish()
+        finally:
+            os.close(self._fd)
+        return self._hash.hexdigest()
+
+
+class Packer:
+    """Turns objects into chunk lists, writing chunks the remote lacks into packs that
+    upload in the background while chunking goes on."""
+
+    def __init__(
+        self,
+        store: Store,
+        remote: Remote,
+        index: ChunkIndex,
+        concurrency: int,
+        progress: ProgressCallback | None,
+        marked_packs: frozenset[str] = frozenset(),
+        sizes: PackSizes | None = None,
+        damaged_packs: frozenset[str] = frozenset(),
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store, self.remote, self.index = store, remote, index
+        self.notice = notice  # told what a wait is for (a gc deleting on the remote)
+        #: Packs `gc --remote` marked for deletion: never reused, announced before re-written.
+        self.marked_packs = marked_packs
+        self.remote_id = remote_identity(remote)
+        self.progress = progress
+        self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        self._uploading = threading.BoundedSemaphore(max(2, concurrency // 2))
+        self.new: dict[bytes, NewChunk] = {}
+        self.packs: dict[int, Future[str]] = {}
+        self.writers: dict[int, PackWriter] = {}  # chunking thread -> its open pack
+        self._next_seq = 0
+        self._pack_lock = threading.Lock()
+        self.wire_bytes = 0
+        #: Solo packs this push uploaded (each one object's bytes, named by its oid).
+        self.solo: set[str] = set()
+        self._lock = threading.Lock()
+        self.sizes = sizes or PackSizes(remote)
+        #: Packs the remote lost or holds damaged: never reused, forgotten by the index.
+        self.damaged: set[str] = set()
+        for pack_id in damaged_packs:
+            self.forget(pack_id)
+
+    def forget(self, pack_id: str) -> None:
+        """Stop relying on a pack, in this push and (through the index) in later ones."""
+        with self._lock:
+            if pack_id in self.damaged:
+                return
+            self.damaged.add(pack_id)
+        self.index.forget_remote_pack(self.remote_id, pack_id)
+
+    def reusable(self, ref: ChunkRef) -> bool:
+        """Whether a chunk the index places on the remote may be named by a new manifest:
+        its pack is not marked by gc (b: it may be deleted before our manifest lands), not
+        known damaged, and still on the remote, long enough (one HEAD/stat per pack and
+        push). A pack found missing or short is forgotten."""
+        if ref.pack in self.marked_packs:
+            return False
+        with self._lock:
+            if ref.pack in self.damaged:
+                return False
+        if self.sizes.covers(ref.pack, ref.offset + ref.stored):
+            return True
+        self.forget(ref.pack)
+        return False
+
+    def chunk_object(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
+        """The object's chunks in order: each already on the remote, or added to a pack."""
+        if SOLO_MIN <= pointer.size <= SOLO_MAX:
+            return self._chunk_large(pointer)
+        entries: list[ChunkRef | NewChunk] = []
+        sampler = codec.Sampler()
+        stream = self.store.open(pointer.oid)
+        # Above SOLO_MAX, a second core hashes; small objects are chunked in parallel already.
+        source = _digested_chunks(stream) if pointer.size > SOLO_MAX else _plain_digests(stream)
+        for digest, view in source:
+            entry = self._known(digest)
+            if entry is None:
+                kind, stored = sampler.encode(view)
+                entry = self._add(digest, len(view), kind, stored)
+            entries.append(entry)
+            if self.progress:
+                self.progress(len(view))
+        return entries
+
+    def _known(self, digest: bytes) -> ChunkRef | NewChunk | None:
+        """Where this push may take the chunk from: its own packs, or a confirmed remote pack."""
+        entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest)
+        if isinstance(entry, ChunkRef) and not self.reusable(entry):
+            return None  # stored anew, in a pack of this push
+        return entry
+
+    def _chunk_large(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
+        """Two passes: hash and look up every chunk first (nothing written); then either the
+        whole object becomes a solo pack, or the new chunks go into packs as usual.
+
+        To a directory remote the solo copy starts as soon as the first SPECULATE_AFTER
+        bytes are all new and raw, so the kernel copies while the rest is hashed. Should
+        a later chunk turn out known after all, that copy is a valid pack nobody names,
+        which `gc --remote` collects.
+        """
+        planned: list[_Planned] = []
+        sampler = codec.Sampler()
+        solo = True
+        copying: Future[None] | None = None
+        speculate = getattr(self.remote, "copies_are_local", False) and pointer.oid not in self.marked_packs
+        offset = 0
+        for digest, data in _digested_chunks(self.store.open(pointer.oid)):
+            known = self._known(digest)
+            kind = CODEC_RAW if known is not None else sampler.encode(data)[0]
+            solo = solo and known is None and kind == CODEC_RAW
+            planned.append(_Planned(digest, offset, len(data), known, kind))
+            offset += len(data)
+            if self.progress:
+                self.progress(len(data))
+            if speculate and solo and copying is None and offset >= SPECULATE_AFTER:
+                copying = self.pool.submit(self._put_solo, pointer)
+        if solo and offset == pointer.size:
+            return self._upload_solo(pointer, planned, copying)
+        if copying is not None:
+            copying.exception()  # let it finish; an unneeded pack is gc's to collect
+        entries: list[ChunkRef | NewChunk] = []
+        with self.store.open(pointer.oid) as stream:
+            for chunk in planned:
+                entry = chunk.known or self.new.get(chunk.hash)  # a repeat within this object
+                if entry is None:
+                    stream.seek(chunk.offset)
+                    raw = stream.read(chunk.raw)
+                    if len(raw) != chunk.raw:
+                        raise MlxError(f"local object {pointer.short_oid} changed while it was being pushed")
+                    kind, stored = (CODEC_RAW, raw) if chunk.codec == CODEC_RAW else codec.encode(raw)
+                    entry = self._add(chunk.hash, chunk.raw, kind, stored)
+                entries.append(entry)
+        return entries
+
+    def _put_solo(self, pointer: Pointer) -> None:
+        self.remote.put_file(layout.pack_key(pointer.oid), self.store.path(pointer.oid))
+
+    def _upload_solo(
+        self, pointer: Pointer, planned: list[_Planned], copying: Future[None] | None
+    ) -> list[ChunkRef | NewChunk]:
+        pack_id = pointer.oid  # sha256 of the pack's bytes, since they are the object's
+        if copying is not None:
+            copying.result()
+        else:
+            if pack_id in self.marked_packs:
+                gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id], waiting=self.notice)
+            self._put_solo(pointer)
+        refs = [ChunkRef(c.hash, pack_id, c.offset, c.raw, c.raw, CODEC_RAW) for c in planned]
+        with self._lock:
+            self.wire_bytes += pointer.size
+            self.solo.add(pack_id)
+            self.damaged.discard(pack_id)
+        self.index.add_remote_chunks(self.remote_id, refs)
+        return list(refs)
+
+    def _add(self, digest: bytes, raw: int, kind: int, stored: bytes | memoryview) -> NewChunk:
+        with self._pack_lock:
+            known = self.new.get(digest)  # another thread may have added it meanwhile
+            if known is not None:
+                return known
+            # One open pack per chunking thread, so each object's new chunks stay contiguous
+            # in one pack and a download reads them with few ranged requests.
+            thread = threading.get_ident()
+            writer = self.writers.get(thread)
+            if writer is not None and writer.size + len(stored) > PACK_TARGET:
+                self._seal(thread)
+                writer = None
+            if writer is None:
+                writer = self.writers[thread] = PackWriter(self.store.tmp_dir, self._next_seq)
+                self._next_seq += 1
+            offset = writer.append(stored)
+            chunk = NewChunk(digest, writer.seq, offset, len(stored), raw, kind)
+            self.new[digest] = chunk
+            writer.chunks.append(chunk)
+            return chunk
+
+    def _seal(self, thread: int) -> None:
+        writer = self.writers.pop(thread, None)
+        if writer is None:
+            return
+        pack_id = writer.seal()
+        # Backpressure: chunking waits while this many packs are uploading, so the memory a
+        # transfer holds per pack (S3) and the disk the packs wait on stay bounded.
+        self._uploading.acquire()
+        future = self.pool.submit(self._upload_pack, writer, pack_id, writer.chunks)
+        future.add_done_callback(lambda _: self._uploading.release())
+        self.packs[writer.seq] = future
+
+    def _upload_pack(self, writer: PackWriter, pack_id: str, chunks: list[NewChunk]) -> str:
+        if pack_id in self.marked_packs:
+            # gc: same chunks in the same order as a marked pack, so the same key; protect it first.
+            gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id], waiting=self.notice)
+        try:
+            self.remote.put_file(layout.pack_key(pack_id), writer.path, consume=True)
+        finally:
+            writer.path.unlink(missing_ok=True)
+        with self._lock:
+            self.wire_bytes += writer.size
+        # Known from now on: the pack is on the remote, whatever happens to this push.
+        self.index.add_remote_chunks(
+            self.remote_id, [ChunkRef(c.hash, pack_id, c.offset, c.stored, c.raw, c.codec) for c in chunks]
+        )
+        return pack_id
+
+    def finish(self) -> dict[int, str | BaseException]:
+        """Seal the last pack and wait for every upload: seq → pack id, or the failure."""
+        with self._pack_lock:
+            for thread in list(self.writers):
+                self._seal(thread)
+        outcome: dict[int, str | BaseException] = {}
+        for seq, future in self.packs.items():
+            try:
+                outcome[seq] = future.result()
+            except BaseException as exc:  # noqa: BLE001 - reported per object
+                outcome[seq] = exc
+        self.pool.shutdown()
+        return outcome
