@@ -229,7 +229,7 @@ def open_target(target: Target, remote: str | None, readahead: int | None = None
     if local is not None:
         return ArtifactFile(FileSource(local, pointer.size), target.path, target.rev, pointer, "store")
     from gitmlx.api.lazy import READAHEAD_MAX, RemoteSource
-    from gitmlx.transfer.download import fetch_manifest
+    from gitmlx.transfer.rebuild import fetch_manifest
 
     try:
         chosen = open_remote(target, remote)

@@ -322,7 +322,7 @@ class FilterSession:
             future.set_exception(unusable)
             return future
         self._queued.append((pointer, future))
-        from gitmlx.transfer.download import BATCH_BELOW, BATCH_OBJECTS
+        from gitmlx.transfer.batch import BATCH_BELOW, BATCH_OBJECTS
 
         if pointer.size >= BATCH_BELOW or len(self._queued) >= BATCH_OBJECTS:
             self._start_queued()
@@ -531,7 +531,7 @@ class FilterSession:
         by one, the 2,000 small files cost 1.1 s of interpreter time, which the thread
         answering git then waited for.
         """
-        from gitmlx.transfer.download import batches
+        from gitmlx.transfer.batch import batches
 
         queued, self._queued = self._queued, []
         futures = {(p.oid, p.size): f for p, f in queued}
@@ -550,7 +550,7 @@ class FilterSession:
             future.set_result(None)
 
     def _fetch_batch_into(self, group: list[Pointer], futures: dict[tuple[str, int], Future[None]]) -> None:
-        from gitmlx.transfer.download import fetch_batch
+        from gitmlx.transfer.batch import fetch_batch
 
         def done(pointer: Pointer, failure: BaseException | None) -> None:
             future = futures[(pointer.oid, pointer.size)]
@@ -639,7 +639,7 @@ class FilterSession:
         if self.ctx.config.flag("core.sparsecheckout"):
             return {}
         from gitmlx.git import scan
-        from gitmlx.transfer.download import BATCH_BELOW, batches
+        from gitmlx.transfer.batch import BATCH_BELOW, batches
 
         try:
             head = scan.pointers_in_tree(self.ctx.top, "HEAD")

@@ -29,7 +29,7 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store.objects import Store, StoredObject
 from gitmlx.transfer.common import FileDone, TransferResult, check_format, unique
-from gitmlx.transfer.download import rebuild
+from gitmlx.transfer.rebuild import rebuild
 from gitmlx.transfer.remote_check import MISSING, PackSizes, check_copy
 from gitmlx.transfer.upload import upload
 

@@ -26,7 +26,7 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import Remote
 from gitmlx.transfer import gc_marks
 from gitmlx.transfer.common import check_format
-from gitmlx.transfer.download import MANIFEST_LIMIT
+from gitmlx.transfer.rebuild import MANIFEST_LIMIT
 
 DEFAULT_GRACE_DAYS = 7.0
 _SIZE_FIELD = struct.Struct("<Q")  # the object size in a manifest header, at offset 40

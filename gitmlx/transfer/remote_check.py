@@ -17,7 +17,7 @@ from gitmlx.format import layout
 from gitmlx.format.manifest import Manifest
 from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import Remote
-from gitmlx.transfer.download import fetch_manifest
+from gitmlx.transfer.rebuild import fetch_manifest
 
 
 class PackSizes:

@@ -16,8 +16,9 @@ from gitmlx.format.manifest import decode
 from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.local import LocalRemote
 from gitmlx.store.objects import Store
+from gitmlx.transfer.batch import BATCH_BELOW, BATCH_BYTES, BATCH_OBJECTS, batches, fetch_batch
 from gitmlx.transfer.common import index_for
-from gitmlx.transfer.download import BATCH_BELOW, BATCH_BYTES, BATCH_OBJECTS, batches, download, fetch_batch
+from gitmlx.transfer.download import download
 from gitmlx.transfer.upload import upload
 
 

@@ -1,0 +1,271 @@
+"""Rebuilding one object from its manifest: chunks taken from local objects or read from
+packs with coalesced ranged reads, each chunk's claimed sha256 checked on the way in, the
+object hashed as it is written and named in the store only if it matches its pointer.
+
+Owns: reading a manifest (bounded), splitting pack bytes into chunks, proving chunk claims
+before the chunk index records them, and the retry from the remote alone when a local
+chunk turns out stale.
+Must not: decide which objects to fetch (download.py, batch.py) or print.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from gitmlx.errors import IntegrityError, ObjectNotFound
+from gitmlx.format import codec, layout
+from gitmlx.format.manifest import CODEC_RAW, ChunkRef, Manifest, decode
+from gitmlx.format.pointer import Pointer
+from gitmlx.remotes.base import ProgressCallback, Remote, Sink
+from gitmlx.store.chunk_index import ChunkIndex, LocalChunk
+from gitmlx.store.objects import Store
+from gitmlx.store.writer import ObjectWriter
+from gitmlx.transfer.common import (
+    check_readable,
+    remote_identity,
+)
+
+#: One ranged read covers at most this many bytes of consecutive chunks in one pack.
+RUN_LIMIT = 32 * 1024 * 1024
+#: Manifests are refused past this size (~1.2 TiB objects at 80 KiB chunks).
+MANIFEST_LIMIT = 1024 * 1024 * 1024
+
+
+class _Bounded(io.BytesIO):
+    def write(self, data: bytes | memoryview) -> int:  # type: ignore[override]
+        if self.tell() + len(data) > MANIFEST_LIMIT:
+            raise IntegrityError("a manifest on the remote is impossibly large", "check the remote")
+        return super().write(data)
+
+
+def fetch_manifest(remote: Remote, pointer: Pointer) -> tuple[Manifest, int]:
+    """The validated manifest of `pointer` and its size on the wire."""
+    check_readable(remote)
+    buf = _Bounded()
+    try:
+        remote.get(layout.manifest_key(pointer.oid), buf)
+    except ObjectNotFound:
+        raise ObjectNotFound(
+            f"not on remote '{remote.display_url}'",
+            "push it from a clone that has the file, then run 'git mlx pull'",
+        ) from None
+    data = buf.getvalue()
+    return decode(data, pointer), len(data)
+
+
+class ChunkProver:
+    """Hashes chunks' raw bytes and compares them with the sha256 their manifest claims;
+    `verified()` lists the manifest indexes that matched.
+
+    The object's own hash proves the bytes, not the claims: a manifest may rebuild its
+    object correctly and still lie about a chunk's hash, and only a proven claim may enter
+    the chunk index, where a later push would reuse it for other content
+    (docs/threat-model.md, "Chunk-index poisoning").
+
+    Past `INLINE_BYTES`, batches are hashed on a helper thread while the download goes on
+    (hashlib releases the interpreter lock), at most `IN_FLIGHT` batches at a time, so a
+    large object's proof costs a copy of its bytes rather than a second serial hash.
+    """
+
+    INLINE_BYTES = 4 * 1024 * 1024
+    IN_FLIGHT = 2
+    _pool: ThreadPoolExecutor | None = None
+    _pool_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.batch: list[tuple[int, bytes, bytes]] = []  # (index, claimed sha256, raw bytes)
+        self.batch_bytes = 0
+        self.jobs: deque[Future[list[int]]] = deque()
+        self.done: list[int] = []
+
+    def add(self, index: int, claim: bytes, raw: bytes) -> None:
+        self.batch.append((index, claim, raw))
+        self.batch_bytes += len(raw)
+        if self.batch_bytes >= self.INLINE_BYTES:
+            if len(self.jobs) >= self.IN_FLIGHT:
+                self.done += self.jobs.popleft().result()
+            self.jobs.append(self._helper().submit(_prove, self.batch))
+            self.batch, self.batch_bytes = [], 0
+
+    def verified(self) -> list[int]:
+        while self.jobs:
+            self.done += self.jobs.popleft().result()
+        self.done += _prove(self.batch)
+        self.batch, self.batch_bytes = [], 0
+        return self.done
+
+    @classmethod
+    def _helper(cls) -> ThreadPoolExecutor:
+        with cls._pool_lock:
+            if cls._pool is None:
+                cls._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx-prove")
+            return cls._pool
+
+
+def _prove(batch: list[tuple[int, bytes, bytes]]) -> list[int]:
+    return [index for index, claim, raw in batch if hashlib.sha256(raw).digest() == claim]
+
+
+class ChunkSplitter:
+    """A sink for one ranged read: splits the pack bytes into chunks, decodes each and
+    writes the raw bytes to the object being rebuilt; each chunk goes to a ChunkProver."""
+
+    def __init__(self, chunks: list[ChunkRef], out: ObjectWriter, first: int = 0) -> None:
+        self.chunks, self.out, self.first = chunks, out, first
+        self.k, self.left = 0, chunks[0].stored
+        self.pending = bytearray()
+        self.prover = ChunkProver()
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        end = len(view)
+        pos = 0
+        run: int | None = None  # start of consecutive raw bytes not written yet: one write
+        while pos < end:
+            if self.k >= len(self.chunks):
+                raise IntegrityError("the remote sent more bytes than asked for", "run the command again")
+            chunk = self.chunks[self.k]
+            take = min(self.left, end - pos)
+            if chunk.codec == CODEC_RAW:
+                if run is None:
+                    run = pos
+            else:
+                if run is not None:
+                    self.out.write(view[run:pos])
+                    run = None
+            whole = take == chunk.stored  # the chunk lies in this view: one copy, not two
+            if not whole:
+                self.pending += view[pos : pos + take]
+            pos += take
+            self.left -= take
+            if self.left == 0:
+                if whole:
+                    raw = bytes(view[pos - take : pos])
+                else:
+                    raw = bytes(self.pending)
+                    self.pending.clear()
+                if chunk.codec != CODEC_RAW:
+                    raw = codec.decode(chunk.codec, raw, chunk.raw)
+                    self.out.write(raw)
+                self.prover.add(self.first + self.k, chunk.hash, raw)
+                self.k += 1
+                self.left = self.chunks[self.k].stored if self.k < len(self.chunks) else 0
+        if run is not None:
+            self.out.write(view[run:pos])
+
+    def finish(self) -> None:
+        if self.k != len(self.chunks):
+            raise IntegrityError("a pack on the remote ended early", "run 'git mlx fsck --remote'")
+
+    def verified(self) -> list[int]:
+        """Manifest indexes of the chunks whose bytes hashed to their claimed sha256."""
+        return self.prover.verified()
+
+
+class Counting:
+    def __init__(self, sink: Sink, counter: list[int]) -> None:
+        self.sink, self.counter = sink, counter
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.counter[0] += len(data)
+        self.sink.write(data)
+
+
+@dataclass
+class Proven:
+    """Indexes of a manifest's chunks whose bytes hashed to the sha256 it claims for them:
+    read from the remote (`fetched`), or copied from a local object (`local`)."""
+
+    fetched: list[int] = field(default_factory=list)
+    local: list[int] = field(default_factory=list)
+
+
+def rebuild(
+    store: Store,
+    remote: Remote,
+    manifest: Manifest,
+    local: dict[bytes, LocalChunk],
+    progress: ProgressCallback | None,
+) -> tuple[int, Proven]:
+    """Write the object into the store from local chunks and pack ranges: bytes fetched,
+    and which chunks' bytes hashed to what the manifest claims.
+
+    A local chunk whose bytes do not hash to the claimed sha256 fails the rebuild at once
+    (the caller retries from the remote alone)."""
+    wire = [0]
+    proven = Proven()
+    chunks = manifest.chunks
+    with store.writer(durable=False) as writer, ExitStack() as files:
+        handles: dict[str, BinaryIO] = {}
+        i = 0
+        while i < len(chunks):
+            here = local.get(chunks[i].hash)
+            if here is not None:
+                if here.oid not in handles:
+                    handles[here.oid] = files.enter_context(store.open(here.oid))
+                src = handles[here.oid]
+                src.seek(here.offset)
+                data = src.read(here.raw)
+                if len(data) != here.raw or hashlib.sha256(data).digest() != chunks[i].hash:
+                    raise IntegrityError(f"local object {here.oid[:10]} does not hold the chunk the index says")
+                writer.write(data)
+                proven.local.append(i)
+                if progress:
+                    progress(len(data))
+                i += 1
+                continue
+            j = i + 1
+            end = chunks[i].offset + chunks[i].stored
+            while (
+                j < len(chunks)
+                and chunks[j].hash not in local
+                and chunks[j].pack == chunks[i].pack
+                and chunks[j].offset == end
+                and end - chunks[i].offset < RUN_LIMIT
+            ):
+                end += chunks[j].stored
+                j += 1
+            splitter = ChunkSplitter(list(chunks[i:j]), writer, i)
+            start = chunks[i].offset
+            remote.get(layout.pack_key(chunks[i].pack), Counting(splitter, wire), start, progress, end - start)
+            splitter.finish()
+            proven.fetched += splitter.verified()
+            i = j
+        writer.commit(manifest.pointer)
+    return wire[0], proven
+
+
+def fetch_known(
+    store: Store, remote: Remote, index: ChunkIndex, manifest: Manifest, progress: ProgressCallback | None
+) -> int:
+    """Rebuild an object whose manifest is in hand, reusing chunks of local objects."""
+    local = {h: c for h, c in index.local_chunks(c.hash for c in manifest.chunks).items() if store.has(c.oid)}
+    try:
+        wire, proven = rebuild(store, remote, manifest, local, progress)
+    except IntegrityError:
+        if not local:
+            raise
+        # A local chunk may be stale (object replaced on disk): retry from the remote alone.
+        wire, proven = rebuild(store, remote, manifest, {}, progress)
+    remember(index, remote_identity(remote), manifest, proven)
+    return wire
+
+
+def remember(index: ChunkIndex, remote: str, manifest: Manifest, proven: Proven) -> None:
+    """Record where the stored object's chunks are, locally and on the remote (for dedup),
+    only for chunks whose claims were proven on the way in. A chunk copied from a local
+    object proves nothing about its place on the remote: it is recorded as local only."""
+    chunks = manifest.chunks
+    index.add_remote_chunks(remote, [chunks[i] for i in proven.fetched])
+    offsets = list(itertools.accumulate((c.raw for c in chunks), initial=0))
+    index.add_local_chunks(
+        manifest.oid, [(chunks[i].hash, offsets[i], chunks[i].raw) for i in proven.local + proven.fetched]
+    )
