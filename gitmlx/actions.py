@@ -51,7 +51,13 @@ def download(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], qui
     todo = [f.pointer for f in files if not ctx.store.has(f.pointer.oid)]
     with ui.progress(sum(p.size for p in todo), len(todo), "fetch", quiet) as bar:
         result = downloads.download(
-            ctx.store, remote, todo, ctx.config.integer("mlx.concurrency"), bar.bytes_done, bar.file_done
+            ctx.store,
+            remote,
+            todo,
+            ctx.config.integer("mlx.concurrency"),
+            bar.bytes_done,
+            bar.file_done,
+            notice=ui.warn,
         )
         if todo:
             bar.close_summary = (
@@ -81,7 +87,7 @@ def upload(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet
             ctx.config.integer("mlx.concurrency"),
             bar.bytes_done,
             bar.file_done,
-            notice=ui.note,
+            notice=ui.warn,
         )
         if result.moved:
             bar.close_summary = (

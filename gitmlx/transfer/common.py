@@ -60,8 +60,9 @@ def remote_identity(remote: Remote) -> str:
     return f"{remote.display_url}|{getattr(remote, 'endpoint', '') or ''}"
 
 
-def index_for(store: Store) -> ChunkIndex:
-    return ChunkIndex(store.root / "index.sqlite")
+def index_for(store: Store, warn: Callable[[str], None] | None = None) -> ChunkIndex:
+    """The store's chunk index; `warn` hears if it was damaged and started over."""
+    return ChunkIndex(store.root / "index.sqlite", warn)
 
 
 def parallel(work: Callable[[T], None], items: list[T], concurrency: int) -> None:

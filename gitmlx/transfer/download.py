@@ -60,10 +60,11 @@ def download(
     concurrency: int = 8,
     progress: ProgressCallback | None = None,
     file_done: FileDone | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> TransferResult:
     """Fetch every object the store lacks, verifying each before it is named."""
     result = TransferResult()
-    index = index_for(store)
+    index = index_for(store, notice)
     lock = threading.Lock()
 
     def finished(p: Pointer, failure: BaseException | None, wire: int = 0) -> None:

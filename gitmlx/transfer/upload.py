@@ -78,7 +78,7 @@ def upload(
     if revive:
         gc_marks.announce(remote, store.tmp_dir, manifests=revive, waiting=notice)
         missing |= revive
-    index = index_for(store)
+    index = index_for(store, notice)
     packer = Packer(store, remote, index, concurrency, progress, marks.packs, sizes, damaged, notice)
     plans: list[tuple[Pointer, list[ChunkRef | NewChunk]]] = []
     plan_lock = threading.Lock()
