@@ -40,7 +40,7 @@ from gitmlx.remotes.base import Remote
 from gitmlx.store.chunk_index import ChunkIndex
 
 if TYPE_CHECKING:
-    from gitmlx.checkout import worktree
+    from gitmlx.checkout.spare import SpareFile
 
 
 class FilterSession:
@@ -94,8 +94,8 @@ class FilterSession:
         self._claim_fd: int | None = None
         #: Work-tree folders found to be inside the work tree (`place_over_pointer`).
         self._checked_dirs: set[str] = set()
-        #: The file each placement fills and swaps in (`worktree.SpareFile`), once needed.
-        self._spare: worktree.SpareFile | None = None
+        #: The file each placement fills and swaps in (`spare.SpareFile`), once needed.
+        self._spare: SpareFile | None = None
 
     @property
     def skip_smudge(self) -> bool:
@@ -417,10 +417,11 @@ class FilterSession:
 
     def _place_over_pointer(self, work_tree: Path, path: str, pointer: Pointer, text: bytes) -> os.stat_result | None:
         from gitmlx.checkout import worktree
+        from gitmlx.checkout.spare import SpareFile
 
         verified = pointer.oid in self._verified
         if self._spare is None:
-            self._spare = worktree.SpareFile(self.ctx.paths.git_dir)
+            self._spare = SpareFile(self.ctx.paths.git_dir)
         return worktree.place_over_pointer(
             self.ctx.store, work_tree, path, pointer, text, verified, self._checked_dirs, self._spare
         )
@@ -716,10 +717,10 @@ class FilterSession:
                     return
         except OSError:
             return
-        from gitmlx.checkout import worktree  # only a short file pays for it
+        from gitmlx.checkout.objectfile import replace_with  # only a short file pays for it
 
         try:
-            worktree.replace_with(target, pointer.encode())
+            replace_with(target, pointer.encode())
             left = "put its pointer back"
         except OSError:
             try:
@@ -826,7 +827,7 @@ def claimed_paths(git_dir: Path, name: str) -> Iterator[list[str]]:
     for entry in os.listdir(git_dir):
         pid = entry[len(prefix) :]
         if entry.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid():
-            from gitmlx.checkout.worktree import process_alive  # only when a claim is left over
+            from gitmlx.checkout.objectfile import process_alive  # only when a claim is left over
 
             if not process_alive(int(pid)):
                 claims.append(git_dir / entry)

@@ -140,7 +140,7 @@ def test_a_claim_survives_a_failure_inside_the_block(tmp_path: Path) -> None:
 
 
 def test_a_zombie_counts_as_dead() -> None:
-    from gitmlx.checkout.worktree import process_alive
+    from gitmlx.checkout.objectfile import process_alive
 
     proc = subprocess.Popen(["true"])
     try:
