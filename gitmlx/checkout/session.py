@@ -20,13 +20,12 @@ import itertools
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmlx.checkout import filters
+from gitmlx.checkout import filters, handoff
 from gitmlx.checkout.statcache import StatCache
 from gitmlx.config import split_patterns
 from gitmlx.context import RepoContext
@@ -91,7 +90,8 @@ class FilterSession:
         self._barrier = False
         #: Pointer text and download of the file delayed for that.
         self._barrier_files: dict[str, tuple[bytes, Future[None]]] = {}
-        self._claim_fd: int | None = None
+        #: This process's claim on the files it places itself (`handoff.Claim`).
+        self._claim = handoff.Claim(self.ctx.paths.git_dir)
         #: Work-tree folders found to be inside the work tree (`place_over_pointer`).
         self._checked_dirs: set[str] = set()
         #: The file each placement fills and swaps in (`spare.SpareFile`), once needed.
@@ -242,24 +242,17 @@ class FilterSession:
         return lambda sink: sink.write(head)
 
     def _record_deferred(self, path: str, pointer: Pointer) -> None:
-        """Leave `path` to the placing step; vouch for its object if this process hashed it.
-
-        The voucher names the store file's identity (inode, size, ctime): the placing
-        process trusts the hash done here only while the object is that same, untouched
-        file, and copies it with the kernel instead of reading and hashing it again.
-        """
+        """Leave `path` to the placing step; vouch for its object if this process hashed it."""
         git_dir = self.ctx.paths.git_dir
         if pointer.oid in self._verified:
-            identity = _store_file_identity(self.ctx.store.path(pointer.oid))
-            if identity is not None:
-                record_path(git_dir, VERIFIED_FILE, f"{pointer.oid} {identity}")
-        record_path(git_dir, DEFERRED_FILE, path)
+            handoff.vouch(git_dir, pointer.oid, self.ctx.store.path(pointer.oid))
+        handoff.record_path(git_dir, handoff.DEFERRED_FILE, path)
         self.deferred = True
 
     def _unavailable(self, path: str, exc: MlxError) -> None:
         if self._error is not None:
             self._error(f"cannot restore '{path}', left as a pointer: {exc.message}", exc.hint)
-        record_path(self.ctx.paths.git_dir, UNRESTORED_FILE, path)
+        handoff.record_path(self.ctx.paths.git_dir, handoff.UNRESTORED_FILE, path)
 
     # -- files gitmlx places: git writes the pointer, this process the content -------------
 
@@ -281,7 +274,7 @@ class FilterSession:
 
     def _place_later(self, path: str, pointer: Pointer, text: bytes) -> Callable[[filters.Sink], None]:
         download = self._object_future(path, pointer)
-        self._claim(path)
+        self._claim.add(path)
         if not self._barrier:
             # One file delayed per checkout: git then ends the checkout with
             # list_available_blobs, which is where this process knows git has written
@@ -336,16 +329,6 @@ class FilterSession:
             self._unwritten.append((path, pointer, text, download))
 
         return run
-
-    def _claim(self, path: str) -> None:
-        """Record `path` in this process's claim (`mlx-deferred.<pid>`) before git writes its
-        pointer: if this process dies before the content is in place, the next
-        post-checkout / post-merge hook or filter process takes the claim over and places
-        the file (`claimed_paths`); `git mlx checkout` places every pointer file anyway."""
-        if self._claim_fd is None:
-            name = self.ctx.paths.git_dir / f"{DEFERRED_FILE}.{os.getpid()}"
-            self._claim_fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(self._claim_fd, path.encode("utf-8", "surrogateescape") + b"\0")
 
     def _git_moved_on(self) -> None:
         """git sent another message: it has written every file it took from us before."""
@@ -444,13 +427,6 @@ class FilterSession:
                 self._stat_cache.record(path, st, text)
                 self._to_refresh[path] = (pointer, st)
 
-    def _drop_claim(self) -> None:
-        """Every claimed file is placed or reported: nothing is left for another process."""
-        if self._claim_fd is not None:
-            os.close(self._claim_fd)
-            self._claim_fd = None
-            os.unlink(self.ctx.paths.git_dir / f"{DEFERRED_FILE}.{os.getpid()}")
-
     def _finish_checkout(self) -> None:
         self._finish_placements()
         if self._spare is not None:
@@ -458,7 +434,7 @@ class FilterSession:
         # Dropped now, not when git closes this process: its post-checkout hook then has
         # nothing to do and is not started. Killed before the index refresh, the placed
         # files are found by their stat-cache records (the refresh is only a speed-up).
-        self._drop_claim()
+        self._claim.drop()
         self._barrier = False
         if self._pool is not None:
             # Every download is in: name their pack now, so the hooks git runs before this
@@ -734,7 +710,7 @@ class FilterSession:
                 f"a full disk?): {left}, so no partial file stays",
                 "free space, then run 'git mlx checkout' to restore it from the local store",
             )
-        record_path(self.ctx.paths.git_dir, UNRESTORED_FILE, path)
+        handoff.record_path(self.ctx.paths.git_dir, handoff.UNRESTORED_FILE, path)
 
     def close(self) -> None:
         self._git_moved_on()  # git has written the last file, or has gone away
@@ -752,97 +728,8 @@ class FilterSession:
         if self._stat_cache is not None:
             self._stat_cache.close()
         self._refresh_index()
-        self._drop_claim()
+        self._claim.drop()
         if self._pool is not None:
             self._pool.shutdown()
         if self._index is not None:
             self._index.close()
-
-
-#: In the per-worktree git dir: paths left as pointers by a failed fetch during smudge.
-UNRESTORED_FILE = "mlx-unrestored"
-#: In the per-worktree git dir: paths above mlx.smudgelimit, for the post-checkout hook.
-DEFERRED_FILE = "mlx-deferred"
-#: In the per-worktree git dir: "<oid> <inode> <size> <ctime_ns>" of deferred objects the
-#: filter hashed while downloading them.
-VERIFIED_FILE = "mlx-deferred-verified"
-
-
-def _store_file_identity(path: Path) -> str | None:
-    """Inode, size, ctime and boot of a store file: what a voucher for it names.
-
-    The boot id matters because downloaded objects are not synced to disk (a remote holds
-    them): after a power loss the same inode may hold other bytes. Without a boot id
-    (not Linux) nothing is vouched for.
-    """
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            boot = f.read().strip()
-        st = os.stat(path)
-    except OSError:
-        return None
-    return f"{st.st_ino} {st.st_size} {st.st_ctime_ns} {boot}"
-
-
-def take_vouched(git_dir: Path, store_path: Callable[[str], Path]) -> set[str]:
-    """The oids vouched for (VERIFIED_FILE) whose store file is still exactly that file."""
-    vouched = set()
-    for record in take_paths(git_dir, VERIFIED_FILE):
-        oid, _, identity = record.partition(" ")
-        try:
-            now = _store_file_identity(store_path(oid))
-        except MlxError:  # not an oid
-            continue
-        if now is not None and identity == now:
-            vouched.add(oid)
-    return vouched
-
-
-def record_path(git_dir: Path, name: str, path: str) -> None:
-    """Append `path` to a list file (one short O_APPEND write: safe across processes)."""
-    fd = os.open(git_dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, path.encode("utf-8", "surrogateescape") + b"\0")
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def claimed_paths(git_dir: Path, name: str) -> Iterator[list[str]]:
-    """The recorded paths, with those a killed process had claimed; the claims go only
-    when the block ends normally, so a process killed inside it leaves them to the next.
-
-    Clearing the record first lost it when a hook was killed while placing files: as git
-    had already written its index, no later checkout smudged (and so recorded) the rest
-    again, and they stayed pointers after a rerun.
-    """
-    prefix = f"{name}."
-    own = git_dir / f"{prefix}{os.getpid()}"
-    claims = []
-    try:
-        os.replace(git_dir / name, own)
-        claims.append(own)
-    except FileNotFoundError:
-        pass
-    for entry in os.listdir(git_dir):
-        pid = entry[len(prefix) :]
-        if entry.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid():
-            from gitmlx.checkout.objectfile import process_alive  # only when a claim is left over
-
-            if not process_alive(int(pid)):
-                claims.append(git_dir / entry)
-    data = b""
-    for claim in claims:
-        try:
-            data += claim.read_bytes() + b"\0"
-        except FileNotFoundError:
-            pass  # another process took it over meanwhile
-    yield sorted({p.decode("utf-8", "surrogateescape") for p in data.split(b"\0") if p})
-    for claim in claims:
-        claim.unlink(missing_ok=True)
-
-
-def take_paths(git_dir: Path, name: str) -> list[str]:
-    """The recorded paths (and those a killed process had claimed), clearing the record."""
-    with claimed_paths(git_dir, name) as paths:
-        return paths
