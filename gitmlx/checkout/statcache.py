@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +72,17 @@ class StatCache:
         if row is None or tuple(row[:5]) != _key(st):
             return None
         return bytes(row[5])
+
+    def untouched(self, work_tree: Path, path: str) -> bytes | None:
+        """The pointer text recorded for the work-tree file `path`, if it is exactly as
+        gitmlx left it."""
+        try:
+            st = os.lstat(work_tree / path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return self.lookup(path, st)
 
     def close(self) -> None:
         if self._db is not None:

@@ -1,4 +1,4 @@
-"""FilterSession._check_written: a file git could not finish writing (a full disk, git
+"""gitwrite.GitWriteCheck (through FilterSession): a file git could not finish writing (a full disk, git
 killed mid-write) gets its pointer back at git's next message, and nothing else is touched."""
 
 from __future__ import annotations
