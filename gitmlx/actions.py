@@ -11,10 +11,8 @@ from collections.abc import Container, Sequence
 
 from gitmlx import ui
 from gitmlx.checkout import worktree
-from gitmlx.checkout.statcache import StatCache
 from gitmlx.config import split_patterns
 from gitmlx.context import RepoContext
-from gitmlx.errors import MlxError
 from gitmlx.format import patterns
 from gitmlx.format.sizes import human_size
 from gitmlx.git import scan
@@ -107,24 +105,9 @@ def report_failures(result: TransferResult, files: Sequence[TrackedFile], verb: 
 
 
 def place(ctx: RepoContext, files: Sequence[TrackedFile], verified: Container[str] = ()) -> worktree.PlaceResult:
-    """Replace pointer files in the work tree with their content, then refresh the index.
-
-    Files an interrupted placement left holding their content under a stale index entry
-    are refreshed too, so rerunning the command finishes what was cut short.
-    """
-    work_tree = ctx.paths.work_tree
-    if work_tree is None:
-        raise MlxError("this is a bare repository: there is no work tree to check out into")
-    pending = [f for f in files if worktree.holds_pointer(work_tree, f)]
-    cache = StatCache(ctx.paths.git_dir)
-    try:
-        pending_paths = {f.path for f in pending}
-        stale = worktree.stale_in_index(work_tree, [f for f in files if f.path not in pending_paths], cache)
-        result = worktree.place_all(ctx.store, work_tree, pending, cache, verified)
-    finally:
-        cache.close()
-    placed = {f.path: (f, result.stats[f.path]) for f in result.placed}
-    worktree.refresh_index(work_tree, {**stale, **placed})
-    for tracked, why in result.failed:
-        ui.error(f"cannot check out '{tracked.path}': {why}")
+    """Replace pointer files in the work tree with their content (`worktree.check_out`),
+    naming each file that could not be placed."""
+    result = worktree.check_out(ctx, files, verified)
+    for message in result.failure_messages():
+        ui.error(message)
     return result

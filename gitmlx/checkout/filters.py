@@ -14,7 +14,6 @@ reports failure and git discards what it received.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from collections.abc import Callable, Container
 from typing import BinaryIO, Protocol
 
@@ -174,6 +173,8 @@ def prepare_smudge(
     if pointer is None:
         if warn is not None and (message := check_pointer_like(head, path)):
             warn(message)
+        import tempfile  # only content that is not a pointer needs it
+
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         spool.write(head)
         while block := source.read(BLOCK_SIZE):

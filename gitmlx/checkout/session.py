@@ -1,49 +1,124 @@
-"""What one filter invocation knows: its repository, store, fetch selection and
-(once a missing object needs it) its remote.
+"""What one filter invocation knows: its repository, store, fetch selection and the
+parts it starts once a request needs them; it wires git's requests to those parts.
 
 Owns: the policy around smudge — skip-smudge, mlx.fetchinclude / mlx.fetchexclude,
-fetching a missing object, and what happens when that fails: the file is checked out as
-its pointer, one `error:` line names it, and it is recorded so the post-checkout /
-post-merge hook can fail the command and say how to finish (`git mlx pull`).
+mlx.smudgelimit and mlx.directplace, which files git is told to ask for again (the
+"delay" capability) — and what happens when an object cannot be had: the file is checked
+out as its pointer, one `error:` line names it, and it is recorded (`handoff`) so the
+post-checkout / post-merge hook can fail the command and say how to finish (`git mlx
+pull`). The parts: `downloads.Downloads` fetches, `placement.Placer` puts the content of
+the files this process places itself, `handoff` holds what others finish.
 
 Why not answer `status=error`: with `filter.mlx.required`, git dies at the first failed
 smudge ("fatal: <path>: smudge filter mlx failed"), leaving a half-switched work tree and
 every later file unwritten. A pointer is what git itself holds for the file, so the work
 tree stays consistent and `git status` clean.
 Shared by the long-running filter and the one-shot `clean` / `smudge` commands.
-Must not: print (warnings go to the callback it is given).
+Must not: print (warnings go to the callbacks it is given), or import what a request does
+not need: a `git add` of one small file runs clean only, so the downloads, the placement
+code, the remotes, the thread pool and sqlite load on first use.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import stat
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gitmlx.checkout import filters
+from gitmlx.checkout import filters, handoff
 from gitmlx.checkout.statcache import StatCache
 from gitmlx.config import split_patterns
 from gitmlx.context import RepoContext
-from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.errors import MlxError
 from gitmlx.format import patterns
 from gitmlx.format import pointer as pointers
 from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer
-from gitmlx.format.sizes import human_size
 from gitmlx.git.filter_protocol import DELAYED
-from gitmlx.remotes.base import Remote
-from gitmlx.store.chunk_index import ChunkIndex
 
 if TYPE_CHECKING:
-    from gitmlx.checkout import worktree
+    from concurrent.futures import Future
+
+    from gitmlx.checkout.downloads import Downloads
+    from gitmlx.checkout.gitwrite import GitWriteCheck
+    from gitmlx.checkout.placement import Placer
+
+Body = Callable[[filters.Sink], None]
+
+
+class DelayedFile:
+    """A file git was told to ask for again, once `list_available` names it.
+
+    A plain class, not a dataclass: this module loads for every clean, and making a
+    dataclass costs the filter's start more than the class is worth.
+    """
+
+    __slots__ = ("pointer", "download", "placed_text")
+
+    def __init__(self, pointer: Pointer, download: Future[None], placed_text: bytes | None = None) -> None:
+        self.pointer = pointer
+        #: Its object's download (done at once when the object is local).
+        self.download = download
+        #: The pointer text git gets for a file this process places itself: the one file
+        #: a checkout delays only so that git ends it with list_available_blobs.
+        self.placed_text = placed_text
+
+    def ready(self) -> bool:
+        return self.placed_text is not None or self.download.done()
+
+
+class DelayedFiles:
+    """The files git was told to ask for again (the "delay" capability), until it has."""
+
+    def __init__(self) -> None:
+        #: Not named to git yet (most wait for their download).
+        self.waiting: dict[str, DelayedFile] = {}
+        #: Named to git by list_available_blobs, until git asks for them.
+        self.listed: dict[str, DelayedFile] = {}
+        #: Whether this checkout has delayed a file so that git ends it with list_available_blobs.
+        self.barrier = False
+
+    def wait_ready(self) -> list[str]:
+        """Block until one waiting file is ready; list every ready one."""
+        if not any(delayed.ready() for delayed in self.waiting.values()):
+            from gitmlx.checkout.downloads import wait_for_any
+
+            wait_for_any(delayed.download for delayed in self.waiting.values())
+        ready = [path for path, delayed in self.waiting.items() if delayed.ready()]
+        for path in ready:
+            self.listed[path] = self.waiting.pop(path)
+        return ready
+
+
+class SizeLimits:
+    """mlx.smudgelimit and mlx.directplace: the objects git is not given whole."""
+
+    __slots__ = ("memory", "direct")
+
+    def __init__(self, memory: int, direct: int) -> None:
+        self.memory = memory
+        self.direct = direct
+
+    def defers(self, pointer: Pointer) -> bool:
+        """Whether smudge answers with the pointer, outside a checkout, and leaves the file
+        to the post-checkout / post-merge hook (or to this process's exit, for commands
+        that run none): above mlx.smudgelimit, git would hold the whole file in memory."""
+        return 0 < self.memory < pointer.size
+
+    def places(self, pointer: Pointer) -> bool:
+        """Whether, in a checkout, git gets the pointer and this process puts the content in
+        place (`placement` says why): from mlx.directplace up (default: every file), and
+        always above mlx.smudgelimit."""
+        return 0 < self.direct <= pointer.size or 0 < self.memory < pointer.size
 
 
 class FilterSession:
+    """One filter process's (or one-shot filter's) answers to git.
+
+    Over 250 lines on purpose: it is the one place where git's requests meet the parts
+    (downloads, placer, hand-off, write check, delayed files), each method a few lines of
+    wiring in the order git sends its messages; split further, one request's path would
+    run through several classes that each know part of the protocol.
+    """
+
     def __init__(
         self,
         skip_smudge: bool = False,
@@ -55,47 +130,20 @@ class FilterSession:
         self._skip_config: bool | None = None
         self._warn = warn
         self._error = error
-        self._remote: Remote | None = None
         self._selection: tuple[list[str], list[str]] | None = None
-        self._index: ChunkIndex | None = None
         self._index_pointers: dict[str, bytes] | None = None
-        self._limits: tuple[int, int] | None = None
-        self._stat_cache: StatCache | None = None
-        #: Objects this process downloaded (and so hashed) itself: no need to hash again.
-        self._verified: set[str] = set()
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-        self._by_oid: dict[tuple[str, int], Future[None]] = {}
-        #: Downloads asked for but not started yet (see `_start_queued`).
-        self._queued: list[tuple[Pointer, Future[None]]] = []
-        self._pending: dict[str, tuple[Pointer, Future[None]]] = {}
-        self._ready: dict[str, tuple[Pointer, Future[None]]] = {}
+        self._limits: SizeLimits | None = None
+        self._stat_cache = StatCache(self.ctx.paths.git_dir)
+        self._downloads: Downloads | None = None
+        self._placer: Placer | None = None
+        #: Objects this process hashed while downloading them, asked when a body runs
+        #: (prepare_smudge's fetch may start the downloads after the body is made).
+        self._hashed = _Lookup(lambda oid: self._downloads is not None and oid in self._downloads.verified)
         #: Whether this process left a file for placement outside git (mlx.smudgelimit).
         self.deferred = False
-        #: Downloads started ahead of git's requests (`_fetch_ahead`); None: not decided yet.
-        self._ahead: dict[tuple[str, int], Future[None]] | None = None
-        self._ahead_left = 0
-        #: The last file whose content git took for a checkout, until git's next message
-        #: shows it has written it (see `_check_written`).
-        self._written: tuple[str, Pointer] | None = None
-        # Files this process places itself (see "files gitmlx places" below).
-        #: Answered with their pointer text, which git has not written yet (path, pointer,
-        #: text, download).
-        self._unwritten: list[tuple[str, Pointer, bytes, Future[None]]] = []
-        #: Written by git as pointers, waiting to be placed, by path.
-        self._placing: dict[str, tuple[Pointer, bytes, Future[None]]] = {}
-        #: Placed files whose stat data the stat cache and git's index still need.
-        self._placed: list[tuple[str, Pointer, bytes, os.stat_result]] = []
-        self._to_refresh: dict[str, tuple[Pointer, os.stat_result]] = {}
-        #: Whether this checkout has delayed a file so that git ends it with list_available_blobs.
-        self._barrier = False
-        #: Pointer text and download of the file delayed for that.
-        self._barrier_files: dict[str, tuple[bytes, Future[None]]] = {}
-        self._claim_fd: int | None = None
-        #: Work-tree folders found to be inside the work tree (`place_over_pointer`).
-        self._checked_dirs: set[str] = set()
-        #: The file each placement fills and swaps in (`worktree.SpareFile`), once needed.
-        self._spare: worktree.SpareFile | None = None
+        #: The files git writes itself in a checkout, checked when git moves on.
+        self._git_writes: GitWriteCheck | None = None
+        self._delayed = DelayedFiles()
 
     @property
     def skip_smudge(self) -> bool:
@@ -114,58 +162,35 @@ class FilterSession:
         return patterns.selected(path, *self._selection)
 
     def fetch(self, pointer: Pointer) -> None:
-        from gitmlx.transfer.download import fetch_one  # only a missing object pays for the transfer code
+        self._scheduler().fetch(pointer)
 
-        remote = self._remote_or_open()
-        try:
-            fetch_one(self.ctx.store, remote, pointer, index=self._index)
-        except (MlxError, OSError) as exc:
-            raise self._fetch_failure(pointer, exc) from exc
-        self._verified.add(pointer.oid)
+    def _scheduler(self) -> Downloads:
+        if self._downloads is None:
+            from gitmlx.checkout.downloads import Downloads  # only a smudge that may fetch pays for it
 
-    def _fetch_failure(self, pointer: Pointer, exc: BaseException) -> BaseException:
-        """The error to report for an object that could not be fetched (others unchanged)."""
-        if isinstance(exc, MlxError):
-            return MlxError(
-                f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.message}",
-                exc.hint or "fix the artifact remote, then run 'git mlx pull'",
-            )
-        if isinstance(exc, OSError):  # disk full, permissions: expected, not a bug
-            return MlxError(
-                f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.strerror or exc} "
-                f"while writing to the local store '{self.ctx.store.root}'",
-                "free space there (or set mlx.cache to a store elsewhere), then run 'git mlx pull'",
-            )
-        return exc
+            self._downloads = Downloads(self.ctx, self.wanted)
+        return self._downloads
 
-    def _remote_or_open(self) -> Remote:
-        if self._remote is None:
-            self._remote = self.ctx.open_remote()
-        return self._remote
+    def _placement(self) -> Placer:
+        if self._placer is None:
+            from gitmlx.checkout.placement import Placer  # only a checkout that places pays for it
+
+            downloads = self._scheduler()
+            self._placer = Placer(self.ctx, self._stat_cache, downloads.fetch, downloads.verified, self._unavailable)
+        return self._placer
+
+    # -- clean ---------------------------------------------------------------------------------
 
     def clean(self, source: filters.Source, path: str = "") -> bytes:
         self._git_moved_on()
         if patterns.never_tracked(path):
             # git holds these files in memory itself (attr.c caps .gitattributes at 100 MiB).
             return source.read()
-        known = self._untouched_since_placed(path)
+        work_tree = self.ctx.paths.work_tree
+        known = self._stat_cache.untouched(work_tree, path) if path and work_tree is not None else None
         if known is not None:
             return filters.clean_unchanged(source, known, path)
         return filters.clean(source, self.ctx.store, self._index_pointer(path), path, self._warn)
-
-    def _untouched_since_placed(self, path: str) -> bytes | None:
-        """The pointer gitmlx recorded when it wrote `path`, if the file is exactly as left."""
-        if not path or self.ctx.paths.work_tree is None:
-            return None
-        try:
-            st = os.lstat(self.ctx.paths.work_tree / path)
-        except OSError:
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        if self._stat_cache is None:
-            self._stat_cache = StatCache(self.ctx.paths.git_dir)
-        return self._stat_cache.lookup(path, st)
 
     def _index_pointer(self, path: str) -> bytes | None:
         """The pointer text git's index holds for `path` (read once per process)."""
@@ -179,27 +204,26 @@ class FilterSession:
             self._index_pointers = {f.path: f.pointer.encode() for f in found}
         return self._index_pointers.get(path)
 
-    def smudge(self, source: filters.Source, path: str, can_delay: bool = False) -> Callable[[filters.Sink], None]:
+    # -- smudge --------------------------------------------------------------------------------
+
+    def smudge(self, source: filters.Source, path: str, can_delay: bool = False) -> Body:
         """The body that writes `path`'s content, or DELAYED (only with `can_delay`)."""
         self._git_moved_on()
-        if path in self._ready:
+        if path in self._delayed.listed:
             return self._finish_delayed(path)  # git's second request, with empty content
-        self._wait_placing(path)
+        if self._placer is not None:
+            self._placer.before_rewrite(path)
         restore = not self.skip_smudge and self.wanted(path)
         fetch = self.fetch if restore else None
         if restore:
             head = filters.read_head(source)
             pointer = pointers.parse(head) if len(head) < MAX_POINTER_SIZE else None
             if pointer is not None:
-                if can_delay and self._places(pointer):
+                if can_delay and self._sizes().places(pointer):
                     return self._place_later(path, pointer, head)
                 if can_delay and not self.ctx.store.has(pointer.oid):
-                    ahead = self._fetch_ahead(path, pointer)
-                    if ahead is not None:
-                        return self._deliver(path, pointer, ahead)
-                    self._start_delayed(path, pointer)
-                    return DELAYED
-                if self._defers(pointer):
+                    return self._delay(path, pointer)
+                if self._sizes().defers(pointer):
                     return self._defer(path, pointer, head)
             source = filters.Prefixed(head, source)
         else:
@@ -211,26 +235,23 @@ class FilterSession:
             path,
             self._warn,
             lambda p, exc: self._unavailable(path, exc),
-            self._verified,
+            self._hashed,
         )
         return self._watched(path, pointer, body) if can_delay and pointer is not None else body
 
-    # -- objects above mlx.smudgelimit outside a checkout: left to the post-checkout hook ----
+    def _unavailable(self, path: str, exc: MlxError) -> None:
+        if self._error is not None:
+            self._error(f"cannot restore '{path}', left as a pointer: {exc.message}", exc.hint)
+        handoff.record_path(self.ctx.paths.git_dir, handoff.UNRESTORED_FILE, path)
 
-    def _limit(self) -> tuple[int, int]:
+    def _sizes(self) -> SizeLimits:
         if self._limits is None:
-            config = self.ctx.config
-            self._limits = (config.size("mlx.smudgelimit"), config.size("mlx.directplace"))
+            self._limits = SizeLimits(self.ctx.config.size("mlx.smudgelimit"), self.ctx.config.size("mlx.directplace"))
         return self._limits
 
-    def _defers(self, pointer: Pointer) -> bool:
-        """Whether smudge answers with the pointer, outside a checkout, and leaves the file
-        to the post-checkout / post-merge hook (or to this process's exit, for commands
-        that run none): above mlx.smudgelimit, git would hold the whole file in memory."""
-        memory, _ = self._limit()
-        return 0 < memory < pointer.size
+    # -- objects above mlx.smudgelimit outside a checkout: left to the post-checkout hook ----
 
-    def _defer(self, path: str, pointer: Pointer, head: bytes) -> Callable[[filters.Sink], None]:
+    def _defer(self, path: str, pointer: Pointer, head: bytes) -> Body:
         """Check out the pointer now; the hook streams the content into place afterwards."""
         if not self.ctx.store.has(pointer.oid):
             try:
@@ -238,335 +259,73 @@ class FilterSession:
             except MlxError as exc:
                 self._unavailable(path, exc)
                 return lambda sink: sink.write(head)
-        self._record_deferred(path, pointer)
-        return lambda sink: sink.write(head)
-
-    def _record_deferred(self, path: str, pointer: Pointer) -> None:
-        """Leave `path` to the placing step; vouch for its object if this process hashed it.
-
-        The voucher names the store file's identity (inode, size, ctime): the placing
-        process trusts the hash done here only while the object is that same, untouched
-        file, and copies it with the kernel instead of reading and hashing it again.
-        """
         git_dir = self.ctx.paths.git_dir
-        if pointer.oid in self._verified:
-            identity = _store_file_identity(self.ctx.store.path(pointer.oid))
-            if identity is not None:
-                record_path(git_dir, VERIFIED_FILE, f"{pointer.oid} {identity}")
-        record_path(git_dir, DEFERRED_FILE, path)
+        if pointer.oid in self._hashed:
+            handoff.vouch(git_dir, pointer.oid, self.ctx.store.path(pointer.oid))
+        handoff.record_path(git_dir, handoff.DEFERRED_FILE, path)
         self.deferred = True
-
-    def _unavailable(self, path: str, exc: MlxError) -> None:
-        if self._error is not None:
-            self._error(f"cannot restore '{path}', left as a pointer: {exc.message}", exc.hint)
-        record_path(self.ctx.paths.git_dir, UNRESTORED_FILE, path)
+        return lambda sink: sink.write(head)
 
     # -- files gitmlx places: git writes the pointer, this process the content -------------
 
-    def _places(self, pointer: Pointer) -> bool:
-        """Whether, in a checkout, git gets the pointer and this process puts the content in
-        place: from mlx.directplace up (default: every file), and always above
-        mlx.smudgelimit.
-
-        git writes a filter's output straight under the file's final name (entry.c): a
-        git killed or out of space mid-write leaves a short file there, wrong bytes that
-        the next `git add -A` would commit. A pointer is one small write; the content
-        then goes to a temporary file, is checked, and is renamed over the pointer. git
-        would also hold the whole output in memory before writing it; this process
-        copies with the kernel while git writes the next pointer (docs/design.md,
-        "Checkout").
-        """
-        memory, direct = self._limit()
-        return 0 < direct <= pointer.size or 0 < memory < pointer.size
-
-    def _place_later(self, path: str, pointer: Pointer, text: bytes) -> Callable[[filters.Sink], None]:
-        download = self._object_future(path, pointer)
-        self._claim(path)
-        if not self._barrier:
+    def _place_later(self, path: str, pointer: Pointer, text: bytes) -> Body:
+        download = self._scheduler().for_placement(path, pointer)
+        placer = self._placement()
+        placer.claim(path)
+        if not self._delayed.barrier:
             # One file delayed per checkout: git then ends the checkout with
             # list_available_blobs, which is where this process knows git has written
             # every pointer and can finish the placements before git goes on.
-            self._barrier = True
-            done: Future[None] = Future()
-            done.set_result(None)
-            self._pending[path] = (pointer, done)
-            self._barrier_files[path] = (text, download)
+            self._delayed.barrier = True
+            self._delayed.waiting[path] = DelayedFile(pointer, download, placed_text=text)
             return DELAYED
-        return self._answer_pointer(path, pointer, text, download)
-
-    def _object_future(self, path: str, pointer: Pointer) -> Future[None]:
-        """Done when `pointer`'s object is in the store (or could not be fetched)."""
-        done: Future[None] = Future()
-        try:
-            stored = self.ctx.store.size(pointer.oid)  # one lookup: this runs for every file
-        except FileNotFoundError:
-            stored = None
-        if stored is not None:
-            lying = filters.check_stored_size(self.ctx.store, pointer, path) if stored != pointer.size else None
-            if lying is not None:
-                done.set_exception(lying)
-                return done
-            if self.ctx.store.has(pointer.oid):  # else quarantined just now: fetch it
-                done.set_result(None)
-                return done
-        ahead = self._fetch_ahead(path, pointer)
-        if ahead is not None:
-            return ahead
-        key = (pointer.oid, pointer.size)
-        future = self._by_oid.get(key)
-        if future is not None:
-            return future
-        future = self._by_oid[key] = Future()
-        unusable = self._open_pool()
-        if unusable is not None:
-            future.set_exception(unusable)
-            return future
-        self._queued.append((pointer, future))
-        from gitmlx.transfer.batch import BATCH_BELOW, BATCH_OBJECTS
-
-        if pointer.size >= BATCH_BELOW or len(self._queued) >= BATCH_OBJECTS:
-            self._start_queued()
-        return future
-
-    def _answer_pointer(
-        self, path: str, pointer: Pointer, text: bytes, download: Future[None]
-    ) -> Callable[[filters.Sink], None]:
-        def run(sink: filters.Sink) -> None:
-            sink.write(text)
-            self._unwritten.append((path, pointer, text, download))
-
-        return run
-
-    def _claim(self, path: str) -> None:
-        """Record `path` in this process's claim (`mlx-deferred.<pid>`) before git writes its
-        pointer: if this process dies before the content is in place, the next
-        post-checkout / post-merge hook or filter process takes the claim over and places
-        the file (`claimed_paths`); `git mlx checkout` places every pointer file anyway."""
-        if self._claim_fd is None:
-            name = self.ctx.paths.git_dir / f"{DEFERRED_FILE}.{os.getpid()}"
-            self._claim_fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(self._claim_fd, path.encode("utf-8", "surrogateescape") + b"\0")
+        return placer.answer(path, pointer, text, download)
 
     def _git_moved_on(self) -> None:
         """git sent another message: it has written every file it took from us before."""
-        self._check_written()
-        unwritten, self._unwritten = self._unwritten, []
-        for path, pointer, text, download in unwritten:
-            self._placing[path] = (pointer, text, download)
+        if self._git_writes is not None:
+            self._git_writes.check()
+        if self._placer is not None:
+            self._placer.git_moved_on()
 
     def idle(self) -> None:
-        """Place the files git has written whose objects are in, while git writes the next.
-
-        Called after each answer, on the thread that talks to git: placing on threads of
-        their own made every request of a 2,000-file clone slower than the placing saved
-        (the interpreter's lock changing hands some 200,000 more times), and git has
-        work to do with each answer anyway.
-        """
-        # Only the oldest few: git writes in path order and downloads run in that order,
-        # and scanning every waiting file at each request would cost quadratic time when
-        # downloads lag behind; the end of the checkout places whatever is left.
-        ready = [path for path in itertools.islice(self._placing, 16) if self._placing[path][2].done()]
-        for path in ready:
-            self._place(path, *self._placing.pop(path))
-
-    def _wait_placing(self, path: str) -> None:
-        """git is about to write `path` again (one command checking out twice, as stash
-        does): its previous version must be placed before, not over, that write."""
-        placing = self._placing.pop(path, None)
-        if placing is not None:
-            self._place(path, *placing)
-
-    def _place(self, path: str, pointer: Pointer, text: bytes, download: Future[None]) -> None:
-        exc = download.exception()  # waits for the download
-        if exc is not None:
-            if not isinstance(exc, MlxError):
-                exc = MlxError(f"internal error ({type(exc).__name__}: {exc})", "run 'git mlx pull'")
-            self._unavailable(path, exc)
-            return
-        work_tree = self.ctx.paths.work_tree
-        assert work_tree is not None  # git offers can-delay only when writing a work tree
-        try:
-            try:
-                st = self._place_over_pointer(work_tree, path, pointer, text)
-            except IntegrityError:
-                # The local copy does not hash to its oid: out of the way with it, and
-                # place a good copy from the remote instead.
-                filters.quarantine(self.ctx.store, pointer.oid)
-                try:
-                    self.fetch(pointer)
-                except MlxError as exc:
-                    raise MlxError(
-                        f"the local copy of object {pointer.short_oid} was corrupt (moved to the store's bad/), "
-                        f"and fetching a good one failed: {exc.message}",
-                        exc.hint,
-                    ) from exc
-                st = self._place_over_pointer(work_tree, path, pointer, text)
-        except MlxError as failure:
-            self._unavailable(path, failure)
-        except OSError as failure:  # a full disk, permissions: the pointer stays, nothing partial
-            self._unavailable(
-                path,
-                MlxError(
-                    f"{failure.strerror or failure} while writing it",
-                    "free space (or fix the permissions), then run 'git mlx checkout'",
-                ),
-            )
-        else:
-            if st is not None:
-                self._placed.append((path, pointer, text, st))
-
-    def _place_over_pointer(self, work_tree: Path, path: str, pointer: Pointer, text: bytes) -> os.stat_result | None:
-        from gitmlx.checkout import worktree
-
-        verified = pointer.oid in self._verified
-        if self._spare is None:
-            self._spare = worktree.SpareFile(self.ctx.paths.git_dir)
-        return worktree.place_over_pointer(
-            self.ctx.store, work_tree, path, pointer, text, verified, self._checked_dirs, self._spare
-        )
+        """Between git's messages: place what is ready (`Placer.place_ready`)."""
+        if self._placer is not None:
+            self._placer.place_ready()
 
     def _finish_placements(self) -> None:
-        """Place every file left and record what was placed in the stat cache (git's index
-        write, just after, runs clean on racily clean files: it must find them)."""
-        if self._queued:
-            self._start_queued()
-        while self._placing:
-            path = next(iter(self._placing))
-            self._place(path, *self._placing.pop(path))
-        done, self._placed = self._placed, []
-        if not done:
-            return
-        if self._stat_cache is None:
-            self._stat_cache = StatCache(self.ctx.paths.git_dir)
-        with self._stat_cache.batch():
-            for path, pointer, text, st in done:
-                self._stat_cache.record(path, st, text)
-                self._to_refresh[path] = (pointer, st)
-
-    def _drop_claim(self) -> None:
-        """Every claimed file is placed or reported: nothing is left for another process."""
-        if self._claim_fd is not None:
-            os.close(self._claim_fd)
-            self._claim_fd = None
-            os.unlink(self.ctx.paths.git_dir / f"{DEFERRED_FILE}.{os.getpid()}")
+        """Place every file left (their downloads start first: the placements wait for them)."""
+        if self._downloads is not None:
+            self._downloads.start_queued()
+        if self._placer is not None:
+            self._placer.finish()
+            self._placer.remove_spare()
 
     def _finish_checkout(self) -> None:
         self._finish_placements()
-        if self._spare is not None:
-            self._spare.remove()
-        # Dropped now, not when git closes this process: its post-checkout hook then has
-        # nothing to do and is not started. Killed before the index refresh, the placed
-        # files are found by their stat-cache records (the refresh is only a speed-up).
-        self._drop_claim()
-        self._barrier = False
-        if self._pool is not None:
-            # Every download is in: name their pack now, so the hooks git runs before this
-            # process ends find the objects too.
-            self.ctx.store.finish_pack()
-
-    def _refresh_index(self) -> None:
-        """Give git's index the placed files' stat data (it holds the pointers' since git
-        wrote them), so `git status` does not read them. git has written its index and
-        let go of its lock by the time it closes this process."""
-        if not self._to_refresh or self.ctx.paths.work_tree is None:
-            return
-        from gitmlx.checkout import worktree
-        from gitmlx.git.scan import TrackedFile
-
-        placed = {path: (TrackedFile(path, pointer), st) for path, (pointer, st) in self._to_refresh.items()}
-        self._to_refresh = {}
-        try:
-            worktree.refresh_index(self.ctx.paths.work_tree, placed)
-        except (MlxError, OSError):
-            pass  # the index is locked by another command, or gone: the stat cache answers
+        if self._placer is not None:
+            # Dropped now, not when git closes this process: its post-checkout hook then
+            # has nothing to do and is not started. Killed before the index refresh, the
+            # placed files are found by their stat-cache records (the refresh is only a
+            # speed-up).
+            self._placer.drop_claim()
+        self._delayed.barrier = False
+        if self._downloads is not None and self._downloads.started:
+            self._downloads.finish_pack()
 
     # -- the "delay" capability: download in parallel while git goes on ---------------------
 
-    def _open_pool(self) -> MlxError | None:
-        """Open the remote, the chunk index and the download threads; the error when there
-        is no usable remote (none configured, untrusted endpoint, bad URL)."""
-        if self._pool is None:
-            try:
-                self._remote_or_open()
-            except MlxError as exc:
-                return exc
-            from gitmlx.transfer.common import index_for
-
-            self._index = index_for(self.ctx.store)
-            workers = self.ctx.config.integer("mlx.concurrency")
-            if getattr(self._remote, "copies_are_local", False):
-                # A directory remote has no latency to hide: its downloads are work for
-                # the CPUs, and git and the thread answering it need one of them. More
-                # threads only fight over the interpreter lock with that thread (py-spy
-                # of a 2,000-file clone on 2 CPUs: 8 download threads mostly waited for
-                # it; 2 threads were 0.1-0.2 s faster than 8 in 5 of 6 interleaved
-                # clones, 1 thread 0.1 s faster than 2 in two runs of 5).
-                workers = min(workers, max(1, (os.cpu_count() or 2) - 1))
-            self._pool = ThreadPoolExecutor(max_workers=workers)
-        return None
-
-    def _start_delayed(self, path: str, pointer: Pointer) -> None:
-        unusable = self._open_pool()
-        if unusable is not None:
-            # This file is left as its pointer and named, and the rest of the checkout goes on.
-            failed: Future[None] = Future()
-            failed.set_exception(unusable)
-            self._pending[path] = (pointer, failed)
-            return
-        key = (pointer.oid, pointer.size)  # a pointer lying about the size gets its own (failing) fetch
-        future = self._by_oid.get(key)
-        if future is None:
-            future = self._by_oid[key] = Future()
-            self._queued.append((pointer, future))
-        self._pending[path] = (pointer, future)
-
-    def _start_queued(self) -> None:
-        """Start the downloads git asked for, now that it has asked for all of them.
-
-        Not at each request: git sends every smudge request of a checkout first, one round
-        trip each, and download threads competing for the interpreter made each round trip
-        slow (a clone of 2,000 small files: 1.9 s to answer the requests with downloads
-        running, 0.45 s without them, and the downloads are done sooner after that).
-        Small objects go in batches, one remote read for many (`fetch_batch`): fetched one
-        by one, the 2,000 small files cost 1.1 s of interpreter time, which the thread
-        answering git then waited for.
-        """
-        from gitmlx.transfer.batch import batches
-
-        queued, self._queued = self._queued, []
-        futures = {(p.oid, p.size): f for p, f in queued}
-        groups, large = batches([p for p, _ in queued])
-        for group in groups:
-            self._pool.submit(self._fetch_batch_into, group, futures)  # type: ignore[union-attr]
-        for pointer in large:
-            self._pool.submit(self._fetch_into, pointer, futures[(pointer.oid, pointer.size)])  # type: ignore[union-attr]
-
-    def _fetch_into(self, pointer: Pointer, future: Future[None]) -> None:
-        try:
-            self.fetch(pointer)
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for it
-            future.set_exception(exc)
-        else:
-            future.set_result(None)
-
-    def _fetch_batch_into(self, group: list[Pointer], futures: dict[tuple[str, int], Future[None]]) -> None:
-        from gitmlx.transfer.batch import fetch_batch
-
-        def done(pointer: Pointer, failure: BaseException | None) -> None:
-            future = futures[(pointer.oid, pointer.size)]
-            if failure is None:
-                self._verified.add(pointer.oid)
-                future.set_result(None)
-            else:
-                future.set_exception(self._fetch_failure(pointer, failure))
-
-        try:
-            fetch_batch(self.ctx.store, self._remote_or_open(), self._index, group, done)  # type: ignore[arg-type]
-        except BaseException as exc:  # noqa: BLE001 - a bug: every object not done yet fails with it
-            for pointer in group:
-                future = futures[(pointer.oid, pointer.size)]
-                if not future.done():
-                    future.set_exception(exc)
+    def _delay(self, path: str, pointer: Pointer) -> Body:
+        """Tell git to ask for `path` again once its object is in, unless a fetch-ahead
+        already has it on its way (then wait for it now)."""
+        downloads = self._scheduler()
+        ahead = downloads.ahead(path, pointer)
+        if ahead is not None:
+            return self._deliver(path, pointer, ahead)
+        # An unusable remote fails the download: the file is left as its pointer and
+        # named, and the rest of the checkout goes on.
+        self._delayed.waiting[path] = DelayedFile(pointer, downloads.delayed(pointer))
+        return DELAYED
 
     def list_available(self) -> list[str]:
         """Block until some delayed download ends; those paths (git then asks for them).
@@ -575,31 +334,26 @@ class FilterSession:
         is in place or reported, so git's index write, its hooks and the command's exit
         status come after the work tree is complete."""
         self._git_moved_on()
-        if not self._pending:
+        if not self._delayed.waiting:
             self._finish_checkout()
             return []
-        self._start_queued()
-        wait([f for _, f in self._pending.values()], return_when=FIRST_COMPLETED)
-        ready = [path for path, (_, f) in self._pending.items() if f.done()]
-        for path in ready:
-            self._ready[path] = self._pending.pop(path)
-        if not self._pending:
-            # Every download is in: name their pack now, so the hooks git runs before
-            # this process ends find the objects too.
-            self.ctx.store.finish_pack()
+        downloads = self._scheduler()
+        downloads.start_queued()
+        ready = self._delayed.wait_ready()
+        if not self._delayed.waiting:
+            downloads.finish_pack()
         return ready
 
-    def _finish_delayed(self, path: str) -> Callable[[filters.Sink], None]:
-        pointer, future = self._ready.pop(path)
-        if path in self._barrier_files:
-            text, download = self._barrier_files.pop(path)
-            return self._answer_pointer(path, pointer, text, download)
-        return self._deliver(path, pointer, future)
+    def _finish_delayed(self, path: str) -> Body:
+        delayed = self._delayed.listed.pop(path)
+        if delayed.placed_text is not None:
+            return self._placement().answer(path, delayed.pointer, delayed.placed_text, delayed.download)
+        return self._deliver(path, delayed.pointer, delayed.download)
 
-    def _deliver(self, path: str, pointer: Pointer, future: Future[None]) -> Callable[[filters.Sink], None]:
+    def _deliver(self, path: str, pointer: Pointer, download: Future[None]) -> Body:
         """The body for a downloaded object (waiting for its download to end): its bytes,
-        or its pointer when the download failed or gitmlx places the file itself."""
-        exc = future.exception()
+        or its pointer when the download failed."""
+        exc = download.exception()
         if exc is not None:
             if not isinstance(exc, MlxError):
                 raise exc
@@ -609,137 +363,21 @@ class FilterSession:
             path,
             pointer,
             lambda sink: filters.stream_object(
-                self.ctx.store, pointer, sink, path, verify=pointer.oid not in self._verified
+                self.ctx.store, pointer, sink, path, verify=pointer.oid not in self._hashed
             ),
         )
 
-    # -- the first checkout of HEAD (a clone): download ahead of git's requests --------------
+    def _watched(self, path: str, pointer: Pointer, body: Body) -> Body:
+        """`body`, checked once git has written it (`gitwrite`): checkouts only."""
+        if self._git_writes is None:
+            from gitmlx.checkout.gitwrite import GitWriteCheck
 
-    def _fetch_ahead(self, path: str, pointer: Pointer) -> Future[None] | None:
-        """The download of `pointer` if it belongs to a fetch-ahead, else None (delay it)."""
-        if self._ahead is None:
-            self._ahead = self._start_ahead(path, pointer)
-        return self._ahead.get((pointer.oid, pointer.size))
-
-    def _start_ahead(self, path: str, pointer: Pointer) -> dict[tuple[str, int], Future[None]]:
-        """Start downloading HEAD's small artifacts when git is writing all of them.
-
-        With `delay`, each file costs git a round trip before any download starts (2,000
-        small files: 0.45 s of a 2.8 s clone), and git writes nothing meanwhile. When the
-        work tree has no index yet (a clone, or the first checkout after `clone
-        --no-checkout`), is not sparse, and git's first request for a missing object is for
-        HEAD's first file whose object is missing, in HEAD's version, git is writing every
-        artifact of HEAD, in path order: they are downloaded in that order from the start,
-        and each request waits for its own object instead of being delayed. Anything else
-        (large objects, files HEAD does not have) is delayed as before.
-        """
-        paths = self.ctx.paths
-        if paths.work_tree is None or (paths.git_dir / "index").exists():
-            return {}
-        if self.ctx.config.flag("core.sparsecheckout"):
-            return {}
-        from gitmlx.git import scan
-        from gitmlx.transfer.batch import BATCH_BELOW, batches
-
-        try:
-            head = scan.pointers_in_tree(self.ctx.top, "HEAD")
-        except MlxError:
-            return {}
-        # git asks in path order, and objects already stored never get here: this must be
-        # HEAD's first file whose object is missing, in HEAD's version.
-        missing = [
-            f
-            for f in sorted(head, key=lambda f: f.path.encode("utf-8", "surrogateescape"))
-            if not self.ctx.store.has(f.pointer.oid)
-        ]
-        if not missing or missing[0].path != path or missing[0].pointer.oid != pointer.oid:
-            return {}
-        todo: dict[tuple[str, int], Pointer] = {}
-        for f in missing:
-            p = f.pointer.as_mlx()
-            if p.size < BATCH_BELOW and self.wanted(f.path):
-                todo.setdefault((p.oid, p.size), p)
-        if not todo or self._open_pool() is not None:
-            return {}
-        futures: dict[tuple[str, int], Future[None]] = {key: Future() for key in todo}
-        groups, _ = batches(list(todo.values()))
-        self._ahead_left = len(groups)
-        for group in groups:
-            self._pool.submit(self._fetch_ahead_batch, group, futures)  # type: ignore[union-attr]
-        return futures
-
-    def _fetch_ahead_batch(self, group: list[Pointer], futures: dict[tuple[str, int], Future[None]]) -> None:
-        self._fetch_batch_into(group, futures)
-        with self._lock:
-            self._ahead_left -= 1
-            last = self._ahead_left == 0
-        if last:
-            # Every object is in: name their pack now, so the hooks git runs before this
-            # process ends find them too.
-            self.ctx.store.finish_pack()
-
-    # -- files git could not finish writing --------------------------------------------------
-
-    def _watched(
-        self, path: str, pointer: Pointer, body: Callable[[filters.Sink], None]
-    ) -> Callable[[filters.Sink], None]:
-        """`body`, remembering that git is about to write `path` (checkouts only)."""
-
-        def run(sink: filters.Sink) -> None:
-            body(sink)
-            self._written = (path, pointer)
-
-        return run
-
-    def _check_written(self) -> None:
-        """Make sure git wrote the file it took from us last, now that it has moved on.
-
-        git writes a filter's output straight to the file's final name (entry.c). When the
-        write fails (a full disk: "error: unable to write file") or git is killed during it,
-        git leaves a short file behind: wrong bytes under the right name, which the next
-        `git add -A` would commit. git writes each file before its next request to this
-        filter (or before it closes the pipe), so at that moment a file shorter than its
-        object, holding a prefix of it, is such a leftover: its pointer goes back in its
-        place (what git holds for it) and it is reported like a failed fetch.
-        """
-        if self._written is None or self.ctx.paths.work_tree is None:
-            return
-        path, pointer = self._written
-        self._written = None
-        try:
-            st = os.lstat(os.path.join(self.ctx.paths.work_tree, path))
-            if not stat.S_ISREG(st.st_mode) or st.st_size >= pointer.size:
-                return
-            target = self.ctx.paths.work_tree / path
-            with open(target, "rb") as short:
-                if not filters.holds_prefix(short, self.ctx.store, pointer):
-                    return
-        except OSError:
-            return
-        from gitmlx.checkout import worktree  # only a short file pays for it
-
-        try:
-            worktree.replace_with(target, pointer.encode())
-            left = "put its pointer back"
-        except OSError:
-            try:
-                os.unlink(target)
-                left = "removed it"
-            except OSError:
-                left = "could not remove it either"
-        if self._error is not None:
-            self._error(
-                f"git could not finish writing '{path}' ({st.st_size} of {pointer.size} bytes; "
-                f"a full disk?): {left}, so no partial file stays",
-                "free space, then run 'git mlx checkout' to restore it from the local store",
-            )
-        record_path(self.ctx.paths.git_dir, UNRESTORED_FILE, path)
+            self._git_writes = GitWriteCheck(self.ctx, self._error)
+        return self._git_writes.watch(path, pointer, body)
 
     def close(self) -> None:
         self._git_moved_on()  # git has written the last file, or has gone away
         self._finish_placements()
-        if self._spare is not None:
-            self._spare.remove()
         try:
             self.ctx.store.sync()
         except OSError as exc:  # a full disk: the objects stay in the store's tmp/, not lost
@@ -748,100 +386,19 @@ class FilterSession:
                     f"cannot finish writing the local store '{self.ctx.store.root}': {exc.strerror or exc}",
                     "free space there; the next git mlx command picks up the objects written so far",
                 )
-        if self._stat_cache is not None:
-            self._stat_cache.close()
-        self._refresh_index()
-        self._drop_claim()
-        if self._pool is not None:
-            self._pool.shutdown()
-        if self._index is not None:
-            self._index.close()
+        self._stat_cache.close()
+        if self._placer is not None:
+            self._placer.refresh_index()
+            self._placer.drop_claim()
+        if self._downloads is not None:
+            self._downloads.close()
 
 
-#: In the per-worktree git dir: paths left as pointers by a failed fetch during smudge.
-UNRESTORED_FILE = "mlx-unrestored"
-#: In the per-worktree git dir: paths above mlx.smudgelimit, for the post-checkout hook.
-DEFERRED_FILE = "mlx-deferred"
-#: In the per-worktree git dir: "<oid> <inode> <size> <ctime_ns>" of deferred objects the
-#: filter hashed while downloading them.
-VERIFIED_FILE = "mlx-deferred-verified"
+class _Lookup:
+    """A container whose membership test is a function."""
 
+    def __init__(self, test: Callable[[object], bool]) -> None:
+        self._test = test
 
-def _store_file_identity(path: Path) -> str | None:
-    """Inode, size, ctime and boot of a store file: what a voucher for it names.
-
-    The boot id matters because downloaded objects are not synced to disk (a remote holds
-    them): after a power loss the same inode may hold other bytes. Without a boot id
-    (not Linux) nothing is vouched for.
-    """
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            boot = f.read().strip()
-        st = os.stat(path)
-    except OSError:
-        return None
-    return f"{st.st_ino} {st.st_size} {st.st_ctime_ns} {boot}"
-
-
-def take_vouched(git_dir: Path, store_path: Callable[[str], Path]) -> set[str]:
-    """The oids vouched for (VERIFIED_FILE) whose store file is still exactly that file."""
-    vouched = set()
-    for record in take_paths(git_dir, VERIFIED_FILE):
-        oid, _, identity = record.partition(" ")
-        try:
-            now = _store_file_identity(store_path(oid))
-        except MlxError:  # not an oid
-            continue
-        if now is not None and identity == now:
-            vouched.add(oid)
-    return vouched
-
-
-def record_path(git_dir: Path, name: str, path: str) -> None:
-    """Append `path` to a list file (one short O_APPEND write: safe across processes)."""
-    fd = os.open(git_dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, path.encode("utf-8", "surrogateescape") + b"\0")
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def claimed_paths(git_dir: Path, name: str) -> Iterator[list[str]]:
-    """The recorded paths, with those a killed process had claimed; the claims go only
-    when the block ends normally, so a process killed inside it leaves them to the next.
-
-    Clearing the record first lost it when a hook was killed while placing files: as git
-    had already written its index, no later checkout smudged (and so recorded) the rest
-    again, and they stayed pointers after a rerun.
-    """
-    prefix = f"{name}."
-    own = git_dir / f"{prefix}{os.getpid()}"
-    claims = []
-    try:
-        os.replace(git_dir / name, own)
-        claims.append(own)
-    except FileNotFoundError:
-        pass
-    for entry in os.listdir(git_dir):
-        pid = entry[len(prefix) :]
-        if entry.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid():
-            from gitmlx.checkout.worktree import process_alive  # only when a claim is left over
-
-            if not process_alive(int(pid)):
-                claims.append(git_dir / entry)
-    data = b""
-    for claim in claims:
-        try:
-            data += claim.read_bytes() + b"\0"
-        except FileNotFoundError:
-            pass  # another process took it over meanwhile
-    yield sorted({p.decode("utf-8", "surrogateescape") for p in data.split(b"\0") if p})
-    for claim in claims:
-        claim.unlink(missing_ok=True)
-
-
-def take_paths(git_dir: Path, name: str) -> list[str]:
-    """The recorded paths (and those a killed process had claimed), clearing the record."""
-    with claimed_paths(git_dir, name) as paths:
-        return paths
+    def __contains__(self, item: object) -> bool:
+        return self._test(item)

@@ -6,16 +6,21 @@ When gitmlx places a file (checkout, pull, the post-checkout hook), it records t
 later runs the clean filter on that path (a `git status`, an index refresh), an *exact*
 match of all five means the file is untouched since: clean can answer with the recorded
 pointer without hashing. Any write to the file changes its ctime, so a stale entry never
-matches. Must not: be trusted for anything but that exact match.
+matches. Must not: be trusted for anything but that exact match, or load sqlite before
+a cache is opened (a clean in a repository that has none never needs it).
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
 
 FILE_NAME = "mlx-statcache.sqlite"
 
@@ -33,6 +38,8 @@ class StatCache:
         if self._db is None:
             if not create and not self.path.exists():
                 return None
+            import sqlite3
+
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(
@@ -71,6 +78,17 @@ class StatCache:
         if row is None or tuple(row[:5]) != _key(st):
             return None
         return bytes(row[5])
+
+    def untouched(self, work_tree: Path, path: str) -> bytes | None:
+        """The pointer text recorded for the work-tree file `path`, if it is exactly as
+        gitmlx left it."""
+        try:
+            st = os.lstat(work_tree / path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return self.lookup(path, st)
 
     def close(self) -> None:
         if self._db is not None:

@@ -1,16 +1,15 @@
 """`git mlx post-checkout|post-merge|post-commit`: the hooks git runs after it moved HEAD.
 
-They must stay instant. After a checkout or merge they report files the smudge filter
-had to leave as pointers (their objects could not be fetched) and exit 1, so the git
-command that ran them fails visibly; they also make sure gitmlx's hooks are present.
+They must stay instant. After a checkout or merge they place the files smudge deferred
+(`handoff.place_deferred`), report files the smudge filter had to leave as pointers
+(their objects could not be fetched) and exit 1, so the git command that ran them fails
+visibly; they also make sure gitmlx's hooks are present.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from gitmlx import ui
-from gitmlx.checkout.session import DEFERRED_FILE, UNRESTORED_FILE, claimed_paths, record_path, take_paths, take_vouched
+from gitmlx.checkout.handoff import UNRESTORED_FILE, place_deferred, take_paths
 from gitmlx.errors import MlxError
 from gitmlx.git import hooks, plumbing
 
@@ -29,7 +28,7 @@ def run(event: str, args: list[str]) -> int:
             pass  # a read-only hooks dir must not fail the user's checkout or commit
     if event == "post-commit":
         return 0
-    status = place_deferred(paths.git_dir)
+    status = place_deferred(paths.git_dir, ui.error)
     unrestored = still_pointers(take_paths(paths.git_dir, UNRESTORED_FILE))
     if not unrestored:
         return status
@@ -59,36 +58,3 @@ def still_pointers(recorded: list[str]) -> list[str]:
         return []
     files = scan.pointers_in_index(ctx.top, recorded, tracked_only=False)  # paths git ran smudge on
     return sorted(f.path for f in files if holds_pointer(ctx.paths.work_tree, f))
-
-
-def place_deferred(git_dir: Path) -> int:
-    """Write the content of files smudge left as pointers because of mlx.smudgelimit.
-
-    Run by the post-checkout / post-merge hooks and, for commands that run no hook
-    (reset --hard, stash, cherry-pick...), by the filter process itself when git closes
-    it on exit, after git has written its index. Paths recorded by a smudge into a
-    temporary file (a diff) are skipped: only files that hold their pointer in the work
-    tree are placed.
-    """
-    with claimed_paths(git_dir, DEFERRED_FILE) as deferred:
-        if not deferred:
-            return 0
-        from gitmlx import actions
-        from gitmlx.context import RepoContext
-        from gitmlx.git import scan
-
-        ctx = RepoContext()
-        vouched = take_vouched(git_dir, ctx.store.path)
-        try:
-            files = scan.pointers_in_index(ctx.top, deferred, tracked_only=False)  # paths git ran smudge on
-            result = actions.place(ctx, files, verified=vouched)
-        except MlxError as exc:
-            for path in deferred:  # kept for the next hook or filter process
-                record_path(git_dir, DEFERRED_FILE, path)
-            ui.error(exc.message, exc.hint)
-            return 1
-    if result.missing or result.failed:
-        for tracked in result.missing:
-            ui.error(f"'{tracked.path}' is not in the local store", "run 'git mlx pull'")
-        return 1
-    return 0

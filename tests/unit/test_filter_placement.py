@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from gitmlx.checkout import filters
-from gitmlx.checkout.session import DEFERRED_FILE, UNRESTORED_FILE, FilterSession, take_paths
+from gitmlx.checkout.handoff import DEFERRED_FILE, UNRESTORED_FILE, take_paths
+from gitmlx.checkout.session import FilterSession
 from gitmlx.format.pointer import Pointer
 from gitmlx.git.filter_protocol import DELAYED
 

@@ -1,4 +1,4 @@
-"""FilterSession._check_written: a file git could not finish writing (a full disk, git
+"""gitwrite.GitWriteCheck (through FilterSession): a file git could not finish writing (a full disk, git
 killed mid-write) gets its pointer back at git's next message, and nothing else is touched."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from gitmlx.checkout import filters
-from gitmlx.checkout.session import UNRESTORED_FILE, FilterSession, take_paths
+from gitmlx.checkout.handoff import UNRESTORED_FILE, take_paths
+from gitmlx.checkout.session import FilterSession
 from gitmlx.format.pointer import Pointer
 
 DATA = random.Random(0).randbytes(300_000)
@@ -116,7 +117,7 @@ def dead_pid() -> int:
 
 
 def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
-    from gitmlx.checkout.session import claimed_paths, record_path
+    from gitmlx.checkout.handoff import claimed_paths, record_path
 
     record_path(tmp_path, "mlx-deferred", "new.bin")
     (tmp_path / f"mlx-deferred.{dead_pid()}").write_bytes(b"left.bin\0other.bin\0")
@@ -130,7 +131,7 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
 
 
 def test_a_claim_survives_a_failure_inside_the_block(tmp_path: Path) -> None:
-    from gitmlx.checkout.session import claimed_paths, record_path
+    from gitmlx.checkout.handoff import claimed_paths, record_path
 
     record_path(tmp_path, "mlx-deferred", "a.bin")
     with pytest.raises(RuntimeError), claimed_paths(tmp_path, "mlx-deferred"):
@@ -140,7 +141,7 @@ def test_a_claim_survives_a_failure_inside_the_block(tmp_path: Path) -> None:
 
 
 def test_a_zombie_counts_as_dead() -> None:
-    from gitmlx.checkout.worktree import process_alive
+    from gitmlx.checkout.objectfile import process_alive
 
     proc = subprocess.Popen(["true"])
     try:

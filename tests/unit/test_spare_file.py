@@ -1,4 +1,4 @@
-"""Placement by swapping (worktree.SpareFile): each object is written into one spare file
+"""Placement by swapping (spare.SpareFile): each object is written into one spare file
 in the git dir and exchanged with the pointer file git wrote, whose inode becomes the next
 spare. And the store's copies of placed objects leaving the page cache (Store.copied_out)."""
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gitmlx.checkout import worktree
+from gitmlx.checkout.spare import SPARE_PREFIX, SpareFile
 from gitmlx.errors import MlxError
 from gitmlx.format.pointer import Pointer
 from gitmlx.osutil import oscalls
@@ -48,13 +49,13 @@ def write_pointer(path: Path, pointer: Pointer) -> bytes:
 
 
 def spares(git_dir: Path) -> list[str]:
-    return sorted(n for n in os.listdir(git_dir) if n.startswith(worktree.SPARE_PREFIX))
+    return sorted(n for n in os.listdir(git_dir) if n.startswith(SPARE_PREFIX))
 
 
 def test_each_pointer_inode_is_reused_for_the_next_file(repo: Path) -> None:
     store = Store(repo / ".git" / "mlx")
     files = stored(store, 4, 100_000)
-    spare = worktree.SpareFile(repo / ".git")
+    spare = SpareFile(repo / ".git")
     inodes = []
     for name, (data, pointer) in files.items():
         text = write_pointer(repo / name, pointer)
@@ -65,7 +66,7 @@ def test_each_pointer_inode_is_reused_for_the_next_file(repo: Path) -> None:
     placed = [os.stat(repo / name).st_ino for name in files]
     # The first file got the spare's own inode; each later one the previous pointer's.
     assert placed[1:] == inodes[:-1]
-    assert spares(repo / ".git") == [f"{worktree.SPARE_PREFIX}{os.getpid()}"]
+    assert spares(repo / ".git") == [f"{SPARE_PREFIX}{os.getpid()}"]
     spare.remove()
     assert spares(repo / ".git") == []
 
@@ -75,7 +76,7 @@ def test_a_file_replaced_before_the_swap_gets_its_own_bytes_back(repo: Path) -> 
     ((data, pointer),) = stored(store, 1, 50_000).values()
     write_pointer(repo / "a.bin", pointer)
     git_wrote = os.stat(repo / "a.bin")
-    spare = worktree.SpareFile(repo / ".git")
+    spare = SpareFile(repo / ".git")
     fd = spare.open(git_wrote.st_dev, 0o644)
     assert fd is not None
     os.write(fd, data)
@@ -90,7 +91,7 @@ def test_a_file_replaced_before_the_swap_gets_its_own_bytes_back(repo: Path) -> 
 def test_a_spare_linked_elsewhere_is_never_written_into(repo: Path) -> None:
     store = Store(repo / ".git" / "mlx")
     files = list(stored(store, 2, 30_000).items())
-    spare = worktree.SpareFile(repo / ".git")
+    spare = SpareFile(repo / ".git")
     (name, (data, pointer)) = files[0]
     worktree.place_over_pointer(store, repo, name, pointer, write_pointer(repo / name, pointer), spare=spare)
     # The spare now holds a.bin's old pointer inode; somebody had linked it elsewhere.
@@ -111,7 +112,7 @@ def test_where_names_cannot_be_exchanged_a_temporary_file_is_renamed(
     monkeypatch.setattr(oscalls, "exchange", refuse)
     store = Store(repo / ".git" / "mlx")
     files = stored(store, 2, 40_000)
-    spare = worktree.SpareFile(repo / ".git")
+    spare = SpareFile(repo / ".git")
     for name, (data, pointer) in files.items():
         st = worktree.place_over_pointer(store, repo, name, pointer, write_pointer(repo / name, pointer), spare=spare)
         assert st is not None and (repo / name).read_bytes() == data
@@ -125,14 +126,12 @@ def test_the_spares_of_processes_that_are_gone_are_removed(repo: Path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     git_dir = repo / ".git"
-    (git_dir / f"{worktree.SPARE_PREFIX}{dead.pid}").write_bytes(b"left by a killed filter")
-    (git_dir / f"{worktree.SPARE_PREFIX}{os.getppid()}").write_bytes(b"a live one's")
-    spare = worktree.SpareFile(git_dir)
+    (git_dir / f"{SPARE_PREFIX}{dead.pid}").write_bytes(b"left by a killed filter")
+    (git_dir / f"{SPARE_PREFIX}{os.getppid()}").write_bytes(b"a live one's")
+    spare = SpareFile(git_dir)
     worktree.place_over_pointer(store, repo, "a.bin", pointer, write_pointer(repo / "a.bin", pointer), spare=spare)
     assert (repo / "a.bin").read_bytes() == data
-    assert spares(git_dir) == sorted(
-        [f"{worktree.SPARE_PREFIX}{os.getppid()}", f"{worktree.SPARE_PREFIX}{os.getpid()}"]
-    )
+    assert spares(git_dir) == sorted([f"{SPARE_PREFIX}{os.getppid()}", f"{SPARE_PREFIX}{os.getpid()}"])
 
 
 def resident_pages(path: Path, start: int = 0, end: int | None = None) -> tuple[int, int]:
@@ -177,7 +176,7 @@ def test_the_store_copies_of_placed_objects_leave_the_page_cache(repo: Path) -> 
         os.fsync(f.fileno())  # written back, as the pack's writer starts as it goes
     cached, pages = resident_pages(pack)
     assert cached == pages  # just written: all of it in memory
-    spare = worktree.SpareFile(repo / ".git")
+    spare = SpareFile(repo / ".git")
     for name, (data, pointer) in files.items():
         worktree.place_over_pointer(store, repo, name, pointer, write_pointer(repo / name, pointer), spare=spare)
         assert (repo / name).read_bytes() == data
@@ -194,7 +193,7 @@ def test_an_object_shorter_than_the_spare_s_old_text_is_cut_to_its_size(repo: Pa
     """The spare is not emptied before each copy (see SpareFile.open): the old pointer
     text beyond a small object's end must not survive."""
     store = Store(repo / ".git" / "mlx")
-    spare = worktree.SpareFile(repo / ".git")
+    spare = SpareFile(repo / ".git")
     for name, data in (("big.bin", RNG.randbytes(50_000)), ("tiny.bin", b"12345"), ("empty.bin", b"")):
         pointer = store.insert_stream(io.BytesIO(data))
         text = write_pointer(repo / name, pointer)
@@ -210,7 +209,7 @@ def test_a_replaced_file_that_cannot_be_put_back_is_named_and_never_deleted(
     ((data, pointer),) = stored(store, 1, 20_000).values()
     write_pointer(repo / "a.bin", pointer)
     git_wrote = os.stat(repo / "a.bin")
-    spare = worktree.SpareFile(repo / ".git")
+    spare = SpareFile(repo / ".git")
     fd = spare.open(git_wrote.st_dev, 0o644)
     assert fd is not None
     os.write(fd, data)

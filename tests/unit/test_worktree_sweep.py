@@ -1,4 +1,4 @@
-"""worktree.sweep_temps: what an interrupted placement left beside files goes; what a live
+"""objectfile.sweep_temps: what an interrupted placement left beside files goes; what a live
 placement or the user owns stays."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from gitmlx.checkout.worktree import sweep_temps
+from gitmlx.checkout.objectfile import sweep_temps
 
 
 def dead_pid() -> int:

@@ -1,0 +1,298 @@
+"""The filter's download scheduler: the objects a checkout needs, fetched on threads of
+their own while the filter goes on answering git.
+
+Owns: the remote and chunk index the filter fetches with, the thread pool, one download
+per object however many files need it, the downloads asked for but not started yet, the
+fetch-ahead of a clone, the objects this process hashed itself (`verified`), and naming
+the pack the downloads wrote once they are in. git-lfs's transfer queue (tq) is the
+model: the filter loop drives it (asks, starts, waits) and it knows nothing of git.
+Must not: know git's requests or the work tree, or print.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING
+
+from gitmlx.checkout import filters
+from gitmlx.errors import MlxError
+from gitmlx.format.pointer import Pointer
+from gitmlx.format.sizes import human_size
+
+if TYPE_CHECKING:
+    from gitmlx.context import RepoContext
+    from gitmlx.remotes.base import Remote
+    from gitmlx.store.chunk_index import ChunkIndex
+
+#: One download per (oid, size): a pointer lying about its size gets its own (failing) fetch.
+ObjectKey = tuple[str, int]
+
+
+def _key(pointer: Pointer) -> ObjectKey:
+    return pointer.oid, pointer.size
+
+
+def finished(failure: BaseException | None = None) -> Future[None]:
+    """A download that has already ended (with `failure`, if given)."""
+    future: Future[None] = Future()
+    if failure is None:
+        future.set_result(None)
+    else:
+        future.set_exception(failure)
+    return future
+
+
+def wait_for_any(downloads: Iterable[Future[None]]) -> None:
+    """Block until one of `downloads` has ended."""
+    wait(list(downloads), return_when=FIRST_COMPLETED)
+
+
+class Downloads:
+    def __init__(self, ctx: RepoContext, wanted: Callable[[str], bool]) -> None:
+        self._ctx = ctx
+        #: Whether a path is in mlx.fetchinclude / mlx.fetchexclude (fetch-ahead skips the rest).
+        self._wanted = wanted
+        self._remote: Remote | None = None
+        self._index: ChunkIndex | None = None
+        #: Objects this process downloaded (and so hashed) itself: no need to hash again.
+        self.verified: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._by_key: dict[ObjectKey, Future[None]] = {}
+        #: Downloads asked for but not started yet (see `start_queued`).
+        self._queued: list[tuple[Pointer, Future[None]]] = []
+        #: Downloads started ahead of git's requests (`ahead`); None: not decided yet.
+        self._ahead: dict[ObjectKey, Future[None]] | None = None
+        self._ahead_left = 0
+
+    # -- one object, now, on the calling thread ----------------------------------------------
+
+    def fetch(self, pointer: Pointer) -> None:
+        """Bring `pointer`'s object into the store (MlxError saying why it could not)."""
+        from gitmlx.transfer.download import fetch_one  # only a missing object pays for the transfer code
+
+        remote = self._remote_or_open()
+        try:
+            fetch_one(self._ctx.store, remote, pointer, index=self._index)
+        except (MlxError, OSError) as exc:
+            raise self._failure(pointer, exc) from exc
+        self.verified.add(pointer.oid)
+
+    def _failure(self, pointer: Pointer, exc: BaseException) -> BaseException:
+        """The error to report for an object that could not be fetched (others unchanged)."""
+        if isinstance(exc, MlxError):
+            return MlxError(
+                f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.message}",
+                exc.hint or "fix the artifact remote, then run 'git mlx pull'",
+            )
+        if isinstance(exc, OSError):  # disk full, permissions: expected, not a bug
+            return MlxError(
+                f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.strerror or exc} "
+                f"while writing to the local store '{self._ctx.store.root}'",
+                "free space there (or set mlx.cache to a store elsewhere), then run 'git mlx pull'",
+            )
+        return exc
+
+    def _remote_or_open(self) -> Remote:
+        if self._remote is None:
+            self._remote = self._ctx.open_remote()
+        return self._remote
+
+    # -- many objects, on the pool ---------------------------------------------------------
+
+    def _open_pool(self) -> MlxError | None:
+        """Open the remote, the chunk index and the download threads; the error when there
+        is no usable remote (none configured, untrusted endpoint, bad URL)."""
+        if self._pool is None:
+            try:
+                remote = self._remote_or_open()
+            except MlxError as exc:
+                return exc
+            from gitmlx.transfer.common import index_for
+
+            self._index = index_for(self._ctx.store)
+            workers = self._ctx.config.integer("mlx.concurrency")
+            if remote.copies_are_local:
+                # A directory remote has no latency to hide: its downloads are work for
+                # the CPUs, and git and the thread answering it need one of them. More
+                # threads only fight over the interpreter lock with that thread.
+                workers = min(workers, max(1, (os.cpu_count() or 2) - 1))
+            self._pool = ThreadPoolExecutor(max_workers=workers)
+        return None
+
+    def delayed(self, pointer: Pointer) -> Future[None]:
+        """The download of an object git will ask for again (the "delay" capability); it
+        starts with the rest of the queue, when git has asked for everything."""
+        unusable = self._open_pool()
+        if unusable is not None:
+            return finished(unusable)
+        return self._queue(pointer)
+
+    def for_placement(self, path: str, pointer: Pointer) -> Future[None]:
+        """Done when `pointer`'s object is in the store (or could not be fetched), for a
+        file this process places itself."""
+        try:
+            stored = self._ctx.store.size(pointer.oid)  # one lookup: this runs for every file
+        except FileNotFoundError:
+            stored = None
+        if stored is not None:
+            lying = filters.check_stored_size(self._ctx.store, pointer, path) if stored != pointer.size else None
+            if lying is not None:
+                return finished(lying)
+            if self._ctx.store.has(pointer.oid):  # else quarantined just now: fetch it
+                return finished()
+        ahead = self.ahead(path, pointer)
+        if ahead is not None:
+            return ahead
+        known = self._by_key.get(_key(pointer))
+        if known is not None:
+            return known
+        unusable = self._open_pool()
+        if unusable is not None:
+            future = self._by_key[_key(pointer)] = finished(unusable)
+            return future
+        future = self._queue(pointer)
+        from gitmlx.transfer.batch import BATCH_BELOW, BATCH_OBJECTS
+
+        if pointer.size >= BATCH_BELOW or len(self._queued) >= BATCH_OBJECTS:
+            self.start_queued()
+        return future
+
+    def _queue(self, pointer: Pointer) -> Future[None]:
+        future = self._by_key.get(_key(pointer))
+        if future is None:
+            future = self._by_key[_key(pointer)] = Future()
+            self._queued.append((pointer, future))
+        return future
+
+    def start_queued(self) -> None:
+        """Start the downloads asked for so far.
+
+        Not one at each request: git sends every smudge request of a checkout first, one
+        round trip each, and download threads competing for the interpreter made each
+        round trip slower than the downloads gained by starting early. Small objects go in
+        batches, one remote read for many (`fetch_batch`): fetched one by one, their
+        interpreter time is what the thread answering git then waits for.
+        """
+        if not self._queued:
+            return
+        from gitmlx.transfer.batch import batches
+
+        queued, self._queued = self._queued, []
+        futures = {_key(p): f for p, f in queued}
+        groups, large = batches([p for p, _ in queued])
+        assert self._pool is not None  # nothing is queued without it
+        for group in groups:
+            self._pool.submit(self._fetch_batch_into, group, futures)
+        for pointer in large:
+            self._pool.submit(self._fetch_into, pointer, futures[_key(pointer)])
+
+    def _fetch_into(self, pointer: Pointer, future: Future[None]) -> None:
+        try:
+            self.fetch(pointer)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for it
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+
+    def _fetch_batch_into(self, group: list[Pointer], futures: dict[ObjectKey, Future[None]]) -> None:
+        from gitmlx.transfer.batch import fetch_batch
+
+        def done(pointer: Pointer, failure: BaseException | None) -> None:
+            future = futures[_key(pointer)]
+            if failure is None:
+                self.verified.add(pointer.oid)
+                future.set_result(None)
+            else:
+                future.set_exception(self._failure(pointer, failure))
+
+        try:
+            fetch_batch(self._ctx.store, self._remote_or_open(), self._index, group, done)  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - a bug: every object not done yet fails with it
+            for pointer in group:
+                future = futures[_key(pointer)]
+                if not future.done():
+                    future.set_exception(exc)
+
+    def finish_pack(self) -> None:
+        """Every download is in: name their pack now, so the hooks git runs before this
+        process ends find the objects too."""
+        self._ctx.store.finish_pack()
+
+    @property
+    def started(self) -> bool:
+        """Whether any download was started (the pool is open)."""
+        return self._pool is not None
+
+    # -- the first checkout of HEAD (a clone): download ahead of git's requests --------------
+
+    def ahead(self, path: str, pointer: Pointer) -> Future[None] | None:
+        """The download of `pointer` if it belongs to a fetch-ahead, else None (delay it)."""
+        if self._ahead is None:
+            self._ahead = self._start_ahead(path, pointer)
+        return self._ahead.get(_key(pointer))
+
+    def _start_ahead(self, path: str, pointer: Pointer) -> dict[ObjectKey, Future[None]]:
+        """Start downloading HEAD's small artifacts when git is writing all of them.
+
+        With `delay`, each file costs git a round trip before any download starts, and git
+        writes nothing meanwhile. When the work tree has no index yet (a clone, or the
+        first checkout after `clone --no-checkout`), is not sparse, and git's first request
+        for a missing object is for HEAD's first file whose object is missing, in HEAD's
+        version, git is writing every artifact of HEAD, in path order: they are downloaded
+        in that order from the start, and each request waits for its own object instead
+        of being delayed. Anything else (large objects, files HEAD does not have) is
+        delayed as before.
+        """
+        ctx = self._ctx
+        if ctx.paths.work_tree is None or (ctx.paths.git_dir / "index").exists():
+            return {}
+        if ctx.config.flag("core.sparsecheckout"):
+            return {}
+        from gitmlx.git import scan
+        from gitmlx.transfer.batch import BATCH_BELOW, batches
+
+        try:
+            head = scan.pointers_in_tree(ctx.top, "HEAD")
+        except MlxError:
+            return {}
+        # git asks in path order, and objects already stored never get here: this must be
+        # HEAD's first file whose object is missing, in HEAD's version.
+        missing = [
+            f
+            for f in sorted(head, key=lambda f: f.path.encode("utf-8", "surrogateescape"))
+            if not ctx.store.has(f.pointer.oid)
+        ]
+        if not missing or missing[0].path != path or missing[0].pointer.oid != pointer.oid:
+            return {}
+        todo: dict[ObjectKey, Pointer] = {}
+        for f in missing:
+            p = f.pointer.as_mlx()
+            if p.size < BATCH_BELOW and self._wanted(f.path):
+                todo.setdefault(_key(p), p)
+        if not todo or self._open_pool() is not None:
+            return {}
+        futures: dict[ObjectKey, Future[None]] = {key: Future() for key in todo}
+        groups, _ = batches(list(todo.values()))
+        self._ahead_left = len(groups)
+        assert self._pool is not None
+        for group in groups:
+            self._pool.submit(self._fetch_ahead_batch, group, futures)
+        return futures
+
+    def _fetch_ahead_batch(self, group: list[Pointer], futures: dict[ObjectKey, Future[None]]) -> None:
+        self._fetch_batch_into(group, futures)
+        with self._lock:
+            self._ahead_left -= 1
+            last = self._ahead_left == 0
+        if last:
+            self.finish_pack()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+        if self._index is not None:
+            self._index.close()

@@ -1,0 +1,232 @@
+"""The filter's own placements: in a checkout git writes each file's pointer, and this
+process then puts the content in its place.
+
+Why: git writes a filter's output straight under the file's final name (entry.c), so a
+git killed or out of space mid-write leaves a short file there, wrong bytes the next
+`git add -A` would commit; a pointer is one small write. git would also hold the whole
+output in memory before writing it, while this process copies with the kernel while git
+writes the next pointer (docs/design.md, "Checkout").
+
+Owns: the claim on the files this process places (`handoff.Claim`), each placement's
+stage (`Stage`, `Placement`), the spare file, the folders already checked, recording the
+placed files in the stat cache, and giving git's index their stat data at the end.
+Must not: fetch on its own (it waits for the downloads it is given, and refetches a
+corrupt local copy through `fetch`), talk to git, or print.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import os
+from collections.abc import Callable, Container
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+
+from gitmlx.checkout import filters, worktree
+from gitmlx.checkout.handoff import Claim
+from gitmlx.checkout.spare import SpareFile
+from gitmlx.checkout.statcache import StatCache
+from gitmlx.context import RepoContext
+from gitmlx.errors import IntegrityError, MlxError
+from gitmlx.format.pointer import Pointer
+from gitmlx.git.scan import TrackedFile
+
+#: Told about a file that stays a pointer, and why.
+Unavailable = Callable[[str, MlxError], None]
+
+#: How many of the oldest waiting files `place_ready` looks at. git writes in path order
+#: and downloads run in that order; looking at every waiting file at each request would
+#: cost quadratic time when downloads lag behind (the end of the checkout places the rest).
+_LOOK_AHEAD = 16
+
+
+class Stage(enum.Enum):
+    #: git has the pointer text as its answer but may not have written it yet.
+    ANSWERED = "answered"
+    #: git has written the pointer (it sent another message since): the content waits
+    #: for its object.
+    WRITTEN = "written"
+    #: The content is in place; its stat data waits for the stat cache and git's index.
+    PLACED = "placed"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One file this process puts in place over the pointer `text` git writes."""
+
+    path: str
+    pointer: Pointer
+    text: bytes
+    #: Done when the object is in the store, or failed with why it is not.
+    download: Future[None]
+    stage: Stage = Stage.ANSWERED
+    #: The placed file's stat data (PLACED only).
+    stat: os.stat_result | None = None
+
+
+class Placer:
+    def __init__(
+        self,
+        ctx: RepoContext,
+        stat_cache: StatCache,
+        fetch: filters.Fetcher,
+        verified: Container[str],
+        unavailable: Unavailable,
+    ) -> None:
+        self._ctx = ctx
+        self._stat_cache = stat_cache
+        self._fetch = fetch
+        #: Objects hashed by this process's downloads: copied by the kernel, no second hash.
+        self._verified = verified
+        self._unavailable = unavailable
+        self._claim = Claim(ctx.paths.git_dir)
+        #: ANSWERED and WRITTEN placements by path, oldest first.
+        self._waiting: dict[str, Placement] = {}
+        #: PLACED placements not yet in the stat cache.
+        self._placed: list[Placement] = []
+        #: Placements in the stat cache, for git's index at the end.
+        self._to_refresh: dict[str, Placement] = {}
+        #: Work-tree folders found to be inside the work tree (`place_over_pointer`).
+        self._checked_dirs: set[str] = set()
+        #: The file each placement fills and swaps in, once needed.
+        self._spare: SpareFile | None = None
+
+    def claim(self, path: str) -> None:
+        """Claim `path` before git writes its pointer (see `handoff.Claim`)."""
+        self._claim.add(path)
+
+    def answer(
+        self, path: str, pointer: Pointer, text: bytes, download: Future[None]
+    ) -> Callable[[filters.Sink], None]:
+        """The body that gives git the pointer `text`; the content follows once git has
+        written it and `download` is done."""
+
+        def run(sink: filters.Sink) -> None:
+            sink.write(text)
+            self._waiting.pop(path, None)  # answered ones stay last (`git_moved_on`)
+            self._waiting[path] = Placement(path, pointer, text, download)
+
+        return run
+
+    def git_moved_on(self) -> None:
+        """git sent another message: it has written every pointer it took from us before."""
+        answered = []
+        for placement in reversed(self._waiting.values()):
+            if placement.stage is not Stage.ANSWERED:
+                break  # every message moves all answered ones on: the rest are older
+            answered.append(placement)
+        for placement in answered:
+            self._waiting[placement.path] = replace(placement, stage=Stage.WRITTEN)
+
+    def place_ready(self) -> None:
+        """Place the oldest written files whose objects are in, while git writes the next.
+
+        Called after each answer, on the thread that talks to git: placing on threads of
+        their own made every request of a large clone slower than the placing saved (the
+        interpreter's lock changing hands far more often), and git has work to do with
+        each answer anyway.
+        """
+        oldest = itertools.islice(self._waiting.values(), _LOOK_AHEAD)
+        ready = [p for p in oldest if p.stage is Stage.WRITTEN and p.download.done()]
+        for placement in ready:
+            self._place(self._waiting.pop(placement.path))
+
+    def before_rewrite(self, path: str) -> None:
+        """git is about to write `path` again (one command checking out twice, as stash
+        does): its previous version must be placed before, not over, that write."""
+        placement = self._waiting.get(path)
+        if placement is not None and placement.stage is Stage.WRITTEN:
+            self._place(self._waiting.pop(path))
+
+    def finish(self) -> None:
+        """Place every file left and record what was placed in the stat cache (git's index
+        write, just after, runs clean on racily clean files: it must find them). The
+        downloads they wait for must have been started."""
+        while self._waiting:
+            self._place(self._waiting.pop(next(iter(self._waiting))))
+        done, self._placed = self._placed, []
+        if not done:
+            return
+        with self._stat_cache.batch():
+            for placement in done:
+                assert placement.stat is not None
+                self._stat_cache.record(placement.path, placement.stat, placement.text)
+                self._to_refresh[placement.path] = placement
+
+    def remove_spare(self) -> None:
+        if self._spare is not None:
+            self._spare.remove()
+
+    def drop_claim(self) -> None:
+        """Every claimed file is placed or reported: nothing is left for another process."""
+        self._claim.drop()
+
+    def refresh_index(self) -> None:
+        """Give git's index the placed files' stat data (it holds the pointers' since git
+        wrote them), so `git status` does not read them. git has written its index and
+        let go of its lock by the time it closes this process."""
+        if not self._to_refresh or self._ctx.paths.work_tree is None:
+            return
+        placed = {
+            path: (TrackedFile(path, p.pointer), p.stat) for path, p in self._to_refresh.items() if p.stat is not None
+        }
+        self._to_refresh = {}
+        try:
+            worktree.refresh_index(self._ctx.paths.work_tree, placed)
+        except (MlxError, OSError):
+            pass  # the index is locked by another command, or gone: the stat cache answers
+
+    def _place(self, placement: Placement) -> None:
+        path, pointer = placement.path, placement.pointer
+        exc = placement.download.exception()  # waits for the download
+        if exc is not None:
+            if not isinstance(exc, MlxError):
+                exc = MlxError(f"internal error ({type(exc).__name__}: {exc})", "run 'git mlx pull'")
+            self._unavailable(path, exc)
+            return
+        try:
+            try:
+                st = self._place_over_pointer(placement)
+            except IntegrityError:
+                # The local copy does not hash to its oid: out of the way with it, and
+                # place a good copy from the remote instead.
+                filters.quarantine(self._ctx.store, pointer.oid)
+                try:
+                    self._fetch(pointer)
+                except MlxError as exc:
+                    raise MlxError(
+                        f"the local copy of object {pointer.short_oid} was corrupt (moved to the store's bad/), "
+                        f"and fetching a good one failed: {exc.message}",
+                        exc.hint,
+                    ) from exc
+                st = self._place_over_pointer(placement)
+        except MlxError as failure:
+            self._unavailable(path, failure)
+        except OSError as failure:  # a full disk, permissions: the pointer stays, nothing partial
+            self._unavailable(
+                path,
+                MlxError(
+                    f"{failure.strerror or failure} while writing it",
+                    "free space (or fix the permissions), then run 'git mlx checkout'",
+                ),
+            )
+        else:
+            if st is not None:
+                self._placed.append(replace(placement, stage=Stage.PLACED, stat=st))
+
+    def _place_over_pointer(self, placement: Placement) -> os.stat_result | None:
+        work_tree = self._ctx.paths.work_tree
+        assert work_tree is not None  # git offers can-delay only when writing a work tree
+        if self._spare is None:
+            self._spare = SpareFile(self._ctx.paths.git_dir)
+        return worktree.place_over_pointer(
+            self._ctx.store,
+            work_tree,
+            placement.path,
+            placement.pointer,
+            placement.text,
+            placement.pointer.oid in self._verified,
+            self._checked_dirs,
+            self._spare,
+        )
