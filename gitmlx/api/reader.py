@@ -23,6 +23,8 @@ _LINE_BLOCK = 64 * 1024
 
 class Source(Protocol):
     size: int
+    #: Bytes fetched from a remote so far (0 for a local file).
+    wire_bytes: int
 
     def pieces(self, offset: int, length: int, sequential: bool = False) -> Iterator[memoryview]:
         """Bytes [offset, offset + length) clipped to `size`, in order."""
@@ -32,6 +34,8 @@ class Source(Protocol):
 
 class FileSource:
     """A local file (a store object, or a spooled git blob) of known size."""
+
+    wire_bytes = 0
 
     def __init__(self, file: BinaryIO, size: int) -> None:
         self.file, self.size = file, size
@@ -166,7 +170,7 @@ class ArtifactFile(io.BufferedIOBase, BinaryIO):
 
     @property
     def wire_bytes(self) -> int:
-        return int(getattr(self._source, "wire_bytes", 0))
+        return self._source.wire_bytes
 
     # -- position ---------------------------------------------------------------------
 

@@ -48,6 +48,9 @@ class Remote(Protocol):
     #: Whether writing a local file to the remote costs no network (a directory remote):
     #: a pusher may then start copying a large object before it knows it needs to.
     copies_are_local: bool
+    #: What tells this remote apart in the chunk index: the URL, and for S3 the endpoint
+    #: (the same bucket name on two endpoints is two remotes).
+    identity: str
 
     def exists(self, key: str) -> bool:
         """True when an object is stored under `key`."""

@@ -25,6 +25,7 @@ class LocalRemote:
         self.root = Path(root)
         self.display_url = self.root.as_uri() if self.root.is_absolute() else str(self.root)
         self.copies_are_local = True
+        self.identity = f"{self.display_url}|"
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))

@@ -112,6 +112,7 @@ class S3Remote:
         self.display_url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
         self.copies_are_local = False
         self.endpoint = _clean(client.meta.endpoint_url)  # type: ignore[attr-defined]
+        self.identity = f"{self.display_url}|{self.endpoint or ''}"
         self._bucket_seen = False
 
     @classmethod

@@ -21,9 +21,6 @@ from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
 from gitmlx.store.writer import PACK_BELOW, ObjectWriter
-from gitmlx.transfer.common import (
-    remote_identity,
-)
 from gitmlx.transfer.rebuild import (
     RUN_LIMIT,
     ChunkSplitter,
@@ -180,7 +177,7 @@ def fetch_batch(
     against other objects) or partly local is fetched on its own; so is every object of a
     read that fails or ends early, which then reports its own error.
     """
-    identity = remote_identity(remote)
+    identity = remote.identity
     wanted = {(p.oid, p.size): p for p in pointers}
     wire = [0]
     manifests: list[Manifest] = []

@@ -54,12 +54,6 @@ def unique(pointers: Iterable[Pointer]) -> list[Pointer]:
     return list(seen.values())
 
 
-def remote_identity(remote: Remote) -> str:
-    """Names the storage for the chunk index: URL plus endpoint (same bucket name on
-    two endpoints are two remotes)."""
-    return f"{remote.display_url}|{getattr(remote, 'endpoint', '') or ''}"
-
-
 def index_for(store: Store, warn: Callable[[str], None] | None = None) -> ChunkIndex:
     """The store's chunk index; `warn` hears if it was damaged and started over."""
     return ChunkIndex(store.root / "index.sqlite", warn)
@@ -100,7 +94,7 @@ def check_readable(remote: Remote) -> None:
     Read once per remote and process: every download path asks, so a filter fetching
     thousands of objects reads the marker once. A remote without a marker passes (nothing
     was pushed there; the download itself then says what is missing)."""
-    identity = remote_identity(remote)
+    identity = remote.identity
     if identity in _READABLE:
         return
     try:

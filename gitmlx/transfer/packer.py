@@ -29,9 +29,6 @@ from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
 from gitmlx.transfer import gc_marks
-from gitmlx.transfer.common import (
-    remote_identity,
-)
 from gitmlx.transfer.remote_check import PackSizes
 
 #: A pack is sealed once adding the next chunk would take it past this size.
@@ -175,7 +172,7 @@ class Packer:
         self.notice = notice  # told what a wait is for (a gc deleting on the remote)
         #: Packs `gc --remote` marked for deletion: never reused, announced before re-written.
         self.marked_packs = marked_packs
-        self.remote_id = remote_identity(remote)
+        self.remote_id = remote.identity
         self.progress = progress
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
         self._uploading = threading.BoundedSemaphore(max(2, concurrency // 2))
@@ -256,7 +253,7 @@ class Packer:
         sampler = codec.Sampler()
         solo = True
         copying: Future[None] | None = None
-        speculate = getattr(self.remote, "copies_are_local", False) and pointer.oid not in self.marked_packs
+        speculate = self.remote.copies_are_local and pointer.oid not in self.marked_packs
         offset = 0
         for digest, data in _digested_chunks(self.store.open(pointer.oid)):
             known = self._known(digest)

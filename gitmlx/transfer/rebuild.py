@@ -30,7 +30,6 @@ from gitmlx.store.objects import Store
 from gitmlx.store.writer import ObjectWriter
 from gitmlx.transfer.common import (
     check_readable,
-    remote_identity,
 )
 
 #: One ranged read covers at most this many bytes of consecutive chunks in one pack.
@@ -255,7 +254,7 @@ def fetch_known(
             raise
         # A local chunk may be stale (object replaced on disk): retry from the remote alone.
         wire, proven = rebuild(store, remote, manifest, {}, progress)
-    remember(index, remote_identity(remote), manifest, proven)
+    remember(index, remote.identity, manifest, proven)
     return wire
 
 

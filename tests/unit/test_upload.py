@@ -19,7 +19,7 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.local import LocalRemote
 from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
-from gitmlx.transfer.common import index_for, remote_identity
+from gitmlx.transfer.common import index_for
 from gitmlx.transfer.download import download
 from gitmlx.transfer.upload import upload
 
@@ -113,7 +113,7 @@ def test_chunks_shared_with_a_lost_pack_go_into_a_new_pack_of_the_same_push(
     index = index_for(store)
     try:
         chunks = decode((remote.root / layout.manifest_key(b.oid)).read_bytes(), b).chunks
-        known = index.remote_chunks(remote_identity(remote), [c.hash for c in chunks])
+        known = index.remote_chunks(remote.identity, [c.hash for c in chunks])
         assert {ref.pack for ref in known.values()} <= manifest_packs(remote, b)
     finally:
         index.close()
