@@ -46,19 +46,19 @@ def _fast_path(argv: list[str]) -> Callable[[], int] | None:
     if name == "clean":
         from gitmlx.commands import clean
 
-        return lambda: clean.run(path)
+        return lambda: clean.run(path=path)
     if name == "smudge":
         from gitmlx.commands import smudge
 
-        return lambda: smudge.run(path, skip_smudge=skip)
+        return lambda: smudge.run(path=path, skip_smudge=skip)
     if name in ("post-checkout", "post-merge", "post-commit"):
         from gitmlx.commands import hook_events
 
-        return lambda: hook_events.run(name, rest)
+        return lambda: hook_events.run(event=name, args=rest)
     if name == "textconv":  # diff.mlx.textconv: git appends the file name as the last argument
         from gitmlx.commands import textconv
 
-        return lambda: textconv.run(rest[-1] if rest else "")
+        return lambda: textconv.run(path=rest[-1] if rest else "")
     return None
 
 
@@ -133,7 +133,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Track PATTERNs with gitmlx (no argument lists tracked patterns)."""
         from gitmlx.commands import track as cmd
 
-        call(lambda: cmd.run_track(list(patterns)))
+        call(lambda: cmd.run_track(patterns=list(patterns)))
 
     @group.command()
     @click.argument("patterns", nargs=-1, required=True)
@@ -141,7 +141,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Stop tracking PATTERNs."""
         from gitmlx.commands import track as cmd
 
-        call(lambda: cmd.run_untrack(list(patterns)))
+        call(lambda: cmd.run_untrack(patterns=list(patterns)))
 
     @group.command()
     @click.argument("action", required=False, type=click.Choice(["set"]))
@@ -216,7 +216,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Replace pointer files with content from the local store."""
         from gitmlx.commands import checkout as cmd
 
-        call(lambda: cmd.run(list(paths)))
+        call(lambda: cmd.run(paths=list(paths)))
 
     @group.command()
     @click.argument("remote_name", required=False)
@@ -226,7 +226,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Fetch what HEAD needs and check it out."""
         from gitmlx.commands import pull as cmd
 
-        call(lambda: cmd.run(remote_name, list(include), list(exclude), quiet))
+        call(lambda: cmd.run(remote_name=remote_name, include=list(include), exclude=list(exclude), quiet=quiet))
 
     @group.command("ls-files")
     @click.option("-s", "--size", "show_size", is_flag=True, help="show sizes")
@@ -258,7 +258,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         """Print the pointer FILE would get."""
         from gitmlx.commands import pointer as cmd
 
-        call(lambda: cmd.run(file))
+        call(lambda: cmd.run(path=file))
 
     @group.command()
     @click.option("--remote", "check_remote", is_flag=True, help="also check the remote holds what HEAD needs")

@@ -217,7 +217,7 @@ def check_stored_size(store: Store, pointer: Pointer, path: str) -> IntegrityErr
             f"{store.size(pointer.oid)}",
             "the pointer is damaged: restore it from history or re-add the file",
         )
-    quarantine(store, pointer.oid)
+    store.quarantine(pointer.oid)
     return None
 
 
@@ -236,7 +236,7 @@ def stream_object(store: Store, pointer: Pointer, sink: Sink, path: str, verify:
             sink.write(block)
             copied += len(block)
     if copied != pointer.size or (digest is not None and digest.hexdigest() != pointer.oid):
-        quarantine(store, pointer.oid)
+        store.quarantine(pointer.oid)
         raise _corrupt_local(pointer, path)
 
 
@@ -245,11 +245,6 @@ def _corrupt_local(pointer: Pointer, path: str) -> IntegrityError:
         f"'{path}': local copy of object {pointer.short_oid} is corrupt and was quarantined",
         "run 'git mlx checkout' to fetch a good copy from the remote",
     )
-
-
-def quarantine(store: Store, oid: str) -> None:
-    """Move a corrupt object out of its valid name (kept under `bad/` for inspection)."""
-    store.quarantine(oid)
 
 
 def pointer_for_file(stream: BinaryIO) -> Pointer:

@@ -191,7 +191,7 @@ class Placer:
             except IntegrityError:
                 # The local copy does not hash to its oid: out of the way with it, and
                 # place a good copy from the remote instead.
-                filters.quarantine(self._ctx.store, pointer.oid)
+                self._ctx.store.quarantine(pointer.oid)
                 try:
                     self._fetch(pointer)
                 except MlxError as exc:

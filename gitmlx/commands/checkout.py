@@ -10,7 +10,7 @@ from gitmlx.format import patterns
 from gitmlx.git import scan
 
 
-def run(paths: list[str]) -> int:
+def run(*, paths: list[str]) -> int:
     ctx = RepoContext()
     files = [f for f in scan.pointers_in_index(ctx.top) if not paths or any(patterns.matches(f.path, p) for p in paths)]
     result = actions.place(ctx, files)

@@ -7,7 +7,7 @@ import sys
 from gitmlx.checkout.session import FilterSession
 
 
-def run(path: str = "") -> int:
+def run(*, path: str = "") -> int:
     session = FilterSession()
     try:
         pointer = session.clean(sys.stdin.buffer, path)

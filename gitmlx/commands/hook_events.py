@@ -16,7 +16,7 @@ from gitmlx.git import hooks, plumbing
 SHOWN = 10
 
 
-def run(event: str, args: list[str]) -> int:
+def run(*, event: str, args: list[str]) -> int:
     try:
         paths = plumbing.repo_paths()
     except MlxError:

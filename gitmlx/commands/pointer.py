@@ -8,7 +8,7 @@ from gitmlx.checkout import filters
 from gitmlx.errors import MlxError
 
 
-def run(path: str) -> int:
+def run(*, path: str) -> int:
     try:
         with open(path, "rb") as stream:
             pointer = filters.pointer_for_file(stream)

@@ -7,7 +7,7 @@ from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError
 
 
-def run(remote_name: str | None, include: list[str], exclude: list[str], quiet: bool = False) -> int:
+def run(*, remote_name: str | None, include: list[str], exclude: list[str], quiet: bool = False) -> int:
     ctx = RepoContext()
     inc, exc = actions.fetch_selection(ctx, include, exclude)
     files = actions.files_at(ctx, ["HEAD"], False, inc, exc)

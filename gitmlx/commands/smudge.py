@@ -12,7 +12,7 @@ from gitmlx import ui
 from gitmlx.checkout.session import FilterSession
 
 
-def run(path: str = "", skip_smudge: bool = False) -> int:
+def run(*, path: str = "", skip_smudge: bool = False) -> int:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # nothing but content may reach git on fd 1
     sys.stdout = sys.stderr

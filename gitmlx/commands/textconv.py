@@ -25,7 +25,7 @@ from gitmlx.errors import MlxError, UsageError
 from gitmlx.format.pointer import Pointer
 
 
-def run(path: str) -> int:
+def run(*, path: str) -> int:
     if not path:
         raise UsageError("'textconv' needs a FILE", "git runs it as diff.mlx.textconv; see 'git mlx install'")
     from gitmlx.diffs import summary as diffs

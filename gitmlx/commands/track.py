@@ -49,7 +49,7 @@ def tracked_patterns(path: Path) -> list[str]:
     return found
 
 
-def run_track(patterns: list[str]) -> int:
+def run_track(*, patterns: list[str]) -> int:
     ctx = RepoContext()
     path = _attributes_file(ctx)
     existing = tracked_patterns(path)
@@ -105,7 +105,7 @@ def _exclude_configuration(ctx: RepoContext, path: Path, text: str, before: str)
         )
 
 
-def run_untrack(patterns: list[str]) -> int:
+def run_untrack(*, patterns: list[str]) -> int:
     ctx = RepoContext()
     path = _attributes_file(ctx)
     if not path.exists():

@@ -350,7 +350,7 @@ def test_quarantine_deletes_when_bad_is_on_another_file_system(store: Store, mon
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(store_module.os, "replace", cross_device)
-    filters.quarantine(store, pointer.oid)
+    store.quarantine(pointer.oid)
 
     assert not store.has(pointer.oid)  # the valid name no longer holds the bad bytes
     assert not store.path(pointer.oid).exists()
@@ -360,14 +360,14 @@ def test_quarantine_deletes_when_bad_is_on_another_file_system(store: Store, mon
 def test_quarantine_keeps_the_bad_bytes_and_forgets_the_object(store: Store, layout: str) -> None:
     pointer = put(store, b"soon corrupt", layout)
     corrupt(store, pointer.oid, b"SOON CORRUPT")
-    filters.quarantine(store, pointer.oid)
+    store.quarantine(pointer.oid)
     assert_quarantined(store, pointer.oid, b"SOON CORRUPT")
 
 
 def test_quarantine_of_an_object_in_the_pack_being_written(store: Store) -> None:
     pointer = store.insert_stream(io.BytesIO(b"not yet in a finished pack"))
     kept = store.insert_stream(io.BytesIO(b"kept"))
-    filters.quarantine(store, pointer.oid)
+    store.quarantine(pointer.oid)
     assert not store.has(pointer.oid)
     assert (store.root / "bad" / pointer.oid).read_bytes() == b"not yet in a finished pack"
     store.finish_pack()
