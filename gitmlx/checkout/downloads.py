@@ -51,8 +51,11 @@ def wait_for_any(downloads: Iterable[Future[None]]) -> None:
 
 
 class Downloads:
-    def __init__(self, ctx: RepoContext, wanted: Callable[[str], bool]) -> None:
+    def __init__(
+        self, ctx: RepoContext, wanted: Callable[[str], bool], warn: Callable[[str], None] | None = None
+    ) -> None:
         self._ctx = ctx
+        self._warn = warn  # told if the chunk index had to start over
         #: Whether a path is in mlx.fetchinclude / mlx.fetchexclude (fetch-ahead skips the rest).
         self._wanted = wanted
         self._remote: Remote | None = None
@@ -113,7 +116,7 @@ class Downloads:
                 return exc
             from gitmlx.transfer.common import index_for
 
-            self._index = index_for(self._ctx.store)
+            self._index = index_for(self._ctx.store, self._warn)
             workers = self._ctx.config.integer("mlx.concurrency")
             if remote.copies_are_local:
                 # A directory remote has no latency to hide: its downloads are work for

@@ -133,7 +133,7 @@ class FilterSession:
         self._selection: tuple[list[str], list[str]] | None = None
         self._index_pointers: dict[str, bytes] | None = None
         self._limits: SizeLimits | None = None
-        self._stat_cache = StatCache(self.ctx.paths.git_dir)
+        self._stat_cache = StatCache(self.ctx.paths.git_dir, warn)
         self._downloads: Downloads | None = None
         self._placer: Placer | None = None
         #: Objects this process hashed while downloading them, asked when a body runs
@@ -168,7 +168,7 @@ class FilterSession:
         if self._downloads is None:
             from gitmlx.checkout.downloads import Downloads  # only a smudge that may fetch pays for it
 
-            self._downloads = Downloads(self.ctx, self.wanted)
+            self._downloads = Downloads(self.ctx, self.wanted, self._warn)
         return self._downloads
 
     def _placement(self) -> Placer:

@@ -17,10 +17,14 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the filter imports this module
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Callable
+
+    from gitmlx.osutil.cachedb import CacheFile
 
 FILE_NAME = "mlx-statcache.sqlite"
 
@@ -29,36 +33,52 @@ def _key(st: os.stat_result) -> tuple[int, int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-class StatCache:
-    def __init__(self, git_dir: Path) -> None:
-        self.path = git_dir / FILE_NAME
-        self._db: sqlite3.Connection | None = None
+#: Paths are bytes (as git has them): a file name that is not UTF-8 is still a file name.
+#: The first version keyed TEXT (`files`), which such a name made fail: it is dropped.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (path BLOB PRIMARY KEY, dev INTEGER, ino INTEGER,
+    size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, pointer BLOB) WITHOUT ROWID;
+"""
 
-    def _conn(self, create: bool) -> sqlite3.Connection | None:
-        if self._db is None:
+
+def _drop_old_table(db: sqlite3.Connection) -> None:
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'files'").fetchone():
+        db.execute("DROP TABLE IF EXISTS files")
+
+
+def _encode(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+class StatCache:
+    """A damaged file is moved aside and started over (osutil.cachedb)."""
+
+    def __init__(self, git_dir: Path, warn: Callable[[str], None] | None = None) -> None:
+        self.path = git_dir / FILE_NAME
+        self._warn = warn
+        self._file: CacheFile | None = None
+
+    def _cache(self, create: bool) -> CacheFile | None:
+        if self._file is None:
             if not create and not self.path.exists():
                 return None
-            import sqlite3
+            from gitmlx.osutil.cachedb import CacheFile  # sqlite loads only with a cache
 
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
-                " size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, pointer BLOB) WITHOUT ROWID"
-            )
-            self._db = db
-        return self._db
+            self._file = CacheFile(self.path, _SCHEMA, 30, self._warn, _drop_old_table)
+        return self._file
 
     def record(self, path: str, st: os.stat_result, pointer_text: bytes) -> None:
-        db = self._conn(create=True)
-        assert db is not None
-        db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", (path, *_key(st), pointer_text))
+        cache = self._cache(create=True)
+        assert cache is not None
+        row = (_encode(path), *_key(st), pointer_text)
+        cache.run(lambda db: db.execute("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?)", row))
 
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group many `record`s into one transaction (one commit, not one per file)."""
-        db = self._conn(create=True)
-        assert db is not None
+        cache = self._cache(create=True)
+        assert cache is not None
+        db = cache.connection()
         db.execute("BEGIN")
         try:
             yield
@@ -69,12 +89,14 @@ class StatCache:
 
     def lookup(self, path: str, st: os.stat_result) -> bytes | None:
         """The pointer text recorded for `path`, only if its stat data is exactly the same."""
-        db = self._conn(create=False)
-        if db is None:
+        cache = self._cache(create=False)
+        if cache is None:
             return None
-        row = db.execute(
-            "SELECT dev, ino, size, mtime_ns, ctime_ns, pointer FROM files WHERE path = ?", (path,)
-        ).fetchone()
+        row = cache.run(
+            lambda db: db.execute(
+                "SELECT dev, ino, size, mtime_ns, ctime_ns, pointer FROM entries WHERE path = ?", (_encode(path),)
+            ).fetchone()
+        )
         if row is None or tuple(row[:5]) != _key(st):
             return None
         return bytes(row[5])
@@ -91,6 +113,5 @@ class StatCache:
         return self.lookup(path, st)
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        if self._file is not None:
+            self._file.close()

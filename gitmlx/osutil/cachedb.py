@@ -16,11 +16,19 @@ overwritten or cut short may open fine and fail only at the first statement, as
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+# Not typing.TYPE_CHECKING: the filter may load this module, and typing costs its start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 #: How often to retry the WAL switch while another process holds the lock it needs.
 WAL_ATTEMPTS = 50
@@ -89,3 +97,64 @@ def start_over(
     if warn is not None:
         warn(f"'{path}' was damaged ({reason}); moved to '{aside.name}' and started empty (it is only a cache)")
     return _connect(path, schema, timeout)
+
+
+class CacheFile:
+    """One cache database, opened on first use, whose every statement goes through `run`:
+    damage found at any point (a query reaching pages a cut-short file lost) starts the
+    file over once and repeats the statement on the empty one.
+
+    `prepare` runs on each fresh connection (schema upgrades); `started_over` is told
+    when the contents were dropped, so the owner can forget what it knew about them."""
+
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        timeout: float = 60,
+        warn: Callable[[str], None] | None = None,
+        prepare: Callable[[sqlite3.Connection], None] | None = None,
+        started_over: Callable[[], None] | None = None,
+    ) -> None:
+        self.path, self._schema, self._timeout, self._warn = path, schema, timeout, warn
+        self._prepare, self._started_over = prepare, started_over
+        self._db: sqlite3.Connection | None = None
+
+    def connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = open_cache(self.path, self._schema, self._timeout, self._warn)
+            try:
+                if self._prepare is not None:
+                    self._prepare(db)
+            except sqlite3.DatabaseError as exc:
+                db.close()
+                if is_busy(exc):
+                    raise
+                db = self._start_over(exc)
+            self._db = db
+        return self._db
+
+    def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return work(self.connection())
+        except sqlite3.DatabaseError as exc:
+            if is_busy(exc) or self._db is None:
+                raise
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            self._db.close()
+            self._db = self._start_over(exc)
+            return work(self._db)
+
+    def _start_over(self, reason: BaseException) -> sqlite3.Connection:
+        db = start_over(self.path, self._schema, reason, self._timeout, self._warn)
+        if self._prepare is not None:
+            self._prepare(db)
+        if self._started_over is not None:
+            self._started_over()
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

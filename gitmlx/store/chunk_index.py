@@ -18,7 +18,6 @@ no index server, no listing of the bucket.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import sqlite3
 import threading
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitmlx.format.manifest import ChunkRef, Manifest
-from gitmlx.osutil.cachedb import is_busy, open_cache, start_over
+from gitmlx.osutil.cachedb import CacheFile
 
 # Not typing.TYPE_CHECKING: the filter imports this module, and typing costs its start-up.
 TYPE_CHECKING = False
@@ -79,41 +78,17 @@ class ChunkIndex:
 
     def __init__(self, path: Path, warn: Callable[[str], None] | None = None) -> None:
         self.path = path
-        self._warn = warn
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self._file = CacheFile(path, _SCHEMA, 60, warn, _upgrade, self._forget_emptied)
         self._remote_rows: dict[tuple[str, bytes], tuple] = {}
         self._local_rows: dict[bytes, tuple] = {}
         self._db_has_local: bool | None = None
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = open_cache(self.path, _SCHEMA, warn=self._warn)
-            try:
-                _upgrade(db)
-            except sqlite3.DatabaseError as exc:
-                db.close()
-                if is_busy(exc):
-                    raise
-                db = start_over(self.path, _SCHEMA, exc, warn=self._warn)
-                _upgrade(db)
-            self._db = db
-        return self._db
+    def _forget_emptied(self) -> None:
+        self._db_has_local = None
 
     def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` on the database; once more on an empty one if the file turns out damaged."""
-        try:
-            return work(self._conn())
-        except sqlite3.DatabaseError as exc:
-            if is_busy(exc) or self._db is None:
-                raise
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            self._db.close()
-            self._db = start_over(self.path, _SCHEMA, exc, warn=self._warn)
-            _upgrade(self._db)
-            self._db_has_local = None
-            return work(self._db)
+        return self._file.run(work)
 
     def flush(self) -> None:
         with self._lock:
@@ -138,9 +113,7 @@ class ChunkIndex:
     def close(self) -> None:
         with self._lock:
             self._flush_locked()
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._file.close()
 
     def _select_locked(self, sql: str, keys: list[bytes], extra: tuple = ()) -> list[tuple]:
         def select(db: sqlite3.Connection) -> list[tuple]:
