@@ -26,9 +26,15 @@ MLXCONFIG = ".mlxconfig"
 
 class RepoContext:
     def __init__(
-        self, cwd: Path | str | None = None, env: dict[str, str] | None = None, mlxconfig_rev: str | None = None
+        self,
+        cwd: Path | str | None = None,
+        env: dict[str, str] | None = None,
+        mlxconfig_rev: str | None = None,
+        at_top: bool = False,
     ) -> None:
-        self.paths = plumbing.repo_paths(cwd)
+        # `at_top`: git started this process in the work tree's top folder (a filter), so
+        # `.git` there says where the repository is without asking git.
+        self.paths = plumbing.repo_paths_at_top(cwd) if at_top else plumbing.repo_paths(cwd)
         self.env = dict(os.environ if env is None else env)
         #: Read `.mlxconfig` from this revision first (the Python API on a mirror reads
         #: the artifact remote a revision was pushed with).

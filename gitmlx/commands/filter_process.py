@@ -48,9 +48,22 @@ def run(skip_smudge: bool = False) -> int:
     sys.stdout = sys.stderr
     protocol_in = os.fdopen(os.dup(0), "rb", buffering=1024 * 1024)
     session = FilterSession(skip_smudge, ui.warn, ui.error_line)
-    if session.ctx.paths.work_tree is not None:
+    hooks_checked = False
+
+    def ensure_hooks() -> None:
+        """Install missing hooks (as Git LFS does from its filter): a clone gets them from
+        its checkout, before git runs post-checkout; a repository only ever cleaned gets
+        them when git closes the filter, before any push. Not before the first answer:
+        finding the hooks folder costs a git process every `git add` would wait for."""
+        nonlocal hooks_checked
+        if hooks_checked or session.ctx.paths.work_tree is None:
+            return
+        hooks_checked = True
         try:
-            hooks.install_hooks(session.ctx.top, only_missing=True)
+            # Without core.hooksPath, git's hooks live in the common dir (githooks(5)).
+            custom = session.ctx.config.git("core.hookspath")
+            known = None if custom else session.ctx.paths.common_dir / "hooks"
+            hooks.install_hooks(session.ctx.top, only_missing=True, directory=known)
         except (OSError, MlxError):
             pass  # a read-only hooks dir must not break checkout
 
@@ -59,6 +72,7 @@ def run(skip_smudge: bool = False) -> int:
         return lambda out: out.write(pointer)
 
     def smudge(_: str, request: dict[str, str], content: ContentReader) -> filter_protocol.Body:
+        ensure_hooks()
         return session.smudge(content, request.get("pathname", ""), request.get("can-delay") == "1")
 
     try:
@@ -72,6 +86,7 @@ def run(skip_smudge: bool = False) -> int:
                 session.idle,
             )
             protocol_out.flush()
+            ensure_hooks()
         except KeyboardInterrupt:
             raise
         except BaseException:

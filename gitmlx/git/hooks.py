@@ -55,14 +55,17 @@ class HookReport:
     refused: list[Path] = field(default_factory=list)
 
 
-def install_hooks(cwd: Path, force: bool = False, only_missing: bool = False) -> HookReport:
+def install_hooks(
+    cwd: Path, force: bool = False, only_missing: bool = False, directory: Path | None = None
+) -> HookReport:
     """Write gitmlx's hooks. A foreign hook is chained with `force`, else refused.
 
     `only_missing` is the filters' quiet mode (as Git LFS does on smudge): create hooks
-    that do not exist, touch nothing else.
+    that do not exist, touch nothing else. `directory` spares the git process that finds
+    the hooks folder when the caller knows it.
     """
     report = HookReport()
-    directory = hooks_dir(cwd)
+    directory = directory or hooks_dir(cwd)
     for name in HOOK_NAMES:
         path = directory / name
         wanted = template(name)

@@ -165,6 +165,19 @@ def patch(data: bytearray, wanted: Mapping[str, Wanted], object_format: str = "s
     return {entry.path for entry, _ in todo}
 
 
+def blob_ids(index_path: Path, object_format: str = "sha1") -> dict[str, bytes | None]:
+    """Every path git's index file holds, with its stage-0 object id (None for a path
+    only in conflict stages); ValueError for a file this code does not understand,
+    OSError when it cannot be read."""
+    found: dict[str, bytes | None] = {}
+    for e in _entries(index_path.read_bytes(), object_format):
+        if not e.flags & _STAGE_MASK:
+            found[e.path] = e.oid
+        else:
+            found.setdefault(e.path, None)
+    return found
+
+
 def recorded_sizes(index_path: Path, object_format: str = "sha1") -> dict[str, int]:
     """The file size git's index records for each stage-0 entry (32 bits, as git keeps it)."""
     data = index_path.read_bytes()

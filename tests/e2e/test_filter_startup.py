@@ -1,0 +1,46 @@
+"""What the filter asks git before it answers: every git process it starts is time a
+`git add` waits for. git's own trace (GIT_TRACE) is the witness."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from helpers import Repos, assert_clean_worktree, commit_all, git, write_random
+
+
+def filter_git_calls(repo: Path, sealed, *args: str) -> list[str]:
+    """The git commands run while `git *args` ran, other than the top-level one."""
+    trace = sealed.tmp / "trace.log"
+    trace.unlink(missing_ok=True)
+    git(*args, cwd=repo, env={"GIT_TRACE": str(trace)})
+    calls = re.findall(r"trace: built-in: git (.*)", trace.read_text())
+    return calls[1:]
+
+
+def test_git_add_of_a_new_file_reads_config_once_and_nothing_else(repos: Repos, sealed) -> None:
+    write_random(repos.work / "new.bin", 4096, "new")
+    calls = filter_git_calls(repos.work, sealed, "add", "new.bin")
+    assert calls == ["config --show-scope --list -z"], calls
+
+
+def test_commit_of_an_edited_file_reads_its_pointer_without_git(repos: Repos, sealed) -> None:
+    write_random(repos.work / "m.bin", 4096, "one")
+    commit_all(repos.work, "one")
+    write_random(repos.work / "m.bin", 4096, "two")
+    calls = filter_git_calls(repos.work, sealed, "commit", "-q", "-a", "-m", "two")
+    assert not [c for c in calls if c.startswith(("ls-files", "cat-file", "rev-parse"))], calls
+    assert_clean_worktree(repos.work)
+
+
+def test_a_packed_pointer_blob_is_still_found(repos: Repos, sealed) -> None:
+    """After `git gc` the pointer blob is in a pack: the filter asks git, and an unchanged
+    file touched on disk still cleans to the same pointer (no new object, status clean)."""
+    write_random(repos.work / "m.bin", 4096, "one")
+    commit_all(repos.work, "one")
+    git("gc", "-q", cwd=repos.work)
+    assert not list((repos.work / ".git" / "objects").glob("[0-9a-f][0-9a-f]/*"))
+    (repos.work / "m.bin").touch()
+    calls = filter_git_calls(repos.work, sealed, "add", "m.bin")
+    assert any(c.startswith("ls-files") for c in calls), calls
+    assert_clean_worktree(repos.work)
