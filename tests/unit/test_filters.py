@@ -7,13 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
-from store_helpers import corrupt_in_pack, sha
 
 from gitmlx.checkout import filters
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format.pointer import LFS_VERSION, MAX_POINTER_SIZE, MLX_VERSION, Pointer, parse
 from gitmlx.store import objects as store_module
 from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
+from tests.support.content import sha
+from tests.support.unit_store import corrupt_in_pack
 
 
 def stored_files(store: Store) -> list[Path]:

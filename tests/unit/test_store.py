@@ -11,13 +11,14 @@ import stat
 from pathlib import Path
 
 import pytest
-from store_helpers import corrupt_in_pack, files_under, sha
 
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format.pointer import Pointer
 from gitmlx.store import objects as store_module
 from gitmlx.store import packs as store_packs
 from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
+from tests.support.content import files_under, sha
+from tests.support.unit_store import corrupt_in_pack
 
 
 def put_loose(store: Store, data: bytes) -> Pointer:

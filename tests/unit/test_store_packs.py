@@ -12,13 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from store_helpers import corrupt_in_pack, files_under, opened_pack, sha
 
 from gitmlx.format.pointer import Pointer
 from gitmlx.osutil import fastcopy
 from gitmlx.store import objects as store_module
 from gitmlx.store import packs as store_packs
 from gitmlx.store.objects import PACK_BELOW, Store, StoredObject
+from tests.support.content import files_under, sha
+from tests.support.unit_store import corrupt_in_pack, opened_pack
 
 
 def pack_files(store: Store) -> list[Path]:

@@ -1,23 +1,21 @@
-"""Test helpers for the local store: damaging objects where they are stored."""
+"""Helpers for the unit tests that drive gitmlx's `Store` in this process.
+
+Owns: opening a store pack with gitmlx's own reader (the code under test), and damaging an
+object inside its finished pack (found with tests/support/formats.py's reader, not gitmlx's).
+Must not: be used by tests that run git: they look at the store from the outside only
+(tests/support/stores.py).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from gitmlx.store import packs as store_packs
 from gitmlx.store.objects import Store
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def files_under(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+from tests.support.formats import STORE_PACK_SUFFIX, parse_store_pack
 
 
 @contextlib.contextmanager
@@ -31,11 +29,10 @@ def opened_pack(path: Path) -> Iterator[store_packs.PackFile]:
 
 def corrupt_in_pack(store: Store, oid: str, data: bytes) -> Path:
     """Overwrite `oid`'s bytes inside its (finished) pack with `data`, same length; the pack."""
-    for path in store.packs_dir.glob("*" + store_packs.SUFFIX):
-        with opened_pack(path) as pack:
-            found = pack.find(oid)
-        if found is not None:
-            offset, size = found
+    for path in store.packs_dir.glob("*" + STORE_PACK_SUFFIX):
+        entries = {raw.hex(): (offset, size) for raw, offset, size in parse_store_pack(path.read_bytes()).entries}
+        if oid in entries:
+            offset, size = entries[oid]
             assert len(data) == size, "a packed object's size is in the pack index"
             os.chmod(path, 0o644)
             with open(path, "r+b") as f:
