@@ -1,13 +1,16 @@
-"""Test content: pseudo-random files and their hashes.
+"""Test content: pseudo-random files, their hashes, and in-memory streams to read from and
+write into.
 
 Owns: writing seeded pseudo-random files (streamed, so a test can make files of gigabytes),
-and the sha256 / git blob id of bytes and files.
+the sha256 / git blob id of bytes and files, and the `Source` / `Sink` stand-ins for the
+streams gitmlx reads from and writes to.
 Must not: import gitmlx, or keep a large file's bytes in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 from pathlib import Path
 
@@ -64,3 +67,34 @@ def git_blob_hash(path: Path) -> str:
 def files_under(path: Path) -> list[Path]:
     """Every file below `path`, sorted; [] when it does not exist."""
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+class Source:
+    """A content source that returns at most `step` bytes per read and records exhaustion."""
+
+    def __init__(self, data: bytes, step: int = 1 << 30) -> None:
+        self._stream = io.BytesIO(data)
+        self._step = step
+
+    def read(self, n: int = -1) -> bytes:
+        return self._stream.read(self._step if n < 0 else min(n, self._step))
+
+    @property
+    def exhausted(self) -> bool:
+        return self._stream.tell() == len(self._stream.getbuffer())
+
+
+class Sink:
+    """A sink that keeps a copy of each write (`parts`; `data` joins them): the writer may
+    reuse its buffer once `write` returns."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.parts)

@@ -1,7 +1,8 @@
 """Helpers for the unit tests that drive gitmlx's `Store` in this process.
 
-Owns: opening a store pack with gitmlx's own reader (the code under test), and damaging an
-object inside its finished pack (found with tests/support/formats.py's reader, not gitmlx's).
+Owns: storing an object loose whatever its size, reading an object back, opening a store
+pack with gitmlx's own reader (the code under test), and damaging an object inside its
+finished pack (found with tests/support/formats.py's reader, not gitmlx's).
 Must not: be used by tests that run git: they look at the store from the outside only
 (tests/support/stores.py).
 """
@@ -13,9 +14,22 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from gitmlx.format.pointer import Pointer
 from gitmlx.store import packs as store_packs
 from gitmlx.store.objects import Store
 from tests.support.formats import STORE_PACK_SUFFIX, parse_store_pack
+
+
+def put_loose(store: Store, data: bytes) -> Pointer:
+    """Store `data` as a loose object (a file of its own) whatever its size."""
+    with store.writer(loose=True) as writer:
+        writer.write(data)
+        return writer.commit()
+
+
+def read_object(store: Store, oid: str) -> bytes:
+    with store.open(oid) as f:
+        return f.read()
 
 
 @contextlib.contextmanager
