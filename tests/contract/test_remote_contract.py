@@ -17,6 +17,7 @@ import pytest
 from gitmlx.errors import ObjectNotFound, RemoteError
 from gitmlx.remotes.base import Remote, RemoteEntry, RemoteOptions
 from gitmlx.remotes.by_url import open_remote
+from tests.support.content import Sink
 
 MiB = 1024 * 1024
 MakeRemote = Callable[[str], Remote]
@@ -50,21 +51,6 @@ def write_file(path: Path, size: int, seed: int = 0) -> bytes:
     return data
 
 
-class Collect:
-    """A sink that keeps what it is given and the size of each write."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.parts)
-
-
 @pytest.fixture
 def stored(remote: Remote, tmp_path: Path) -> bytes:
     """A 100,000-byte object stored under `objects/ab/cd/obj`."""
@@ -76,7 +62,7 @@ def stored(remote: Remote, tmp_path: Path) -> bytes:
 def test_put_then_exists_size_and_get_return_the_object(remote: Remote, stored: bytes) -> None:
     assert remote.exists("objects/ab/cd/obj")
     assert remote.size("objects/ab/cd/obj") == len(stored)
-    sink = Collect()
+    sink = Sink()
     remote.get("objects/ab/cd/obj", sink)
     assert sink.data == stored
 
@@ -86,7 +72,7 @@ def test_put_consuming_the_file_stores_it_and_keeps_other_objects(
 ) -> None:
     data = write_file(tmp_path / "moved", 300_000, seed=3)
     remote.put_file("packs/ab/moved.pack", tmp_path / "moved", consume=True)
-    sink = Collect()
+    sink = Sink()
     remote.get("packs/ab/moved.pack", sink)
     assert sink.data == data
     assert remote.size("objects/ab/cd/obj") == len(stored)
@@ -95,7 +81,7 @@ def test_put_consuming_the_file_stores_it_and_keeps_other_objects(
 
 @pytest.mark.parametrize(("offset", "length"), [(0, 10), (5, 1000), (99_990, 10), (99_990, 100)])
 def test_get_with_length_streams_only_that_range(remote: Remote, stored: bytes, offset: int, length: int) -> None:
-    sink = Collect()
+    sink = Sink()
     remote.get("objects/ab/cd/obj", sink, offset, None, length)
     assert sink.data == stored[offset : offset + length]
 
@@ -109,14 +95,14 @@ def test_empty_file_round_trips(remote: Remote, tmp_path: Path) -> None:
     (tmp_path / "empty").write_bytes(b"")
     remote.put_file("empty", tmp_path / "empty")
     assert remote.size("empty") == 0
-    sink = Collect()
+    sink = Sink()
     remote.get("empty", sink)
     assert sink.data == b""
 
 
 @pytest.mark.parametrize("offset", [1, 99_999, 100_000, 100_001])
 def test_get_from_offset_streams_the_rest(remote: Remote, stored: bytes, offset: int) -> None:
-    sink = Collect()
+    sink = Sink()
     remote.get("objects/ab/cd/obj", sink, offset=offset)
     assert sink.data == stored[offset:]
 
@@ -136,9 +122,9 @@ def test_read_range_of_zero_bytes_is_empty(remote: Remote, stored: bytes) -> Non
 
 def test_missing_object_raises_object_not_found(remote: Remote) -> None:
     with pytest.raises(ObjectNotFound, match="missing"):
-        remote.get("objects/00/00/missing", Collect())
+        remote.get("objects/00/00/missing", Sink())
     with pytest.raises(ObjectNotFound, match="missing"):
-        remote.get("objects/00/00/missing", Collect(), offset=5)
+        remote.get("objects/00/00/missing", Sink(), offset=5)
     with pytest.raises(ObjectNotFound, match="missing"):
         remote.read_range("objects/00/00/missing", 0, 10)
     with pytest.raises(ObjectNotFound, match="missing"):
@@ -186,7 +172,7 @@ def test_unsafe_keys_are_refused_by_every_operation(remote: Remote, tmp_path: Pa
         lambda: remote.exists(key),
         lambda: remote.size(key),
         lambda: remote.put_file(key, tmp_path / "src"),
-        lambda: remote.get(key, Collect()),
+        lambda: remote.get(key, Sink()),
         lambda: remote.read_range(key, 0, 1),
         lambda: remote.delete(key),
     ]

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from botocore.stub import Stubber
-from faultproxy import FaultProxy
-from s3_server import FAKE_SECRET
 
 from gitmlx.errors import ObjectNotFound, RemoteError
 from gitmlx.remotes.base import RemoteOptions
 from gitmlx.remotes.by_url import open_remote
 from gitmlx.remotes.s3 import S3Remote
+from tests.support.faultproxy import FaultProxy
+from tests.support.s3 import FAKE_SECRET
 
 MiB = 1024 * 1024
 KEY = "objects/ab/cd/abcd"

@@ -7,7 +7,6 @@ process, in the sealed environment (its HOME, caches and git config are the test
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -18,29 +17,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import (
-    assert_clean_worktree,
-    assert_local_object,
-    assert_pointer,
-    clone,
-    commit_all,
-    git,
-    local_store,
-    make_repo_with_bare_remote,
-    mlx,
-    object_layout,
-    object_path,
-    remove_local_object,
-    run,
-    sha256_file,
-    stored_oids,
-    write_random,
-)
 
 import gitmlx
 from gitmlx import context
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.remotes import by_url as remotes
+from tests.support.commands import git, mlx, run
+from tests.support.content import sha, sha256_file, write_random
+from tests.support.repos import (
+    assert_clean_worktree,
+    assert_pointer,
+    clone,
+    commit_all,
+    local_store,
+    make_repo_with_bare_remote,
+)
+from tests.support.stores import assert_local_object, object_layout, object_path, remove_local_object, stored_oids
 
 MIB = 1024 * 1024
 
@@ -63,18 +55,14 @@ def two_versions(sealed) -> tuple[Path, Path, str, str]:
     return repos.work, repos.remote, v1, v2
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def test_open_at_v1_returns_v1_bytes_while_the_work_tree_is_at_v2(two_versions) -> None:
     work, _remote, v1, v2 = two_versions
     with gitmlx.open("model.bin", rev="v1", repo=work) as f:
         assert f.origin == "store" and f.pointer is not None and f.pointer.oid == v1
         data = f.read()
         assert f.verified
-    assert _sha(data) == v1 and len(data) == 3 * MIB + 17
-    assert _sha(gitmlx.open("model.bin", repo=work).read()) == v2  # rev defaults to HEAD
+    assert sha(data) == v1 and len(data) == 3 * MIB + 17
+    assert sha(gitmlx.open("model.bin", repo=work).read()) == v2  # rev defaults to HEAD
     assert sha256_file(work / "model.bin") == v2  # the work tree is untouched
     assert_clean_worktree(work)
 
@@ -147,7 +135,7 @@ def test_an_object_missing_from_the_store_is_read_from_the_remote(two_versions) 
         f.seek(0)
         data = f.read()
         assert f.verified
-    assert _sha(data) == v1 and part == data[MIB : MIB + 1000]
+    assert sha(data) == v1 and part == data[MIB : MIB + 1000]
     assert v1 not in stored_oids(local_store(work))  # open() never writes the store
     path = gitmlx.fetch_path("model.bin", rev="v1", repo=work)  # fetch_path does
     assert sha256_file(path) == v1 and v1 in stored_oids(local_store(work))
@@ -157,8 +145,8 @@ def test_a_bare_repository_or_url_is_mirrored_under_the_cache(two_versions, seal
     _work, remote, v1, v2 = two_versions
     git("config", "uploadpack.allowFilter", "true", cwd=remote)  # so file:// clones can be blob-less
     for repo in (remote, remote.as_uri()):
-        assert _sha(gitmlx.open("model.bin", rev="v1", repo=repo).read()) == v1
-        assert _sha(gitmlx.open("model.bin", repo=str(repo)).read()) == v2
+        assert sha(gitmlx.open("model.bin", rev="v1", repo=repo).read()) == v1
+        assert sha(gitmlx.open("model.bin", repo=str(repo)).read()) == v2
     mirrors = list((sealed.home / ".cache" / "gitmlx" / "repos").iterdir())
     assert len(mirrors) == 2 and all((m / "HEAD").is_file() for m in mirrors)
     # The file:// mirror is a partial clone: blobs never read (notes.txt) were not fetched.
@@ -199,14 +187,6 @@ def test_the_api_imports_neither_click_tqdm_nor_boto3_for_local_reads(two_versio
 # --- S3 --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def s3_env(sealed, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The moto fixture's dummy AWS environment, in this process and the gits it runs."""
-    for name, value in aws_env.items():
-        monkeypatch.setenv(name, value)
-    return aws_env
-
-
 def _s3_repo(root: Path, bucket: str, endpoint: str, prefix: str = "team/models"):
     repos = make_repo_with_bare_remote(root, patterns=("*.bin", "*.safetensors"))
     mlx("remote", "set", f"s3://{bucket}/{prefix}", "--endpoint-url", endpoint, cwd=repos.work)
@@ -237,7 +217,7 @@ def test_open_on_a_skip_smudge_clone_fetches_from_s3(s3_env, sealed, s3_endpoint
         assert f.origin == "remote"
         data = f.read()
         assert f.verified and f.wire_bytes >= len(data)
-    assert _sha(data) == v1
+    assert sha(data) == v1
     assert not stored_oids(local_store(ci)), "open() must not fill the store"
     assert_clean_worktree(ci)
 

@@ -6,24 +6,22 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import (
+
+from tests.support.commands import assert_no_traceback, git, mlx, run
+from tests.support.content import write_random
+from tests.support.formats import pointer_text
+from tests.support.repos import (
     Repos,
     assert_clean_worktree,
     assert_content,
-    assert_no_traceback,
     assert_pointer,
     blob_at,
     clone,
     commit_all,
-    git,
     local_store,
     make_repo_with_bare_remote,
-    mlx,
-    pointer_text,
-    run,
-    stored_oids,
-    write_random,
 )
+from tests.support.stores import stored_oids
 
 ATTRS = "filter=mlx diff=mlx merge=mlx -text"
 LFS_VERSION = "https://git-lfs.github.com/spec/v1"

@@ -16,19 +16,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import (
+
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.repos import (
     Repos,
-    assert_local_object,
-    assert_no_traceback,
     assert_pointer,
     clone,
     commit_all,
     corrupt_remote_object,
-    git,
-    has_local_object,
     make_repo_with_bare_remote,
-    mlx,
 )
+from tests.support.stores import assert_local_object, has_local_object
 
 PATTERNS = ("*.safetensors", "*.npz", "*.csv", "*.parquet", "*.jsonl")
 

@@ -7,34 +7,32 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import (
-    MLX_VERSION,
+
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import sha256_file, write_random
+from tests.support.formats import MLX_VERSION, parse_pointer, pointer_text
+from tests.support.repos import (
     Repos,
     assert_clean_worktree,
     assert_content,
-    assert_local_object,
-    assert_no_traceback,
     assert_pointer,
     assert_remote_object,
     clone,
     commit_all,
-    commit_with_layout,
-    corrupt_local_object,
     corrupt_remote_object,
-    git,
-    local_object_locations,
     local_store,
     manifest_path,
-    mlx,
-    object_layout,
-    parse_pointer,
-    pointer_text,
     remote_ref,
-    remove_local_object,
-    sha256_file,
     snapshot,
+)
+from tests.support.stores import (
+    assert_local_object,
+    commit_with_layout,
+    corrupt_local_object,
+    local_object_locations,
+    object_layout,
+    remove_local_object,
     stored_oids,
-    write_random,
 )
 
 DAMAGE = ["delete", "flip", "truncate"]

@@ -8,17 +8,12 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from helpers import (
-    Repos,
-    assert_clean_worktree,
-    assert_no_traceback,
-    clone,
-    commit_all,
-    git,
-    has_local_object,
-    parse_pointer,
-    write_random,
-)
+
+from tests.support.commands import assert_no_traceback, git
+from tests.support.content import write_random
+from tests.support.formats import parse_pointer
+from tests.support.repos import Repos, assert_clean_worktree, clone, commit_all
+from tests.support.stores import has_local_object
 
 
 def publish(repos: Repos, paths: list[str], size: int = 50_000) -> dict[str, str]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from helpers import Repos, assert_clean_worktree, commit_all, git, write_random
+from tests.support.commands import git
+from tests.support.content import write_random
+from tests.support.repos import Repos, assert_clean_worktree, commit_all
 
 
 def filter_git_calls(repo: Path, sealed, *args: str) -> list[str]:

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import (
-    HOOK_NAMES,
-    Repos,
-    assert_no_traceback,
-    assert_remote_object,
-    commit_all,
-    git,
-    hooks_dir,
-    mlx,
-    remote_ref,
-    write_random,
-)
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import write_random
+from tests.support.repos import HOOK_NAMES, Repos, assert_remote_object, commit_all, hooks_dir, remote_ref
 
 FILTER_KEYS = {
     "filter.mlx.process": "git-mlx filter-process",

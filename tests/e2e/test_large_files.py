@@ -7,18 +7,9 @@ import os
 import resource
 import subprocess
 
-from helpers import (
-    Repos,
-    assert_clean_worktree,
-    assert_content,
-    assert_no_traceback,
-    clone,
-    commit_all,
-    git,
-    hooks_dir,
-    mlx,
-    write_random,
-)
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import write_random
+from tests.support.repos import Repos, assert_clean_worktree, assert_content, clone, commit_all, hooks_dir
 
 MIB = 1024 * 1024
 

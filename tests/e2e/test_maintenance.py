@@ -10,27 +10,28 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import (
+
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import write_random
+from tests.support.repos import (
     Repos,
     assert_content,
-    assert_local_object,
-    assert_no_traceback,
     assert_remote_object,
     clone,
     commit_all,
-    commit_with_layout,
-    corrupt_local_object,
     corrupt_remote_object,
-    git,
     local_store,
     manifest_path,
-    mlx,
-    object_layout,
     remote_files,
     remote_oids,
     remote_store,
+)
+from tests.support.stores import (
+    assert_local_object,
+    commit_with_layout,
+    corrupt_local_object,
+    object_layout,
     stored_oids,
-    write_random,
 )
 
 SIZE = 300_000

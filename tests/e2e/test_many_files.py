@@ -6,14 +6,13 @@ import hashlib
 import random
 import shutil
 
-from helpers import (
+from tests.support.commands import assert_no_traceback, git
+from tests.support.repos import (
     Repos,
     assert_clean_worktree,
     assert_no_big_blobs,
-    assert_no_traceback,
     clone,
     count_filter_starts,
-    git,
     remote_oids,
     tracked_files,
 )

@@ -12,16 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import (
-    Repos,
-    assert_local_object,
-    assert_no_traceback,
-    assert_pointer,
-    git,
-    local_store,
-    sha256_file,
-    write_random,
-)
+
+from tests.support.commands import assert_no_traceback, git
+from tests.support.content import sha256_file, write_random
+from tests.support.repos import Repos, assert_pointer, local_store
+from tests.support.stores import assert_local_object
 
 MIB = 1024 * 1024
 LIMIT_KIB = 100 * 1024

@@ -9,25 +9,21 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers import (
+
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import sha256_file, write_random
+from tests.support.formats import parse_pointer
+from tests.support.repos import (
     assert_clean_worktree,
     assert_content,
-    assert_local_object,
-    assert_no_traceback,
     assert_pointer,
     blob_at,
     clone,
     commit_all,
-    git,
-    has_local_object,
     make_repo_with_bare_remote,
-    mlx,
-    object_path,
-    parse_pointer,
     remote_oids,
-    sha256_file,
-    write_random,
 )
+from tests.support.stores import assert_local_object, has_local_object, object_path
 
 ATTRS = "filter=mlx diff=mlx merge=mlx -text"
 LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"

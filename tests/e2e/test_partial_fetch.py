@@ -3,19 +3,10 @@ downloaded at clone, fetch and pull time; excluded files stay pointers with a cl
 
 from __future__ import annotations
 
-from helpers import (
-    Repos,
-    assert_clean_worktree,
-    assert_content,
-    assert_no_traceback,
-    clone,
-    commit_all,
-    git,
-    local_store,
-    mlx,
-    stored_oids,
-    write_random,
-)
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import write_random
+from tests.support.repos import Repos, assert_clean_worktree, assert_content, clone, commit_all, local_store
+from tests.support.stores import stored_oids
 
 
 def publish(repos: Repos) -> dict[str, str]:

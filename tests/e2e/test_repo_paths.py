@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import git
 
 from gitmlx.git.plumbing import repo_paths, repo_paths_at_top
+from tests.support.commands import git
 
 
 def same(top: Path) -> None:

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import (
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import git_blob_hash, write_random
+from tests.support.repos import (
     HOOK_NAMES,
     Repos,
     assert_clean_worktree,
     assert_content,
-    assert_local_object,
     assert_no_big_blobs,
-    assert_no_traceback,
     assert_pointer,
     assert_remote_object,
     clone,
     commit_all,
-    git,
-    git_blob_hash,
     hooks_dir,
-    mlx,
     remote_files,
     remote_oids,
     remote_store,
-    stored_oids,
-    write_random,
 )
+from tests.support.stores import assert_local_object, stored_oids
 
 MIB = 1024 * 1024
 
@@ -66,7 +62,7 @@ def test_clone_gets_hooks_so_its_pushes_upload(repos: Repos, sealed) -> None:
 
 
 def test_unusual_names_and_tiny_files_round_trip(sealed) -> None:
-    from helpers import make_repo_with_bare_remote
+    from tests.support.repos import make_repo_with_bare_remote
 
     repos = make_repo_with_bare_remote(sealed.root, patterns=["*.bin", "models/**", "my data/*"])
     attributes = (repos.work / ".gitattributes").read_text()

@@ -15,8 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from helpers import assert_clean_worktree, assert_no_traceback, git, mlx, sha256_file
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import sha256_file
+from tests.support.repos import assert_clean_worktree
 
 RUN_ID = "3f9c2a7d5e1b4c8a9d0e6f1a2b3c4d5e"
 TENSORS = {"encoder.weight": (256, 256), "encoder.bias": (256,), "head.weight": (10, 256)}
@@ -50,13 +51,6 @@ def write_mlflow_run(project: Path, model_seed: int, changed: str | None) -> Pat
     (run / "artifacts" / "model" / "MLmodel").write_text("flavors:\n  python_function: {}\n")
     write_safetensors(run / "artifacts" / "model" / "model.safetensors", model_seed, changed)
     return run
-
-
-@pytest.fixture
-def s3_env(sealed, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for name, value in aws_env.items():
-        monkeypatch.setenv(name, value)
-    return aws_env
 
 
 def test_ml_workflow_from_dataset_to_ci(s3_env, sealed, s3_endpoint: str, s3_bucket: str) -> None:

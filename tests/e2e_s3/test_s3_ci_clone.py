@@ -11,31 +11,28 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import (
+
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import KIB, MIB, sha256_file, write_random
+from tests.support.integrity import assert_no_crash_logs
+from tests.support.repos import (
+    add_commit,
     assert_clean_worktree,
     assert_content,
     assert_no_big_blobs,
-    assert_no_traceback,
     assert_pointer,
     clone,
-    git,
-    mlx,
     remote_ref,
-    sha256_file,
-    write_random,
 )
-from s3_helpers import (
-    KIB,
-    MIB,
+from tests.support.s3 import (
     S3Setup,
-    add_commit,
     assert_all_under_prefix,
     aws_variables,
     bucket_objects,
     make_s3_repo,
     open_multipart_uploads,
-    sealed_env,
 )
+from tests.support.sealed import sealed_env
 
 ARTIFACTS = {
     "model.bin": 12 * MIB,
@@ -68,12 +65,6 @@ def ci_environment(root: Path, secret: str, monkeypatch: pytest.MonkeyPatch) -> 
     assert all(name.endswith(' "mlx"]') for name in sections), f"the CI HOME has more than gitmlx's config:\n{config}"
     assert not (home / ".aws").exists()
     return env
-
-
-def assert_no_crash_logs(env: dict[str, str]) -> None:
-    logs = Path(env["TMPDIR"], "gitmlx-logs")
-    found = sorted(logs.glob("*.log")) if logs.is_dir() else []
-    assert not found, "gitmlx wrote crash logs:\n" + "\n".join(p.read_text() for p in found)
 
 
 def test_ci_clone_with_only_global_filter_config_and_aws_variables_restores_everything(
@@ -116,7 +107,7 @@ def test_ci_clone_with_only_global_filter_config_and_aws_variables_restores_ever
     stored = sum(o.size for o in objects)
     logical = sum(ARTIFACTS.values()) + 2 * MIB + 100 * KIB
     assert stored >= logical - 1, f"{stored} bytes on S3 for {logical} bytes of random artifacts"
-    assert_no_crash_logs(env)
+    assert_no_crash_logs(Path(env["TMPDIR"]))
 
 
 def test_mlx_commands_in_the_ci_clone_use_the_committed_remote(
@@ -141,4 +132,4 @@ def test_mlx_commands_in_the_ci_clone_use_the_committed_remote(
     for path, sha in shas.items():
         assert_content(dest, path, sha)
     assert_clean_worktree(dest)
-    assert_no_crash_logs(env)
+    assert_no_crash_logs(Path(env["TMPDIR"]))

@@ -14,18 +14,12 @@ import random
 from collections.abc import Iterator
 
 import pytest
-from helpers import assert_clean_worktree, assert_content, assert_no_traceback, clone, git, remote_ref
-from s3_helpers import (
-    KIB,
-    MIB,
-    DroppingProxy,
-    S3Setup,
-    add_commit,
-    assert_all_under_prefix,
-    bucket_objects,
-    make_s3_repo,
-    open_multipart_uploads,
-)
+
+from tests.support.commands import assert_no_traceback, git
+from tests.support.content import KIB, MIB
+from tests.support.faultproxy import DroppingProxy
+from tests.support.repos import add_commit, assert_clean_worktree, assert_content, clone, remote_ref
+from tests.support.s3 import S3Setup, assert_all_under_prefix, bucket_objects, make_s3_repo, open_multipart_uploads
 
 CUT, SLOWDOWN = 0.10, 0.05
 

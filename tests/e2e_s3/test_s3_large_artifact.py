@@ -12,42 +12,19 @@ it for the filter (clean on add, smudge on clone) and the hook.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from pathlib import Path
 
 import pytest
-from helpers import assert_clean_worktree, assert_no_traceback, assert_pointer, clone, git, remote_ref, sha256_file
-from s3_helpers import (
-    BIN_DIR,
-    GIB,
-    MIB,
-    S3Setup,
-    assert_all_under_prefix,
-    bucket_objects,
-    install_rss_shim,
-    make_s3_repo,
-    open_multipart_uploads,
-    rss_reports,
-)
+
+from tests.support.commands import assert_no_traceback, git
+from tests.support.content import GIB, MIB, sha256_file, write_random
+from tests.support.probes import install_rss_shim, rss_reports
+from tests.support.repos import assert_clean_worktree, assert_pointer, clone, remote_ref
+from tests.support.s3 import S3Setup, assert_all_under_prefix, bucket_objects, make_s3_repo, open_multipart_uploads
+from tests.support.sealed import BIN_DIR
 
 LIMIT_KIB = 200 * 1024
 MULTIPART_THRESHOLD = 64 * MIB
-BLOCK = 8 * MIB
-
-
-def produce_stream(path: Path, size: int) -> str:
-    """Write `size` random bytes as a producer would: block after block, never more than
-    one block in memory (random, so no two blocks are alike and nothing dedups)."""
-    digest = hashlib.sha256()
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            block = os.urandom(min(left, BLOCK))
-            digest.update(block)
-            f.write(block)
-            left -= len(block)
-    return digest.hexdigest()
 
 
 def peak_by_command(reports: list[dict]) -> dict[str, int]:
@@ -74,7 +51,7 @@ def test_large_streamed_artifact_pushes_and_clones_back_in_bounded_memory(
 
     repos = make_s3_repo(sealed.root, s3.url("team/models"), s3.endpoint)
     big = repos.work / "checkpoint.bin"
-    sha = produce_stream(big, size)
+    sha = write_random(big, size, "checkpoint")  # streamed, as a producer writes it
     added = git("add", "checkpoint.bin", cwd=repos.work, timeout=1800)
     git("commit", "-q", "-m", "checkpoint", cwd=repos.work)
     assert assert_pointer(repos.work, "checkpoint.bin", spec="HEAD") == (sha, size)

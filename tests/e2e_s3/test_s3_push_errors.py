@@ -15,8 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import Repos, Result, assert_no_traceback, git, mlx, remote_ref
-from s3_helpers import KIB, S3Setup, add_commit, bucket_objects, free_port, make_s3_repo
+
+from tests.support.commands import Result, assert_no_traceback, git, mlx
+from tests.support.content import KIB
+from tests.support.repos import Repos, add_commit, remote_ref
+from tests.support.s3 import S3Setup, bucket_objects, free_port, make_s3_repo
 
 #: case -> (the error line names the cause with one of, the hint names the fix with one of)
 EXPECTED = {

@@ -4,8 +4,10 @@ are not on S3, and a CI clone cannot restore them until `git mlx push` uploads t
 
 from __future__ import annotations
 
-from helpers import assert_content, clone, git, mlx, remote_ref
-from s3_helpers import KIB, S3Setup, add_commit, bucket_objects, make_s3_repo
+from tests.support.commands import git, mlx
+from tests.support.content import KIB
+from tests.support.repos import add_commit, assert_content, clone, remote_ref
+from tests.support.s3 import S3Setup, bucket_objects, make_s3_repo
 
 KNOWN_BUG = (
     "'git mlx push [REMOTE] [REF]' excludes commits the git remote already has "

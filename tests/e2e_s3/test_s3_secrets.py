@@ -11,8 +11,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from helpers import Result, assert_content, clone, commit_all, git, mlx, write_random
-from s3_helpers import KIB, MIB, S3Setup, add_commit, files_containing, make_s3_repo
+from tests.support.commands import Result, git, mlx
+from tests.support.content import KIB, MIB, write_random
+from tests.support.probes import files_containing
+from tests.support.repos import add_commit, assert_content, clone, commit_all
+from tests.support.s3 import S3Setup, make_s3_repo
 
 
 def test_the_secret_access_key_is_never_printed_logged_or_written(s3: S3Setup, sealed) -> None:

@@ -14,25 +14,23 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from faultproxy import FaultProxy
-from helpers import (
+
+from gitmlx.config import trusted_without_asking
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.faultproxy import FaultProxy
+from tests.support.integrity import check_store, take_crash_logs
+from tests.support.repos import (
     Repos,
+    add_commit,
     assert_content,
-    assert_no_traceback,
     assert_pointer,
     clone,
     commit_all,
-    git,
     local_store,
     make_repo_with_bare_remote,
-    mlx,
     snapshot,
-    write_random,
 )
-from integrity_checks import check_store, take_crash_logs
-from s3_helpers import S3Setup, make_s3_repo
-
-from gitmlx.config import trusted_without_asking
+from tests.support.s3 import S3Setup, make_s3_repo
 
 KIB = 1024
 
@@ -49,12 +47,6 @@ def loopback_alias() -> str | None:
     return None
 
 
-def publish(repos: Repos, sizes: dict[str, int]) -> dict[str, str]:
-    shas = {path: write_random(repos.work / path, size, path) for path, size in sizes.items()}
-    commit_all(repos.work, "artifacts")
-    return shas
-
-
 # --- the committed S3 endpoint -------------------------------------------------------------------
 
 
@@ -67,7 +59,7 @@ def untrusted_endpoint_repo(s3: S3Setup, sealed, counter: FaultProxy) -> tuple[R
     repos = make_s3_repo(sealed.root, s3.url("team"), untrusted)
     # The repository also claims to trust it: only the user's own git config counts.
     git("config", "--file", ".mlxconfig", "--add", "mlx.trustedendpoint", untrusted, cwd=repos.work)
-    shas = publish(repos, {"a.bin": 200 * KIB, "b.bin": 3 * KIB})
+    shas = add_commit(repos.work, {"a.bin": 200 * KIB, "b.bin": 3 * KIB})
     # The author's own environment names the endpoint (env beats .mlxconfig: no check).
     git("push", "-q", "origin", "main", cwd=repos.work, env={"AWS_ENDPOINT_URL_S3": counter.url})
     return repos, untrusted, shas
@@ -170,7 +162,7 @@ def test_a_committed_endpoint_cannot_pass_for_aws_by_a_url_parsing_trick(
     git("config", "--file", ".mlxconfig", "mlx.url", s3.url("team"), cwd=repos.work)
     git("config", "--file", ".mlxconfig", "mlx.s3.endpoint-url", tricky, cwd=repos.work)
     git("config", "--file", ".mlxconfig", "mlx.s3.region", "us-east-1", cwd=repos.work)
-    publish(repos, {"a.bin": 20 * KIB})
+    add_commit(repos.work, {"a.bin": 20 * KIB})
     git("push", "-q", "origin", "main", cwd=repos.work, env={"AWS_ENDPOINT_URL_S3": s3.endpoint})
     dest = sealed.root / "clone"
 
@@ -191,7 +183,7 @@ def test_a_committed_cache_skipsmudge_or_include_is_not_honoured(repos: Repos, s
     other_remote = sealed.root / "included-remote"
     included = sealed.root / "included.cfg"
     included.write_text(f"[mlx]\n\turl = {other_remote}\n")
-    shas = publish(repos, {"a.bin": 100 * KIB})
+    shas = add_commit(repos.work, {"a.bin": 100 * KIB})
     git("push", "-q", "origin", "main", cwd=repos.work)
     (repos.work / ".mlxconfig").write_text(
         f"[include]\n\tpath = {included}\n[mlx]\n\tcache = {elsewhere}\n\tskipsmudge = true\n"
@@ -237,7 +229,7 @@ def test_a_committed_mlxconfig_symlink_is_not_followed_out_of_the_repository(rep
 
 
 def test_a_malformed_committed_mlxconfig_fails_the_checkout_naming_the_file_and_the_fix(repos: Repos, sealed) -> None:
-    publish(repos, {"a.bin": 50 * KIB})
+    add_commit(repos.work, {"a.bin": 50 * KIB})
     blob = git("hash-object", "-w", "--stdin", cwd=repos.work, input=b"[mlx\n\turl = nowhere\n").stdout.strip()
     git("update-index", "--add", "--cacheinfo", f"100644,{blob},.mlxconfig", cwd=repos.work)
     git("commit", "-q", "-m", "broken .mlxconfig", cwd=repos.work)
@@ -272,7 +264,7 @@ def test_a_committed_local_path_remote_gets_only_gitmlx_content_addressed_keys(r
     (victim / "notes.txt").write_text("mine\n")
     (victim / "manifests" / "README").write_text("also mine\n")
     git("config", "--file", ".mlxconfig", "mlx.url", str(victim), cwd=repos.work)
-    publish(repos, {"a.bin": 300 * KIB, "sub/b.bin": 5 * KIB, "empty.bin": 0})
+    add_commit(repos.work, {"a.bin": 300 * KIB, "sub/b.bin": 5 * KIB, "empty.bin": 0})
     before = {p.relative_to(victim).as_posix() for p in victim.rglob("*") if p.is_file()}
     outside = snapshot(sealed.root)
 

@@ -28,19 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import (
-    assert_no_traceback,
-    clone,
-    commit_all,
-    git,
-    local_store,
-    make_repo_with_bare_remote,
-    mlx,
-    pointer_text,
-    write_random,
+
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import write_random
+from tests.support.formats import pointer_text
+from tests.support.integrity import (
+    check_remote_dir,
+    check_store,
+    classify,
+    fsck_problems,
+    no_traceback,
+    take_crash_logs,
 )
-from integrity_checks import check_remote_dir, check_store, classify, fsck_problems, no_traceback, take_crash_logs
-from trials import Run, Tally, run_until, wait_group_gone
+from tests.support.repos import clone, commit_all, local_store, make_repo_with_bare_remote
+from tests.support.trials import Run, Tally, run_until, wait_group_gone
 
 MIB = 1024 * 1024
 FILES = {"a.bin": 3 * MIB, "sub/c.bin": 1 * MIB, "d.bin": 200_000, "empty.bin": 0}

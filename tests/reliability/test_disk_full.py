@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import Result, commit_all, git, local_store, make_repo_with_bare_remote, write_random
-from integrity_checks import check_store, classify, take_crash_logs
+
+from tests.support.commands import Result, git
+from tests.support.content import write_random
+from tests.support.integrity import check_store, classify, take_crash_logs
+from tests.support.repos import commit_all, local_store, make_repo_with_bare_remote
 
 MIB = 1024 * 1024
 SIZES = {"big.bin": 24 * MIB, "mid.bin": 2 * MIB, "small.bin": 1000}

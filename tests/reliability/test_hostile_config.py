@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 
-from helpers import Repos, assert_clean_worktree, assert_content, commit_all, git, mlx, write_random
+from tests.support.commands import git, mlx
+from tests.support.content import write_random
+from tests.support.repos import Repos, assert_clean_worktree, assert_content, commit_all
 
 
 def test_a_backtracking_fetchexclude_does_not_hang_a_clone(repos: Repos, sealed) -> None:

@@ -10,17 +10,9 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from helpers import (
-    Repos,
-    assert_clean_worktree,
-    assert_content,
-    clone,
-    commit_all,
-    git,
-    manifest_path,
-    mlx,
-    write_random,
-)
+from tests.support.commands import git, mlx
+from tests.support.content import write_random
+from tests.support.repos import Repos, assert_clean_worktree, assert_content, clone, commit_all, manifest_path
 
 _HEADER = struct.Struct("<8s32sQII")
 _CHUNK = struct.Struct("<32sIQIIB")

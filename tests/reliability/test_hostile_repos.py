@@ -17,25 +17,22 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import (
-    MLX_VERSION,
+
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import write_random
+from tests.support.formats import MLX_VERSION, pointer_text
+from tests.support.integrity import assert_no_crash_logs, check_remote_dir, check_store
+from tests.support.repos import (
     Repos,
     assert_clean_worktree,
     assert_content,
-    assert_no_traceback,
     clone,
     commit_all,
-    git,
     local_store,
     make_repo_with_bare_remote,
-    mlx,
-    object_path,
-    pointer_text,
     snapshot,
-    stored_oids,
-    write_random,
 )
-from integrity_checks import check_remote_dir, check_store, take_crash_logs
+from tests.support.stores import object_path, stored_oids
 
 LFS_VERSION = "https://git-lfs.github.com/spec/v1"
 MAX_SIZE = 2**63 - 1
@@ -51,11 +48,6 @@ def commit_raw(repo: Path, blobs: dict[str, bytes], mode: str = "100644", messag
 
 def written_outside(before: set[Path], root: Path, *allowed: Path) -> list[Path]:
     return sorted(p for p in snapshot(root) - before if not any(p.is_relative_to(a) for a in allowed))
-
-
-def assert_no_crash_logs(sealed) -> None:
-    logs = take_crash_logs(sealed.tmp)
-    assert not logs, "gitmlx wrote crash logs (an internal error):\n" + "\n".join(logs)
 
 
 # --- oids and sizes ---------------------------------------------------------------------------
@@ -99,7 +91,7 @@ def test_hostile_oids_and_sizes_are_content_or_unrestorable_pointers_never_paths
     results += [mlx("status", cwd=dest, check=False), mlx("du", cwd=dest, check=False)]
 
     assert_no_traceback(*results)
-    assert_no_crash_logs(sealed)
+    assert_no_crash_logs(sealed.tmp)
     assert not written_outside(before, sealed.root, dest)
     for path, data in blobs.items():
         assert (dest / path).read_bytes() == data, f"{path!r} was not left exactly as committed"
@@ -234,7 +226,7 @@ def test_checkout_never_writes_through_a_symlinked_folder(repos: Repos, sealed) 
     results = [mlx("checkout", cwd=repos.work, check=False), mlx("pull", cwd=repos.work, check=False)]
 
     assert_no_traceback(*results)
-    assert_no_crash_logs(sealed)
+    assert_no_crash_logs(sealed.tmp)
     assert (outside / "model.bin").read_bytes() == pointer_text(oid, 30_000), "content written through a symlink"
     assert sorted(p.name for p in outside.iterdir()) == ["model.bin"]
 
@@ -305,7 +297,7 @@ def test_store_objects_on_another_file_system_work(repos: Repos, sealed, other_f
     assert not any((repos.work / ".git" / "mlx" / "tmp").iterdir())
     assert not any((other_fs / "tmp").iterdir())
     assert_content(repos.work, "a.bin", oid)
-    assert_no_crash_logs(sealed)
+    assert_no_crash_logs(sealed.tmp)
 
 
 # --- pointer text in paths that are not tracked --------------------------------------------------

@@ -12,20 +12,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import (
-    assert_no_traceback,
-    clone,
-    commit_all,
-    git,
-    local_store,
-    make_repo_with_bare_remote,
-    mlx,
-    pointer_text,
-    write_random,
-)
-from integrity_checks import check_remote_dir, check_remote_s3, check_store, classify, take_crash_logs
-from s3_helpers import S3Setup, make_s3_repo
-from trials import Tally
+
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import write_random
+from tests.support.formats import pointer_text
+from tests.support.integrity import check_remote_dir, check_remote_s3, check_store, classify, take_crash_logs
+from tests.support.repos import clone, commit_all, local_store, make_repo_with_bare_remote
+from tests.support.s3 import S3Setup, make_s3_repo
+from tests.support.trials import Tally
 
 MIB = 1024 * 1024
 

@@ -10,21 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers import (
-    assert_content,
-    assert_no_traceback,
-    clone,
-    commit_all,
-    git,
-    local_store,
-    make_repo_with_bare_remote,
-    mlx,
-    write_random,
-)
-from http_faults import MODES, RECOVERABLE, HttpFaultProxy
-from integrity_checks import check_remote_dir, check_remote_s3, check_store, classify, decode_manifest, take_crash_logs
-from s3_helpers import S3Setup, make_s3_repo
-from trials import Tally
+
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.content import write_random
+from tests.support.formats import decode_manifest
+from tests.support.http_faults import MODES, RECOVERABLE, HttpFaultProxy
+from tests.support.integrity import check_remote_dir, check_remote_s3, check_store, classify, take_crash_logs
+from tests.support.repos import assert_content, clone, commit_all, local_store, make_repo_with_bare_remote
+from tests.support.s3 import S3Setup, make_s3_repo
+from tests.support.trials import Tally
 
 KIB = 1024
 SIZES = {"a.bin": 1536 * KIB, "b.bin": 600 * KIB, "c.bin": 20 * KIB}

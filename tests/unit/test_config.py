@@ -1,4 +1,4 @@
-"""gitmlx.config: precedence (CONTRACT §5), keys a committed .mlxconfig may not set, parsing."""
+"""gitmlx.config: precedence, keys a committed .mlxconfig may not set, parsing."""
 
 from __future__ import annotations
 

@@ -12,14 +12,7 @@ from gitmlx.errors import IntegrityError
 from gitmlx.format import codec
 from gitmlx.format.manifest import CODEC_RAW, ChunkRef
 from gitmlx.transfer.rebuild import ChunkSplitter
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.parts.append(bytes(data))
+from tests.support.content import Sink
 
 
 def pack_of(raws: list[bytes]) -> tuple[bytes, list[ChunkRef]]:
@@ -39,7 +32,7 @@ def test_pieces_of_any_size_rebuild_the_object(piece: int) -> None:
     ]
     pack, refs = pack_of(raws)
     assert {r.codec for r in refs} != {CODEC_RAW}, "the test needs compressed chunks too"
-    out = Collect()
+    out = Sink()
     splitter = ChunkSplitter(refs, out)  # type: ignore[arg-type]
     for start in range(0, len(pack), piece):
         splitter.write(memoryview(pack)[start : start + piece])
@@ -51,14 +44,14 @@ def test_pieces_of_any_size_rebuild_the_object(piece: int) -> None:
 
 def test_more_bytes_than_the_chunks_is_an_integrity_error() -> None:
     pack, refs = pack_of([b"a" * 100, random.Random(1).randbytes(100)])
-    splitter = ChunkSplitter(refs, Collect())  # type: ignore[arg-type]
+    splitter = ChunkSplitter(refs, Sink())  # type: ignore[arg-type]
     with pytest.raises(IntegrityError):
         splitter.write(pack + b"x")
 
 
 def test_a_short_pack_is_an_integrity_error() -> None:
     pack, refs = pack_of([random.Random(2).randbytes(100), random.Random(3).randbytes(100)])
-    splitter = ChunkSplitter(refs, Collect())  # type: ignore[arg-type]
+    splitter = ChunkSplitter(refs, Sink())  # type: ignore[arg-type]
     splitter.write(pack[:-1])
     with pytest.raises(IntegrityError):
         splitter.finish()

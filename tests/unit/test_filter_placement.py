@@ -18,17 +18,10 @@ from gitmlx.checkout.handoff import DEFERRED_FILE, UNRESTORED_FILE, take_paths
 from gitmlx.checkout.session import FilterSession
 from gitmlx.format.pointer import Pointer
 from gitmlx.git.filter_protocol import DELAYED
+from tests.support.content import Sink
 
 RNG = random.Random(1)
 DATA = {name: RNG.randbytes(200_000 + i) for i, name in enumerate(("a.bin", "b.bin", "c.bin"))}
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.data += data
 
 
 class Git:

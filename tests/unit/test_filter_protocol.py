@@ -18,11 +18,9 @@ from gitmlx.git.pktline import (
     ContentWriter,
     PacketError,
     TruncatedPacket,
-    read_packet,
-    write_flush,
-    write_packet,
 )
 from gitmlx.store.objects import Store
+from tests.support.pktlines import packets, read_all
 
 WELCOME = [b"git-filter-client\n", b"version=2\n", None]
 CAPABILITIES = [b"capability=clean\n", b"capability=smudge\n", b"capability=delay\n", None]
@@ -31,23 +29,11 @@ CLEAN_ONLY_HANDSHAKE = [b"git-filter-server\n", b"version=2\n", None, b"capabili
 
 
 def encode(items: list[bytes | None]) -> bytes:
-    out = io.BytesIO()
-    for item in items:
-        if item is None:
-            write_flush(out)
-        else:
-            write_packet(out, item)
-    return out.getvalue()
+    return packets(*items).getvalue()
 
 
 def decode(data: bytes) -> list[bytes | None]:
-    stream = io.BytesIO(data)
-    items: list[bytes | None] = []
-    while True:
-        try:
-            items.append(read_packet(stream))
-        except EOFError:
-            return items
+    return read_all(io.BytesIO(data))
 
 
 def request(command: str, pathname: str, content: bytes, extra: tuple[bytes, ...] = ()) -> list[bytes | None]:

@@ -15,6 +15,8 @@ from gitmlx.checkout import filters
 from gitmlx.checkout.handoff import UNRESTORED_FILE, take_paths
 from gitmlx.checkout.session import FilterSession
 from gitmlx.format.pointer import Pointer
+from tests.support.content import Sink
+from tests.support.trials import dead_pid
 
 DATA = random.Random(0).randbytes(300_000)
 
@@ -29,14 +31,6 @@ def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FilterSess
     s = FilterSession(error=lambda message, hint: errors.append(f"{message}; {hint}"))
     pointer = s.ctx.store.insert_stream(io.BytesIO(DATA))
     return s, pointer, errors
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.data += data
 
 
 def deliver(s: FilterSession, path: str, pointer: Pointer) -> bytes:
@@ -108,12 +102,6 @@ def test_outside_a_checkout_nothing_is_checked(session) -> None:
 
 
 # -- claimed_paths: a list a killed process had taken is not lost ----------------------------
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
 
 
 def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:

@@ -4,46 +4,16 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 
 import pytest
-from store_helpers import corrupt_in_pack, sha
 
 from gitmlx.checkout import filters
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format.pointer import LFS_VERSION, MAX_POINTER_SIZE, MLX_VERSION, Pointer, parse
 from gitmlx.store import objects as store_module
 from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
-
-
-def stored_files(store: Store) -> list[Path]:
-    return sorted(p for p in store.root.rglob("*") if p.is_file()) if store.root.exists() else []
-
-
-class Source:
-    """A content source that returns at most `step` bytes per read and records exhaustion."""
-
-    def __init__(self, data: bytes, step: int = 1 << 30) -> None:
-        self._stream = io.BytesIO(data)
-        self._step = step
-
-    def read(self, n: int = -1) -> bytes:
-        return self._stream.read(self._step if n < 0 else min(n, self._step))
-
-    @property
-    def exhausted(self) -> bool:
-        return self._stream.tell() == len(self._stream.getbuffer())
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.writes = 0
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.data += data
-        self.writes += 1
-        return len(data)
+from tests.support.content import Sink, Source, files_under, sha
+from tests.support.unit_store import corrupt_in_pack, put_loose, read_object
 
 
 def no_fetch(pointer: Pointer) -> None:
@@ -57,11 +27,6 @@ def smudge(store: Store, data: bytes, fetch=no_fetch, path: str = "model.bin", w
     return bytes(sink.data)
 
 
-def read_object(store: Store, oid: str) -> bytes:
-    with store.open(oid) as f:
-        return f.read()
-
-
 #: How a test object is stored: a file of its own, or inside a finished store pack.
 LAYOUTS = ["loose", "packed"]
 NEIGHBOUR = b"another object in the same pack"
@@ -71,9 +36,7 @@ def put(store: Store, data: bytes, layout: str = "loose") -> Pointer:
     """Store `data` loose, or packed (with a neighbour, so the pack is not turned into a
     loose object, and the pack finished so a fresh Store sees it too)."""
     if layout == "loose":
-        with store.writer(loose=True) as writer:
-            writer.write(data)
-            pointer = writer.commit()
+        pointer = put_loose(store, data)
         assert store.path(pointer.oid).is_file()
         return pointer
     pointer = store.insert_stream(io.BytesIO(data))
@@ -135,7 +98,7 @@ def test_clean_at_pointer_size_boundaries(store: Store, size: int) -> None:
 def test_clean_of_pointer_text_returns_it_unchanged(store: Store, version: str) -> None:
     text = Pointer(sha(b"elsewhere"), 9, version).encode()
     assert filters.clean(Source(text, step=5), store) == text
-    assert stored_files(store) == []
+    assert files_under(store.root) == []
 
 
 def test_clean_is_idempotent(store: Store) -> None:
@@ -163,7 +126,7 @@ def test_pointer_for_file_matches_clean_without_storing(store: Store) -> None:
     assert filters.pointer_for_file(io.BytesIO(data)).encode() == filters.clean(Source(data), store)
     other = Store(store.root.parent / "other")
     filters.pointer_for_file(io.BytesIO(data))
-    assert stored_files(other) == []
+    assert files_under(other.root) == []
 
 
 # --- smudge: content that is not a pointer ------------------------------------------
@@ -186,7 +149,7 @@ def test_smudge_passes_big_content_through_spooled(store: Store, monkeypatch: py
     sink = Sink()
     body(sink)
     assert bytes(sink.data) == data
-    assert stored_files(store) == []
+    assert files_under(store.root) == []
 
 
 def test_smudge_warns_about_pointer_like_but_invalid_content_and_passes_it_through(store: Store) -> None:

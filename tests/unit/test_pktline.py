@@ -24,6 +24,7 @@ from gitmlx.git.pktline import (
     write_packet,
     write_text,
 )
+from tests.support.pktlines import packets, read_all
 
 
 class Trickle(io.RawIOBase):
@@ -43,27 +44,6 @@ class Trickle(io.RawIOBase):
         chunk = self._data[self._pos : self._pos + min(n, self._step)]
         self._pos += len(chunk)
         return chunk
-
-
-def packets(*payloads: bytes | None) -> io.BytesIO:
-    """A stream holding these packets (None is a flush)."""
-    out = io.BytesIO()
-    for payload in payloads:
-        if payload is None:
-            write_flush(out)
-        else:
-            write_packet(out, payload)
-    out.seek(0)
-    return out
-
-
-def read_all(stream: io.BytesIO) -> list[bytes | None]:
-    result: list[bytes | None] = []
-    while True:
-        try:
-            result.append(read_packet(stream))
-        except EOFError:
-            return result
 
 
 # --- writing ------------------------------------------------------------------------

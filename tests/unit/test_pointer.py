@@ -56,7 +56,7 @@ def test_parse_canonical_git_lfs_pointer() -> None:
 
 
 def test_gitmlx_version_line_is_not_the_git_lfs_one() -> None:
-    # Hosting services reject pushes of LFS pointers whose objects they lack (CONTRACT §3).
+    # Hosting services reject pushes of LFS pointers whose objects they lack (docs/pointer-format.md).
     assert MLX_VERSION != LFS_VERSION
     assert b"git-lfs" not in MLX_POINTER
 

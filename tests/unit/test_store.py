@@ -11,31 +11,14 @@ import stat
 from pathlib import Path
 
 import pytest
-from store_helpers import corrupt_in_pack, files_under, sha
 
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format.pointer import Pointer
 from gitmlx.store import objects as store_module
 from gitmlx.store import packs as store_packs
 from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
-
-
-def put_loose(store: Store, data: bytes) -> Pointer:
-    """Store `data` as a loose object (a file of its own) whatever its size."""
-    with store.writer(loose=True) as writer:
-        writer.write(data)
-        return writer.commit()
-
-
-class Trickle:
-    """A source that returns at most `step` bytes per read."""
-
-    def __init__(self, data: bytes, step: int) -> None:
-        self._stream = io.BytesIO(data)
-        self._step = step
-
-    def read(self, n: int = -1) -> bytes:
-        return self._stream.read(self._step if n < 0 else min(n, self._step))
+from tests.support.content import Source, files_under, sha
+from tests.support.unit_store import corrupt_in_pack, put_loose
 
 
 def test_insert_stream_returns_the_pointer_and_stores_the_bytes(store: Store) -> None:
@@ -51,7 +34,7 @@ def test_insert_stream_returns_the_pointer_and_stores_the_bytes(store: Store) ->
 
 def test_insert_stream_larger_than_a_block_with_short_reads(store: Store) -> None:
     data = os.urandom(1000) * (2 * BLOCK_SIZE // 1000 + 7)
-    p = store.insert_stream(Trickle(data, step=BLOCK_SIZE // 3))  # type: ignore[arg-type]
+    p = store.insert_stream(Source(data, step=BLOCK_SIZE // 3))  # type: ignore[arg-type]
     assert p == Pointer(sha(data), len(data))
     assert store.path(p.oid).read_bytes() == data
 

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from store_helpers import corrupt_in_pack, files_under, opened_pack, sha
 
 from gitmlx.format.pointer import Pointer
 from gitmlx.osutil import fastcopy
@@ -21,6 +20,8 @@ from gitmlx.store import packs as store_packs
 from gitmlx.store import packset as packset_module
 from gitmlx.store.objects import Store, StoredObject
 from gitmlx.store.writer import PACK_BELOW
+from tests.support.content import files_under, sha
+from tests.support.unit_store import corrupt_in_pack, opened_pack, put_loose, read_object
 
 
 def pack_files(store: Store) -> list[Path]:
@@ -29,17 +30,6 @@ def pack_files(store: Store) -> list[Path]:
 
 def put(store: Store, data: bytes) -> Pointer:
     return store.insert_stream(io.BytesIO(data))
-
-
-def put_loose(store: Store, data: bytes) -> Pointer:
-    with store.writer(loose=True) as writer:
-        writer.write(data)
-        return writer.commit()
-
-
-def read(store: Store, oid: str) -> bytes:
-    with store.open(oid) as f:
-        return f.read()
 
 
 def blobs(n: int, prefix: bytes = b"object") -> list[bytes]:
@@ -51,7 +41,7 @@ def assert_all_readable(store: Store, datas: list[bytes]) -> None:
         oid = sha(data)
         assert store.has(oid), oid
         assert store.size(oid) == len(data)
-        assert read(store, oid) == data
+        assert read_object(store, oid) == data
         assert store.verify(oid)
 
 
@@ -85,7 +75,7 @@ def test_a_pack_is_seen_by_another_store_only_once_finished(store: Store) -> Non
         put(store, d)
     other = Store(store.root)
     for d in datas:
-        assert store.has(sha(d)) and read(store, sha(d)) == d  # at once, in this Store
+        assert store.has(sha(d)) and read_object(store, sha(d)) == d  # at once, in this Store
         assert not other.has(sha(d))
     assert pack_files(store) == []
     store.finish_pack()
@@ -152,7 +142,7 @@ def test_an_object_just_under_pack_below_is_packed(store: Store) -> None:
     store.finish_pack()
     assert not store.path(pointer.oid).exists()
     assert store.is_packed(pointer.oid)
-    assert read(Store(store.root), pointer.oid) == data
+    assert read_object(Store(store.root), pointer.oid) == data
 
 
 def test_a_one_object_batch_becomes_a_loose_object(store: Store) -> None:
@@ -166,7 +156,7 @@ def test_a_one_object_batch_becomes_a_loose_object(store: Store) -> None:
     assert path.read_bytes() == b"alone"
     assert stat.S_IMODE(path.stat().st_mode) & 0o222 == 0
     assert not store.is_packed(pointer.oid)
-    assert read(Store(store.root), pointer.oid) == b"alone"
+    assert read_object(Store(store.root), pointer.oid) == b"alone"
 
 
 def test_finishing_with_nothing_pending_makes_nothing(store: Store) -> None:
@@ -451,11 +441,11 @@ def test_a_pack_finished_by_another_store_is_found_at_once(store: Store) -> None
     put(writer_side, b"first")
     put(writer_side, b"second")
     writer_side.finish_pack()
-    assert store.has(sha(b"first")) and read(store, sha(b"second")) == b"second"
+    assert store.has(sha(b"first")) and read_object(store, sha(b"second")) == b"second"
     put(writer_side, b"third")
     put(writer_side, b"fourth")
     writer_side.finish_pack()  # a second pack, right after the first
-    assert store.has(sha(b"third")) and read(store, sha(b"fourth")) == b"fourth"
+    assert store.has(sha(b"third")) and read_object(store, sha(b"fourth")) == b"fourth"
 
 
 def test_a_pack_added_within_the_same_clock_tick_is_still_found(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -478,7 +468,7 @@ def test_a_pack_added_within_the_same_clock_tick_is_still_found(store: Store, mo
     assert not reader_side.has(sha(b"c")), "looked again within RESCAN_EVERY"
     clock[0] += 2 * packset_module.RESCAN_EVERY
     assert reader_side.has(sha(b"c"))
-    assert read(reader_side, sha(b"d")) == b"d"
+    assert read_object(reader_side, sha(b"d")) == b"d"
 
 
 def test_an_old_unchanged_packs_directory_is_not_listed_again(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -530,7 +520,7 @@ def test_threads_committing_small_objects_to_one_store(
                 writer.write(d[: len(d) // 2])
                 writer.write(d[len(d) // 2 :])
                 assert writer.commit() == Pointer(sha(d), len(d))
-            assert read(store, sha(d)) == d  # visible to this Store at once
+            assert read_object(store, sha(d)) == d  # visible to this Store at once
             if i % 20 == 0:
                 put(store, shared)
 

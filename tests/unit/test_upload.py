@@ -41,11 +41,6 @@ class CountingRemote(LocalRemote):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "store")
-
-
-@pytest.fixture
 def remote(tmp_path: Path) -> CountingRemote:
     return CountingRemote(tmp_path / "remote")
 

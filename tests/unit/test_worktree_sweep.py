@@ -4,16 +4,10 @@ placement or the user owns stays."""
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from gitmlx.checkout.objectfile import sweep_temps
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid  # reaped: no process has it (pid reuse within the test is unlikely)
+from tests.support.trials import dead_pid
 
 
 def test_sweep_removes_leftovers_of_gone_writers_only(tmp_path: Path) -> None:

@@ -1,32 +1,34 @@
-"""Independent checks of what CONTRACT §6 promises about bytes at rest, for the reliability tests.
+"""Independent checks of what gitmlx promises about bytes at rest, for the reliability tests.
 
 Owns: re-hashing a local store, validating a remote (a directory or an S3 prefix) as
 docs/storage-format.md describes it, rebuilding objects from manifests and packs, sorting
 work-tree files into content / pointer / absent / wrong, reading crash logs, and running
 `git mlx fsck` when the command exists.
-Must not: import gitmlx. Like tests/e2e/helpers.py, it reads the formats from the outside,
-so a bug in gitmlx's own reader cannot hide itself here.
+Must not: import gitmlx. The formats are read through tests/support/formats.py, from the
+outside, so a bug in gitmlx's own reader cannot hide itself here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import struct
 import subprocess
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import parse_pointer, sha256_file
-
-OID = re.compile(r"[0-9a-f]{64}")
-_HEADER = struct.Struct("<8s32sQII")
-_RECORD = struct.Struct("<32sIQIIB")
-MAX_RAW = 262_144
-MAX_STORED = 266_240
-
+from tests.support.content import sha256_file
+from tests.support.formats import (
+    MANIFEST_KEY,
+    PACK_KEY,
+    STORE_PACK_NAME,
+    decode_manifest,
+    is_loose_object_path,
+    pack_key,
+    parse_pointer,
+    parse_store_pack,
+    rebuild,
+    store_pack_name,
+)
 
 # --- the local store ---------------------------------------------------------------------
 
@@ -52,11 +54,9 @@ def check_store(store: Path) -> StoreReport:
     objects = store / "objects"
     if objects.is_dir():
         for path in objects.glob("*/*/*"):
+            if not is_loose_object_path(path) or path.is_symlink() or not path.is_file():
+                continue
             name = path.name
-            if not (OID.fullmatch(name) and path.parent.name == name[2:4] and path.parent.parent.name == name[:2]):
-                continue
-            if path.is_symlink() or not path.is_file():
-                continue
             if sha256_file(path) == name:
                 report.objects.add(name)
             else:
@@ -64,7 +64,7 @@ def check_store(store: Path) -> StoreReport:
     packs = store / "packs"
     if packs.is_dir():
         for path in packs.iterdir():
-            if STORE_PACK.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            if STORE_PACK_NAME.fullmatch(path.name) and path.is_file() and not path.is_symlink():
                 _check_store_pack(path, report)
     tmp = store / "tmp"
     if tmp.is_dir():
@@ -72,88 +72,23 @@ def check_store(store: Path) -> StoreReport:
     return report
 
 
-STORE_PACK = re.compile(r"[0-9a-f]{40}\.mlxpack")
-
-
 def _check_store_pack(path: Path, report: StoreReport) -> None:
-    """A store pack (docs/local-store.md, "Store packs"), read without gitmlx: a whole
-    file whose index hashes to the trailer's digest and to the file's name, and whose
-    every object hashes to its oid. Any pack there is under a valid name: all must hold."""
+    """A store pack (docs/local-store.md, "Store packs"): a whole file whose index hashes
+    to the trailer's digest and to the file's name, and whose every object hashes to its
+    oid. Any pack there is under a valid name: all must hold."""
     data = path.read_bytes()
-    if len(data) < 16 + 56 or data[:8] != b"MLXSPACK" or data[-8:] != b"MLXSIDX1":
-        report.corrupt.append(f"store pack {path.name} is not a whole pack")
+    try:
+        pack = parse_store_pack(data)
+    except ValueError as exc:
+        report.corrupt.append(f"store pack {path.name}: {exc}")
         return
-    index_offset, count = struct.unpack(">QQ", data[-56:-40])
-    digest = data[-40:-8]
-    index = data[index_offset : index_offset + 48 * count]
-    if index_offset + 48 * count + 56 != len(data) or hashlib.sha256(index).digest() != digest:
-        report.corrupt.append(f"store pack {path.name}: index does not match its trailer")
-        return
-    if digest.hex()[:40] != path.name[:40]:
+    if store_pack_name(pack.digest) != path.name:
         report.corrupt.append(f"store pack {path.name}: name does not match its index")
-    for i in range(count):
-        raw, offset, size = struct.unpack_from(">32sQQ", index, 48 * i)
+    for raw, offset, size in pack.entries:
         if hashlib.sha256(data[offset : offset + size]).digest() == raw:
             report.objects.add(raw.hex())
         else:
             report.corrupt.append(f"packed object {raw.hex()[:10]} in {path.name} does not hash to its name")
-
-
-# --- manifests (docs/storage-format.md, "Manifest") ---------------------------------------
-
-
-@dataclass(frozen=True)
-class Chunk:
-    pack: str
-    offset: int
-    stored: int
-    raw: int
-    codec: int
-    hash: bytes
-
-
-def decode_manifest(data: bytes, oid: str) -> tuple[int, list[Chunk]]:
-    """(object size, chunks) of a manifest named `oid`; ValueError saying why it is invalid."""
-    if len(data) < _HEADER.size + 32:
-        raise ValueError("too short")
-    body, trailer = data[:-32], data[-32:]
-    if hashlib.sha256(body).digest() != trailer:
-        raise ValueError("checksum mismatch")
-    magic, raw_oid, size, packs, chunks = _HEADER.unpack_from(body)
-    if magic != b"MLXMAN01":
-        raise ValueError(f"magic {magic!r}")
-    if raw_oid.hex() != oid:
-        raise ValueError(f"describes {raw_oid.hex()[:10]}, is named {oid[:10]}")
-    if len(body) != _HEADER.size + 32 * packs + _RECORD.size * chunks:
-        raise ValueError("length does not match the counts")
-    ids = [body[56 + 32 * i : 56 + 32 * (i + 1)].hex() for i in range(packs)]
-    out = []
-    for i in range(chunks):
-        digest, index, offset, stored, raw, codec = _RECORD.unpack_from(body, 56 + 32 * packs + _RECORD.size * i)
-        if index >= packs or codec not in (0, 1):
-            raise ValueError(f"chunk {i}: pack index or codec")
-        if not (0 < raw <= MAX_RAW and 0 < stored <= MAX_STORED) or (codec == 0 and stored != raw):
-            raise ValueError(f"chunk {i}: lengths")
-        out.append(Chunk(ids[index], offset, stored, raw, codec, digest))
-    if sum(c.raw for c in out) != size:
-        raise ValueError("chunks do not add up to the size")
-    return size, out
-
-
-def rebuild(chunks: Iterable[Chunk], read_range: Callable[[str, int, int], bytes]) -> str:
-    """sha256 of the object the chunks describe, reading stored bytes through `read_range`."""
-    import zstandard
-
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        stored = read_range(chunk.pack, chunk.offset, chunk.stored)
-        if len(stored) != chunk.stored:
-            raise ValueError(f"pack {chunk.pack[:10]} is short")
-        raw = stored if chunk.codec == 0 else zstandard.ZstdDecompressor().decompress(stored, chunk.raw)
-        if hashlib.sha256(raw).digest() != chunk.hash:
-            raise ValueError(f"a chunk in pack {chunk.pack[:10]} does not match its hash")
-        digest.update(raw)
-    return digest.hexdigest()
 
 
 # --- a remote ----------------------------------------------------------------------------
@@ -220,7 +155,7 @@ def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
     elif keys:
         report.problems.append("objects on the remote but no mlx-remote.json")
     for key in keys:
-        m = re.fullmatch(r"packs/([0-9a-f]{2})/([0-9a-f]{64})\.pack", key)
+        m = PACK_KEY.fullmatch(key)
         if m and m.group(2).startswith(m.group(1)):
             pack_id = m.group(2)
             if hashlib.sha256(view.read(key)).hexdigest() != pack_id:
@@ -228,7 +163,7 @@ def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
             else:
                 report.packs.add(pack_id)
     for key in keys:
-        m = re.fullmatch(r"manifests/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})", key)
+        m = MANIFEST_KEY.fullmatch(key)
         if not (m and m.group(3)[:2] == m.group(1) and m.group(3)[2:4] == m.group(2)):
             continue
         oid = m.group(3)
@@ -237,13 +172,13 @@ def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
         except ValueError as exc:
             report.problems.append(f"manifest {oid[:10]} is invalid: {exc}")
             continue
-        bad = [c.pack for c in chunks if c.pack not in report.packs or keys[_pack_key(c.pack)] < c.offset + c.stored]
+        bad = [c.pack for c in chunks if c.pack not in report.packs or keys[pack_key(c.pack)] < c.offset + c.stored]
         if bad:
             report.problems.append(f"manifest {oid[:10]} names a missing or short pack {bad[0][:10]}")
             continue
         if rebuild_objects:
             try:
-                got = rebuild(chunks, lambda pack, start, n: view.read(_pack_key(pack), start, n))
+                got = rebuild(chunks, lambda pack, start, n: view.read(pack_key(pack), start, n))
             except ValueError as exc:
                 report.problems.append(f"object {oid[:10]} cannot be rebuilt: {exc}")
                 continue
@@ -252,10 +187,6 @@ def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
                 continue
         report.objects[oid] = size
     return report
-
-
-def _pack_key(pack_id: str) -> str:
-    return f"packs/{pack_id[:2]}/{pack_id}.pack"
 
 
 def check_remote_dir(root: Path, rebuild_objects: bool = True) -> RemoteReport:
@@ -298,6 +229,13 @@ def take_crash_logs(tmp: Path) -> list[str]:
             logs.append(path.read_text(errors="replace"))
             path.unlink()
     return logs
+
+
+def assert_no_crash_logs(tmp: Path) -> None:
+    """No crash log under TMPDIR `tmp`. A bug inside a filter is answered with status=error
+    and a crash log, not a traceback: a crash log means some path hit an unexpected exception."""
+    logs = take_crash_logs(tmp)
+    assert not logs, "gitmlx wrote crash logs (an internal error):\n" + "\n".join(logs)
 
 
 _FSCK: list[bool] = []

@@ -1,4 +1,4 @@
-"""An S3 fault proxy with more faults than tests/faultproxy.py's 503s and cut bodies.
+"""An S3 fault proxy with more faults than tests/support/faultproxy.py's 503s and cut bodies.
 
 Owns: per request (drawn from a seeded RNG, for the methods asked): answering `500
 InternalError` or `503 SlowDown` without forwarding; resetting the connection (RST)
@@ -15,7 +15,16 @@ import socket
 import struct
 from collections import Counter
 
-from faultproxy import FaultProxy, _content_length, _pump, _read_exactly, _read_head, _with_close
+from tests.support.faultproxy import (
+    FaultProxy,
+    answer_error,
+    content_length,
+    pump,
+    read_exactly,
+    read_final_response,
+    read_head,
+    with_close,
+)
 
 _INTERNAL_ERROR = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
@@ -69,11 +78,11 @@ class HttpFaultProxy(FaultProxy):
 
     def _serve(self, client: socket.socket) -> None:  # noqa: C901 - one branch per fault
         upstream: socket.socket | None = None
-        pump = None
+        reader = pump_thread = None
         reset = False
         try:
             reader = client.makefile("rb")
-            head = _read_head(reader)
+            head = read_head(reader)
             if head is None:
                 return
             method, target = (head[0].split(b" ") + [b"", b""])[:2]
@@ -84,51 +93,40 @@ class HttpFaultProxy(FaultProxy):
                 return
             if fault == "500":
                 self.injected[fault] += 1
-                body = b"" if method == b"HEAD" else _INTERNAL_ERROR
-                client.sendall(
-                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\n"
-                    b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(_INTERNAL_ERROR) + body
-                )
-                while reader.read1(65536):
-                    pass
+                answer_error(client, reader, method, b"500 Internal Server Error", _INTERNAL_ERROR)
                 return
-            upstream = socket.create_connection(self.upstream)
-            if not self._track(upstream):
+            upstream = self._connect(head)
+            if upstream is None:
                 return
-            upstream.sendall(_with_close(head))
-            pump = self._spawn(_pump, reader, upstream)
+            pump_thread = self._spawn(pump, reader, upstream)
             up_reader = upstream.makefile("rb")
-            while True:
-                response = _read_head(up_reader)
-                if response is None:
-                    return
-                status = int(response[0].split(b" ")[1])
-                if status >= 200:
-                    break
-                client.sendall(b"".join(response))
-            length = _content_length(response) or 0
+            answer = read_final_response(up_reader, client)
+            if answer is None:
+                return
+            response, status = answer
+            length = content_length(response) or 0
             has_body = method != b"HEAD" and status in (200, 206)
             if fault is None or not has_body or length < 2:
-                client.sendall(_with_close(response))
-                _pump(up_reader, client)
+                client.sendall(with_close(response))
+                pump(up_reader, client)
                 with self._lock:
                     self.stats.forwarded += 1
                 return
             self.injected[fault] += 1
             half = length // 2
             if fault in ("reset", "truncate"):
-                client.sendall(_with_close(response))
-                client.sendall(_read_exactly(up_reader, half))
+                client.sendall(with_close(response))
+                client.sendall(read_exactly(up_reader, half))
                 reset = fault == "reset"
             elif fault == "long-length":
                 client.sendall(_with_length(response, length + 1000))
-                _pump(up_reader, client)
+                pump(up_reader, client)
             elif fault == "short-length":
                 client.sendall(_with_length(response, half))
-                client.sendall(_read_exactly(up_reader, half))
+                client.sendall(read_exactly(up_reader, half))
             elif fault == "flip":
-                client.sendall(_with_close(response))
-                body = bytearray(_read_exactly(up_reader, length))
+                client.sendall(with_close(response))
+                body = bytearray(read_exactly(up_reader, length))
                 for i in range(half, min(half + 16, length)):
                     body[i] ^= 0xFF
                 client.sendall(bytes(body))
@@ -138,7 +136,7 @@ class HttpFaultProxy(FaultProxy):
             if upstream is not None:
                 self._release(upstream)
             if reset:
-                self._reset(client, reader, pump)
+                self._reset(client, reader, pump_thread)
             else:
                 self._release(client)
 
@@ -161,4 +159,4 @@ class HttpFaultProxy(FaultProxy):
 
 def _with_length(head: list[bytes], length: int) -> bytes:
     lines = [line for line in head[1:-1] if line.split(b":", 1)[0].strip().lower() != b"content-length"]
-    return _with_close([head[0], *lines, b"Content-Length: %d\r\n" % length, head[-1]])
+    return with_close([head[0], *lines, b"Content-Length: %d\r\n" % length, head[-1]])

@@ -3,8 +3,10 @@
 Owns: forwarding HTTP/1.1 exchanges one per connection (it rewrites `Connection: close`
 both ways, so every request gets its own connection and no request is lost to a reused,
 half-dead one), and, drawn from a seeded RNG per request: answering `503 SlowDown` without
-forwarding, or cutting the connection halfway through the response body. It counts what
-it did in `stats`.
+forwarding, or cutting the connection halfway through the response body (`FaultProxy`) or
+through an upload's request body (`DroppingProxy`). It counts what it did in `stats`. The
+HTTP/1.1 framing functions at the end are public for the proxies built on this one
+(tests/support/http_faults.py).
 Must not: listen beyond 127.0.0.1, sleep, or outlive `stop()` (every socket is shut down,
 which wakes any thread blocked on it, and every thread is joined).
 """
@@ -77,11 +79,11 @@ class FaultProxy:
         with self._lock:
             self._stopping = True
             sockets, threads = list(self._sockets), list(self._threads)
-        _shutdown(self._listener)  # wakes accept()
+        shutdown(self._listener)  # wakes accept()
         self._acceptor.join()
         self._listener.close()
         for sock in sockets:
-            _shutdown(sock)  # wakes recv() in the connection threads
+            shutdown(sock)  # wakes recv() in the connection threads
         for thread in threads:
             thread.join()
 
@@ -120,7 +122,7 @@ class FaultProxy:
     def _release(self, sock: socket.socket) -> None:
         with self._lock:
             self._sockets.discard(sock)
-        _shutdown(sock)
+        shutdown(sock)
         sock.close()
 
     def _accept_loop(self) -> None:
@@ -146,7 +148,7 @@ class FaultProxy:
         upstream: socket.socket | None = None
         try:
             reader = client.makefile("rb")
-            head = _read_head(reader)
+            head = read_head(reader)
             if head is None:
                 return
             method = head[0].split(b" ", 1)[0]
@@ -154,23 +156,17 @@ class FaultProxy:
             if fault == "slowdown":
                 self._answer_slowdown(client, reader, method)
                 return
-            upstream = socket.create_connection(self.upstream)
-            if not self._track(upstream):
+            upstream = self._connect(head)
+            if upstream is None:
                 return
-            upstream.sendall(_with_close(head))
-            # The request body (if any) flows on its own; the response comes back here.
-            self._spawn(_pump, reader, upstream)
+            request_cut = self._send_request_body(fault, head, reader, upstream, client)
             up_reader = upstream.makefile("rb")
-            while True:
-                response = _read_head(up_reader)
-                if response is None:
-                    return
-                status = int(response[0].split(b" ")[1])
-                if status >= 200:
-                    break
-                client.sendall(b"".join(response))  # 100 Continue: pass it on as-is
-            client.sendall(_with_close(response))
-            length = _content_length(response)
+            answer = read_final_response(up_reader, client)
+            if answer is None or request_cut:
+                return  # a cut request: the server may answer before the whole body came; drop it anyway
+            response, status = answer
+            client.sendall(with_close(response))
+            length = content_length(response)
             has_body = method != b"HEAD" and status not in (204, 304)
             # A cut sends part of the body: none at all when cut_at is 0, else at least
             # one byte and never the last one (a 1-byte body cannot be cut in the middle).
@@ -178,9 +174,9 @@ class FaultProxy:
             if fault == "cut" and has_body and length and keep < length:
                 with self._lock:
                     self.stats.cuts += 1
-                client.sendall(_read_exactly(up_reader, keep))
+                client.sendall(read_exactly(up_reader, keep))
                 return  # the finally below drops both connections mid-body
-            _pump(up_reader, client)
+            pump(up_reader, client)
             with self._lock:
                 self.stats.forwarded += 1
         except OSError:
@@ -190,21 +186,42 @@ class FaultProxy:
                 self._release(upstream)
             self._release(client)
 
+    def _connect(self, head: list[bytes]) -> socket.socket | None:
+        """A tracked connection to the server with the request head sent (keep-alive
+        turned into close); None when the proxy is stopping."""
+        upstream = socket.create_connection(self.upstream)
+        if not self._track(upstream):
+            return None
+        upstream.sendall(with_close(head))
+        return upstream
+
+    def _send_request_body(
+        self, fault: str, head: list[bytes], reader: BinaryIO, upstream: socket.socket, client: socket.socket
+    ) -> bool:
+        """Start passing the request body (if any) on, on its own thread, while the response
+        comes back on this one. True when the request was cut (never, here)."""
+        self._spawn(pump, reader, upstream)
+        return False
+
     def _answer_slowdown(self, client: socket.socket, reader: BinaryIO, method: bytes) -> None:
-        body = b"" if method == b"HEAD" else _SLOWDOWN_BODY
         with self._lock:
             self.stats.slowdowns += 1
-        client.sendall(
-            b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(_SLOWDOWN_BODY) + body
-        )
-        # Swallow whatever body the client still sends, until it closes: closing with
-        # unread data would reset the connection before the client reads the 503.
-        while reader.read1(65536):
-            pass
+        answer_error(client, reader, method, b"503 Slow Down", _SLOWDOWN_BODY)
 
 
-def _read_head(reader: BinaryIO) -> list[bytes] | None:
+def answer_error(client: socket.socket, reader: BinaryIO, method: bytes, status: bytes, body: bytes) -> None:
+    """Answer with `status` (b"503 Slow Down") and an S3 XML error `body`, without forwarding."""
+    client.sendall(
+        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/xml\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + (b"" if method == b"HEAD" else body)
+    )
+    # Swallow whatever body the client still sends, until it closes: closing with
+    # unread data would reset the connection before the client reads the answer.
+    while reader.read1(65536):
+        pass
+
+
+def read_head(reader: BinaryIO) -> list[bytes] | None:
     """The start line and header lines (CRLFs kept), or None at end of stream."""
     lines: list[bytes] = []
     total = 0
@@ -220,13 +237,26 @@ def _read_head(reader: BinaryIO) -> list[bytes] | None:
             return lines
 
 
-def _with_close(head: list[bytes]) -> bytes:
+def read_final_response(up_reader: BinaryIO, client: socket.socket) -> tuple[list[bytes], int] | None:
+    """The server's final response head and its status, passing any interim (1xx) response,
+    such as 100 Continue, on to the client as it is; None when the server closed first."""
+    while True:
+        response = read_head(up_reader)
+        if response is None:
+            return None
+        status = int(response[0].split(b" ")[1])
+        if status >= 200:
+            return response, status
+        client.sendall(b"".join(response))
+
+
+def with_close(head: list[bytes]) -> bytes:
     """The head with `Connection: close` instead of any keep-alive headers."""
     kept = [line for line in head[1:-1] if line.split(b":", 1)[0].strip().lower() not in (b"connection", b"keep-alive")]
     return b"".join([head[0], *kept, b"Connection: close\r\n", head[-1]])
 
 
-def _content_length(head: list[bytes]) -> int | None:
+def content_length(head: list[bytes]) -> int | None:
     for line in head[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
@@ -234,14 +264,14 @@ def _content_length(head: list[bytes]) -> int | None:
     return None
 
 
-def _read_exactly(reader: BinaryIO, size: int) -> bytes:
+def read_exactly(reader: BinaryIO, size: int) -> bytes:
     data = reader.read(size)
     if len(data) != size:
         raise OSError("upstream closed early")
     return data
 
 
-def _pump(reader: BinaryIO, sock: socket.socket) -> None:
+def pump(reader: BinaryIO, sock: socket.socket) -> None:
     try:
         while data := reader.read1(65536):
             sock.sendall(data)
@@ -249,8 +279,48 @@ def _pump(reader: BinaryIO, sock: socket.socket) -> None:
         pass
 
 
-def _shutdown(sock: socket.socket) -> None:
+def shutdown(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+class DroppingProxy(FaultProxy):
+    """`FaultProxy`, except that a request drawn to be cut that carries a body (a PUT of an
+    object or part) is cut in the middle of that *request* body: half of it reaches the
+    server, then both connections drop. `FaultProxy` alone can only cut response bodies,
+    and an upload's response has none, so a push would never see a dropped connection."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.upload_cuts = 0
+
+    def _send_request_body(
+        self, fault: str, head: list[bytes], reader: BinaryIO, upstream: socket.socket, client: socket.socket
+    ) -> bool:
+        body_length = content_length(head) or 0
+        if fault != "cut" or body_length <= 1:
+            return super()._send_request_body(fault, head, reader, upstream, client)
+        with self._lock:
+            self.stats.cuts += 1
+            self.upload_cuts += 1
+        self._spawn(_pump_some_then_drop, reader, upstream, client, body_length // 2)
+        return True
+
+
+def _pump_some_then_drop(reader: BinaryIO, upstream: socket.socket, client: socket.socket, limit: int) -> None:
+    """Forward `limit` bytes of the request body, then shut both connections down."""
+    try:
+        left = limit
+        while left > 0:
+            data = reader.read1(min(left, 65536))
+            if not data:
+                break
+            upstream.sendall(data)
+            left -= len(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (client, upstream):
+            shutdown(sock)

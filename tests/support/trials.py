@@ -1,9 +1,10 @@
 """Running commands that get killed, and counting what the trials found.
 
 Owns: starting a command in its own process group and SIGKILLing the whole group (git,
-its filter process, its hooks and their `git-mlx` children) after a delay; the tally a
-loop of trials keeps; and appending that tally as one JSON line to the file named by
-GITMLX_RELIABILITY_LOG (how docs/threat-model.md's table was filled).
+its filter process, its hooks and their `git-mlx` children) after a delay; the pid of a
+process that is gone; the tally a loop of trials keeps; and appending that tally as one
+JSON line to the file named by GITMLX_RELIABILITY_LOG (how docs/threat-model.md's table
+was filled).
 Must not: signal any process outside the group it started.
 """
 
@@ -60,6 +61,14 @@ def run_until(args: Sequence[str], cwd: Path, delay: float | None, env: dict[str
             err.read().decode("utf-8", "replace"),
             seconds,
         )
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped: no process has it (pid reuse
+    within a test is unlikely)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def _kill_group(pgid: int) -> None:
