@@ -54,7 +54,11 @@ _BUCKET_RE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 
 # A connection lost while reading a response body: resumable with a Range request.
 class S3Remote:
-    """Objects are S3 objects named `PREFIX/KEY` in one bucket; one client, shared by threads."""
+    """Objects are S3 objects named `PREFIX/KEY` in one bucket; one client, shared by threads.
+
+    Over 250 lines because it implements the whole Remote protocol for one backend; the
+    error translation already lives in errors.py, and what is left (resumable ranged
+    downloads, multipart uploads) shares the client and its retry settings."""
 
     #: Files at least this big go up as multipart uploads of this chunk size (grown as
     #: needed to stay within 10,000 parts); tests shrink them to exercise that path.
