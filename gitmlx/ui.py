@@ -125,18 +125,47 @@ def progress(total_bytes: int, total_files: int, label: str, quiet: bool = False
         bar.close()
 
 
-def write_crash_log(exc: BaseException) -> Path:
-    """A bug's traceback, with versions, in a log file whose path the user can send us."""
-    import platform
-    import tempfile
-    import traceback
+def crash_log_dir() -> Path:
+    """`$XDG_STATE_HOME/gitmlx/logs` (default `~/.local/state/gitmlx/logs`): the user's own,
+    never a shared folder such as /tmp, where another user could plant a symlink or a
+    folder of their own to read or redirect what gitmlx writes."""
     from pathlib import Path
+
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "gitmlx" / "logs"
+
+
+def _private_dir(path: Path) -> None:
+    """Create `path` (and its parents) 0700, then check it is a real folder of this user
+    that nobody else may write: OSError naming what is wrong otherwise."""
+    import stat as stat_module
+
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in (path, path.parent):  # .../gitmlx/logs and .../gitmlx are ours
+        st = os.lstat(folder)
+        if not stat_module.S_ISDIR(st.st_mode):
+            raise OSError(f"'{folder}' is not a folder (a symlink?)")
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            raise OSError(f"'{folder}' belongs to another user or others may write to it")
+
+
+def write_crash_log(exc: BaseException) -> str:
+    """A bug's traceback, with versions, in a log file of the user's own; returns its path,
+    or why none could be written (the bug is reported either way)."""
+    import platform
+    import traceback
 
     from gitmlx import __version__
 
-    directory = Path(tempfile.gettempdir()) / "gitmlx-logs"
-    directory.mkdir(exist_ok=True)
-    path = directory / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     header = f"gitmlx {__version__}, Python {platform.python_version()}, argv {sys.argv!r}\n\n"
-    path.write_text(header + "".join(traceback.format_exception(exc)))
-    return path
+    text = header + "".join(traceback.format_exception(exc))
+    directory = crash_log_dir()
+    path = directory / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    try:
+        _private_dir(directory)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as why:
+        return f"(no crash log: {why})"
+    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
+        f.write(text)
+    return str(path)

@@ -21,10 +21,10 @@ code, the remotes, the thread pool and sqlite load on first use.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from gitmlx.checkout import filters, handoff
+from gitmlx.checkout.indexpointers import IndexPointers
 from gitmlx.checkout.statcache import StatCache
 from gitmlx.config import split_patterns
 from gitmlx.context import RepoContext
@@ -132,9 +132,7 @@ class FilterSession:
         self._warn = warn
         self._error = error
         self._selection: tuple[list[str], list[str]] | None = None
-        self._index_pointers: dict[str, bytes] | None = None
-        self._index_read = False
-        self._index_ids: dict[str, bytes | None] | None = None
+        self._index = IndexPointers(self.ctx)
         self._limits: SizeLimits | None = None
         self._stat_cache = StatCache(self.ctx.paths.git_dir, warn)
         self._downloads: Downloads | None = None
@@ -193,56 +191,7 @@ class FilterSession:
         known = self._stat_cache.untouched(work_tree, path) if path and work_tree is not None else None
         if known is not None:
             return filters.clean_unchanged(source, known, path)
-        return filters.clean(source, self.ctx.store, self._index_pointer(path), path, self._warn)
-
-    def _index_pointer(self, path: str) -> bytes | None:
-        """The pointer text git's index holds for `path`.
-
-        Read without starting git when possible: git's index file names the blob, and a
-        blob `git add` just wrote is loose and pointer-sized. Otherwise (a packed blob,
-        an index this code cannot read) `git ls-files` and `cat-file`, once per process.
-        """
-        if not path or self.ctx.paths.work_tree is None:
-            return None
-        if self._index_pointers is None:
-            entries = self._index_entries()
-            if entries is not None:
-                if path not in entries:
-                    return None  # a new file (`git add` of it)
-                blob_id = entries[path]
-                if blob_id is None:
-                    return None  # in conflict: no one pointer
-                from gitmlx.git import loose
-
-                text = loose.read_small_blob(self.ctx.paths.common_dir, blob_id, self._object_format(), 1023)
-                if text is not None:
-                    found = pointers.parse(text)
-                    return found.encode() if found is not None else None
-            from gitmlx.git import scan
-
-            # git runs this filter only on paths with filter=mlx: no attribute check needed.
-            listed = scan.pointers_in_index(self.ctx.top, tracked_only=False)
-            self._index_pointers = {f.path: f.pointer.encode() for f in listed}
-        return self._index_pointers.get(path)
-
-    def _object_format(self) -> str:
-        return self.ctx.config.git("extensions.objectformat") or "sha1"
-
-    def _index_entries(self) -> dict[str, bytes | None] | None:
-        """Path -> stage-0 blob id, read from git's index file once; None when it cannot be
-        (GIT_INDEX_FILE names another, a split index, a format this code does not know)."""
-        if not self._index_read:
-            self._index_read = True
-            if "GIT_INDEX_FILE" not in os.environ:
-                from gitmlx.git import index_file
-
-                try:
-                    self._index_ids = index_file.blob_ids(self.ctx.paths.git_dir / "index", self._object_format())
-                except FileNotFoundError:
-                    self._index_ids = {}  # no index yet: nothing is in it
-                except (OSError, ValueError, KeyError):
-                    self._index_ids = None
-        return self._index_ids
+        return filters.clean(source, self.ctx.store, self._index.pointer(path), path, self._warn)
 
     # -- smudge --------------------------------------------------------------------------------
 

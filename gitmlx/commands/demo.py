@@ -44,6 +44,7 @@ def sha256_of(path: Path) -> str:
 
 
 def run(*, keep: bool = False) -> int:
+    # Over 80 lines on purpose: the demo is a script a reader follows step by step.
     if shutil.which("git-mlx") is None:
         raise MlxError(
             "'git-mlx' is not on PATH, so git cannot run gitmlx's filters",

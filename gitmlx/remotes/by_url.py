@@ -1,6 +1,6 @@
 """Backends for the artifact remote, chosen by URL scheme and imported lazily.
 
-`open_remote` is the only entry point: `s3://` loads `gitmlx.remotes.s3` (and boto3) only
+`open_remote` is the only entry point: `s3://` loads `gitmlx.remotes.s3.remote` (and boto3) only
 when an S3 remote is actually used, so commands served from the local store never pay for it.
 """
 
@@ -17,7 +17,7 @@ def open_remote(url: str, options: RemoteOptions | None = None) -> Remote:
     """The backend for `url`: `s3://BUCKET[/PREFIX]`, `file:///ABS/PATH` or a plain path."""
     options = options or RemoteOptions()
     if url.startswith("s3://"):
-        from gitmlx.remotes.s3 import S3Remote
+        from gitmlx.remotes.s3.remote import S3Remote
 
         return S3Remote.from_url(url, options)
     if url.startswith("file://"):

@@ -58,6 +58,9 @@ def upload(
     enough (remote_check): anything less is uploaded again and its manifest rewritten.
     `replace` names objects to upload again even so, and `damaged_packs` packs whose
     chunks must not be reused (`fsck --remote --full --repair`: bytes changed in place).
+
+    Over 80 lines on purpose: it is the push's write order (module docstring), step by
+    step; each step is a call, and splitting them apart would hide that order.
     """
     result = TransferResult()
     todo = unique(pointers)

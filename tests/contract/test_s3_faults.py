@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 from gitmlx.errors import ObjectNotFound, RemoteError
 from gitmlx.remotes.base import RemoteOptions
 from gitmlx.remotes.by_url import open_remote
-from gitmlx.remotes.s3 import S3Remote
+from gitmlx.remotes.s3.remote import S3Remote
 from tests.support.faultproxy import FaultProxy
 from tests.support.s3 import FAKE_SECRET
 

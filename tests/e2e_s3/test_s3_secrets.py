@@ -8,9 +8,7 @@ repositories, HOME and TMPDIR, and gitmlx's crash-log folders are searched for i
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
+from gitmlx.ui import crash_log_dir
 from tests.support.commands import Result, git, mlx
 from tests.support.content import KIB, MIB, write_random
 from tests.support.probes import files_containing
@@ -55,7 +53,7 @@ def test_the_secret_access_key_is_never_printed_logged_or_written(s3: S3Setup, s
 
     leaked = [str(r) for r in outputs if s3.secret in r.output]
     assert not leaked, "the secret access key was printed:\n" + "\n\n".join(leaked)
-    roots = [sealed.root, Path(tempfile.gettempdir()) / "gitmlx-logs", Path("/tmp/gitmlx-logs")]
+    roots = [sealed.root, crash_log_dir()]  # crash logs: the sealed state folder is under root
     written = files_containing(s3.secret.encode(), roots)
     assert not written, f"the secret access key was written to: {written}"
     # The scan works: the secret is found where we put it ourselves.

@@ -219,10 +219,16 @@ def classify(path: Path, sha: str, size: int) -> str:
 # --- crash logs and fsck -------------------------------------------------------------------
 
 
+def crash_log_dir(tmp: Path) -> Path:
+    """Where gitmlx writes crash logs in a sealed environment (XDG_STATE_HOME is in its tmp)."""
+    return tmp / "state" / "gitmlx" / "logs"
+
+
 def take_crash_logs(tmp: Path) -> list[str]:
-    """Read and remove the crash logs gitmlx wrote under TMPDIR (so a test can assert on
-    them itself; the sealed fixture would otherwise fail at teardown)."""
-    folder = tmp / "gitmlx-logs"
+    """Read and remove the crash logs gitmlx wrote in the sealed environment whose TMPDIR is
+    `tmp` (so a test can assert on them itself; the sealed fixture would otherwise fail at
+    teardown)."""
+    folder = crash_log_dir(tmp)
     logs = []
     if folder.is_dir():
         for path in sorted(folder.glob("*.log")):

@@ -53,6 +53,7 @@ def sealed_env(home: Path, tmp: Path, ceiling: Path) -> dict[str, str]:
         {
             "HOME": str(home),
             "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_STATE_HOME": str(tmp / "state"),  # gitmlx's crash logs (support/integrity)
             "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
             "GIT_CEILING_DIRECTORIES": str(ceiling),
             "TMPDIR": str(tmp),

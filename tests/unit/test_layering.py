@@ -42,8 +42,8 @@ ROOT = "gitmlx"
 #: Outside dependencies and the one module (or folder, ending in '/') allowed to import each.
 OWNERS = {
     "subprocess": "git/",
-    "boto3": "remotes/s3",
-    "botocore": "remotes/s3",
+    "boto3": "remotes/s3/",
+    "botocore": "remotes/s3/",
     "tqdm": "ui",
     "click": "cli",
     "pyfastcdc": "format/chunking",
@@ -174,7 +174,7 @@ def test_the_check_fails_on_a_tree_that_breaks_each_rule(tmp_path: Path) -> None
         "commands/push.py:2: a command imports another command (gitmlx.commands.pull)",
         "commands/push.py:3: imports tqdm, which only ui may import",
         "commands/pull.py:1: imports subprocess, which only git/ may import",
-        "remotes/local.py:1: imports boto3, which only remotes/s3 may import",
+        "remotes/local.py:1: imports boto3, which only remotes/s3/ may import",
         "remotes/local.py:3: starts a process (os.system)",
         "gadgets/thing.py: group 'gadgets' has no rank",
     ):
