@@ -22,7 +22,7 @@ from gitmlx.git import hooks, scan
 from gitmlx.git.plumbing import GitError, run_git, set_config
 from gitmlx.git.scan import TrackedFile
 from gitmlx.migrate.filter_driver import mlx_filter_config
-from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject
+from gitmlx.store.objects import BLOCK_SIZE, Store, StoredObject, sharded_files
 
 # --- attributes ------------------------------------------------------------------------
 
@@ -123,18 +123,10 @@ def lfs_objects_dir(ctx: RepoContext) -> Path:
 
 
 def _lfs_files(objects: Path) -> Iterator[tuple[Path, str]]:
-    """(path, name) of each file in Git LFS's `<oid[0:2]>/<oid[2:4]>/<oid>` layout."""
-    if not objects.is_dir():
-        return
-    for first in sorted(os.scandir(objects), key=lambda e: e.name):
-        if not first.is_dir(follow_symlinks=False):
-            continue
-        for second in sorted(os.scandir(first.path), key=lambda e: e.name):
-            if not second.is_dir(follow_symlinks=False):
-                continue
-            for entry in sorted(os.scandir(second.path), key=lambda e: e.name):
-                if entry.is_file(follow_symlinks=False):
-                    yield Path(entry.path), entry.name
+    """(path, name) of each file in Git LFS's `<oid[0:2]>/<oid[2:4]>/<oid>` layout, the same
+    sharding as the store's loose objects."""
+    for _, entry in sharded_files(objects):
+        yield Path(entry.path), entry.name
 
 
 def import_lfs_objects(objects: Path, store: Store) -> LfsImport:

@@ -1,7 +1,9 @@
 """Backends for the artifact remote, chosen by URL scheme and imported lazily.
 
-`open_remote` is the only entry point: `s3://` loads `gitmlx.remotes.s3.remote` (and boto3) only
-when an S3 remote is actually used, so commands served from the local store never pay for it.
+Owns: `open_remote`, the only entry point: `s3://` loads `gitmlx.remotes.s3.remote` (and
+boto3) only when an S3 remote is actually used, so commands served from the local store
+never pay for it.
+Must not: import a backend at module level.
 """
 
 from __future__ import annotations
