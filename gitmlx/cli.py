@@ -15,7 +15,14 @@ from collections.abc import Callable
 from gitmlx import errors, ui
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops as Ctrl-C does: transfers stop, uploads abort
+
+
 def _guard(call: Callable[[], int]) -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return call()
     except errors.MlxError as exc:

@@ -104,9 +104,14 @@ class RepoContext:
     @cached_property
     def store(self) -> Store:
         cache = self.config.get("mlx.cache")
-        if cache is not None:
-            return Store(Path(cache.value).expanduser().resolve())
-        return Store(self.paths.common_dir / "mlx")
+        if cache is None:
+            return Store(self.paths.common_dir / "mlx").check_root()
+        where = Path(cache.value).expanduser()
+        try:
+            where = where.resolve()
+        except (RuntimeError, OSError):
+            pass  # a symlink loop: check_root names it
+        return Store(where).check_root()
 
     def default_git_remote(self) -> str | None:
         """`mlx.remote`, else the current branch's remote, else origin, else the only one."""

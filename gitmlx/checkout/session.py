@@ -21,6 +21,7 @@ code, the remotes, the thread pool and sqlite load on first use.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from gitmlx.checkout import filters, handoff
@@ -87,6 +88,42 @@ class DelayedFiles:
         for path in ready:
             self.listed[path] = self.waiting.pop(path)
         return ready
+
+
+#: git commands that run several checkouts against one in-memory index (the sequencer, am).
+SEQUENCERS = frozenset({b"rebase", b"cherry-pick", b"revert", b"am"})
+#: git's global options that take a value as the next argument (git(1), OPTIONS).
+_GIT_OPTIONS_WITH_VALUE = frozenset({b"-c", b"-C", b"--git-dir", b"--work-tree", b"--namespace", b"--config-env"})
+
+
+def git_command(argv: list[bytes]) -> bytes | None:
+    """The subcommand of a git command line (`git -C x -c a=b rebase main` -> b"rebase")."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _GIT_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith(b"-"):
+            return arg
+    return None
+
+
+def parent_is_sequencer() -> bool:
+    """Whether the git that started this filter is one of SEQUENCERS. git tells its filter
+    nothing about the command it runs, so this reads /proc: the nearest ancestor that is
+    git (git starts the filter through `sh -c`, so the parent is usually the shell)."""
+    pid = os.getppid()
+    for _ in range(4):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().rstrip(b"\0").split(b"\0")
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if argv and os.path.basename(argv[0]) in (b"git", b"git.exe"):
+            return git_command(argv) in SEQUENCERS
+        pid = parent
+    return False
 
 
 class SizeLimits:
@@ -235,7 +272,12 @@ class FilterSession:
 
     def _sizes(self) -> SizeLimits:
         if self._limits is None:
-            self._limits = SizeLimits(self.ctx.config.size("mlx.smudgelimit"), self.ctx.config.size("mlx.directplace"))
+            # git's sequencer keeps its index in memory from one step to the next, with the
+            # stat data of the file git wrote: a file placed after that looks modified to
+            # the next pick ("Your local changes ... would be overwritten"). There, git
+            # writes the content itself, as with mlx.directplace=0.
+            direct = 0 if parent_is_sequencer() else self.ctx.config.size("mlx.directplace")
+            self._limits = SizeLimits(self.ctx.config.size("mlx.smudgelimit"), direct)
         return self._limits
 
     # -- objects above mlx.smudgelimit outside a checkout: left to the post-checkout hook ----

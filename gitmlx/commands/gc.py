@@ -79,6 +79,8 @@ def run(*, remote_name: str | None, confirm: bool, grace: float | None) -> int:
             f"manifest of object {oid[:10]} is damaged, so no pack was deleted or marked; "
             "run 'git mlx fsck --remote' to find the file that uses it"
         )
+    if report.aborted_uploads:
+        ui.info(f"aborted {report.aborted_uploads} unfinished upload(s) older than the grace period")
     if report.stopped:
         ui.warn(f"deleted only part of what was due: {report.stopped}; run gc again later")
     due = _counts(report.deleted_manifests, report.deleted_packs)

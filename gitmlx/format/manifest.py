@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from gitmlx.errors import IntegrityError
@@ -39,11 +40,52 @@ class ChunkRef:
     codec: int
 
 
+class ChunkTable(Sequence[ChunkRef]):
+    """A decoded manifest's chunk records, kept as the 53 bytes each has on the wire and
+    made into a ChunkRef only when asked: a ChunkRef object costs several times its
+    record, and a manifest of a million chunks would otherwise cost several times its
+    size in memory, per concurrent download."""
+
+    __slots__ = ("_records", "_packs", "_count")
+
+    def __init__(self, records: memoryview, packs: list[str], count: int) -> None:
+        self._records, self._packs, self._count = records, packs, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _ref(self, i: int) -> ChunkRef:
+        digest, pack_index, offset, stored, raw, codec = _CHUNK.unpack_from(self._records, _CHUNK.size * i)
+        return ChunkRef(bytes(digest), self._packs[pack_index], offset, stored, raw, codec)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._ref(k) for k in range(*i.indices(self._count))]
+        if i < 0:
+            i += self._count
+        if not 0 <= i < self._count:
+            raise IndexError("chunk index out of range")
+        return self._ref(i)
+
+    def __iter__(self) -> Iterator[ChunkRef]:
+        for i in range(self._count):
+            yield self._ref(i)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or len(other) != self._count:
+            return False
+        return all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+
 @dataclass(frozen=True)
 class Manifest:
     oid: str
     size: int
-    chunks: tuple[ChunkRef, ...]
+    #: A tuple when written here, a ChunkTable when decoded.
+    chunks: Sequence[ChunkRef]
 
     @property
     def pointer(self) -> Pointer:
@@ -63,7 +105,7 @@ class Manifest:
         return body + hashlib.sha256(body).digest()
 
 
-def decode(data: bytes, expected: Pointer) -> Manifest:
+def decode(data: bytes | bytearray | memoryview, expected: Pointer) -> Manifest:
     """Parse and validate a manifest fetched for `expected`; IntegrityError if it is bad."""
 
     def bad(why: str) -> IntegrityError:
@@ -74,7 +116,8 @@ def decode(data: bytes, expected: Pointer) -> Manifest:
 
     if len(data) < _HEADER.size + _TRAILER:
         raise bad("too short")
-    body, trailer = data[:-_TRAILER], data[-_TRAILER:]
+    view = memoryview(data)
+    body, trailer = view[:-_TRAILER], view[-_TRAILER:]
     if hashlib.sha256(body).digest() != trailer:
         raise bad("checksum mismatch")
     magic, oid, size, pack_count, chunk_count = _HEADER.unpack_from(body)
@@ -86,17 +129,14 @@ def decode(data: bytes, expected: Pointer) -> Manifest:
         raise bad("length does not match its counts")
     pos = _HEADER.size
     packs = [body[pos + 32 * i : pos + 32 * (i + 1)].hex() for i in range(pack_count)]
-    pos += 32 * pack_count
-    chunks = []
+    records = body[pos + 32 * pack_count :]
     total = 0
-    for i in range(chunk_count):
-        digest, pack_index, offset, stored, raw, codec = _CHUNK.unpack_from(body, pos + _CHUNK.size * i)
+    for i, (_digest, pack_index, _offset, stored, raw, codec) in enumerate(_CHUNK.iter_unpack(records)):
         if pack_index >= pack_count or codec not in CODECS:
             raise bad(f"chunk {i} names no pack or an unknown codec")
         if not (0 < raw <= MAX_CHUNK and 0 < stored <= _MAX_STORED) or (codec == CODEC_RAW and stored != raw):
             raise bad(f"chunk {i} has impossible lengths")
-        chunks.append(ChunkRef(digest, packs[pack_index], offset, stored, raw, codec))
         total += raw
     if total != size:
         raise bad("its chunks do not add up to the object's size")
-    return Manifest(expected.oid, size, tuple(chunks))
+    return Manifest(expected.oid, size, ChunkTable(records, packs, chunk_count))

@@ -36,6 +36,8 @@ _SIZE_FIELD = struct.Struct("<Q")  # the object size in a manifest header, at of
 class GcReport:
     confirm: bool
     grace_seconds: float
+    #: Unfinished multipart uploads older than the grace period, aborted.
+    aborted_uploads: int = 0
     manifests: dict[str, int] = field(default_factory=dict)  # on the remote: oid -> bytes
     packs: dict[str, int] = field(default_factory=dict)  # pack id -> bytes
     #: Phase 2: deleted now (in a dry run: what a confirmed run would delete now).
@@ -225,6 +227,9 @@ def collect_garbage(
                 remote.delete(note.key)
     if confirm and report.stopped is None:
         _remove_expired_notes(remote, report)
+        # A killed push's multipart uploads, billed until aborted; the grace period leaves
+        # alone any push that could still be running.
+        report.aborted_uploads = remote.abort_stale_uploads(report.now - grace_seconds)
 
     # Phase 1: mark what is garbage now (after this run's deletions).
     live = report.manifests.keys() - report.deleted_manifests.keys()

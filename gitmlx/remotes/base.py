@@ -84,6 +84,10 @@ class Remote(Protocol):
     def delete(self, key: str) -> None:
         """Remove the object under `key`; a missing object is not an error."""
 
+    def abort_stale_uploads(self, started_before: float) -> int:
+        """Abort uploads under this remote's prefix left unfinished since before
+        `started_before` (Unix seconds): a killed push's multipart uploads. How many."""
+
 
 def check_key(key: str) -> str:
     """Refuse keys that could escape the backend's root; return the key unchanged."""

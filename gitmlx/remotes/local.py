@@ -144,5 +144,8 @@ class LocalRemote:
         except FileNotFoundError:
             pass
 
+    def abort_stale_uploads(self, started_before: float) -> int:
+        return 0  # a directory has no multipart uploads: a killed copy is a temp file only
+
     def __repr__(self) -> str:
         return f"LocalRemote({self.display_url!r})"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,12 @@ _BATCH = 500
 #: `PRAGMA user_version` of the current schema. Version 0 (before 2026-12) recorded every
 #: chunk a fetched manifest claimed, proven or not: its rows are dropped on open.
 _VERSION = 1
+
+
+def _batched(items: Iterable[bytes], n: int) -> Iterator[list[bytes]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
 
 
 def _upgrade(db: sqlite3.Connection) -> None:
@@ -153,27 +159,31 @@ class ChunkIndex:
         return None if row is None else ChunkRef(digest, *row)
 
     def local_chunks(self, hashes: Iterable[bytes]) -> dict[bytes, LocalChunk]:
-        keys = set(hashes)
+        """Where each of `hashes` sits in a stored object, for those known. Read in batches:
+        the hashes of a manifest of millions of chunks are never all held at once."""
+        found: dict[bytes, LocalChunk] = {}
         with self._lock:
-            found = {h: LocalChunk(*self._local_rows[h][1:]) for h in keys if h in self._local_rows}
             if self._db_has_local is None:
                 self._db_has_local = self._run(
                     lambda db: db.execute("SELECT EXISTS(SELECT 1 FROM local_chunks)").fetchone()[0]
                 )
-            if self._db_has_local:  # a fresh clone's index is empty: skip the query
-                rows = self._select_locked(
-                    "SELECT hash, oid, offset, raw FROM local_chunks WHERE hash IN ({marks})",
-                    [h for h in keys if h not in found],
-                )
-                found.update({r[0]: LocalChunk(r[1], r[2], r[3]) for r in rows})
+            for batch in _batched(hashes, self.FLUSH_ROWS):
+                keys = set(batch)
+                found.update({h: LocalChunk(*self._local_rows[h][1:]) for h in keys if h in self._local_rows})
+                if self._db_has_local:  # a fresh clone's index is empty: skip the query
+                    rows = self._select_locked(
+                        "SELECT hash, oid, offset, raw FROM local_chunks WHERE hash IN ({marks})",
+                        [h for h in keys if h not in found],
+                    )
+                    found.update({r[0]: LocalChunk(r[1], r[2], r[3]) for r in rows})
         return found
 
     def add_remote_chunks(self, remote: str, chunks: Iterable[ChunkRef]) -> None:
         with self._lock:
             for c in chunks:
                 self._remote_rows[(remote, c.hash)] = (remote, c.hash, c.pack, c.offset, c.stored, c.raw, c.codec)
-            if len(self._remote_rows) + len(self._local_rows) >= self.FLUSH_ROWS:
-                self._flush_locked()
+                if len(self._remote_rows) + len(self._local_rows) >= self.FLUSH_ROWS:
+                    self._flush_locked()  # inside the loop: memory stays bounded for any manifest
 
     def forget_remote_pack(self, remote: str, pack: str) -> None:
         """Forget every chunk known to be in `pack` on `remote`: the remote no longer has
@@ -197,8 +207,8 @@ class ChunkIndex:
         with self._lock:
             for digest, offset, raw in chunks:
                 self._local_rows[digest] = (digest, oid, offset, raw)
-            if len(self._remote_rows) + len(self._local_rows) >= self.FLUSH_ROWS:
-                self._flush_locked()
+                if len(self._remote_rows) + len(self._local_rows) >= self.FLUSH_ROWS:
+                    self._flush_locked()
 
     def forget_local_object(self, oid: str) -> None:
         with self._lock:

@@ -70,6 +70,28 @@ class Store:
         #: Pack ranges copied out recently, whose pages leave the page cache later.
         self._copied = CopiedRanges()
 
+    def check_root(self) -> Store:
+        """Refuse a store folder that cannot be one, naming what is there and the fix (a
+        write into it would otherwise fail later with a misleading cause)."""
+        root = self.root
+        if not os.path.lexists(root):
+            return self  # created on first write
+        if root.is_symlink() and not root.exists():
+            try:
+                target = os.readlink(root)
+            except OSError:
+                target = "?"
+            raise MlxError(
+                f"the local store '{root}' is a symlink to '{target}', which does not exist or loops",
+                f"create that folder, or remove the link ('rm {root}'; the store starts empty)",
+            )
+        if not root.is_dir():
+            raise MlxError(
+                f"the local store '{root}' is not a folder",
+                f"move it aside ('mv {root} {root}.bak'); the store starts empty",
+            )
+        return self
+
     def path(self, oid: str) -> Path:
         """Where `oid` lives as a loose object. Refuses anything but 64 lowercase hex digits
         (no path tricks). A packed object has no path: see `file_path`."""

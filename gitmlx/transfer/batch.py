@@ -144,7 +144,7 @@ class _SpanReader:
                 splitter = self._splitter(span)
                 splitter.finish()
                 self.writer.commit(span.manifest.pointer)  # type: ignore[union-attr]
-                proven.fetched = splitter.verified()
+                proven.fetched.extend(splitter.verified())
             except (MlxError, OSError) as exc:
                 failure = exc
         self._drop_writer()

@@ -13,6 +13,7 @@ from typing import TypeVar
 from gitmlx.errors import MlxError, ObjectNotFound
 from gitmlx.format import layout
 from gitmlx.format.pointer import Pointer
+from gitmlx.osutil import stop
 from gitmlx.remotes.base import Remote
 from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
@@ -65,7 +66,12 @@ def parallel(work: Callable[[T], None], items: list[T], concurrency: int) -> Non
             work(item)
         return
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(work, items))
+        try:
+            list(pool.map(work, items))
+        except KeyboardInterrupt:
+            stop.request()  # the workers stop at their next block instead of finishing
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def check_format(remote: Remote, create: bool, tmp_dir: Path) -> bool:

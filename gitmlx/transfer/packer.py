@@ -24,6 +24,7 @@ from gitmlx.errors import MlxError
 from gitmlx.format import chunking, codec, layout
 from gitmlx.format.manifest import CODEC_RAW, ChunkRef
 from gitmlx.format.pointer import Pointer
+from gitmlx.osutil import stop
 from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 from gitmlx.store.chunk_index import ChunkIndex
@@ -224,6 +225,7 @@ class Packer:
         # Above SOLO_MAX, a second core hashes; small objects are chunked in parallel already.
         source = _digested_chunks(stream) if pointer.size > SOLO_MAX else _plain_digests(stream)
         for digest, view in source:
+            stop.check()
             entry = self._known(digest)
             if entry is None:
                 kind, stored = sampler.encode(view)
@@ -256,6 +258,7 @@ class Packer:
         speculate = self.remote.copies_are_local and pointer.oid not in self.marked_packs
         offset = 0
         for digest, data in _digested_chunks(self.store.open(pointer.oid)):
+            stop.check()
             known = self._known(digest)
             kind = CODEC_RAW if known is not None else sampler.encode(data)[0]
             solo = solo and known is None and kind == CODEC_RAW

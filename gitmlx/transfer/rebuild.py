@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import threading
+from array import array
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ def fetch_manifest(remote: Remote, pointer: Pointer) -> tuple[Manifest, int]:
             f"not on remote '{remote.display_url}'",
             "push it from a clone that has the file, then run 'git mlx pull'",
         ) from None
-    data = buf.getvalue()
+    data = buf.getbuffer()  # no copy: the decoded manifest keeps its records in these bytes
     return decode(data, pointer), len(data)
 
 
@@ -183,8 +184,8 @@ class Proven:
     """Indexes of a manifest's chunks whose bytes hashed to the sha256 it claims for them:
     read from the remote (`fetched`), or copied from a local object (`local`)."""
 
-    fetched: list[int] = field(default_factory=list)
-    local: list[int] = field(default_factory=list)
+    fetched: array[int] = field(default_factory=lambda: array("l"))
+    local: array[int] = field(default_factory=lambda: array("l"))
 
 
 def rebuild(
@@ -236,7 +237,7 @@ def rebuild(
             start = chunks[i].offset
             remote.get(layout.pack_key(chunks[i].pack), Counting(splitter, wire), start, progress, end - start)
             splitter.finish()
-            proven.fetched += splitter.verified()
+            proven.fetched.extend(splitter.verified())
             i = j
         writer.commit(manifest.pointer)
     return wire[0], proven
@@ -262,9 +263,18 @@ def remember(index: ChunkIndex, remote: str, manifest: Manifest, proven: Proven)
     """Record where the stored object's chunks are, locally and on the remote (for dedup),
     only for chunks whose claims were proven on the way in. A chunk copied from a local
     object proves nothing about its place on the remote: it is recorded as local only."""
-    chunks = manifest.chunks
-    index.add_remote_chunks(remote, [chunks[i] for i in proven.fetched])
-    offsets = list(itertools.accumulate((c.raw for c in chunks), initial=0))
-    index.add_local_chunks(
-        manifest.oid, [(chunks[i].hash, offsets[i], chunks[i].raw) for i in proven.local + proven.fetched]
-    )
+    marks = bytearray(len(manifest.chunks))  # one byte a chunk: 1 read from the remote, 2 local
+    for i in proven.fetched:
+        marks[i] = 1
+    for i in proven.local:
+        marks[i] = 2
+    index.add_remote_chunks(remote, (c for c, mark in zip(manifest.chunks, marks, strict=True) if mark == 1))
+    index.add_local_chunks(manifest.oid, _proven_local_rows(manifest, marks))
+
+
+def _proven_local_rows(manifest: Manifest, marks: bytearray) -> Iterator[tuple[bytes, int, int]]:
+    offset = 0
+    for c, mark in zip(manifest.chunks, marks, strict=True):
+        if mark:
+            yield c.hash, offset, c.raw
+        offset += c.raw

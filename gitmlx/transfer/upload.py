@@ -25,6 +25,7 @@ from gitmlx.errors import MlxError
 from gitmlx.format import layout
 from gitmlx.format.manifest import ChunkRef, Manifest
 from gitmlx.format.pointer import Pointer
+from gitmlx.osutil import stop
 from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store.objects import Store
 from gitmlx.transfer import gc_marks
@@ -113,8 +114,13 @@ def upload(
         if file_done:
             file_done(p)
 
-    parallel(plan, todo, min(concurrency, os.cpu_count() or 2))
-    packs = packer.finish()
+    try:
+        parallel(plan, todo, min(concurrency, os.cpu_count() or 2))
+        packs = packer.finish()
+    except KeyboardInterrupt:
+        stop.request()  # pack uploads in flight fail at their next block; S3 aborts their parts
+        packer.pool.shutdown(wait=True, cancel_futures=True)
+        raise
     result.wire_bytes += packer.wire_bytes
     uploaded = {pack_id for pack_id in packs.values() if isinstance(pack_id, str)} | packer.solo
     lock = threading.Lock()

@@ -35,6 +35,7 @@ from botocore.exceptions import (
 from urllib3.exceptions import HTTPError, ProtocolError
 
 from gitmlx.errors import ConfigError, MlxError, ObjectNotFound, RemoteError
+from gitmlx.osutil import stop
 from gitmlx.remotes.base import ProgressCallback, RemoteEntry, RemoteOptions, Sink, check_key
 from gitmlx.remotes.s3.errors import (
     DROPPED,
@@ -175,10 +176,16 @@ class S3Remote:
             max_concurrency=self.transfer_threads,
             use_threads=True,
         )
+
         # S3 makes a PUT (or a completed multipart upload) visible whole or not at all;
         # s3transfer aborts a multipart upload that failed, so no object appears.
+        def moved(n: int) -> None:
+            stop.check()  # a stop request fails the transfer; s3transfer aborts its multipart upload
+            if progress is not None:
+                progress(n)
+
         with self._errors("upload", key):
-            self._client.upload_file(str(path), self.bucket, full, Config=config, Callback=progress)
+            self._client.upload_file(str(path), self.bucket, full, Config=config, Callback=moved)
 
     def get(
         self,
@@ -212,6 +219,19 @@ class S3Remote:
         full = self._key(key)
         with self._errors("delete", key):
             self._client.delete_object(Bucket=self.bucket, Key=full)
+
+    def abort_stale_uploads(self, started_before: float) -> int:
+        aborted = 0
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        with self._errors("list the unfinished uploads of", None):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._root):
+                for upload in page.get("Uploads", ()):
+                    if upload["Initiated"].timestamp() < started_before:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted += 1
+        return aborted
 
     def __repr__(self) -> str:
         return f"S3Remote({self.display_url!r}, endpoint={self.endpoint!r})"
