@@ -202,43 +202,46 @@ def rebuild(
     (the caller retries from the remote alone)."""
     wire = [0]
     proven = Proven()
-    chunks = manifest.chunks
     with store.writer(durable=False) as writer, ExitStack() as files:
         handles: dict[str, BinaryIO] = {}
-        i = 0
-        while i < len(chunks):
-            here = local.get(chunks[i].hash)
+        run: list[ChunkRef] = []  # consecutive chunks of one pack, read with one ranged GET
+        run_first = 0  # the manifest index of run[0]
+
+        def read_run() -> None:
+            if not run:
+                return
+            start, end = run[0].offset, run[-1].offset + run[-1].stored
+            splitter = ChunkSplitter(list(run), writer, run_first)
+            remote.get(layout.pack_key(run[0].pack), Counting(splitter, wire), start, progress, end - start)
+            splitter.finish()
+            proven.fetched.extend(splitter.verified())
+            run.clear()
+
+        # One pass: each chunk record is decoded once (a manifest keeps them packed).
+        for i, chunk in enumerate(manifest.chunks):
+            here = local.get(chunk.hash)
             if here is not None:
+                read_run()
                 if here.oid not in handles:
                     handles[here.oid] = files.enter_context(store.open(here.oid))
                 src = handles[here.oid]
                 src.seek(here.offset)
                 data = src.read(here.raw)
-                if len(data) != here.raw or hashlib.sha256(data).digest() != chunks[i].hash:
+                if len(data) != here.raw or hashlib.sha256(data).digest() != chunk.hash:
                     raise IntegrityError(f"local object {here.oid[:10]} does not hold the chunk the index says")
                 writer.write(data)
                 proven.local.append(i)
                 if progress:
                     progress(len(data))
-                i += 1
                 continue
-            j = i + 1
-            end = chunks[i].offset + chunks[i].stored
-            while (
-                j < len(chunks)
-                and chunks[j].hash not in local
-                and chunks[j].pack == chunks[i].pack
-                and chunks[j].offset == end
-                and end - chunks[i].offset < RUN_LIMIT
-            ):
-                end += chunks[j].stored
-                j += 1
-            splitter = ChunkSplitter(list(chunks[i:j]), writer, i)
-            start = chunks[i].offset
-            remote.get(layout.pack_key(chunks[i].pack), Counting(splitter, wire), start, progress, end - start)
-            splitter.finish()
-            proven.fetched.extend(splitter.verified())
-            i = j
+            if run:
+                end = run[-1].offset + run[-1].stored
+                if chunk.pack != run[0].pack or chunk.offset != end or end - run[0].offset >= RUN_LIMIT:
+                    read_run()
+            if not run:
+                run_first = i
+            run.append(chunk)
+        read_run()
         writer.commit(manifest.pointer)
     return wire[0], proven
 
