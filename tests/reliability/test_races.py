@@ -9,7 +9,6 @@ CI runs a few rounds; `-m slow` runs 20, and 10 pushes to S3.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -19,22 +18,9 @@ from tests.support.formats import pointer_text
 from tests.support.integrity import check_remote_dir, check_remote_s3, check_store, classify, take_crash_logs
 from tests.support.repos import clone, commit_all, local_store, make_repo_with_bare_remote
 from tests.support.s3 import S3Setup, make_s3_repo
-from tests.support.trials import Tally
+from tests.support.trials import Tally, at_once
 
 MIB = 1024 * 1024
-
-
-def at_once(*commands: tuple[list[str], Path]) -> list[subprocess.CompletedProcess]:
-    """Start every command, then wait for all: they overlap for most of their run."""
-    procs = [
-        subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for args, cwd in commands
-    ]
-    results = []
-    for proc, (args, _) in zip(procs, commands, strict=True):
-        out, err = proc.communicate(timeout=300)
-        results.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
-    return results
 
 
 def note_failures(tally: Tally, results: list[subprocess.CompletedProcess], what: str) -> None:

@@ -151,3 +151,16 @@ class Tally:
         assert not self.failures(), f"{self.name}: {self.trials} trials:\n" + "\n".join(
             f"  {k}: {v[:5]}" for k, v in self.failures().items()
         )
+
+
+def at_once(*commands: tuple[list[str], Path]) -> list[subprocess.CompletedProcess]:
+    """Start every command, then wait for all: they overlap for most of their run."""
+    procs = [
+        subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for args, cwd in commands
+    ]
+    results = []
+    for proc, (args, _) in zip(procs, commands, strict=True):
+        out, err = proc.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    return results
