@@ -120,7 +120,7 @@ class Tool:
         )
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [str(self.exe), "filter-process"] if self.sub == "mlx" else [str(self.exe), "filter-process"],
+            [str(self.exe), "filter-process"],
             cwd=self.repo,
             env=self.env,
             stdin=subprocess.PIPE,

@@ -74,8 +74,9 @@ def parallel(work: Callable[[T], None], items: list[T], concurrency: int) -> Non
             raise
 
 
-def check_format(remote: Remote, create: bool, tmp_dir: Path) -> bool:
-    """Refuse an unknown remote format; with `create`, mark an empty remote as format 1.
+def check_format(remote: Remote, create: bool, tmp_dir: Path | None = None) -> bool:
+    """Refuse an unknown remote format; with `create` (and a `tmp_dir` to write from),
+    mark an empty remote as format 1.
 
     Returns whether the remote has a marker (False: nothing was ever pushed there).
     """
@@ -84,6 +85,7 @@ def check_format(remote: Remote, create: bool, tmp_dir: Path) -> bool:
     except ObjectNotFound:
         if not create:
             return False
+        assert tmp_dir is not None, "creating the marker needs a folder to write it from"
         put_bytes(remote, layout.FORMAT_KEY, layout.format_document(), tmp_dir)
         return True
     layout.check_format(data, remote.display_url)
@@ -100,15 +102,8 @@ def check_readable(remote: Remote) -> None:
     Read once per remote and process: every download path asks, so a filter fetching
     thousands of objects reads the marker once. A remote without a marker passes (nothing
     was pushed there; the download itself then says what is missing)."""
-    identity = remote.identity
-    if identity in _READABLE:
-        return
-    try:
-        data = remote.read_range(layout.FORMAT_KEY, 0, 4096)
-    except ObjectNotFound:
-        return
-    layout.check_format(data, remote.display_url)
-    _READABLE.add(identity)
+    if remote.identity not in _READABLE and check_format(remote, create=False):
+        _READABLE.add(remote.identity)
 
 
 def put_bytes(remote: Remote, key: str, data: bytes, tmp_dir: Path) -> None:
