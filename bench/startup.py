@@ -10,7 +10,10 @@ new checkout's virtualenv) and for Git LFS:
 * the filter alone: from spawning `git-mlx filter-process` to its answer to the first
   clean request (handshake included), driven over pipes the way git drives it;
 * for gitmlx builds, the cumulative `python -X importtime` of
-  `gitmlx.commands.filter_process` (bytecode cached, best of 9).
+  `gitmlx.commands.filter_process` (bytecode cached, best of 9);
+* with `--floor`, bench/floor_filter.py: a bare Python filter under the first build's
+  interpreter that hashes and answers but imports nothing of gitmlx, so the figures show
+  which part of a Python filter's start-up no gitmlx change can remove.
 
     python bench/startup.py --mlx new=.venv/bin/git-mlx --mlx old=/path/old/.venv/bin/git-mlx
 
@@ -76,13 +79,19 @@ class Tool:
             "TMPDIR": str(self.home),
         }
         self.git("config", "--global", "init.defaultBranch", "main", cwd=self.home)
-        self.git(sub, "install", cwd=self.home)
         self.git("init", "-q", str(self.repo), cwd=self.home)
-        self.git(sub, "track", "*.bin", cwd=self.repo)
+        self.install()
         (self.repo / "edit.bin").write_bytes(os.urandom(SIZE))
         self.git("add", ".gitattributes", "edit.bin", cwd=self.repo)
         self.git("commit", "-q", "-m", "start", cwd=self.repo)
         self.n = 0
+
+    def install(self) -> None:
+        self.git(self.sub, "install", cwd=self.home)
+        self.git(self.sub, "track", "*.bin", cwd=self.repo)
+
+    def command(self) -> list[str]:
+        return [str(self.exe), "filter-process"]
 
     def git(self, *args: str, cwd: Path) -> None:
         subprocess.run(["git", *args], cwd=cwd, env=self.env, check=True, capture_output=True)
@@ -120,7 +129,7 @@ class Tool:
         )
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [str(self.exe), "filter-process"],
+            self.command(),
             cwd=self.repo,
             env=self.env,
             stdin=subprocess.PIPE,
@@ -143,18 +152,40 @@ class Tool:
         return elapsed
 
 
+class FloorTool(Tool):
+    """bench/floor_filter.py under the same Python as the first gitmlx: what any Python
+    filter pays before gitmlx's own code runs."""
+
+    def __init__(self, python: Path, root: Path) -> None:
+        super().__init__("floor", "floor", python, root)
+
+    def command(self) -> list[str]:
+        return [str(self.exe), str(Path(__file__).resolve().with_name("floor_filter.py"))]
+
+    def install(self) -> None:
+        line = " ".join(self.command())
+        self.git("config", "--global", "filter.floor.process", line, cwd=self.home)
+        self.git("config", "--global", "filter.floor.required", "true", cwd=self.home)
+        (self.repo / ".gitattributes").write_text("*.bin filter=floor -text\n")
+
+
+def shebang_python(exe: Path) -> Path | None:
+    first = exe.read_text(errors="replace").splitlines()[0]
+    python = first[2:].strip() if first.startswith("#!") else ""
+    return Path(python) if python and Path(python).exists() else None
+
+
 def import_ms(exe: Path) -> float | None:
     """The filter module's cumulative import time from `-X importtime` (best of 9), with
     bytecode caching on, as an installed gitmlx runs."""
-    shebang = exe.read_text(errors="replace").splitlines()[0]
-    python = shebang[2:].strip() if shebang.startswith("#!") else None
-    if not python or not Path(python).exists():
+    python = shebang_python(exe)
+    if python is None:
         return None
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     best = None
     for _ in range(9):
         out = subprocess.run(
-            [python, "-X", "importtime", "-c", "import gitmlx.commands.filter_process"],
+            [str(python), "-X", "importtime", "-c", "import gitmlx.commands.filter_process"],
             capture_output=True,
             text=True,
             check=True,
@@ -171,6 +202,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mlx", action="append", required=True, metavar="LABEL=PATH", help="a git-mlx executable")
     p.add_argument("--reps", type=int, default=15)
+    p.add_argument("--floor", action="store_true", help="also time bench/floor_filter.py (a bare Python filter)")
     args = p.parse_args()
     lfs = shutil.which("git-lfs")
     if lfs is None:
@@ -181,6 +213,9 @@ def main() -> int:
         for spec in args.mlx:
             label, _, path = spec.partition("=")
             tools.append(Tool(label, "mlx", Path(path).resolve(), root))
+        python = shebang_python(tools[0].exe)
+        if args.floor and python is not None:
+            tools.append(FloorTool(python, root))
         tools.append(Tool("Git LFS", "lfs", Path(lfs), root))
         results: dict[str, dict[str, list[float]]] = {t.label: {"add": [], "commit": [], "first": []} for t in tools}
         for _ in range(args.reps):

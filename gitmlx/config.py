@@ -12,17 +12,21 @@ See docs/threat-model.md.
 from __future__ import annotations
 
 import re
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
-class Setting:
-    key: str
-    env: tuple[str, ...] = ()
-    from_mlxconfig: bool = True
-    default: str | None = None
-    doc: str = ""
+class Setting(
+    namedtuple("_SettingFields", ("key", "env", "from_mlxconfig", "default", "doc"), defaults=((), True, None, ""))
+):
+    """One configuration key: `key` (str), the environment variables that override it
+    (`env`, tuple of str, first set wins), whether a committed `.mlxconfig` may set it
+    (`from_mlxconfig`), its `default` (str or None) and a one-line `doc`.
+
+    Named tuples, not dataclasses, here and in the other modules the filter imports: see
+    docs/design.md, "Start-up"."""
+
+    __slots__ = ()
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -68,11 +72,11 @@ _SCOPE_LABEL = {
 }
 
 
-@dataclass(frozen=True)
-class Value:
-    key: str
-    value: str
-    source: str  # e.g. "env GIT_MLX_URL", "git config --local", ".mlxconfig", "default"
+class Value(namedtuple("_ValueFields", ("key", "value", "source"))):
+    """A resolved setting: its `key`, `value` (str) and `source`, where it came from (e.g.
+    "env GIT_MLX_URL", "git config --local", ".mlxconfig", "default")."""
+
+    __slots__ = ()
 
 
 class Config:

@@ -17,9 +17,11 @@ from urllib.parse import unquote, urlsplit
 from gitmlx.config import Config, Value, endpoint_origin, trusted_without_asking
 from gitmlx.errors import ConfigError, MlxError
 from gitmlx.git import plumbing
-from gitmlx.remotes.base import Remote, RemoteOptions
-from gitmlx.remotes.by_url import open_remote
 from gitmlx.store.objects import Store
+
+TYPE_CHECKING = False  # type checkers take it as True; the remotes load on first use
+if TYPE_CHECKING:
+    from gitmlx.remotes.base import Remote, RemoteOptions
 
 MLXCONFIG = ".mlxconfig"
 
@@ -170,6 +172,8 @@ class RepoContext:
         return Value("mlx.url", str(git_dir / "mlx"), f"default (beside git remote '{label}')")
 
     def remote_options(self) -> RemoteOptions:
+        from gitmlx.remotes.base import RemoteOptions
+
         endpoint = self.config.get("mlx.s3.endpoint-url")
         if endpoint is not None and endpoint.source == ".mlxconfig":
             self._check_committed_endpoint(endpoint.value)
@@ -202,6 +206,8 @@ class RepoContext:
         )
 
     def open_remote(self, git_remote: str | None = None, git_url: str | None = None) -> Remote:
+        from gitmlx.remotes.by_url import open_remote
+
         return open_remote(self.artifact_url(git_remote, git_url).value, self.remote_options())
 
 

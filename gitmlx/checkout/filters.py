@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Container
-from typing import BinaryIO, Protocol
 
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format import pointer as pointers
@@ -29,13 +28,15 @@ Unavailable = Callable[[Pointer, MlxError], None]
 #: Non-pointer content passing through smudge stays in memory up to this size.
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO, Protocol
 
-class Source(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
+    class Source(Protocol):
+        def read(self, n: int = -1, /) -> bytes: ...
 
-
-class Sink(Protocol):
-    def write(self, data: bytes | memoryview, /) -> object: ...
+    class Sink(Protocol):
+        def write(self, data: bytes | memoryview, /) -> object: ...
 
 
 def read_head(source: Source, limit: int = MAX_POINTER_SIZE) -> bytes:

@@ -15,7 +15,6 @@ import hashlib
 import itertools
 import os
 import re
-import secrets
 import stat
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ def _create_temp(target: str | Path, mode: int) -> tuple[str, int]:
     try:
         return tmp, os.open(tmp, flags, mode)
     except FileExistsError:
-        tmp = os.path.join(folder, f".{base}.mlx-{os.getpid()}-{secrets.token_hex(4)}")
+        tmp = os.path.join(folder, f".{base}.mlx-{os.getpid()}-{os.urandom(4).hex()}")
         return tmp, os.open(tmp, flags, mode)
 
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from gitmlx.checkout.gitwrite import GitWriteCheck
     from gitmlx.checkout.placement import Placer
 
-Body = Callable[[filters.Sink], None]
+    Body = Callable[[filters.Sink], None]
 
 
 class DelayedFile:

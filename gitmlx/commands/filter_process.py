@@ -13,7 +13,7 @@ import sys
 from gitmlx import ui
 from gitmlx.checkout.session import FilterSession
 from gitmlx.errors import MlxError
-from gitmlx.git import filter_protocol, hooks
+from gitmlx.git import filter_protocol
 from gitmlx.git.pktline import ContentReader
 
 
@@ -63,6 +63,8 @@ def run(skip_smudge: bool = False) -> int:
             # Without core.hooksPath, git's hooks live in the common dir (githooks(5)).
             custom = session.ctx.config.git("core.hookspath")
             known = None if custom else session.ctx.paths.common_dir / "hooks"
+            from gitmlx.git import hooks  # only once a checkout or the filter's end needs it
+
             hooks.install_hooks(session.ctx.top, only_missing=True, directory=known)
         except (OSError, MlxError):
             pass  # a read-only hooks dir must not break checkout

@@ -9,7 +9,7 @@ Must not: do any I/O. A blob that does not parse *exactly* is ordinary content, 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 MLX_VERSION = "https://gitmlx.dev/spec/v1"
 LFS_VERSION = "https://git-lfs.github.com/spec/v1"
@@ -31,21 +31,25 @@ def is_valid_oid(oid: str) -> bool:
     return isinstance(oid, str) and _OID_RE.fullmatch(oid) is not None
 
 
-@dataclass(frozen=True)
-class Pointer:
-    """A parsed pointer: which object (sha256 `oid`) and how many bytes it has."""
+class Pointer(namedtuple("_PointerFields", ("oid", "size", "version"), defaults=(MLX_VERSION,))):
+    """A parsed pointer: which object (sha256 `oid`, str) and how many bytes it has (`size`,
+    int), under which `version` line.
 
-    oid: str
-    size: int
-    version: str = MLX_VERSION
+    An immutable value checked when made. A named tuple rather than a dataclass: every git
+    command that starts the filter imports this module, and `dataclasses` (with `inspect`)
+    would be a third of the filter's import time (docs/design.md, "Start-up").
+    """
 
-    def __post_init__(self) -> None:
-        if not is_valid_oid(self.oid):
-            raise ValueError(f"invalid oid {self.oid!r}")
-        if not 0 <= self.size <= MAX_OBJECT_SIZE:
-            raise ValueError(f"invalid size {self.size!r}")
-        if self.version not in KNOWN_VERSIONS:
-            raise ValueError(f"unknown pointer version {self.version!r}")
+    __slots__ = ()
+
+    def __new__(cls, oid: str, size: int, version: str = MLX_VERSION) -> Pointer:
+        if not is_valid_oid(oid):
+            raise ValueError(f"invalid oid {oid!r}")
+        if type(size) is not int or not 0 <= size <= MAX_OBJECT_SIZE:
+            raise ValueError(f"invalid size {size!r}")
+        if version not in KNOWN_VERSIONS:
+            raise ValueError(f"unknown pointer version {version!r}")
+        return super().__new__(cls, oid, size, version)
 
     @property
     def is_lfs(self) -> bool:

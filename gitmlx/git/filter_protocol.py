@@ -20,11 +20,14 @@ with PacketError, an expected failure, since no later answer could be in sync.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import BinaryIO
 
 from gitmlx.errors import MlxError
 from gitmlx.git import pktline
 from gitmlx.git.pktline import ContentReader, ContentWriter, TruncatedPacket
+
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 #: Writes the reply's content; may raise, which turns into a trailing status=error.
 Body = Callable[[ContentWriter], None]

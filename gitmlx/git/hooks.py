@@ -12,7 +12,6 @@ which gitmlx's hook runs first; uninstall puts it back.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitmlx.git.plumbing import run_git
@@ -48,11 +47,15 @@ def is_ours(path: Path) -> bool:
         return False
 
 
-@dataclass
 class HookReport:
-    installed: list[str] = field(default_factory=list)
-    chained: list[str] = field(default_factory=list)
-    refused: list[Path] = field(default_factory=list)
+    """What `install_hooks` did: hook names written, hook names chained after a foreign
+    hook, and foreign hooks it refused to touch. A plain class: git runs the hooks module
+    on every checkout, and `dataclasses` would double its import time."""
+
+    def __init__(self) -> None:
+        self.installed: list[str] = []
+        self.chained: list[str] = []
+        self.refused: list[Path] = []
 
 
 def install_hooks(

@@ -8,9 +8,12 @@ Must not: interpret what the packets mean (that is filter_protocol.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from gitmlx.errors import MlxError
+
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 MAX_PAYLOAD = 65516
 FLUSH = b"0000"

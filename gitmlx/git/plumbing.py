@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
 
 from gitmlx.errors import MlxError, NotARepository
 
+TYPE_CHECKING = False  # type checkers take it as True: typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import IO, Protocol
 
-class _Sink(Protocol):
-    def write(self, data: bytes, /) -> object: ...
+    class _Sink(Protocol):
+        def write(self, data: bytes, /) -> object: ...
 
 
 class GitError(MlxError):
@@ -108,13 +110,11 @@ def env_for_other_repo() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in keep}
 
 
-@dataclass(frozen=True)
-class RepoPaths:
-    """Where a repository lives: its git dir, the common dir shared by worktrees, the top."""
+class RepoPaths(namedtuple("_RepoPathsFields", ("git_dir", "common_dir", "work_tree"))):
+    """Where a repository lives: its `git_dir`, the `common_dir` shared by worktrees, and
+    the top of its `work_tree` (a Path, None when bare)."""
 
-    git_dir: Path
-    common_dir: Path
-    work_tree: Path | None
+    __slots__ = ()
 
     @property
     def is_bare(self) -> bool:
@@ -183,11 +183,11 @@ def index_location(cwd: Path | str) -> tuple[Path, str]:
     return (path if path.is_absolute() else Path(cwd) / path), lines[1]
 
 
-@dataclass(frozen=True)
-class ConfigEntry:
-    key: str
-    value: str
-    scope: str  # "system", "global", "local", "worktree", "command", or "file"
+class ConfigEntry(namedtuple("_ConfigEntryFields", ("key", "value", "scope"))):
+    """One git config entry; `scope` is "system", "global", "local", "worktree", "command"
+    or "file"."""
+
+    __slots__ = ()
 
 
 def read_config(cwd: Path | str | None = None, file: Path | None = None, blob: str | None = None) -> list[ConfigEntry]:

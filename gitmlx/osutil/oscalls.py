@@ -11,7 +11,10 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from gitmlx.format.pointer import Pointer
 from gitmlx.store import packs as store_packs
 from gitmlx.store.blockio import BLOCK_SIZE
 from gitmlx.store.packset import PackedRange, PackSet
 
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
 if TYPE_CHECKING:
     from gitmlx.store.objects import Store
 

@@ -18,7 +18,10 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 #: Read and write size for streaming; large enough that per-call overhead vanishes.
 BLOCK_SIZE = 1024 * 1024

@@ -19,12 +19,10 @@ from __future__ import annotations
 import atexit
 import errno
 import os
-import secrets
 import stat
+from collections import namedtuple
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from gitmlx.errors import MlxError
 from gitmlx.format.pointer import Pointer, is_valid_oid
@@ -34,14 +32,18 @@ from gitmlx.store.blockio import BLOCK_SIZE, CopiedRanges, hashes_to, sync_file_
 from gitmlx.store.packset import PackedRange, PackSet
 from gitmlx.store.writer import ObjectWriter
 
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 #: Temporary files untouched this long are a killed writer's leftovers (`Store.sweep_tmp`).
 TMP_MAX_AGE = 24 * 3600
 
 
-@dataclass(frozen=True)
-class StoredObject:
-    oid: str
-    size: int
+class StoredObject(namedtuple("_StoredObjectFields", ("oid", "size"))):
+    """An object the store holds: its `oid` and `size` in bytes."""
+
+    __slots__ = ()
 
 
 class Store:
@@ -294,7 +296,7 @@ class Store:
                 raise
             os.unlink(self.path(oid))
         if self._find(oid) is not None:
-            tmp = bad_dir / f".{oid}.{os.getpid()}-{secrets.token_hex(4)}"
+            tmp = bad_dir / f".{oid}.{os.getpid()}-{os.urandom(4).hex()}"
             with self.open(oid) as src, open(tmp, "wb") as dst:
                 while block := src.read(BLOCK_SIZE):
                     dst.write(block)

@@ -24,7 +24,6 @@ import hashlib
 import io
 import mmap
 import os
-import secrets
 import struct
 import threading
 from collections.abc import Iterable, Iterator
@@ -180,7 +179,7 @@ class PendingPack:
     def __init__(self, tmp_dir: Path) -> None:
         # Created under a name recovery ignores, locked, then renamed: a `pack-*` file in
         # tmp/ is always locked while its writer lives (the lock is on the inode).
-        token = f"{os.getpid()}-{secrets.token_hex(8)}"
+        token = f"{os.getpid()}-{os.urandom(8).hex()}"
         start = tmp_dir / f".new-spack-{token}"
         self.fd = os.open(start, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         _try_lock(self.fd, blocking=True)

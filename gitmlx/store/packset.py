@@ -20,9 +20,9 @@ import io
 import os
 import threading
 import time
+from collections import namedtuple
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 from gitmlx.store import packs as store_packs
 from gitmlx.store.blockio import hashes_to, tmp_dir_beside
@@ -36,12 +36,11 @@ MERGE_BELOW = 32 * 1024 * 1024
 RESCAN_EVERY = 0.02
 
 
-class PackedRange(NamedTuple):
-    """Where an object's bytes are inside a pack, finished or still being written."""
+class PackedRange(namedtuple("_PackedRangeFields", ("pack", "offset", "size"))):
+    """Where an object's bytes are inside a pack (a PackFile, or the PendingPack still being
+    written): `offset` and `size` in bytes."""
 
-    pack: store_packs.PackFile | store_packs.PendingPack
-    offset: int
-    size: int
+    __slots__ = ()
 
 
 class PackSet:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format.pointer import Pointer
 from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
 if TYPE_CHECKING:
     from gitmlx.store.objects import Store
 
@@ -61,7 +60,7 @@ class ObjectWriter:
             self._open()
 
     def _open(self) -> None:
-        self.tmp_path = self._store.object_tmp_dir() / f"obj-{os.getpid()}-{secrets.token_hex(8)}"
+        self.tmp_path = self._store.object_tmp_dir() / f"obj-{os.getpid()}-{os.urandom(8).hex()}"
         self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
     def write(self, data: bytes | memoryview) -> None:
