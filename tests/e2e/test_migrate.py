@@ -3,12 +3,8 @@ its history kept, and rewriting history so large plain blobs become pointers (is
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
 from pathlib import Path
-
-import pytest
 
 from tests.support.commands import assert_no_traceback, git, mlx
 from tests.support.content import sha256_file, write_random
@@ -28,24 +24,6 @@ from tests.support.stores import assert_local_object, has_local_object, object_p
 ATTRS = "filter=mlx diff=mlx merge=mlx -text"
 LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def lfs_env(sealed) -> dict[str, str]:
-    """A second HOME where only Git LFS is installed (`git lfs install` writes its global
-    filter.lfs.* there), so the LFS repository is made exactly as a Git LFS user makes it."""
-    if shutil.which("git-lfs") is None:
-        if os.environ.get("CI"):
-            pytest.fail("git-lfs is not installed, and CI must run the migration tests (.ci/run installs it)")
-        pytest.skip("git-lfs is not installed here (apt-get install git-lfs); CI runs this test")
-    home = sealed.root / "lfs-home"
-    home.mkdir()
-    env = {"HOME": str(home), "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"), "XDG_CONFIG_HOME": str(home / ".config")}
-    for key, value in (("init.defaultBranch", "main"), ("advice.detachedHead", "false")):
-        git("config", "--global", key, value, cwd=home, env=env)
-    git("lfs", "install", cwd=home, env=env)
-    assert "git-lfs" in (home / ".gitconfig").read_text()
-    return env
 
 
 def contents(repo: Path, paths: list[str]) -> dict[str, str]:
