@@ -153,7 +153,8 @@ def run_export(*, to: str, refs: list[str], everything: bool, allow_missing: boo
             raise MlxError(
                 f"{count} object(s) the history needs are neither local nor on the artifact remote: {paths}; "
                 "nothing was changed",
-                "fetch them where they are, or pass '--allow-missing' to keep their pointers without content",
+                "push them from a clone that has them ('git mlx push --all'), "
+                "or pass '--allow-missing' to keep their pointers without content",
             )
         ui.warn(f"{count} object(s) are missing, their pointers stay without content: {paths}")
 

@@ -7,9 +7,11 @@ import stat
 from pathlib import Path
 
 from tests.support.commands import assert_no_traceback, git, mlx
-from tests.support.content import sha256_file, write_random
+from tests.support.content import write_random
 from tests.support.formats import parse_pointer
+from tests.support.lfs import LFS_POINTER_START, contents, head, lfs_object_files, make_lfs_repo
 from tests.support.repos import (
+    assert_checkout_matches,
     assert_clean_worktree,
     assert_content,
     assert_pointer,
@@ -22,54 +24,7 @@ from tests.support.repos import (
 from tests.support.stores import assert_local_object, has_local_object, object_path
 
 ATTRS = "filter=mlx diff=mlx merge=mlx -text"
-LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"
 MiB = 1024 * 1024
-
-
-def contents(repo: Path, paths: list[str]) -> dict[str, str]:
-    return {p: sha256_file(repo / p) for p in paths}
-
-
-def make_lfs_repo(root: Path, env: dict[str, str]) -> tuple[Path, list[tuple[str, dict[str, str]]]]:
-    """A Git LFS repository with two commits; returns it and (commit id, file hashes) per commit."""
-    work = root / "work"
-    git("init", "-q", work, cwd=root, env=env)
-    (work / ".gitattributes").write_text("# text files\n*.txt text eol=lf\n")
-    git("lfs", "track", "*.bin", cwd=work, env=env)
-    (work / "models").mkdir()
-    (work / "models" / ".gitattributes").write_text(
-        '# checkpoints\n"*.pt" filter=lfs diff=lfs merge=lfs -text lockable\n'
-    )
-    write_random(work / "a.bin", 300 * 1024, "a1")
-    write_random(work / "models" / "m.pt", 50 * 1024, "m1")
-    (work / "notes.txt").write_text("first\n")
-    commit_all_env(work, env, "v1")
-    history = [(head(work), contents(work, ["a.bin", "models/m.pt", "notes.txt"]))]
-    write_random(work / "a.bin", 310 * 1024, "a2")
-    write_random(work / "b.bin", 20 * 1024, "b2")
-    commit_all_env(work, env, "v2")
-    history.append((head(work), contents(work, ["a.bin", "b.bin", "models/m.pt", "notes.txt"])))
-    return work, history
-
-
-def commit_all_env(repo: Path, env: dict[str, str], message: str) -> None:
-    git("add", "-A", cwd=repo, env=env)
-    git("commit", "-q", "-m", message, cwd=repo, env=env)
-
-
-def head(repo: Path) -> str:
-    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
-
-
-def assert_checkout_matches(repo: Path, rev: str, expected: dict[str, str]) -> None:
-    git("checkout", "-q", rev, cwd=repo)
-    for path, sha in expected.items():
-        assert_content(repo, path, sha)
-    assert_clean_worktree(repo)
-
-
-def lfs_object_files(repo: Path) -> list[Path]:
-    return sorted(p for p in (repo / ".git" / "lfs" / "objects").glob("*/*/*") if p.is_file())
 
 
 # --- from-lfs ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.support.commands import assert_no_traceback, git, mlx
 from tests.support.content import sha, sha256_file, write_random
+from tests.support.lfs import LFS_POINTER_START, contents, lfs_object_path, make_lfs_repo
 from tests.support.repos import (
     assert_clean_worktree,
     assert_content,
@@ -19,7 +20,6 @@ from tests.support.repos import (
 from tests.support.stores import remove_local_object
 
 LFS_ATTRS = "filter=lfs diff=lfs merge=lfs -text"
-LFS_VERSION = b"version https://git-lfs.github.com/spec/v1\n"
 
 
 def make_history(root: Path) -> tuple[Path, list[tuple[str, dict[str, str]]]]:
@@ -49,11 +49,17 @@ def commit_of(repo: Path, subject: str) -> str:
     return next(line.split()[0] for line in out.splitlines() if line.split(" ", 1)[1] == subject)
 
 
-def assert_revision(repo: Path, rev: str, expected: dict[str, str]) -> None:
-    git("checkout", "-q", rev, cwd=repo)
-    for path, digest in expected.items():
-        assert_content(repo, path, digest)
-    assert_clean_worktree(repo)
+def push_to_fresh_lfs_remote(work: Path, root: Path) -> Path:
+    """As docs/migration.md says after an export: gitmlx leaves the clone, `git lfs push
+    --all` uploads the objects (git-lfs's standalone file transfer: a local path needs no
+    server), then the branch goes; returns the new bare remote."""
+    mlx("uninstall", "--local", cwd=work)
+    bare = root / "lfs-remote.git"
+    git("init", "-q", "--bare", bare, cwd=root)
+    git("remote", "add", "lfs", bare, cwd=work)
+    git("lfs", "push", "--all", "lfs", cwd=work)
+    git("push", "-q", "lfs", "main", cwd=work)
+    return bare
 
 
 def test_export_to_lfs_then_git_lfs_push_serves_a_git_lfs_only_clone(sealed, lfs_env) -> None:
@@ -73,20 +79,14 @@ def test_export_to_lfs_then_git_lfs_push_serves_a_git_lfs_only_clone(sealed, lfs
             if path == "notes.txt":
                 assert blob == b"plain text stays plain\n"
                 continue
-            assert blob.startswith(LFS_VERSION) and f"oid sha256:{digest}\n".encode() in blob, blob
-            obj = work / ".git" / "lfs" / "objects" / digest[:2] / digest[2:4] / digest
-            assert sha256_file(obj) == digest
+            assert blob.startswith(LFS_POINTER_START) and f"oid sha256:{digest}\n".encode() in blob, blob
+            assert sha256_file(lfs_object_path(work, digest)) == digest
     top = blob_at(work, "HEAD:.gitattributes").decode()
     assert f"*.bin {LFS_ATTRS}" in top and "mlx" not in top
     assert blob_at(work, "HEAD:data/.gitattributes") == f"# tables\n*.csv {LFS_ATTRS}\n".encode()
     assert "filter.lfs" not in git("config", "--local", "--list", cwd=work).stdout  # not left to gitmlx
 
-    mlx("uninstall", "--local", cwd=work)
-    lfs_remote = sealed.root / "lfs-remote.git"
-    git("init", "-q", "--bare", lfs_remote, cwd=sealed.root)
-    git("remote", "add", "lfs", lfs_remote, cwd=work)
-    git("lfs", "push", "--all", "lfs", cwd=work)  # local path: git-lfs's standalone file transfer
-    git("push", "-q", "lfs", "main", cwd=work)
+    lfs_remote = push_to_fresh_lfs_remote(work, sealed.root)
 
     assert "mlx" not in Path(lfs_env["GIT_CONFIG_GLOBAL"]).read_text()
     dest = sealed.root / "lfs-clone"
@@ -125,6 +125,30 @@ def test_export_to_git_puts_content_back_in_plain_history(sealed) -> None:
     git("checkout", "-q", commit_of(dest, "v1"), cwd=dest, env=env)
     for path, digest in history[0][1].items():
         assert_content(dest, path, digest)
+
+
+def test_export_to_lfs_after_from_lfs_keeps_the_old_lfs_pointers(sealed, lfs_env) -> None:
+    work, history = make_lfs_repo(sealed.root, lfs_env)  # two commits made by git-lfs
+    old_pointer = blob_at(work, "HEAD~1:a.bin")
+    mlx("migrate", "from-lfs", cwd=work)
+    commit_all(work, "to gitmlx")
+    write_random(work / "a.bin", 100 * 1024, "a3")
+    commit_all(work, "v3")
+    history.append(("HEAD", contents(work, ["a.bin", "b.bin", "models/m.pt", "notes.txt"])))
+
+    assert_no_traceback(mlx("migrate", "export", "--to", "lfs", cwd=work))
+    assert_clean_worktree(work)
+    assert blob_at(work, "HEAD~3:a.bin") == old_pointer  # Git LFS's own pointers stay as they were
+    assert blob_at(work, "HEAD:a.bin").startswith(LFS_POINTER_START)
+    assert "filter.lfs" not in git("config", "--local", "--list", cwd=work).stdout  # from-lfs's takeover is undone
+
+    dest = sealed.root / "lfs-clone"
+    clone(push_to_fresh_lfs_remote(work, sealed.root), dest, env=lfs_env)
+    for rev, (_, files) in zip(["main~3", "main~2", "main"], history, strict=True):
+        git("checkout", "-q", rev, cwd=dest, env=lfs_env)
+        for path, digest in files.items():
+            assert_content(dest, path, digest)
+        assert git("status", "--porcelain", cwd=dest, env=lfs_env).stdout == ""
 
 
 def test_export_refuses_a_dirty_tree_and_missing_objects_before_changing_anything(sealed) -> None:

@@ -1,18 +1,24 @@
-"""Pytest fixture: a HOME where only Git LFS is set up, as a Git LFS user's machine is.
+"""Pytest fixture and helpers for Git LFS: a HOME where only Git LFS is set up, as a Git
+LFS user's machine is, and a repository made in it by git-lfs itself.
 
-Owns: finding git-lfs (a skip here, a failure in CI, which must run these tests) and a
-second HOME whose global config is what `git lfs install` writes and nothing of gitmlx's.
-Must not: touch the user's HOME or the network.
+Owns: finding git-lfs (a skip here, a failure in CI, which must run these tests), a
+second HOME whose global config is what `git lfs install` writes and nothing of gitmlx's,
+and reading Git LFS's object folder as git-lfs lays it out.
+Must not: touch the user's HOME or the network, or import gitmlx.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 from tests.support.commands import git
+from tests.support.content import sha256_file, write_random
+
+LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"
 
 
 @pytest.fixture
@@ -31,3 +37,47 @@ def lfs_env(sealed) -> dict[str, str]:
     git("lfs", "install", cwd=home, env=env)
     assert "git-lfs" in (home / ".gitconfig").read_text()
     return env
+
+
+def contents(repo: Path, paths: list[str]) -> dict[str, str]:
+    return {p: sha256_file(repo / p) for p in paths}
+
+
+def make_lfs_repo(root: Path, env: dict[str, str]) -> tuple[Path, list[tuple[str, dict[str, str]]]]:
+    """A Git LFS repository with two commits; returns it and (commit id, file hashes) per commit."""
+    work = root / "work"
+    git("init", "-q", work, cwd=root, env=env)
+    (work / ".gitattributes").write_text("# text files\n*.txt text eol=lf\n")
+    git("lfs", "track", "*.bin", cwd=work, env=env)
+    (work / "models").mkdir()
+    (work / "models" / ".gitattributes").write_text(
+        '# checkpoints\n"*.pt" filter=lfs diff=lfs merge=lfs -text lockable\n'
+    )
+    write_random(work / "a.bin", 300 * 1024, "a1")
+    write_random(work / "models" / "m.pt", 50 * 1024, "m1")
+    (work / "notes.txt").write_text("first\n")
+    commit_all_env(work, env, "v1")
+    history = [(head(work), contents(work, ["a.bin", "models/m.pt", "notes.txt"]))]
+    write_random(work / "a.bin", 310 * 1024, "a2")
+    write_random(work / "b.bin", 20 * 1024, "b2")
+    commit_all_env(work, env, "v2")
+    history.append((head(work), contents(work, ["a.bin", "b.bin", "models/m.pt", "notes.txt"])))
+    return work, history
+
+
+def commit_all_env(repo: Path, env: dict[str, str], message: str) -> None:
+    git("add", "-A", cwd=repo, env=env)
+    git("commit", "-q", "-m", message, cwd=repo, env=env)
+
+
+def head(repo: Path) -> str:
+    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
+
+
+def lfs_object_path(repo: Path, oid: str) -> Path:
+    """Git LFS's layout: `.git/lfs/objects/OID[0:2]/OID[2:4]/OID`."""
+    return repo / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+
+
+def lfs_object_files(repo: Path) -> list[Path]:
+    return sorted(p for p in (repo / ".git" / "lfs" / "objects").glob("*/*/*") if p.is_file())
