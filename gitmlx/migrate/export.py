@@ -134,20 +134,17 @@ def _write_objects(ctx: RepoContext, plan: ExportPlan, result: ExportResult) -> 
     blob_ids: dict[str, bytes] = {}
     lfs = lfs_objects_dir(ctx)
     for oid, pointer in plan.objects().items():
+        if plan.options.to == "lfs" and _in_lfs(lfs, pointer):
+            continue
+        if not ctx.store.has(oid):
+            result.kept.append(oid)
+            continue
         if plan.options.to == "lfs":
-            if _in_lfs(lfs, pointer):
-                continue
-            if not ctx.store.has(oid):
-                result.kept.append(oid)
-                continue
             tmp = _copy_verified(ctx.store, pointer, lfs.parent / "tmp")
             dest = lfs_object_path(lfs, oid)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, dest)
         else:
-            if not ctx.store.has(oid):
-                result.kept.append(oid)
-                continue
             tmp = _copy_verified(ctx.store, pointer, ctx.paths.git_dir / "mlx-export")
             try:
                 blob_ids[oid] = write_blobs(ctx.top, [tmp])[0]
