@@ -317,7 +317,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
 
     @group.group()
     def migrate() -> None:
-        """Move a repository to gitmlx: from Git LFS, or large blobs already in history."""
+        """Move a repository to gitmlx (from Git LFS, or large blobs in history), or back out."""
 
     @migrate.command("from-lfs", short_help="Take over a Git LFS repository, history kept.")
     @click.option("--fetch", is_flag=True, help="run 'git lfs fetch --all' first (needs git-lfs)")
@@ -337,6 +337,22 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         from gitmlx.commands import migrate as cmd
 
         call(lambda: cmd.run_import(include=list(include), refs=list(refs), everything=everything, above=above))
+
+    @migrate.command("export", short_help="Rewrite history back to Git LFS or plain git.")
+    @click.option("--to", "to", type=click.Choice(["lfs", "git"]), required=True, help="Git LFS pointers, or content")
+    @click.option("--everything", is_flag=True, help="rewrite every ref, remote-tracking ones included")
+    @click.option("--allow-missing", is_flag=True, help="rewrite even if objects are missing (their pointers stay)")
+    @quiet_option
+    @click.argument("refs", nargs=-1)
+    def migrate_export(to: str, everything: bool, allow_missing: bool, quiet: bool, refs: tuple[str, ...]) -> None:
+        """Rewrite REFs (default: the current branch) so gitmlx pointers become Git LFS pointers or content."""
+        from gitmlx.commands import migrate as cmd
+
+        call(
+            lambda: cmd.run_export(
+                to=to, refs=list(refs), everything=everything, allow_missing=allow_missing, quiet=quiet
+            )
+        )
 
     @group.command()
     @click.option("--keep", is_flag=True, help="keep the scratch folder")

@@ -1,16 +1,18 @@
-"""`git mlx migrate from-lfs [--fetch]` and `git mlx migrate import --include P ...`:
-take over a Git LFS repository (its pointers keep working), or rewrite history so large
-blobs become pointers. The work is in gitmlx/migrate/ (from_lfs.py, history.py); this
-module reports it."""
+"""`git mlx migrate from-lfs [--fetch]`, `git mlx migrate import --include P ...` and
+`git mlx migrate export --to lfs|git`: take over a Git LFS repository (its pointers keep
+working), rewrite history so large blobs become pointers, or rewrite it back out of
+gitmlx. The work is in gitmlx/migrate/ (from_lfs.py, history.py, export.py); this module
+fetches what an export lacks and reports."""
 
 from __future__ import annotations
 
-from gitmlx import ui
+from gitmlx import actions, ui
 from gitmlx.config import parse_size
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError, UsageError
 from gitmlx.format.sizes import human_size
-from gitmlx.migrate import from_lfs, history
+from gitmlx.git.scan import TrackedFile
+from gitmlx.migrate import export, from_lfs, history
 from gitmlx.migrate.filter_driver import mlx_filter_config
 
 SHOWN = 5
@@ -124,3 +126,74 @@ def run_import(*, include: list[str], refs: list[str], everything: bool, above: 
         "'git reflog expire --expire=now --all && git gc --prune=now' frees the space now"
     )
     return 0
+
+
+def _fetch_for_export(ctx: RepoContext, gaps: list[TrackedFile], quiet: bool) -> None:
+    """Download from the artifact remote what the store lacks; an unreachable or
+    unconfigured remote only leaves them missing (the caller names them)."""
+    try:
+        remote = ctx.open_remote()
+    except MlxError as exc:
+        ui.warn(f"cannot fetch the {len(gaps)} missing object(s): {exc.message}")
+        return
+    actions.download(ctx, remote, gaps, quiet)
+
+
+def run_export(*, to: str, refs: list[str], everything: bool, allow_missing: bool, quiet: bool = False) -> int:
+    ctx = RepoContext()
+    plan = export.plan_export(ctx, export.ExportOptions(to, tuple(refs), everything, allow_missing))
+    gaps = export.missing(ctx, plan)
+    if gaps:
+        _fetch_for_export(ctx, gaps, quiet)
+        gaps = export.missing(ctx, plan)
+    if gaps:
+        paths = _listed(sorted({f.path for f in gaps}))
+        count = len({f.pointer.oid for f in gaps})
+        if not allow_missing:
+            raise MlxError(
+                f"{count} object(s) the history needs are neither local nor on the artifact remote: {paths}; "
+                "nothing was changed",
+                "push them from a clone that has them ('git mlx push --all'), "
+                "or pass '--allow-missing' to keep their pointers without content",
+            )
+        ui.warn(f"{count} object(s) are missing, their pointers stay without content: {paths}")
+
+    objects = plan.objects()
+    where = "every ref" if everything else _listed([r.removeprefix("refs/heads/") for r in plan.refs])
+    total = human_size(sum(p.size for p in objects.values()))
+    if to == "lfs":
+        ui.info(
+            f"exporting {where} to Git LFS: gitmlx pointers become Git LFS pointers, filter=mlx becomes filter=lfs, "
+            f"and the {len(objects)} object(s) history names ({total}) go to '.git/lfs/objects'"
+        )
+    else:
+        ui.info(
+            f"exporting {where} to plain git: the {len(objects)} object(s) history names ({total}) become git blobs, "
+            "and .gitattributes lose their filter=mlx / filter=lfs drivers"
+        )
+    result = export.export_history(ctx, plan, lambda: ui.note("rewriting history with git-filter-repo ..."))
+    _report_export(to, result)
+    return 0
+
+
+def _report_export(to: str, result: export.ExportResult) -> None:
+    kind = "Git LFS pointers" if to == "lfs" else "their content"
+    ui.info(
+        f"rewrote {result.commits} commit(s): {result.pointers} pointer version(s) became {kind}, "
+        f"{result.attributes} .gitattributes version(s) changed, "
+        f"{result.objects} object(s) ({human_size(result.object_bytes)}) written"
+    )
+    if result.metadata_dir is not None:
+        ui.info(f"old → new commit ids: '{result.metadata_dir / 'commit-map'}' (the old commits stay in the reflogs)")
+    branches = [r.removeprefix("refs/heads/") for r in result.changed_refs if r.startswith("refs/heads/")]
+    ui.info("next, once you have checked the result:")
+    if to == "lfs":
+        ui.info("  git lfs push --all origin    # uploads .git/lfs/objects to the Git LFS server")
+    if branches:
+        ui.info(f"  git push --force origin {' '.join(branches)}")
+    if any(r.startswith("refs/tags/") for r in result.changed_refs):
+        ui.info("  git push --force --tags origin")
+    ui.info("  git mlx uninstall --local    # gitmlx's hooks and filters leave this clone")
+    if to == "lfs":
+        ui.info("  git lfs install              # once per machine, if Git LFS is not set up yet")
+    ui.info("  everyone else re-clones (their old clones still hold the old history)")

@@ -73,7 +73,7 @@ def with_tracked(original: bytes | None, patterns: Sequence[str]) -> bytes:
     return text + "".join(f"{p} {TRACK_ATTRIBUTES}\n" for p in missing).encode()
 
 
-def require_clean_worktree(ctx: RepoContext) -> None:
+def require_clean_worktree(ctx: RepoContext, command: str = "git mlx migrate import") -> None:
     if ctx.paths.work_tree is None:
         return
     out = run_git(["status", "--porcelain", "-z", "--untracked-files=no"], cwd=ctx.top)
@@ -87,7 +87,7 @@ def require_clean_worktree(ctx: RepoContext) -> None:
         shown = ", ".join(f"'{p}'" for p in dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
         raise MlxError(
             f"the work tree has uncommitted changes ({shown}); a history rewrite would lose them",
-            "commit them or 'git stash' them, then run 'git mlx migrate import' again",
+            f"commit them or 'git stash' them, then run '{command}' again",
         )
 
 
@@ -263,7 +263,7 @@ def import_history(
     if ctx.paths.work_tree is not None:
         mlx_filter_config(ctx)  # the final reset must smudge pointers back into content
     metadata = filter_repo.start_fresh(ctx.paths.git_dir)
-    before = _ref_values(top)
+    before = ref_values(top)
     on_start()
     with contextlib.closing(BlobReader(top)) as blobs, contextlib.closing(PatternMatcher(top, patterns)) as wanted:
         rewriter = _Rewriter(ctx.store, blobs, wanted, options)
@@ -271,11 +271,11 @@ def import_history(
         filter_repo.rewrite(top, refs, rewriter.commit)
     result = rewriter.result
     result.metadata_dir = metadata
-    after = _ref_values(top)
+    after = ref_values(top)
     result.changed_refs = sorted(ref for ref, sha in after.items() if before.get(ref) != sha)
     return result
 
 
-def _ref_values(top: Path) -> dict[str, str]:
+def ref_values(top: Path) -> dict[str, str]:
     out = run_git(["for-each-ref", "--format=%(refname) %(objectname)"], cwd=top).decode("utf-8", "surrogateescape")
     return dict(line.rsplit(" ", 1) for line in out.splitlines() if line)

@@ -3,17 +3,15 @@ its history kept, and rewriting history so large plain blobs become pointers (is
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
 from pathlib import Path
 
-import pytest
-
 from tests.support.commands import assert_no_traceback, git, mlx
-from tests.support.content import sha256_file, write_random
+from tests.support.content import write_random
 from tests.support.formats import parse_pointer
+from tests.support.lfs import LFS_POINTER_START, contents, head, lfs_object_files, make_lfs_repo
 from tests.support.repos import (
+    assert_checkout_matches,
     assert_clean_worktree,
     assert_content,
     assert_pointer,
@@ -26,72 +24,7 @@ from tests.support.repos import (
 from tests.support.stores import assert_local_object, has_local_object, object_path
 
 ATTRS = "filter=mlx diff=mlx merge=mlx -text"
-LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def lfs_env(sealed) -> dict[str, str]:
-    """A second HOME where only Git LFS is installed (`git lfs install` writes its global
-    filter.lfs.* there), so the LFS repository is made exactly as a Git LFS user makes it."""
-    if shutil.which("git-lfs") is None:
-        if os.environ.get("CI"):
-            pytest.fail("git-lfs is not installed, and CI must run the migration tests (.ci/run installs it)")
-        pytest.skip("git-lfs is not installed here (apt-get install git-lfs); CI runs this test")
-    home = sealed.root / "lfs-home"
-    home.mkdir()
-    env = {"HOME": str(home), "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"), "XDG_CONFIG_HOME": str(home / ".config")}
-    for key, value in (("init.defaultBranch", "main"), ("advice.detachedHead", "false")):
-        git("config", "--global", key, value, cwd=home, env=env)
-    git("lfs", "install", cwd=home, env=env)
-    assert "git-lfs" in (home / ".gitconfig").read_text()
-    return env
-
-
-def contents(repo: Path, paths: list[str]) -> dict[str, str]:
-    return {p: sha256_file(repo / p) for p in paths}
-
-
-def make_lfs_repo(root: Path, env: dict[str, str]) -> tuple[Path, list[tuple[str, dict[str, str]]]]:
-    """A Git LFS repository with two commits; returns it and (commit id, file hashes) per commit."""
-    work = root / "work"
-    git("init", "-q", work, cwd=root, env=env)
-    (work / ".gitattributes").write_text("# text files\n*.txt text eol=lf\n")
-    git("lfs", "track", "*.bin", cwd=work, env=env)
-    (work / "models").mkdir()
-    (work / "models" / ".gitattributes").write_text(
-        '# checkpoints\n"*.pt" filter=lfs diff=lfs merge=lfs -text lockable\n'
-    )
-    write_random(work / "a.bin", 300 * 1024, "a1")
-    write_random(work / "models" / "m.pt", 50 * 1024, "m1")
-    (work / "notes.txt").write_text("first\n")
-    commit_all_env(work, env, "v1")
-    history = [(head(work), contents(work, ["a.bin", "models/m.pt", "notes.txt"]))]
-    write_random(work / "a.bin", 310 * 1024, "a2")
-    write_random(work / "b.bin", 20 * 1024, "b2")
-    commit_all_env(work, env, "v2")
-    history.append((head(work), contents(work, ["a.bin", "b.bin", "models/m.pt", "notes.txt"])))
-    return work, history
-
-
-def commit_all_env(repo: Path, env: dict[str, str], message: str) -> None:
-    git("add", "-A", cwd=repo, env=env)
-    git("commit", "-q", "-m", message, cwd=repo, env=env)
-
-
-def head(repo: Path) -> str:
-    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
-
-
-def assert_checkout_matches(repo: Path, rev: str, expected: dict[str, str]) -> None:
-    git("checkout", "-q", rev, cwd=repo)
-    for path, sha in expected.items():
-        assert_content(repo, path, sha)
-    assert_clean_worktree(repo)
-
-
-def lfs_object_files(repo: Path) -> list[Path]:
-    return sorted(p for p in (repo / ".git" / "lfs" / "objects").glob("*/*/*") if p.is_file())
 
 
 # --- from-lfs ----------------------------------------------------------------------------

@@ -216,6 +216,14 @@ def assert_clean_worktree(repo: Path) -> None:
     assert out == "", f"git status is not clean in {repo}:\n{out}"
 
 
+def assert_checkout_matches(repo: Path, rev: str, expected: dict[str, str]) -> None:
+    """`git checkout REV` gives each path its expected sha256 content, and a clean status."""
+    git("checkout", "-q", rev, cwd=repo)
+    for path, sha in expected.items():
+        assert_content(repo, path, sha)
+    assert_clean_worktree(repo)
+
+
 def assert_content(repo: Path, path: str, sha256: str) -> None:
     file = repo / path
     assert file.is_file(), f"{path!r} is missing from {repo}"
