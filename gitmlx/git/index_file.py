@@ -32,8 +32,8 @@ import hashlib
 import os
 import struct
 import time
+from collections import namedtuple
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 _HEADER = struct.Struct(">4sLL")
@@ -49,12 +49,12 @@ class IndexLocked(Exception):
     """Another git process holds `index.lock`."""
 
 
-@dataclass(frozen=True)
-class Wanted:
-    """An entry to refresh: the blob ids it may hold, and the file's stat now."""
+class Wanted(namedtuple("_WantedFields", ("blob_ids", "stat"))):
+    """An entry to refresh: the blob ids it may hold (a frozenset of raw ids), and the
+    file's os.stat_result now. A named tuple: the filter imports this module (see
+    docs/design.md, "Start-up")."""
 
-    blob_ids: frozenset[bytes]
-    stat: os.stat_result
+    __slots__ = ()
 
 
 def blob_id(data: bytes, object_format: str = "sha1") -> bytes:
@@ -90,12 +90,10 @@ def _varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
     return value, pos
 
 
-@dataclass(frozen=True)
-class _Entry:
-    start: int  # offset of the entry's stat data in the file
-    path: str
-    oid: bytes
-    flags: int
+class _Entry(namedtuple("_EntryFields", ("start", "path", "oid", "flags"))):
+    """One index entry: `start` is the offset of its stat data in the file."""
+
+    __slots__ = ()
 
 
 def _entries(data: bytes | bytearray, object_format: str) -> Iterator[_Entry]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.support.commands import git
 from tests.support.content import write_random
+from tests.support.probes import STARTUP_HEAVY, imported_modules
 from tests.support.repos import Repos, assert_clean_worktree, commit_all
 
 
@@ -46,3 +47,16 @@ def test_a_packed_pointer_blob_is_still_found(repos: Repos, sealed) -> None:
     calls = filter_git_calls(repos.work, sealed, "add", "m.bin")
     assert any(c.startswith("ls-files") for c in calls), calls
     assert_clean_worktree(repos.work)
+
+
+def test_add_and_commit_never_import_the_heavy_modules(repos: Repos, sealed) -> None:
+    """Through the whole life of the filter (first answer, index refresh, hooks, the
+    pack's seal at exit), not only its start: every import is reported on git's stderr."""
+    write_random(repos.work / "h.bin", 4096, "one")
+    added = git("add", "h.bin", cwd=repos.work, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    write_random(repos.work / "h.bin", 4096, "two")
+    committed = git("commit", "-q", "-a", "-m", "h", cwd=repos.work, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    for result in (added, committed):
+        seen = imported_modules(result.stderr)
+        assert "gitmlx.commands.filter_process" in seen
+        assert sorted(seen.intersection(STARTUP_HEAVY)) == []

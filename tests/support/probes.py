@@ -1,7 +1,8 @@
 """Probes of what the `git-mlx` processes did, seen from outside them.
 
-Owns: a `git-mlx` shim that records each invocation's peak RSS, and a scan of files for a
-secret (read in blocks, so a scan of gigabytes stays small).
+Owns: a `git-mlx` shim that records each invocation's peak RSS, a scan of files for a
+secret (read in blocks, so a scan of gigabytes stays small), and the modules the commands
+git runs must not import at start-up.
 Must not: import gitmlx, or change what the real `git-mlx` does (the shim only measures).
 """
 
@@ -79,3 +80,33 @@ def _file_contains(path: Path, secret: bytes, overlap: int) -> bool:
     except OSError:
         return False
     return False
+
+
+#: Modules no command git runs (filter, hooks, textconv) may import while it works:
+#: typing, dataclasses (with inspect) and secrets were most of the filter's import time,
+#: and the rest load only when a request needs them (docs/design.md, "Start-up").
+STARTUP_HEAVY = (
+    "typing",
+    "dataclasses",
+    "inspect",
+    "secrets",
+    "click",
+    "tqdm",
+    "sqlite3",
+    "boto3",
+    "botocore",
+    "concurrent.futures",
+    "logging",
+    "json",
+    "tempfile",
+    "gitmlx.remotes.base",
+)
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """The modules named in `python -X importtime` lines (PYTHONPROFILEIMPORTTIME=1)."""
+    found = set()
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            found.add(line.rsplit("|", 1)[1].strip())
+    return found

@@ -13,31 +13,13 @@ import sys
 
 import pytest
 
-#: Imported at start-up by no command git runs. typing, dataclasses (with inspect) and
-#: secrets were most of the filter's import time; the rest load on first use.
-HEAVY = (
-    "typing",
-    "dataclasses",
-    "inspect",
-    "secrets",
-    "click",
-    "tqdm",
-    "sqlite3",
-    "boto3",
-    "botocore",
-    "concurrent.futures",
-    "logging",
-    "json",
-    "tempfile",
-    "gitmlx.remotes.base",
-)
-
+from tests.support.probes import STARTUP_HEAVY
 
 @pytest.mark.parametrize("command", ["filter_process", "clean", "smudge", "hook_events", "textconv"])
 def test_a_command_git_runs_imports_nothing_heavy(command: str, tmp_path) -> None:
     probe = (
         f"import sys, gitmlx.cli, gitmlx.commands.{command}\n"
-        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+        f"print(' '.join(m for m in {STARTUP_HEAVY!r} if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert out.stdout.split() == []
