@@ -66,6 +66,23 @@ def record(entry: str) -> None:
     sys.stdout.buffer.write(entry.encode("utf-8", "surrogateescape") + b"\0")
 
 
+#: The `schema` number of every `--json` document (docs/json-output.md): raised only when a
+#: field changes meaning or goes away; new fields may appear at any time.
+JSON_SCHEMA = 1
+
+
+def json_document(command: str, body: dict[str, object]) -> None:
+    """`--json` output: exactly one JSON document on stdout (warnings stay on stderr).
+
+    ASCII-only: a path's non-UTF-8 bytes travel as the lone surrogates Python's
+    surrogateescape gives them, which every JSON parser accepts as escapes."""
+    import json
+
+    document = {"schema": JSON_SCHEMA, "command": command, **body}
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    sys.stdout.flush()
+
+
 def note(message: str) -> None:
     """Progress-ish remarks for the user (stderr), so stdout stays parseable."""
     _err().write(message + "\n")
