@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from gitmlx import ui
+from gitmlx import trace, ui
 from gitmlx.checkout.session import FilterSession
 from gitmlx.errors import MlxError
 from gitmlx.git import filter_protocol, hooks
@@ -68,12 +68,20 @@ def run(skip_smudge: bool = False) -> int:
             pass  # a read-only hooks dir must not break checkout
 
     def clean(_: str, request: dict[str, str], content: ContentReader) -> filter_protocol.Body:
+        if trace.ON:
+            trace.log("filter", "clean %r", request.get("pathname", ""))
         pointer = session.clean(content, request.get("pathname", ""))
         return lambda out: out.write(pointer)
 
     def smudge(_: str, request: dict[str, str], content: ContentReader) -> filter_protocol.Body:
         ensure_hooks()
-        return session.smudge(content, request.get("pathname", ""), request.get("can-delay") == "1")
+        body = session.smudge(content, request.get("pathname", ""), request.get("can-delay") == "1")
+        if trace.ON:
+            answer = "delayed" if body is filter_protocol.DELAYED else "answered"
+            trace.log(
+                "filter", "smudge %r (can-delay=%s): %s", request.get("pathname", ""), request.get("can-delay"), answer
+            )
+        return body
 
     try:
         try:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from gitmlx import trace
 from gitmlx.errors import MlxError
 from gitmlx.format.pointer import Pointer, is_valid_oid
 from gitmlx.store import packs as store_packs
@@ -283,6 +284,8 @@ class Store:
         `objects/`), the rename cannot work, so it is deleted instead: what matters is
         that its valid name no longer holds wrong bytes.
         """
+        if trace.ON:
+            trace.log("store", "object %s does not hash to its name: quarantined in bad/", oid)
         bad_dir = self.root / "bad"
         bad_dir.mkdir(parents=True, exist_ok=True)
         try:
