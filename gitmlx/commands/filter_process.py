@@ -11,6 +11,7 @@ import os
 import sys
 
 from gitmlx import trace, ui
+from gitmlx.checkout import gitparent
 from gitmlx.checkout.session import FilterSession
 from gitmlx.errors import MlxError
 from gitmlx.git import filter_protocol, hooks
@@ -47,7 +48,10 @@ def run(skip_smudge: bool = False) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     protocol_in = os.fdopen(os.dup(0), "rb", buffering=1024 * 1024)
-    session = FilterSession(skip_smudge, ui.warn, ui.error_line)
+    # No display when GIT_MLX_NO_PROGRESS is set: then nothing counts either. git does not
+    # pass its --quiet on to the filter: its command line says it (read only when needed).
+    display = ui.CheckoutDisplay(silenced=gitparent.parent_is_quiet) if ui.progress_wanted() else None
+    session = FilterSession(skip_smudge, ui.warn, ui.error_line, display)
     hooks_checked = False
 
     def ensure_hooks() -> None:
