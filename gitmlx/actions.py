@@ -45,7 +45,10 @@ def files_at(
     return [f for f in found if patterns.selected(f.path, include, exclude)]
 
 
-def download(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False) -> TransferResult:
+def download(
+    ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False, summary: bool = True
+) -> TransferResult:
+    """Fetch what the store lacks; `summary`: end with a line saying what moved (stderr)."""
     todo = [f.pointer for f in files if not ctx.store.has(f.pointer.oid)]
     with ui.progress(sum(p.size for p in todo), len(todo), "fetch", quiet) as bar:
         result = downloads.download(
@@ -57,7 +60,7 @@ def download(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], qui
             bar.file_done,
             notice=ui.warn,
         )
-        if todo:
+        if todo and summary:
             bar.close_summary = (
                 f"fetched {len(result.moved)} of {len(todo)} objects ({human_size(result.bytes_moved)}) "
                 f"from '{remote.display_url}': {human_size(result.wire_bytes)} transferred"
@@ -74,7 +77,10 @@ def range_uploads(ctx: RepoContext, found: scan.RangePointers) -> list[TrackedFi
     return found.artifacts + [f for f in found.elsewhere if ctx.store.has(f.pointer.oid)]
 
 
-def upload(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False) -> TransferResult:
+def upload(
+    ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False, summary: bool = True
+) -> TransferResult:
+    """Upload what the remote lacks; `summary`: end with a line saying what moved (stderr)."""
     pointers = [f.pointer for f in files]
     total = sum(p.size for p in {p.oid: p for p in pointers}.values())
     with ui.progress(total, len({p.oid for p in pointers}), "push", quiet) as bar:
@@ -87,7 +93,7 @@ def upload(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet
             bar.file_done,
             notice=ui.warn,
         )
-        if result.moved:
+        if result.moved and summary:
             bar.close_summary = (
                 f"uploaded {len(result.moved)} objects to '{remote.display_url}' ({len(result.skipped)} already there)"
             )
@@ -95,10 +101,32 @@ def upload(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet
     return result
 
 
-def report_failures(result: TransferResult, files: Sequence[TrackedFile], verb: str, remote: Remote) -> None:
+def transfer_json(result: TransferResult, files: Sequence[TrackedFile], remote: Remote) -> dict[str, object]:
+    """A transfer's summary as `--json` shows it (docs/json-output.md, "Transfers")."""
+    by_oid = _paths_by_oid(files)
+    return {
+        "remote": remote.display_url,
+        "objects": len(by_oid),
+        "moved": len(result.moved),
+        "already_there": len(by_oid) - len(result.moved) - len(result.failed),
+        "bytes_moved": result.bytes_moved,
+        "wire_bytes": result.wire_bytes,
+        "failed": [
+            {"oid": oid, "size": pointer.size, "paths": by_oid.get(oid, []), "error": why}
+            for oid, (pointer, why) in sorted(result.failed.items())
+        ],
+    }
+
+
+def _paths_by_oid(files: Sequence[TrackedFile]) -> dict[str, list[str]]:
     by_oid: dict[str, list[str]] = {}
     for f in files:
         by_oid.setdefault(f.pointer.oid, []).append(f.path)
+    return by_oid
+
+
+def report_failures(result: TransferResult, files: Sequence[TrackedFile], verb: str, remote: Remote) -> None:
+    by_oid = _paths_by_oid(files)
     for oid, (pointer, why) in sorted(result.failed.items()):
         for path in by_oid.get(oid, ["?"]):
             ui.error(f"cannot {verb} '{path}' ({pointer.short_oid}, {human_size(pointer.size)}): {why}")

@@ -118,6 +118,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         return f
 
     quiet_option = click.option("-q", "--quiet", is_flag=True, help="no progress output")
+    json_option = click.option("--json", "as_json", is_flag=True, help="print one JSON document (docs/json-output.md)")
 
     @group.command()
     @with_scope
@@ -174,11 +175,12 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
     @click.argument("refs", nargs=-1)
     @click.option("--all", "all_refs", is_flag=True, help="everything any ref reaches")
     @quiet_option
-    def push(remote_name: str | None, refs: tuple[str, ...], all_refs: bool, quiet: bool) -> None:
+    @json_option
+    def push(remote_name: str | None, refs: tuple[str, ...], all_refs: bool, quiet: bool, as_json: bool) -> None:
         """Upload what REFs need and the artifact remote lacks."""
         from gitmlx.commands import push as cmd
 
-        call(lambda: cmd.run(remote_name=remote_name, refs=list(refs), all_refs=all_refs, quiet=quiet))
+        call(lambda: cmd.run(remote_name=remote_name, refs=list(refs), all_refs=all_refs, quiet=quiet, as_json=as_json))
 
     @group.command("pre-push")
     @click.argument("remote_name")
@@ -205,7 +207,8 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
     @with_filters
     @click.option("--all", "all_history", is_flag=True, help="every object in history")
     @quiet_option
-    def fetch(remote_name, refs, include, exclude, all_history, quiet) -> None:
+    @json_option
+    def fetch(remote_name, refs, include, exclude, all_history, quiet, as_json) -> None:
         """Download what REFs need into the local store."""
         from gitmlx.commands import fetch as cmd
 
@@ -217,6 +220,7 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
                 exclude=list(exclude),
                 all_history=all_history,
                 quiet=quiet,
+                as_json=as_json,
             )
         )
 
@@ -232,35 +236,43 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
     @click.argument("remote_name", required=False)
     @with_filters
     @quiet_option
-    def pull(remote_name, include, exclude, quiet) -> None:
+    @json_option
+    def pull(remote_name, include, exclude, quiet, as_json) -> None:
         """Fetch what HEAD needs and check it out."""
         from gitmlx.commands import pull as cmd
 
-        call(lambda: cmd.run(remote_name=remote_name, include=list(include), exclude=list(exclude), quiet=quiet))
+        call(
+            lambda: cmd.run(
+                remote_name=remote_name, include=list(include), exclude=list(exclude), quiet=quiet, as_json=as_json
+            )
+        )
 
     @group.command("ls-files")
     @click.option("-s", "--size", "show_size", is_flag=True, help="show sizes")
     @click.option("-a", "--all", "all_history", is_flag=True, help="every tracked object in history")
     @click.option("-z", "nul", is_flag=True, help="end entries with NUL, paths unquoted")
-    def ls_files(show_size: bool, all_history: bool, nul: bool) -> None:
+    @json_option
+    def ls_files(show_size: bool, all_history: bool, nul: bool, as_json: bool) -> None:
         """List tracked artifacts at HEAD: oid, '*' restored or '-' pointer only, path."""
         from gitmlx.commands import ls_files as cmd
 
-        call(lambda: cmd.run(show_size=show_size, all_history=all_history, nul=nul))
+        call(lambda: cmd.run(show_size=show_size, all_history=all_history, nul=nul, as_json=as_json))
 
     @group.command()
-    def status() -> None:
+    @json_option
+    def status(as_json: bool) -> None:
         """Artifacts staged, modified, and not yet pushed."""
         from gitmlx.commands import status as cmd
 
-        call(cmd.run)
+        call(lambda: cmd.run(as_json=as_json))
 
     @group.command()
-    def env() -> None:
-        """Resolved configuration and where each value came from."""
+    @json_option
+    def env(as_json: bool) -> None:
+        """Resolved configuration, where each value came from, and versions."""
         from gitmlx.commands import env as cmd
 
-        call(cmd.run)
+        call(lambda: cmd.run(as_json=as_json))
 
     @group.command()
     @click.argument("file")
@@ -275,11 +287,12 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
     @click.option("--full", is_flag=True, help="with --remote: rebuild each object from the remote and verify it")
     @click.option("--repair", is_flag=True, help="with --remote: upload each damaged object again from this clone")
     @quiet_option
-    def fsck(check_remote: bool, full: bool, repair: bool, quiet: bool) -> None:
+    @json_option
+    def fsck(check_remote: bool, full: bool, repair: bool, quiet: bool, as_json: bool) -> None:
         """Re-hash the local store (corrupt objects go to bad/); check the remote."""
         from gitmlx.commands import fsck as cmd
 
-        call(lambda: cmd.run(check_remote=check_remote, full=full, quiet=quiet, repair=repair))
+        call(lambda: cmd.run(check_remote=check_remote, full=full, quiet=quiet, repair=repair, as_json=as_json))
 
     @group.command()
     @click.option("--dry-run", is_flag=True, help="only report what would be deleted")
@@ -309,11 +322,12 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
 
     @group.command()
     @click.argument("remote_name", required=False)
-    def du(remote_name: str | None) -> None:
+    @json_option
+    def du(remote_name: str | None, as_json: bool) -> None:
         """Logical bytes vs bytes stored, locally and on the remote (the dedup ratio)."""
         from gitmlx.commands import du as cmd
 
-        call(lambda: cmd.run(remote_name=remote_name))
+        call(lambda: cmd.run(remote_name=remote_name, as_json=as_json))
 
     @group.group()
     def migrate() -> None:

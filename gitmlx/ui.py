@@ -18,7 +18,7 @@ from gitmlx.errors import MlxError
 # tempfile and dataclasses together cost it more than the rest of its start-up.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
     from typing import TextIO
 
@@ -66,10 +66,162 @@ def record(entry: str) -> None:
     sys.stdout.buffer.write(entry.encode("utf-8", "surrogateescape") + b"\0")
 
 
+#: The `schema` number of every `--json` document (docs/json-output.md): raised only when a
+#: field changes meaning or goes away; new fields may appear at any time.
+JSON_SCHEMA = 1
+
+
+def json_document(command: str, body: dict[str, object]) -> None:
+    """`--json` output: exactly one JSON document on stdout (warnings stay on stderr).
+
+    ASCII-only: a path's non-UTF-8 bytes travel as the lone surrogates Python's
+    surrogateescape gives them, which every JSON parser accepts as escapes."""
+    import json
+
+    document = {"schema": JSON_SCHEMA, "command": command, **body}
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    sys.stdout.flush()
+
+
 def note(message: str) -> None:
     """Progress-ish remarks for the user (stderr), so stdout stays parseable."""
     _err().write(message + "\n")
     _err().flush()
+
+
+def progress_wanted() -> bool:
+    """False when GIT_MLX_NO_PROGRESS is set (to anything but 0/false): no bar, no lines."""
+    return os.environ.get("GIT_MLX_NO_PROGRESS", "").strip().lower() in ("", "0", "false", "no", "off")
+
+
+def _progress_delay() -> float:
+    """GIT_MLX_PROGRESS_DELAY seconds (default 2, as git's own delayed progress) pass
+    before anything is shown, so quick commands print nothing."""
+    try:
+        return max(0.0, float(os.environ.get("GIT_MLX_PROGRESS_DELAY", "2")))
+    except ValueError:
+        return 2.0
+
+
+def _bytes(n: float) -> str:
+    from gitmlx.format.sizes import human_size
+
+    return human_size(int(n))
+
+
+class PlainLines:
+    """Progress for a log (stderr is not a terminal): a line when another tenth of the
+    bytes is done or 10 s have passed since the last line, whichever comes first, and a
+    last line at the end if any was printed. Each tenth is printed once, even when the
+    total grows (a checkout's does) and the share goes down again: at most 10 lines for
+    the tenths, and one per 10 s."""
+
+    every = 10.0  # seconds
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.monotonic()
+        self.last_line = self.started
+        self.tenths = 0
+        self.lines = 0
+
+    def update(self, files_done: int, files_total: int, bytes_done: int, bytes_total: int) -> None:
+        now = time.monotonic()
+        tenths = bytes_done * 10 // bytes_total if bytes_total else 0
+        if tenths <= self.tenths and now - self.last_line < self.every:
+            return
+        self.tenths, self.last_line = max(tenths, self.tenths), now
+        rate = bytes_done / max(now - self.started, 1e-3)
+        share = bytes_done * 100 // bytes_total if bytes_total else 0
+        note(
+            f"{self.label}: {share}% ({files_done}/{files_total} files, {_bytes(bytes_done)} of "
+            f"{_bytes(bytes_total)}, {_bytes(rate)}/s)"
+        )
+        self.lines += 1
+
+    def close(self, files_done: int, files_total: int, bytes_done: int) -> None:
+        if self.lines:
+            seconds = time.monotonic() - self.started
+            note(f"{self.label}: done, {files_done}/{files_total} files, {_bytes(bytes_done)} in {seconds:.1f} s")
+
+
+class _BelowGitsLine:
+    """stderr for a bar drawn one line below the cursor (tqdm's `position=1`), with the
+    cursor put back at the start of the line above after each draw: git draws its own
+    progress there with `\r` lines, starting wherever the cursor is."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, text: str) -> None:
+        self._out.write(text + "\r" if text.endswith("\x1b[A") else text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+class CheckoutDisplay:
+    """The filter process's display of a checkout (`checkout.progress` drives it): in a
+    terminal, one tqdm bar (bytes, rate, ETA, files) on the line below git's own progress;
+    in a log, `PlainLines`. Nothing for the first GIT_MLX_PROGRESS_DELAY seconds, nor at
+    all when `silenced()` (asked once, when something would first show) says so."""
+
+    def __init__(self, label: str = "gitmlx checkout", silenced: Callable[[], bool] | None = None) -> None:
+        self.label = label
+        self._silenced = silenced
+        self._tty = _err().isatty()
+        self._delay = _progress_delay()
+        self._first: float | None = None
+        self._bar = None
+        self._plain: PlainLines | None = None
+        self._last = (0, 0, 0)
+        self._off = False
+
+    def update(self, files_done: int, files_total: int, bytes_done: int, bytes_total: int) -> None:
+        self._last = (files_done, files_total, bytes_done)
+        now = time.monotonic()
+        if self._first is None:
+            self._first = now
+        if now - self._first < self._delay:
+            return
+        if self._silenced is not None:
+            self._off, self._silenced = self._silenced(), None
+        if self._off:
+            return
+        if not self._tty:
+            if self._plain is None:
+                self._plain = PlainLines(self.label)
+                self._plain.started = self._first
+            self._plain.update(files_done, files_total, bytes_done, bytes_total)
+            return
+        if self._bar is None:
+            from tqdm import tqdm  # only a terminal ever pays for tqdm
+
+            self._bar = tqdm(
+                total=bytes_total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=self.label,
+                file=_BelowGitsLine(_err()),
+                position=1,
+                leave=False,
+                dynamic_ncols=True,
+            )
+        bar = self._bar
+        bar.total = bytes_total
+        bar.set_postfix_str(f"{files_done}/{files_total} files", refresh=False)
+        bar.update(bytes_done - bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._plain is not None:
+            files_done, files_total, bytes_done = self._last
+            self._plain.close(files_done, files_total, bytes_done)
+            self._plain = None
+        self._first = None
 
 
 class Progress:
@@ -81,9 +233,14 @@ class Progress:
         self.files = 0
         self.started = time.monotonic()
         self._bar = None
+        self._plain: PlainLines | None = None
         #: What `close` prints when not drawing a bar (set by the caller once it knows).
         self.close_summary: str | None = None
-        if not self.quiet and _err().isatty() and self.total_files:
+        show = not self.quiet and progress_wanted() and self.total_files
+        if show and not _err().isatty():
+            self._plain = PlainLines(self.label)
+            self._delay = _progress_delay()
+        elif show:
             from tqdm import tqdm  # only a terminal ever pays for tqdm
 
             self._bar = tqdm(
@@ -100,16 +257,25 @@ class Progress:
         self.bytes += n
         if self._bar is not None:
             self._bar.update(n)
+        self._plain_update()
 
     def file_done(self, _: object = None) -> None:
         self.files += 1
         if self._bar is not None:
             self._bar.set_postfix_str(f"{self.files}/{self.total_files} files", refresh=False)
+        self._plain_update()
+
+    def _plain_update(self) -> None:
+        if self._plain is not None and time.monotonic() - self.started >= self._delay:
+            self._plain.update(self.files, self.total_files, self.bytes, self.total_bytes)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        if self._plain is not None:
+            self._plain.close(self.files, self.total_files, self.bytes)
+            self._plain = None
         summary, self.close_summary = self.close_summary, None
         if summary and not self.quiet:
             seconds = time.monotonic() - self.started

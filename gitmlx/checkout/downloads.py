@@ -23,6 +23,7 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.format.sizes import human_size
 
 if TYPE_CHECKING:
+    from gitmlx.checkout.progress import CheckoutProgress
     from gitmlx.context import RepoContext
     from gitmlx.remotes.base import Remote
     from gitmlx.store.chunk_index import ChunkIndex
@@ -52,9 +53,15 @@ def wait_for_any(downloads: Iterable[Future[None]]) -> None:
 
 class Downloads:
     def __init__(
-        self, ctx: RepoContext, wanted: Callable[[str], bool], warn: Callable[[str], None] | None = None
+        self,
+        ctx: RepoContext,
+        wanted: Callable[[str], bool],
+        warn: Callable[[str], None] | None = None,
+        progress: CheckoutProgress | None = None,
     ) -> None:
         self._ctx = ctx
+        #: Told of each download's bytes and end (the filter's progress display).
+        self.progress = progress
         self._warn = warn  # told if the chunk index had to start over
         #: Whether a path is in mlx.fetchinclude / mlx.fetchexclude (fetch-ahead skips the rest).
         self._wanted = wanted
@@ -78,10 +85,15 @@ class Downloads:
         from gitmlx.transfer.download import fetch_one  # only a missing object pays for the transfer code
 
         remote = self._remote_or_open()
+        shown = self.progress
+        moved = (lambda n: shown.moved(pointer, n)) if shown is not None else None
         try:
-            fetch_one(self._ctx.store, remote, pointer, index=self._index)
+            fetch_one(self._ctx.store, remote, pointer, moved, index=self._index)
         except (MlxError, OSError) as exc:
             raise self._failure(pointer, exc) from exc
+        finally:
+            if shown is not None:
+                shown.fetched(pointer)
         self.verified.add(pointer.oid)
 
     def _failure(self, pointer: Pointer, exc: BaseException) -> BaseException:
@@ -205,6 +217,8 @@ class Downloads:
         from gitmlx.transfer.batch import fetch_batch
 
         def done(pointer: Pointer, failure: BaseException | None) -> None:
+            if self.progress is not None:
+                self.progress.fetched(pointer)
             future = futures[_key(pointer)]
             if failure is None:
                 self.verified.add(pointer.oid)

@@ -21,10 +21,10 @@ code, the remotes, the thread pool and sqlite load on first use.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
-from gitmlx.checkout import filters, handoff
+from gitmlx.checkout import filters, handoff, progress
+from gitmlx.checkout.gitparent import parent_is_sequencer
 from gitmlx.checkout.indexpointers import IndexPointers
 from gitmlx.checkout.statcache import StatCache
 from gitmlx.config import split_patterns
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from gitmlx.checkout.downloads import Downloads
     from gitmlx.checkout.gitwrite import GitWriteCheck
     from gitmlx.checkout.placement import Placer
+    from gitmlx.checkout.progress import Display
 
     Body = Callable[[filters.Sink], None]
 
@@ -90,42 +91,6 @@ class DelayedFiles:
         return ready
 
 
-#: git commands that run several checkouts against one in-memory index (the sequencer, am).
-SEQUENCERS = frozenset({b"rebase", b"cherry-pick", b"revert", b"am"})
-#: git's global options that take a value as the next argument (git(1), OPTIONS).
-_GIT_OPTIONS_WITH_VALUE = frozenset({b"-c", b"-C", b"--git-dir", b"--work-tree", b"--namespace", b"--config-env"})
-
-
-def git_command(argv: list[bytes]) -> bytes | None:
-    """The subcommand of a git command line (`git -C x -c a=b rebase main` -> b"rebase")."""
-    args = iter(argv[1:])
-    for arg in args:
-        if arg in _GIT_OPTIONS_WITH_VALUE:
-            next(args, None)
-        elif not arg.startswith(b"-"):
-            return arg
-    return None
-
-
-def parent_is_sequencer() -> bool:
-    """Whether the git that started this filter is one of SEQUENCERS. git tells its filter
-    nothing about the command it runs, so this reads /proc: the nearest ancestor that is
-    git (git starts the filter through `sh -c`, so the parent is usually the shell)."""
-    pid = os.getppid()
-    for _ in range(4):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().rstrip(b"\0").split(b"\0")
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            return False
-        if argv and os.path.basename(argv[0]) in (b"git", b"git.exe"):
-            return git_command(argv) in SEQUENCERS
-        pid = parent
-    return False
-
-
 class SizeLimits:
     """mlx.smudgelimit and mlx.directplace: the objects git is not given whole."""
 
@@ -162,8 +127,11 @@ class FilterSession:
         skip_smudge: bool = False,
         warn: Callable[[str], None] | None = None,
         error: Callable[[str, str | None], None] | None = None,
+        display: Display | None = None,
     ) -> None:
         self.ctx = RepoContext(at_top=True)
+        #: What a checkout restored so far, when there is a display to show it on.
+        self._progress = progress.CheckoutProgress(display) if display is not None else None
         self._skip = skip_smudge
         self._skip_config: bool | None = None
         self._warn = warn
@@ -206,7 +174,7 @@ class FilterSession:
         if self._downloads is None:
             from gitmlx.checkout.downloads import Downloads  # only a smudge that may fetch pays for it
 
-            self._downloads = Downloads(self.ctx, self.wanted, self._warn)
+            self._downloads = Downloads(self.ctx, self.wanted, self._warn, self._progress)
         return self._downloads
 
     def _placement(self) -> Placer:
@@ -245,6 +213,8 @@ class FilterSession:
             head = filters.read_head(source)
             pointer = pointers.parse(head) if len(head) < MAX_POINTER_SIZE else None
             if pointer is not None:
+                if can_delay and self._progress is not None:
+                    self._progress.want(pointer, self.ctx.store.has(pointer.oid))
                 if can_delay and self._sizes().places(pointer):
                     return self._place_later(path, pointer, head)
                 if can_delay and not self.ctx.store.has(pointer.oid):
@@ -343,6 +313,8 @@ class FilterSession:
         self._delayed.barrier = False
         if self._downloads is not None and self._downloads.started:
             self._downloads.finish_pack()
+        if self._progress is not None:
+            self._progress.finish()
 
     # -- the "delay" capability: download in parallel while git goes on ---------------------
 
@@ -418,6 +390,8 @@ class FilterSession:
                     "free space there; the next git mlx command picks up the objects written so far",
                 )
         self._stat_cache.close()
+        if self._progress is not None:
+            self._progress.finish()
         if self._placer is not None:
             self._placer.refresh_index()
             self._placer.drop_claim()

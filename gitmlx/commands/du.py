@@ -1,7 +1,13 @@
-"""`git mlx du`: logical bytes against bytes stored, locally and on the remote — the
-dedup ratio."""
+"""`git mlx du [REMOTE] [--json]`: logical bytes against bytes stored, locally and on the
+remote — the dedup ratio.
+
+The figures are gathered into `Usage` rows first, then shown as a table or as one JSON
+document (docs/json-output.md), so both always say the same.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from gitmlx import actions, ui
 from gitmlx.context import RepoContext
@@ -9,20 +15,50 @@ from gitmlx.format.sizes import human_size
 from gitmlx.transfer.inventory import remote_usage
 
 
-def _row(label: str, objects: int, logical: int, stored: int) -> str:
-    ratio = f"{logical / stored:.2f}x" if stored else "-"
-    return f"{label:<40} {objects:>8} {human_size(logical):>12} {human_size(stored):>12} {ratio:>8}"
+@dataclass(frozen=True)
+class Usage:
+    """One place objects are kept, in numbers."""
+
+    location: str  # the store's folder, or the remote's URL (no credentials)
+    objects: int
+    logical_bytes: int
+    stored_bytes: int
+
+    @property
+    def ratio(self) -> float | None:
+        return self.logical_bytes / self.stored_bytes if self.stored_bytes else None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "location": self.location,
+            "objects": self.objects,
+            "logical_bytes": self.logical_bytes,
+            "stored_bytes": self.stored_bytes,
+            "ratio": self.ratio,
+        }
 
 
-def run(*, remote_name: str | None = None) -> int:
+def _row(label: str, usage: Usage) -> str:
+    ratio = f"{usage.ratio:.2f}x" if usage.ratio is not None else "-"
+    logical, stored = human_size(usage.logical_bytes), human_size(usage.stored_bytes)
+    return f"{label:<40} {usage.objects:>8} {logical:>12} {stored:>12} {ratio:>8}"
+
+
+def run(*, remote_name: str | None = None, as_json: bool = False) -> int:
     ctx = RepoContext()
-    ui.info(f"{'':<40} {'objects':>8} {'logical':>12} {'stored':>12} {'ratio':>8}")
-    local = list(ctx.store.iter_objects())
-    local_bytes = sum(o.size for o in local)
-    ui.info(_row("local store", len(local), local_bytes, local_bytes))
+    local_objects = list(ctx.store.iter_objects())
+    local_bytes = sum(o.size for o in local_objects)
+    local = Usage(str(ctx.store.root), len(local_objects), local_bytes, local_bytes)
     remote = ctx.open_remote(remote_name)
     known = {f.pointer.oid: f.pointer.size for f in actions.files_at(ctx, all_history=True)}
-    usage = remote_usage(remote, known)
-    ui.info(_row(f"remote {remote.display_url}", len(usage.objects), usage.logical_bytes, usage.stored_bytes))
-    ui.info(f"(remote: {len(usage.packs)} packs, {human_size(usage.manifest_bytes)} of manifests)")
+    found = remote_usage(remote, known)
+    on_remote = Usage(remote.display_url, len(found.objects), found.logical_bytes, found.stored_bytes)
+    if as_json:
+        remote_doc = on_remote.as_json() | {"packs": len(found.packs), "manifest_bytes": found.manifest_bytes}
+        ui.json_document("du", {"local": local.as_json(), "remote": remote_doc})
+        return 0
+    ui.info(f"{'':<40} {'objects':>8} {'logical':>12} {'stored':>12} {'ratio':>8}")
+    ui.info(_row("local store", local))
+    ui.info(_row(f"remote {remote.display_url}", on_remote))
+    ui.info(f"(remote: {len(found.packs)} packs, {human_size(found.manifest_bytes)} of manifests)")
     return 0

@@ -1,9 +1,9 @@
-"""`git mlx fetch [REMOTE] [REF...] [-I P] [-X P] [--all]`: download into the local
+"""`git mlx fetch [REMOTE] [REF...] [-I P] [-X P] [--all] [--json]`: download into the local
 store what the refs need; the work tree is not touched."""
 
 from __future__ import annotations
 
-from gitmlx import actions
+from gitmlx import actions, ui
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError
 
@@ -16,11 +16,15 @@ def run(
     exclude: list[str],
     all_history: bool,
     quiet: bool = False,
+    as_json: bool = False,
 ) -> int:
     ctx = RepoContext()
     inc, exc = actions.fetch_selection(ctx, include, exclude)
     files = actions.files_at(ctx, refs or ["HEAD"], all_history, inc, exc)
-    result = actions.download(ctx, ctx.open_remote(remote_name), files, quiet=quiet)
+    remote = ctx.open_remote(remote_name)
+    result = actions.download(ctx, remote, files, quiet=quiet, summary=not as_json)
+    if as_json:
+        ui.json_document("fetch", actions.transfer_json(result, files, remote))
     if not result.ok:
         raise MlxError(
             f"{len(result.failed)} object(s) could not be fetched (listed above)",

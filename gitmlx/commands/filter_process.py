@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from gitmlx import ui
+from gitmlx import trace, ui
+from gitmlx.checkout import gitparent
 from gitmlx.checkout.session import FilterSession
 from gitmlx.errors import MlxError
 from gitmlx.git import filter_protocol
@@ -47,7 +48,10 @@ def run(skip_smudge: bool = False) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     protocol_in = os.fdopen(os.dup(0), "rb", buffering=1024 * 1024)
-    session = FilterSession(skip_smudge, ui.warn, ui.error_line)
+    # No display when GIT_MLX_NO_PROGRESS is set: then nothing counts either. git does not
+    # pass its --quiet on to the filter: its command line says it (read only when needed).
+    display = ui.CheckoutDisplay(silenced=gitparent.parent_is_quiet) if ui.progress_wanted() else None
+    session = FilterSession(skip_smudge, ui.warn, ui.error_line, display)
     hooks_checked = False
 
     def ensure_hooks() -> None:
@@ -70,12 +74,20 @@ def run(skip_smudge: bool = False) -> int:
             pass  # a read-only hooks dir must not break checkout
 
     def clean(_: str, request: dict[str, str], content: ContentReader) -> filter_protocol.Body:
+        if trace.ON:
+            trace.log("filter", "clean %r", request.get("pathname", ""))
         pointer = session.clean(content, request.get("pathname", ""))
         return lambda out: out.write(pointer)
 
     def smudge(_: str, request: dict[str, str], content: ContentReader) -> filter_protocol.Body:
         ensure_hooks()
-        return session.smudge(content, request.get("pathname", ""), request.get("can-delay") == "1")
+        body = session.smudge(content, request.get("pathname", ""), request.get("can-delay") == "1")
+        if trace.ON:
+            answer = "delayed" if body is filter_protocol.DELAYED else "answered"
+            trace.log(
+                "filter", "smudge %r (can-delay=%s): %s", request.get("pathname", ""), request.get("can-delay"), answer
+            )
+        return body
 
     try:
         try:

@@ -1,10 +1,13 @@
-"""`git mlx fsck [--remote] [--full] [--repair]`: re-hash the local store, quarantining
-corrupt objects; with `--remote`, check that the artifact remote holds, intact, what HEAD
-needs; with `--repair`, upload every damaged object again from this clone."""
+"""`git mlx fsck [--remote] [--full] [--repair] [--json]`: re-hash the local store,
+quarantining corrupt objects; with `--remote`, check that the artifact remote holds,
+intact, what HEAD needs; with `--repair`, upload every damaged object again from this
+clone. Each problem is an `error:` line on stderr; `--json` replaces the summary lines on
+stdout with one document (docs/json-output.md)."""
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 
 from gitmlx import ui
 from gitmlx.context import RepoContext
@@ -13,10 +16,15 @@ from gitmlx.git import scan
 from gitmlx.git.scan import TrackedFile
 from gitmlx.maintenance import fsck, reach
 from gitmlx.remotes.base import Remote
+from gitmlx.transfer.common import TransferResult
 
 
-def run(*, check_remote: bool = False, full: bool = False, quiet: bool = False, repair: bool = False) -> int:
+def run(
+    *, check_remote: bool = False, full: bool = False, quiet: bool = False, repair: bool = False, as_json: bool = False
+) -> int:
     ctx = RepoContext()
+    say = (lambda _: None) if as_json else ui.info
+    doc: dict[str, object] = {"remote": None, "repair": None}
     store = ctx.store
     total = list(store.iter_objects())
     with ui.progress(sum(o.size for o in total), len(total), "fsck", quiet) as bar:
@@ -36,7 +44,14 @@ def run(*, check_remote: bool = False, full: bool = False, quiet: bool = False, 
             f"store pack '{moved.name}' had a damaged index; its intact objects were kept, the file moved to '{moved}'",
             "run 'git mlx pull' to download what it held again",
         )
-    ui.info(
+    doc["local"] = {
+        "store": str(store.root),
+        "checked": local.checked,
+        "checked_bytes": local.checked_bytes,
+        "corrupt": [{"oid": o.oid, "size": o.size, "paths": paths.get(o.oid, [])} for o in local.corrupt],
+        "damaged_packs": [str(moved) for moved in local.damaged_packs],
+    }
+    say(
         f"local store '{store.root}': checked {local.checked} objects ({human_size(local.checked_bytes)}), "
         f"{len(local.corrupt)} corrupt"
     )
@@ -56,19 +71,44 @@ def run(*, check_remote: bool = False, full: bool = False, quiet: bool = False, 
                 hint = None if repair else problem.hint  # the repair follows
                 ui.error(f"'{f.path}' ({p.short_oid}, {human_size(p.size)}): {problem.message}", hint)
         depth = "rebuilt and verified" if full else "checked manifests and packs of"
-        ui.info(
+        doc["remote"] = _remote_doc(remote, report, files, full)
+        say(
             f"remote '{remote.display_url}': {depth} {report.checked} objects HEAD needs, "
             f"{len(report.problems)} with problems"
         )
         if repair and report.problems:
-            failed = _repair(ctx, remote, report, files, quiet) or failed
+            result = _repair(ctx, remote, report, files, quiet, say)
+            doc["repair"] = {"uploaded": len(result.moved), "failed": sorted(result.failed)}
+            failed = failed or not result.ok
         else:
             failed = failed or not report.ok
+    if as_json:
+        ui.json_document(
+            "fsck", {"ok": not failed, "local": doc["local"], "remote": doc["remote"], "repair": doc["repair"]}
+        )
     return 1 if failed else 0
 
 
-def _repair(ctx: RepoContext, remote: Remote, report: fsck.RemoteReport, files: list[TrackedFile], quiet: bool) -> bool:
-    """Upload every damaged object again from this clone; True if some could not be."""
+def _remote_doc(remote: Remote, report: fsck.RemoteReport, files: list[TrackedFile], full: bool) -> dict[str, object]:
+    paths: dict[str, list[str]] = {}
+    for f in files:
+        paths.setdefault(f.pointer.oid, []).append(f.path)
+    problems = [
+        {"oid": oid, "size": p.pointer.size, "paths": sorted(paths.get(oid, [])), "message": p.message, "hint": p.hint}
+        for oid, p in sorted(report.problems.items())
+    ]
+    return {"url": remote.display_url, "full": full, "checked": report.checked, "problems": problems}
+
+
+def _repair(
+    ctx: RepoContext,
+    remote: Remote,
+    report: fsck.RemoteReport,
+    files: list[TrackedFile],
+    quiet: bool,
+    say: Callable[[str], None],
+) -> TransferResult:
+    """Upload every damaged object again from this clone."""
     problems = list(report.problems.values())
     with ui.progress(sum(p.pointer.size for p in problems), len(problems), "repair", quiet) as bar:
         result = fsck.repair_remote(
@@ -81,8 +121,8 @@ def _repair(ctx: RepoContext, remote: Remote, report: fsck.RemoteReport, files: 
                 f"cannot repair '{f.path}' ({p.short_oid}, {human_size(p.size)}): {why}",
                 "run 'git mlx fsck --remote --full --repair' in a clone that has the file",
             )
-    ui.info(
+    say(
         f"remote '{remote.display_url}': uploaded {len(result.moved)} damaged objects again, "
         f"{len(result.failed)} could not be"
     )
-    return not result.ok
+    return result

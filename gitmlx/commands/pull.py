@@ -1,4 +1,4 @@
-"""`git mlx pull [REMOTE] [-I P] [-X P]`: fetch what HEAD needs, then check it out."""
+"""`git mlx pull [REMOTE] [-I P] [-X P] [--json]`: fetch what HEAD needs, then check it out."""
 
 from __future__ import annotations
 
@@ -7,15 +7,24 @@ from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError
 
 
-def run(*, remote_name: str | None, include: list[str], exclude: list[str], quiet: bool = False) -> int:
+def run(
+    *, remote_name: str | None, include: list[str], exclude: list[str], quiet: bool = False, as_json: bool = False
+) -> int:
     ctx = RepoContext()
     inc, exc = actions.fetch_selection(ctx, include, exclude)
     files = actions.files_at(ctx, ["HEAD"], False, inc, exc)
-    fetched = actions.download(ctx, ctx.open_remote(remote_name), files, quiet=quiet)
+    remote = ctx.open_remote(remote_name)
+    fetched = actions.download(ctx, remote, files, quiet=quiet, summary=not as_json)
     # Objects this command just downloaded were hashed on the way in: placing them needs
     # no second hash (the kernel copies them).
     placed = actions.place(ctx, files, verified={p.oid for p in fetched.moved})
-    if placed.placed and not quiet:
+    if as_json:
+        checkout = {
+            "placed": len(placed.placed),
+            "failed": [{"path": tracked.path, "error": why} for tracked, why in placed.failed],
+        }
+        ui.json_document("pull", {"fetch": actions.transfer_json(fetched, files, remote), "checkout": checkout})
+    elif placed.placed and not quiet:
         ui.note(f"checked out {len(placed.placed)} file(s)")
     if not fetched.ok or placed.failed:
         raise MlxError(

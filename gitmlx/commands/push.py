@@ -1,4 +1,4 @@
-"""`git mlx push [REMOTE] [REF...] [--all]`: upload what the refs need and the artifact
+"""`git mlx push [REMOTE] [REF...] [--all] [--json]`: upload what the refs need and the artifact
 remote lacks, without pushing any git ref.
 
 Unlike the pre-push hook, an explicit push also covers every artifact in the refs' own
@@ -8,13 +8,13 @@ has, so what is already there costs one existence check, not an upload."""
 
 from __future__ import annotations
 
-from gitmlx import actions
+from gitmlx import actions, ui
 from gitmlx.context import RepoContext
 from gitmlx.errors import MlxError, UsageError
 from gitmlx.git import scan
 
 
-def run(*, remote_name: str | None, refs: list[str], all_refs: bool, quiet: bool = False) -> int:
+def run(*, remote_name: str | None, refs: list[str], all_refs: bool, quiet: bool = False, as_json: bool = False) -> int:
     ctx = RepoContext()
     if remote_name and remote_name not in ctx.git_remotes():
         raise UsageError(f"no git remote named '{remote_name}'", "see 'git remote -v'")
@@ -27,7 +27,9 @@ def run(*, remote_name: str | None, refs: list[str], all_refs: bool, quiet: bool
         files = actions.range_uploads(ctx, scan.range_pointers(ctx.top, targets, excluded, targets))
         files += [f for ref in targets for f in scan.pointers_in_tree(ctx.top, ref)]
     remote = ctx.open_remote(git_remote)
-    result = actions.upload(ctx, remote, files, quiet=quiet)
+    result = actions.upload(ctx, remote, files, quiet=quiet, summary=not as_json)
+    if as_json:
+        ui.json_document("push", actions.transfer_json(result, files, remote))
     if not result.ok:
         raise MlxError(f"{len(result.failed)} object(s) could not be uploaded (listed above)")
     return 0

@@ -1,4 +1,7 @@
-"""`git mlx status`: artifacts staged, modified in the work tree, and not yet pushed."""
+"""`git mlx status [--json]`: artifacts staged, modified in the work tree, and not yet pushed.
+
+The lists are computed first, then shown as text or as one JSON document
+(docs/json-output.md)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ def _changed(ctx: RepoContext, args: list[str]) -> set[str]:
     return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
 
 
-def run() -> int:
+def run(*, as_json: bool = False) -> int:
     ctx = RepoContext()
     has_head = _has_head(ctx)
     index = {f.path: f for f in scan.pointers_in_index(ctx.top)}
@@ -28,6 +31,9 @@ def run() -> int:
     git_remote = ctx.default_git_remote()
     excluded = [f"--remotes={git_remote}"] if git_remote else []
     unpushed = scan.pointers_in_range(ctx.top, ["HEAD"], excluded, tracked_at=["HEAD"]) if has_head else []
+    if as_json:
+        _show_json(staged, modified, unpushed, index, git_remote)
+        return 0
 
     def show(title: str, rows: list[str]) -> None:
         ui.info(f"{title}:")
@@ -42,6 +48,29 @@ def run() -> int:
         [f"{f.path} ({_describe(f)})" for f in sorted(unpushed, key=lambda f: f.path)],
     )
     return 0
+
+
+def _show_json(
+    staged: list[str],
+    modified: list[str],
+    unpushed: list[scan.TrackedFile],
+    index: dict[str, scan.TrackedFile],
+    git_remote: str | None,
+) -> None:
+    def artifact(path: str, tracked: scan.TrackedFile | None) -> dict[str, object]:
+        """A deleted artifact (staged for deletion) has no oid or size."""
+        pointer = tracked.pointer if tracked is not None else None
+        return {"path": path, "oid": pointer.oid if pointer else None, "size": pointer.size if pointer else None}
+
+    ui.json_document(
+        "status",
+        {
+            "git_remote": git_remote,
+            "staged": [artifact(p, index.get(p)) for p in staged],
+            "modified": [{"path": p} for p in modified],
+            "unpushed": [artifact(f.path, f) for f in sorted(unpushed, key=lambda f: f.path)],
+        },
+    )
 
 
 def _describe(tracked: scan.TrackedFile | None) -> str:

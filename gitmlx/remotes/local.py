@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from gitmlx import trace
 from gitmlx.errors import ObjectNotFound, RemoteError
 from gitmlx.osutil import fastcopy
 from gitmlx.remotes.base import ProgressCallback, RemoteEntry, Sink, check_key
@@ -30,15 +31,18 @@ class LocalRemote:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
 
+    @trace.timed("remote", "dir EXISTS")
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    @trace.timed("remote", "dir SIZE")
     def size(self, key: str) -> int | None:
         try:
             return self._path(key).stat().st_size
         except (FileNotFoundError, NotADirectoryError):  # a file where a folder goes: no key, as in exists()
             return None
 
+    @trace.timed("remote", "dir PUT", size=lambda args: os.stat(args[0]).st_size)
     def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False) -> None:
         final = self._path(key)
         tmp_dir = self.root / "tmp"
@@ -89,6 +93,7 @@ class LocalRemote:
             progress(size)
         return True
 
+    @trace.timed("remote", "dir GET", size=lambda args: args[3] if len(args) > 3 else None)
     def get(
         self,
         key: str,
@@ -113,6 +118,7 @@ class LocalRemote:
                 if progress:
                     progress(len(block))
 
+    @trace.timed("remote", "dir GET range", size=lambda args: args[1])
     def read_range(self, key: str, start: int, length: int) -> bytes:
         try:
             with open(self._path(key), "rb") as src:
@@ -138,6 +144,7 @@ class LocalRemote:
                 if key.startswith(prefix):
                     yield RemoteEntry(key, os.stat(os.path.join(dirpath, name)).st_size)
 
+    @trace.timed("remote", "dir DELETE")
     def delete(self, key: str) -> None:
         try:
             self._path(key).unlink()

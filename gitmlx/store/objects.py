@@ -24,6 +24,7 @@ from collections import namedtuple
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from gitmlx import trace
 from gitmlx.errors import MlxError
 from gitmlx.format.pointer import Pointer, is_valid_oid
 from gitmlx.store import packs as store_packs
@@ -285,6 +286,8 @@ class Store:
         `objects/`), the rename cannot work, so it is deleted instead: what matters is
         that its valid name no longer holds wrong bytes.
         """
+        if trace.ON:
+            trace.log("store", "object %s does not hash to its name: quarantined in bad/", oid)
         bad_dir = self.root / "bad"
         bad_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -14,6 +14,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from gitmlx import trace
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format.pointer import Pointer
 from gitmlx.store.blockio import BackgroundWriter, BlockFiller
@@ -120,6 +121,10 @@ class ObjectWriter:
             self._check(expected, oid)
             if not (self._store.has(oid) and self._store.size(oid) == self.size):
                 self._store.add_packed(oid, self._small, self.durable)
+                if trace.ON:
+                    trace.log("store", "object %s (%d bytes): added to the store's pack", oid, self.size)
+            elif trace.ON:
+                trace.log("store", "object %s (%d bytes): already stored", oid, self.size)
             self._small = None
             self._committed = True
             return Pointer(oid, self.size)
@@ -133,6 +138,8 @@ class ObjectWriter:
             present = self._store.has(oid) and self._store.size(oid) == self.size
         if present:
             # Already stored (re-adding unchanged content): skip the fsync and the rename.
+            if trace.ON:
+                trace.log("store", "object %s (%d bytes): already stored", oid, self.size)
             self.abort()
             self._committed = True
             return Pointer(oid, self.size)
@@ -145,6 +152,8 @@ class ObjectWriter:
         os.close(self._fd)
         self._fd = None
         _rename_into_store(self.tmp_path, self._store.path(oid), self._store.root)  # type: ignore[arg-type]
+        if trace.ON:
+            trace.log("store", "object %s (%d bytes): stored as a loose file", oid, self.size)
         self._committed = True
         return Pointer(oid, self.size)
 

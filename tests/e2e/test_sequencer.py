@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmlx.checkout.session import git_command
+from gitmlx.checkout.gitparent import git_command, quiet_options
 from tests.support.commands import git
 from tests.support.content import sha256_file, write_random
 from tests.support.repos import Repos, assert_clean_worktree, assert_content, commit_all
@@ -94,3 +94,18 @@ def test_merge_with_a_conflict_in_another_file(repos: Repos) -> None:
 )
 def test_the_git_command_is_read_past_global_options(argv: list[bytes], command: bytes | None) -> None:
     assert git_command(argv) == command
+
+
+@pytest.mark.parametrize(
+    ("argv", "quiet"),
+    [
+        ([b"git", b"clone", b"-q", b"url"], True),
+        ([b"git", b"-c", b"a=b", b"checkout", b"--quiet", b"main"], True),
+        ([b"git", b"-C", b"-q", b"checkout", b"main"], False),  # -q is -C's folder
+        ([b"git", b"checkout", b"--", b"-q"], False),  # a path named -q
+        ([b"git", b"pull", b"-qr"], True),
+        ([b"git", b"clone", b"url"], False),
+    ],
+)
+def test_quiet_is_read_from_the_subcommands_options(argv: list[bytes], quiet: bool) -> None:
+    assert quiet_options(argv) is quiet

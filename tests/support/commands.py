@@ -74,3 +74,34 @@ def mlx(*args: str | os.PathLike[str], cwd: Path | str, **kwargs) -> Result:
 def assert_no_traceback(*results: Result) -> None:
     for result in results:
         assert "Traceback" not in result.output, f"python traceback printed:\n{result}"
+
+
+def run_in_pty(args: Sequence[str | os.PathLike[str]], cwd: Path | str, timeout: float = 300) -> tuple[int, bytes]:
+    """Run a command with a pseudo-terminal as stdin, stdout and stderr (as a user at a
+    terminal does); its exit status and everything it wrote, control sequences included."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(a) for a in args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                block = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not block:
+                break
+            out += block
+    finally:
+        os.close(master)
+    return proc.wait(timeout=max(1.0, deadline - time.monotonic())), bytes(out)

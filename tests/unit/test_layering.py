@@ -21,6 +21,7 @@ RANKS = {
     "format": 1,
     "osutil": 1,
     "config": 1,
+    "trace": 1,
     "git": 2,
     "remotes": 2,
     "store": 2,

@@ -34,6 +34,7 @@ from botocore.exceptions import (
 )
 from urllib3.exceptions import HTTPError, ProtocolError
 
+from gitmlx import trace
 from gitmlx.errors import ConfigError, MlxError, ObjectNotFound, RemoteError
 from gitmlx.osutil import stop
 from gitmlx.remotes.base import ProgressCallback, RemoteEntry, RemoteOptions, Sink, check_key
@@ -144,6 +145,10 @@ class S3Remote:
         except BotoCoreError as exc:
             raise ConfigError(f"cannot configure the S3 client: {clean(str(exc))}") from exc
         client.meta.events.register_first("needs-retry.s3", no_retry_for_local_failures)
+        if trace.ON:
+            from gitmlx.remotes.s3 import tracing
+
+            tracing.attach(client)
         return client
 
     # -- the Remote protocol ------------------------------------------------------------
