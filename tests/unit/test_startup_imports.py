@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.probes import STARTUP_HEAVY
 
+
 @pytest.mark.parametrize("command", ["filter_process", "clean", "smudge", "hook_events", "textconv"])
 def test_a_command_git_runs_imports_nothing_heavy(command: str, tmp_path) -> None:
     probe = (
