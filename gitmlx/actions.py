@@ -24,9 +24,11 @@ from gitmlx.maintenance.gc import DEFAULT_GRACE_DAYS
 from gitmlx.migrate import from_lfs
 from gitmlx.remotes.base import Remote
 from gitmlx.store.remote_record import RemoteRecord
+from gitmlx.transfer import confirm
 from gitmlx.transfer import download as downloads
 from gitmlx.transfer import upload as uploads
-from gitmlx.transfer.common import TransferResult
+from gitmlx.transfer.common import TransferResult, unique
+from gitmlx.transfer.remote_check import PackSizes
 
 
 def fetch_selection(ctx: RepoContext, include: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -146,6 +148,50 @@ def push(
         return upload(ctx, remote, needs.files, quiet, record=record, trust_seconds=trust, tolerate=old_lfs)
     finally:
         record.close()
+
+
+@dataclass(frozen=True)
+class Unpushed:
+    """Artifacts committed whose objects the artifact remote is not known to hold."""
+
+    files: list[TrackedFile]
+    #: Why the artifact remote could not be asked (then `files` is what git's refs say).
+    unasked: str | None = None
+
+
+def unpushed(ctx: RepoContext, git_remote: str | None) -> Unpushed:
+    """The artifacts of HEAD's tree and of the commits `git_remote` lacks whose objects
+    are not on the artifact remote: the remote record answers for what it vouches for,
+    the remote for the rest (and the record keeps the answer).
+
+    What git's refs say is not enough: after `git push --no-verify` the remote-tracking
+    refs have the commits while the artifact remote lacks their objects, and a bare
+    clone has no remote-tracking refs at all."""
+    excluded = [f"--remotes={git_remote}"] if git_remote else []
+    if not scan.trees_of(ctx.top, ["HEAD"]):
+        return Unpushed([])
+    in_range = scan.pointers_in_range(ctx.top, ["HEAD"], excluded, tracked_at=["HEAD"])
+    found = {(f.path, f.pointer.oid): f for f in [*scan.pointers_in_tree(ctx.top, "HEAD"), *in_range]}
+    if not found:
+        return Unpushed([])
+    try:
+        remote = ctx.open_remote(git_remote)
+        record = remote_record(ctx)
+        try:
+            seen = confirm.look(
+                remote,
+                unique(f.pointer for f in found.values()),
+                record,
+                int(grace_days(ctx) * 86400),
+                ctx.config.integer("mlx.concurrency"),
+                PackSizes(remote),
+            )
+        finally:
+            record.close()
+    except (MlxError, OSError) as exc:
+        return Unpushed(in_range, getattr(exc, "message", None) or str(exc))
+    present = seen.present()
+    return Unpushed([f for f in found.values() if f.pointer.oid not in present])
 
 
 def push_refused(result: TransferResult, needs: PushNeeds, remote: Remote) -> MlxError:

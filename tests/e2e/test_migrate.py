@@ -3,8 +3,6 @@ its history kept, and rewriting history so large plain blobs become pointers (is
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 from tests.support.commands import assert_no_traceback, git, mlx
 from tests.support.content import sha256_file, write_random
 from tests.support.formats import parse_pointer
+from tests.support.lfs import lfs_home
 from tests.support.repos import (
     assert_clean_worktree,
     assert_content,
@@ -34,18 +33,7 @@ MiB = 1024 * 1024
 def lfs_env(sealed) -> dict[str, str]:
     """A second HOME where only Git LFS is installed (`git lfs install` writes its global
     filter.lfs.* there), so the LFS repository is made exactly as a Git LFS user makes it."""
-    if shutil.which("git-lfs") is None:
-        if os.environ.get("CI"):
-            pytest.fail("git-lfs is not installed, and CI must run the migration tests (.ci/run installs it)")
-        pytest.skip("git-lfs is not installed here (apt-get install git-lfs); CI runs this test")
-    home = sealed.root / "lfs-home"
-    home.mkdir()
-    env = {"HOME": str(home), "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"), "XDG_CONFIG_HOME": str(home / ".config")}
-    for key, value in (("init.defaultBranch", "main"), ("advice.detachedHead", "false")):
-        git("config", "--global", key, value, cwd=home, env=env)
-    git("lfs", "install", cwd=home, env=env)
-    assert "git-lfs" in (home / ".gitconfig").read_text()
-    return env
+    return lfs_home(sealed.root / "lfs-home")
 
 
 def contents(repo: Path, paths: list[str]) -> dict[str, str]:
