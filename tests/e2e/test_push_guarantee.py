@@ -273,3 +273,37 @@ def test_the_hook_asks_the_remote_only_about_objects_the_record_does_not_vouch_f
 
     assert "uploaded 1 objects" in warm.stderr and "1 asked of the remote" in warm.stderr, warm.stderr
     assert "20 asked of the remote" in cold.stderr, cold.stderr
+
+
+def test_a_push_of_lfs_history_reads_git_lfs_objects_and_names_those_nobody_has(sealed) -> None:
+    only_lfs = lfs_home(sealed.root / "lfs-home")
+    hub = sealed.root / "hub.git"
+    git("init", "-q", "--bare", hub, cwd=sealed.root, env=only_lfs)
+    author = sealed.root / "author"
+    git("init", "-q", author, cwd=sealed.root, env=only_lfs)
+    git("lfs", "track", "*.bin", cwd=author, env=only_lfs)
+    old = write_random(author / "a.bin", 40_000, "v1")
+    git("add", "-A", cwd=author, env=only_lfs)
+    git("commit", "-q", "-m", "v1", cwd=author, env=only_lfs)
+    new = write_random(author / "a.bin", 40_000, "v2")
+    git("commit", "-q", "-am", "v2", cwd=author, env=only_lfs)
+    git("remote", "add", "origin", hub, cwd=author, env=only_lfs)
+    git("push", "-q", "origin", "main", cwd=author, env=only_lfs)
+    both = lfs_home(sealed.root / "both-home", sealed.home / ".gitconfig")
+    mover = sealed.root / "mover"
+    clone(hub, mover, env={**both, "GIT_LFS_SKIP_SMUDGE": "1"})
+    mlx("migrate", "from-lfs", cwd=mover, env=both)  # nothing to import yet
+    commit_all(mover, "Move large files from Git LFS to gitmlx")
+    git("lfs", "fetch", "origin", "main", cwd=mover, env=both)  # HEAD's objects only, after the migration
+    new_home = sealed.root / "new-home.git"
+    git("init", "-q", "--bare", new_home, cwd=sealed.root)
+    git("remote", "add", "new-home", new_home, cwd=mover)
+
+    pushed = git("push", "new-home", "main", cwd=mover, env=both)  # all history is in the pushed range
+
+    assert_no_traceback(pushed)
+    assert remote_oids(new_home) == {new}
+    assert "1 object(s) that older pushed commits name by Git LFS pointers are neither in this clone" in pushed.stderr
+    assert f"'a.bin' ({old[:10]}" in pushed.stderr
+    assert "git lfs fetch --all" in pushed.stderr
+    assert remote_ref(new_home) is not None
