@@ -142,12 +142,18 @@ def push(
         if not ctx.store.has(f.pointer.oid):
             from_lfs.import_lfs_object(ctx, f.pointer)
     old_lfs = {f.pointer.oid for f in needs.files if f.pointer.is_lfs} - needs.at_tips
-    trust = int(grace_days(ctx) * 86400) if trust_record else None
+    trust = record_trust_seconds(ctx) if trust_record else None
     record = remote_record(ctx)
     try:
         return upload(ctx, remote, needs.files, quiet, record=record, trust_seconds=trust, tolerate=old_lfs)
     finally:
         record.close()
+
+
+#: `git mlx status` asks the artifact remote about at most this many objects the remote
+#: record does not vouch for (a fresh clone of a large repository must not wait for a GET
+#: per file); the others count as pushed unless the git remote lacks their commits.
+STATUS_ASK_LIMIT = 2000
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,8 @@ class Unpushed:
     files: list[TrackedFile]
     #: Why the artifact remote could not be asked (then `files` is what git's refs say).
     unasked: str | None = None
+    #: Objects not asked about (past STATUS_ASK_LIMIT); judged by git's refs.
+    not_checked: int = 0
 
 
 def unpushed(ctx: RepoContext, git_remote: str | None) -> Unpushed:
@@ -171,7 +179,8 @@ def unpushed(ctx: RepoContext, git_remote: str | None) -> Unpushed:
     if not scan.trees_of(ctx.top, ["HEAD"]):
         return Unpushed([])
     in_range = scan.pointers_in_range(ctx.top, ["HEAD"], excluded, tracked_at=["HEAD"])
-    found = {(f.path, f.pointer.oid): f for f in [*scan.pointers_in_tree(ctx.top, "HEAD"), *in_range]}
+    # The range first: past the limit, those are the likeliest to be missing.
+    found = {(f.path, f.pointer.oid): f for f in [*in_range, *scan.pointers_in_tree(ctx.top, "HEAD")]}
     if not found:
         return Unpushed([])
     try:
@@ -182,16 +191,29 @@ def unpushed(ctx: RepoContext, git_remote: str | None) -> Unpushed:
                 remote,
                 unique(f.pointer for f in found.values()),
                 record,
-                int(grace_days(ctx) * 86400),
+                record_trust_seconds(ctx),
                 ctx.config.integer("mlx.concurrency"),
                 PackSizes(remote),
+                ask_at_most=STATUS_ASK_LIMIT,
             )
         finally:
             record.close()
     except (MlxError, OSError) as exc:
         return Unpushed(in_range, getattr(exc, "message", None) or str(exc))
     present = seen.present()
-    return Unpushed([f for f in found.values() if f.pointer.oid not in present])
+    by_refs = {f.pointer.oid for f in in_range}
+    missing = [f for f in found.values() if f.pointer.oid not in present]
+    files = [f for f in missing if f.pointer.oid not in seen.unasked or f.pointer.oid in by_refs]
+    return Unpushed(sorted(files, key=lambda f: f.path), not_checked=len(seen.unasked))
+
+
+def record_trust_seconds(ctx: RepoContext) -> int | None:
+    """How long a row of the remote record is trusted: the gc grace period (None, trusting
+    nothing, when mlx.gcgrace does not parse: its own command reports that)."""
+    try:
+        return int(grace_days(ctx) * 86400)
+    except MlxError:
+        return None
 
 
 def push_refused(result: TransferResult, needs: PushNeeds, remote: Remote) -> MlxError:

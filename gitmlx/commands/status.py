@@ -32,6 +32,11 @@ def run() -> int:
     unpushed = found.files
     if found.unasked:
         ui.warn(f"could not ask the artifact remote ({found.unasked}); 'not pushed' lists what git's refs say")
+    if found.not_checked:
+        ui.note(
+            f"{found.not_checked} object(s) of HEAD were not checked on the artifact remote (only "
+            f"{actions.STATUS_ASK_LIMIT} are, per run); 'git mlx push' checks them all"
+        )
 
     def show(title: str, rows: list[str]) -> None:
         ui.info(f"{title}:")

@@ -39,6 +39,8 @@ class Confirmation:
     trusted: set[str] = field(default_factory=set)
     #: Objects checked on the remote, with what was found.
     copies: dict[str, RemoteCopy] = field(default_factory=dict)
+    #: Objects neither trusted nor asked about (past `ask_at_most`).
+    unasked: set[str] = field(default_factory=set)
 
     def present(self) -> set[str]:
         """Objects on the remote: trusted, or checked intact."""
@@ -53,13 +55,15 @@ def look(
     concurrency: int,
     sizes: PackSizes,
     marker_from: Path | None = None,
+    ask_at_most: int | None = None,
 ) -> Confirmation:
     """Check the remote for each of `pointers` (unique) the record does not vouch for,
     and record what is intact.
 
     `trust_seconds` None: trust no row (an explicit `git mlx push` asks about everything,
     which is how it repairs). `marker_from`: a folder to write the format marker from when
-    the remote has none (a writer); None reads only."""
+    the remote has none (a writer); None reads only. `ask_at_most`: check only the first
+    that many objects the record does not vouch for (a reader that must stay quick)."""
     if not check_format(remote, create=False):
         if record is not None:
             record.forget(remote.identity)  # new or wiped: nothing recorded of it holds
@@ -73,6 +77,9 @@ def look(
     if record is not None and trust_seconds is not None and trust_seconds > 0:
         seen.trusted = record.known(remote.identity, pointers, looked_at - trust_seconds + 1) - marks.manifests
     todo = [p for p in pointers if p.oid not in seen.trusted]
+    if ask_at_most is not None and len(todo) > ask_at_most:
+        seen.unasked = {p.oid for p in todo[ask_at_most:]}
+        todo = todo[:ask_at_most]
 
     def check(p: Pointer) -> None:
         seen.copies[p.oid] = check_copy(remote, p, sizes)

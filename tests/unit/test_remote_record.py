@@ -174,3 +174,16 @@ def test_a_damaged_record_is_moved_aside_and_starts_empty(tmp_path) -> None:
     assert len(warned) == 1 and "damaged" in warned[0]
     again.add("r", [Pointer("cd" * 32, 5)], NOW)
     assert again.known("r", [Pointer("cd" * 32, 5)], 0) == {"cd" * 32}
+
+
+def test_a_bounded_look_asks_at_most_that_many_and_names_the_rest(store, remote, tmp_path) -> None:
+    record = RemoteRecord(tmp_path / "record.sqlite")
+    objects = [add(store, str(i)) for i in range(4)]
+    pushed(store, remote, record, *objects)
+    record.forget(remote.identity)
+
+    seen = confirm.look(remote, objects, record, 7 * DAY, 1, PackSizes(remote), ask_at_most=3)
+
+    assert remote.asked == [p.oid for p in objects[:3]]
+    assert seen.unasked == {objects[3].oid}
+    assert seen.present() == {p.oid for p in objects[:3]}
