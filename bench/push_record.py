@@ -94,7 +94,8 @@ def main() -> None:
             times = [t for _, t in rows]
             print(
                 f"{kind} record: asked {asked} object(s) of the remote; "
-                f"git push median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}, {len(times)} reps)"
+                f"git push median {statistics.median(times):.2f} s "
+                f"(min {min(times):.2f}, max {max(times):.2f}, {len(times)} reps)"
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
