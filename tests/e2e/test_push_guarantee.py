@@ -292,7 +292,10 @@ def test_a_push_of_lfs_history_reads_git_lfs_objects_and_names_those_nobody_has(
     both = lfs_home(sealed.root / "both-home", sealed.home / ".gitconfig")
     mover = sealed.root / "mover"
     clone(hub, mover, env={**both, "GIT_LFS_SKIP_SMUDGE": "1"})
-    mlx("migrate", "from-lfs", cwd=mover, env=both)  # nothing to import yet
+    migrated = mlx("migrate", "from-lfs", cwd=mover, env=both)  # nothing to import yet
+    assert "the next 'git push' uploads up to 1 object(s) (39.1 KiB)" in migrated.stdout, migrated.stdout
+    assert "1 of them (39.1 KiB) are not in this clone" in migrated.stderr, migrated.stderr
+    assert "hint: run 'git lfs fetch --all' before 'git push'" in migrated.stderr
     commit_all(mover, "Move large files from Git LFS to gitmlx")
     git("lfs", "fetch", "origin", "main", cwd=mover, env=both)  # HEAD's objects only, after the migration
     new_home = sealed.root / "new-home.git"
