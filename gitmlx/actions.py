@@ -7,20 +7,28 @@ Must not: parse command lines or decide exit statuses.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Container, Sequence
+from dataclasses import dataclass
 
 from gitmlx import ui
 from gitmlx.checkout import worktree
-from gitmlx.config import split_patterns
+from gitmlx.config import MAX_DAYS, parse_days, split_patterns
 from gitmlx.context import RepoContext
+from gitmlx.errors import ConfigError, MlxError, UsageError
 from gitmlx.format import patterns
+from gitmlx.format.pointer import Pointer
 from gitmlx.format.sizes import human_size
 from gitmlx.git import scan
 from gitmlx.git.scan import TrackedFile
+from gitmlx.maintenance.gc import DEFAULT_GRACE_DAYS
+from gitmlx.migrate import from_lfs
 from gitmlx.remotes.base import Remote
+from gitmlx.store.remote_record import RemoteRecord
+from gitmlx.transfer import confirm
 from gitmlx.transfer import download as downloads
 from gitmlx.transfer import upload as uploads
-from gitmlx.transfer.common import TransferResult
+from gitmlx.transfer.common import TransferResult, unique
+from gitmlx.transfer.remote_check import PackSizes
 
 
 def fetch_selection(ctx: RepoContext, include: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -77,10 +85,175 @@ def range_uploads(ctx: RepoContext, found: scan.RangePointers) -> list[TrackedFi
     return found.artifacts + [f for f in found.elsewhere if ctx.store.has(f.pointer.oid)]
 
 
-def upload(
-    ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False, summary: bool = True
+def grace_days(ctx: RepoContext, option: float | None = None) -> float:
+    """`--grace`, else `mlx.gcgrace` from git config (never from a committed .mlxconfig:
+    a cloned repository must not shorten how long its remote's garbage is kept), else 7."""
+    if option is not None:
+        if not 0 <= option <= MAX_DAYS:  # also refuses nan, which click's float type takes
+            raise UsageError(f"--grace must be 0 to {MAX_DAYS:.0f} days")
+        return option
+    raw = ctx.config.git("mlx.gcgrace")
+    if raw is None:
+        return DEFAULT_GRACE_DAYS
+    days = parse_days(raw)
+    if days is None:
+        raise ConfigError(
+            f"invalid mlx.gcgrace {raw!r} (from git config)", f"set it to a number of days, 0 to {MAX_DAYS:.0f}"
+        )
+    return days
+
+
+def remote_record(ctx: RepoContext) -> RemoteRecord:
+    """What this store knows to be on each artifact remote (docs/local-store.md)."""
+    return RemoteRecord.beside(ctx.store.root, ui.warn)
+
+
+@dataclass(frozen=True)
+class PushNeeds:
+    """What a push must leave on the artifact remote."""
+
+    files: list[TrackedFile]
+    #: Objects the pushed tips' trees need: a push that cannot place one there is refused.
+    at_tips: frozenset[str]
+
+
+def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str]) -> PushNeeds:
+    """Every artifact in the tree of each of `tips`, and what the commits `tips` reach
+    and `exclude` does not bring (`range_uploads`): a clone of any tip, or a checkout of
+    any pushed commit, then finds its objects on the remote, whatever the remote held
+    before (a new or emptied artifact remote, history from before `migrate from-lfs`)."""
+    trees = scan.trees_of(ctx.top, tips)
+    in_trees = [f for tree in trees for f in scan.pointers_in_tree(ctx.top, tree)]
+    found = scan.range_pointers(ctx.top, tips, exclude, trees) if tips else scan.RangePointers([], [])
+    return PushNeeds(in_trees + range_uploads(ctx, found), frozenset(f.pointer.oid for f in in_trees))
+
+
+def push(
+    ctx: RepoContext, remote: Remote, needs: PushNeeds, *, trust_record: bool, quiet: bool = False, summary: bool = True
 ) -> TransferResult:
-    """Upload what the remote lacks; `summary`: end with a line saying what moved (stderr)."""
+    """Upload what `needs` lists and the remote lacks; returns the result, whose `failed`
+    holds only what refuses the push.
+
+    `trust_record`: skip asking about objects the remote record vouches for (the pre-push
+    hook: O(changed) requests); otherwise every object is checked (`git mlx push`, which
+    is how a damaged remote is repaired). Objects the store lacks are taken from Git LFS's
+    folder when it has them (`git lfs fetch --all` after the migration). A Git LFS
+    pointer only in older commits of the range that nobody has is named in a warning and
+    refuses nothing: the tips do not need it, and its Git LFS server may still hold it.
+    """
+    for f in needs.files:
+        if not ctx.store.has(f.pointer.oid):
+            from_lfs.import_lfs_object(ctx, f.pointer)
+    old_lfs = {f.pointer.oid for f in needs.files if f.pointer.is_lfs} - needs.at_tips
+    trust = record_trust_seconds(ctx) if trust_record else None
+    record = remote_record(ctx)
+    try:
+        return upload(ctx, remote, needs.files, quiet, summary, record=record, trust_seconds=trust, tolerate=old_lfs)
+    finally:
+        record.close()
+
+
+#: `git mlx status` asks the artifact remote about at most this many objects the remote
+#: record does not vouch for (a fresh clone of a large repository must not wait for a GET
+#: per file); the others count as pushed unless the git remote lacks their commits.
+STATUS_ASK_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class Unpushed:
+    """Artifacts committed whose objects the artifact remote is not known to hold."""
+
+    files: list[TrackedFile]
+    #: Why the artifact remote could not be asked (then `files` is what git's refs say).
+    unasked: str | None = None
+    #: Objects not asked about (past STATUS_ASK_LIMIT); judged by git's refs.
+    not_checked: int = 0
+
+
+def unpushed(ctx: RepoContext, git_remote: str | None) -> Unpushed:
+    """The artifacts of HEAD's tree and of the commits `git_remote` lacks whose objects
+    are not on the artifact remote: the remote record answers for what it vouches for,
+    the remote for the rest (and the record keeps the answer).
+
+    What git's refs say is not enough: after `git push --no-verify` the remote-tracking
+    refs have the commits while the artifact remote lacks their objects, and a bare
+    clone has no remote-tracking refs at all."""
+    excluded = [f"--remotes={git_remote}"] if git_remote else []
+    if not scan.trees_of(ctx.top, ["HEAD"]):
+        return Unpushed([])
+    in_range = scan.pointers_in_range(ctx.top, ["HEAD"], excluded, tracked_at=["HEAD"])
+    # The range first: past the limit, those are the likeliest to be missing.
+    found = {(f.path, f.pointer.oid): f for f in [*in_range, *scan.pointers_in_tree(ctx.top, "HEAD")]}
+    if not found:
+        return Unpushed([])
+    try:
+        remote = ctx.open_remote(git_remote)
+        record = remote_record(ctx)
+        try:
+            seen = confirm.look(
+                remote,
+                unique(f.pointer for f in found.values()),
+                record,
+                record_trust_seconds(ctx),
+                ctx.config.integer("mlx.concurrency"),
+                PackSizes(remote),
+                ask_at_most=STATUS_ASK_LIMIT,
+            )
+        finally:
+            record.close()
+    except (MlxError, OSError) as exc:
+        return Unpushed(in_range, getattr(exc, "message", None) or str(exc))
+    present = seen.present()
+    by_refs = {f.pointer.oid for f in in_range}
+    missing = [f for f in found.values() if f.pointer.oid not in present]
+    files = [f for f in missing if f.pointer.oid not in seen.unasked or f.pointer.oid in by_refs]
+    return Unpushed(sorted(files, key=lambda f: f.path), not_checked=len(seen.unasked))
+
+
+def record_trust_seconds(ctx: RepoContext) -> int | None:
+    """How long a row of the remote record is trusted: the gc grace period (None, trusting
+    nothing, when mlx.gcgrace does not parse: its own command reports that)."""
+    try:
+        return int(grace_days(ctx) * 86400)
+    except MlxError:
+        return None
+
+
+def push_refused(result: TransferResult, needs: PushNeeds, remote: Remote) -> MlxError:
+    """The error that refuses a push whose `result` failed (each file was named above)."""
+    at_tips = needs.at_tips & result.failed.keys()
+    lfs = {f.pointer.oid for f in needs.files if f.pointer.is_lfs} & result.failed.keys()
+    what = f"{len(at_tips)} of them needed by the pushed tips" if at_tips else "needed by the pushed commits"
+    hint = (
+        "restore the missing files locally (e.g. 'git mlx fetch' from where they are) "
+        "or fix the remote, then push again"
+    )
+    if lfs:
+        hint = (
+            f"{len(lfs)} of them are Git LFS objects: run 'git lfs fetch --all' (the push reads .git/lfs/objects) "
+            "or 'git mlx migrate from-lfs --fetch', then push again"
+        )
+    return MlxError(
+        f"push refused: {len(result.failed)} object(s) could not be put on '{remote.display_url}' "
+        f"({what}; listed above)",
+        hint,
+    )
+
+
+def upload(
+    ctx: RepoContext,
+    remote: Remote,
+    files: Sequence[TrackedFile],
+    quiet: bool = False,
+    summary: bool = True,
+    *,
+    record: RemoteRecord | None = None,
+    trust_seconds: int | None = None,
+    tolerate: Collection[str] = (),
+) -> TransferResult:
+    """Upload `files`' objects the remote lacks; `summary`: end with a line saying what
+    moved (stderr). Failures of objects in `tolerate` are warned about and dropped from
+    the result's `failed`; the others are errors."""
     pointers = [f.pointer for f in files]
     total = sum(p.size for p in {p.oid: p for p in pointers}.values())
     with ui.progress(total, len({p.oid for p in pointers}), "push", quiet) as bar:
@@ -92,13 +265,32 @@ def upload(
             bar.bytes_done,
             bar.file_done,
             notice=ui.warn,
+            record=record,
+            trust_seconds=trust_seconds,
         )
         if result.moved and summary:
             bar.close_summary = (
-                f"uploaded {len(result.moved)} objects to '{remote.display_url}' ({len(result.skipped)} already there)"
+                f"uploaded {len(result.moved)} objects to '{remote.display_url}' ({len(result.skipped)} already there; "
+                f"{result.checked} asked of the remote)"
             )
+    lost = {oid: result.failed.pop(oid) for oid in list(result.failed) if oid in tolerate}
     report_failures(result, files, "push", remote)
+    if lost:
+        report_old_lfs(lost, files, remote)
     return result
+
+
+def report_old_lfs(lost: dict[str, tuple[Pointer, str]], files: Sequence[TrackedFile], remote: Remote) -> None:
+    """One warning and the list: Git LFS objects of older pushed commits that are neither
+    here nor on the remote."""
+    paths = {f.pointer.oid: f.path for f in files}
+    ui.warn(
+        f"{len(lost)} object(s) that older pushed commits name by Git LFS pointers are neither in this clone "
+        f"nor on '{remote.display_url}', so checking out those commits will not restore them:"
+    )
+    for oid, (pointer, why) in sorted(lost.items(), key=lambda item: paths.get(item[0], "")):
+        ui.note(f"\t'{paths.get(oid, '?')}' ({pointer.short_oid}, {human_size(pointer.size)}): {why}")
+    ui.note("hint: run 'git lfs fetch --all' while the Git LFS server has them, then 'git mlx push --all'")
 
 
 def transfer_json(result: TransferResult, files: Sequence[TrackedFile], remote: Remote) -> dict[str, object]:

@@ -6,30 +6,11 @@ from __future__ import annotations
 
 import time
 
-from gitmlx import ui
-from gitmlx.config import MAX_DAYS, parse_days
+from gitmlx import actions, ui
 from gitmlx.context import RepoContext
-from gitmlx.errors import ConfigError, MlxError, UsageError
+from gitmlx.errors import MlxError, UsageError
 from gitmlx.format.sizes import human_size
 from gitmlx.maintenance import gc, reach
-
-
-def grace_days(ctx: RepoContext, option: float | None) -> float:
-    """`--grace`, else `mlx.gcgrace` from git config (never from a committed .mlxconfig:
-    a cloned repository must not shorten how long its remote's garbage is kept), else 7."""
-    if option is not None:
-        if not 0 <= option <= MAX_DAYS:  # also refuses nan, which click's float type takes
-            raise UsageError(f"--grace must be 0 to {MAX_DAYS:.0f} days")
-        return option
-    raw = ctx.config.git("mlx.gcgrace")
-    if raw is None:
-        return gc.DEFAULT_GRACE_DAYS
-    days = parse_days(raw)
-    if days is None:
-        raise ConfigError(
-            f"invalid mlx.gcgrace {raw!r} (from git config)", f"set it to a number of days, 0 to {MAX_DAYS:.0f}"
-        )
-    return days
 
 
 def _git_remotes_sharing(ctx: RepoContext, git_remote: str, url: str) -> list[str]:
@@ -62,7 +43,7 @@ def run(*, remote_name: str | None, confirm: bool, grace: float | None) -> int:
             "gc --remote needs a git remote: its refs decide what is still needed",
             "name one: 'git mlx gc --remote REMOTE'",
         )
-    days = grace_days(ctx, grace)
+    days = actions.grace_days(ctx, grace)
     url = ctx.artifact_url(git_remote).value
     remote = ctx.open_remote(git_remote)
     names = _git_remotes_sharing(ctx, git_remote, url)
@@ -70,6 +51,8 @@ def run(*, remote_name: str | None, confirm: bool, grace: float | None) -> int:
     report = gc.collect_garbage(
         remote, reachable, ctx.store.tmp_dir, days * 86400, confirm, ctx.config.integer("mlx.concurrency")
     )
+    if confirm and report.deleted_manifests:  # the record must not vouch for what is gone
+        actions.remote_record(ctx).forget(remote.identity, report.deleted_manifests)
     refs = ", ".join(f"'{n}'" for n in names)
     ui.info(f"remote '{remote.display_url}': {_counts(report.manifests, report.packs)}; refs of {refs} and local refs")
     for key in report.unreadable_notes:

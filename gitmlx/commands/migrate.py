@@ -73,8 +73,10 @@ def run_from_lfs(*, fetch: bool = False) -> int:
     if edits:
         ui.info(f"  git add {' '.join(e.path for e in edits)}")
         ui.info("  git commit -m 'Move large files from Git LFS to gitmlx'")
-    ui.info("  git mlx push --all    # uploads what every commit needs, old Git LFS objects included")
+    ui.info("  git push              # uploads what HEAD's tree and the pushed commits need")
+    ui.info("  git mlx push --all    # also what older commits need, old Git LFS objects included")
     ui.info("  other clones: run 'git mlx migrate from-lfs' once, so their old commits check out through gitmlx")
+    _tell_next_push(ctx)
 
     for bad in imported.bad:
         ui.error(f"skipped '{bad.path}': {bad.reason}")
@@ -84,6 +86,37 @@ def run_from_lfs(*, fetch: bool = False) -> int:
             "delete them and run 'git mlx migrate from-lfs --fetch' to download good copies",
         )
     return 0
+
+
+def _tell_next_push(ctx: RepoContext) -> None:
+    """What the next `git push` of HEAD will upload: what HEAD's tree and the commits the
+    git remote lacks need, less what the remote record vouches for (no request is made)."""
+    git_remote = ctx.default_git_remote()
+    needs = actions.push_needs(ctx, ["HEAD"], [f"--remotes={git_remote}"] if git_remote else [])
+    objects = {f.pointer.oid: f.pointer for f in needs.files}
+    try:
+        remote = ctx.open_remote(git_remote)
+    except MlxError as exc:
+        ui.info(f"the next 'git push' needs an artifact remote for {len(objects)} object(s): {exc.message}")
+        return
+    record = actions.remote_record(ctx)
+    try:
+        known = record.known(remote.identity, objects.values(), 0)
+    finally:
+        record.close()
+    todo = [p for oid, p in objects.items() if oid not in known]
+    absent = [p for p in todo if not ctx.store.has(p.oid)]
+    ui.info(
+        f"the next 'git push' uploads up to {len(todo)} object(s) ({human_size(sum(p.size for p in todo))}) "
+        f"to '{remote.display_url}', those it does not hold yet"
+    )
+    if absent:
+        at_head = sum(p.oid in needs.at_tips for p in absent)
+        ui.warn(
+            f"{len(absent)} of them ({human_size(sum(p.size for p in absent))}) are not in this clone; "
+            f"{at_head} are in HEAD's tree, and the push is refused unless the artifact remote has those"
+        )
+        ui.note("hint: run 'git lfs fetch --all' before 'git push' (the push reads .git/lfs/objects)")
 
 
 def run_import(*, include: list[str], refs: list[str], everything: bool, above: str | None) -> int:

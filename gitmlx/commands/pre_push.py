@@ -1,10 +1,14 @@
-"""`git mlx pre-push REMOTE URL` (the pre-push hook): upload, before git sends any ref,
-every object the pushed commits introduce and the artifact remote lacks.
+"""`git mlx pre-push REMOTE URL` (the pre-push hook): before git sends any ref, make the
+artifact remote hold every object the pushed tips' trees need and every object the pushed
+commits introduce.
 
 git writes one line per ref on stdin: `<local ref> <local sha> <remote ref> <remote sha>`.
 Objects reached from the local shas and not from what the remote already has (its
-remote-tracking refs and the remote shas we know) are the pushed range. A failure
-refuses the whole push, listing the files, so no ref ever points at missing content.
+remote-tracking refs and the remote shas we know) are the pushed range; each local sha's
+whole tree is checked too, so a new or emptied artifact remote, or a push right after
+`migrate from-lfs`, still leaves every pushed tip restorable. The remote record makes
+that cheap: only objects it does not vouch for are asked about. A failure refuses the
+whole push, listing the files, so no ref ever points at missing content.
 """
 
 from __future__ import annotations
@@ -14,8 +18,6 @@ from typing import TextIO
 
 from gitmlx import actions
 from gitmlx.context import RepoContext
-from gitmlx.errors import MlxError
-from gitmlx.git import scan
 from gitmlx.git.plumbing import run_git
 
 ZERO = "0" * 40
@@ -53,16 +55,11 @@ def run(*, remote_name: str, remote_url: str, stdin: TextIO | None = None, quiet
         return 0
     git_remote = remote_name if remote_name in ctx.git_remotes() else None
     excludes = known_commits(ctx, exclude) + ([f"--remotes={git_remote}"] if git_remote else [])
-    files = actions.range_uploads(ctx, scan.range_pointers(ctx.top, include, excludes, include))
-    if not files:
+    needs = actions.push_needs(ctx, include, excludes)
+    if not needs.files:
         return 0
     remote = ctx.open_remote(git_remote, git_url=remote_url)
-    result = actions.upload(ctx, remote, files, quiet=quiet)
+    result = actions.push(ctx, remote, needs, trust_record=True, quiet=quiet)
     if not result.ok:
-        raise MlxError(
-            f"push refused: {len(result.failed)} object(s) could not be uploaded "
-            f"to '{remote.display_url}' (listed above)",
-            "restore the missing files locally (e.g. 'git mlx fetch' from where they are) "
-            "or fix the remote, then push again",
-        )
+        raise actions.push_refused(result, needs, remote)
     return 0

@@ -3,14 +3,16 @@ remote lacks, without pushing any git ref.
 
 Unlike the pre-push hook, an explicit push also covers every artifact in the refs' own
 trees, not only commits the git remote lacks: it is how a push made with --no-verify
-(or from a clone without the hooks) gets repaired. The remote is asked which objects it
-has, so what is already there costs one existence check, not an upload."""
+(or from a clone without the hooks) gets repaired. The remote is asked about every object
+(the remote record is refreshed, never trusted), so what is already there costs one
+existence check, not an upload, and a lost or damaged manifest or pack is uploaded again.
+`--all` covers every ref's tree and the history of every ref."""
 
 from __future__ import annotations
 
 from gitmlx import actions, ui
 from gitmlx.context import RepoContext
-from gitmlx.errors import MlxError, UsageError
+from gitmlx.errors import UsageError
 from gitmlx.git import scan
 
 
@@ -20,16 +22,14 @@ def run(*, remote_name: str | None, refs: list[str], all_refs: bool, quiet: bool
         raise UsageError(f"no git remote named '{remote_name}'", "see 'git remote -v'")
     git_remote = remote_name or ctx.default_git_remote()
     if all_refs:
-        files = actions.range_uploads(ctx, scan.range_pointers(ctx.top, ["--all"], [], ["HEAD"]))
+        needs = actions.push_needs(ctx, scan.ref_tips(ctx.top), [])
     else:
-        targets = refs or ["HEAD"]
         excluded = [f"--remotes={git_remote}"] if git_remote else []
-        files = actions.range_uploads(ctx, scan.range_pointers(ctx.top, targets, excluded, targets))
-        files += [f for ref in targets for f in scan.pointers_in_tree(ctx.top, ref)]
+        needs = actions.push_needs(ctx, refs or ["HEAD"], excluded)
     remote = ctx.open_remote(git_remote)
-    result = actions.upload(ctx, remote, files, quiet=quiet, summary=not as_json)
+    result = actions.push(ctx, remote, needs, trust_record=False, quiet=quiet, summary=not as_json)
     if as_json:
-        ui.json_document("push", actions.transfer_json(result, files, remote))
+        ui.json_document("push", actions.transfer_json(result, needs.files, remote))
     if not result.ok:
-        raise MlxError(f"{len(result.failed)} object(s) could not be uploaded (listed above)")
+        raise actions.push_refused(result, needs, remote)
     return 0

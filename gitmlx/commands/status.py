@@ -5,7 +5,7 @@ The lists are computed first, then shown as text or as one JSON document
 
 from __future__ import annotations
 
-from gitmlx import ui
+from gitmlx import actions, ui
 from gitmlx.context import RepoContext
 from gitmlx.format.sizes import human_size
 from gitmlx.git import scan
@@ -26,11 +26,20 @@ def run(*, as_json: bool = False) -> int:
     head = {f.path: f for f in scan.pointers_in_tree(ctx.top, "HEAD")} if has_head else {}
     # Before the first commit everything in the index is staged: diff against the empty tree.
     base = "HEAD" if has_head else EMPTY_TREE
-    staged = sorted(p for p in _changed(ctx, ["--cached", base]) if p in index or p in head)
+    # A bare repository has no index to stage into: `diff --cached` would list every file.
+    bare = ctx.paths.work_tree is None
+    staged = [] if bare else sorted(p for p in _changed(ctx, ["--cached", base]) if p in index or p in head)
     modified = sorted(p for p in _changed(ctx, []) if p in index)
     git_remote = ctx.default_git_remote()
-    excluded = [f"--remotes={git_remote}"] if git_remote else []
-    unpushed = scan.pointers_in_range(ctx.top, ["HEAD"], excluded, tracked_at=["HEAD"]) if has_head else []
+    found = actions.unpushed(ctx, git_remote)
+    unpushed = found.files
+    if found.unasked:
+        ui.warn(f"could not ask the artifact remote ({found.unasked}); 'not pushed' lists what git's refs say")
+    if found.not_checked:
+        ui.note(
+            f"{found.not_checked} object(s) of HEAD were not checked on the artifact remote (only "
+            f"{actions.STATUS_ASK_LIMIT} are, per run); 'git mlx push' checks them all"
+        )
     if as_json:
         _show_json(staged, modified, unpushed, index, git_remote)
         return 0

@@ -106,6 +106,28 @@ def _tracked(cwd: Path, files: list[TrackedFile], sources: Sequence[str | None])
     return [f for f in files if f.path in keep]
 
 
+def trees_of(cwd: Path, revs: Sequence[str]) -> list[str]:
+    """The distinct root trees of `revs` (commits, tags), in order; one `cat-file`.
+
+    Revs that name no tree (a tag of a blob, a missing object) are left out."""
+    if not revs:
+        return []
+    out = run_git(
+        ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        cwd=cwd,
+        input="".join(f"{rev}^{{tree}}\n" for rev in revs).encode(),
+    )
+    trees = (line.split() for line in out.decode().splitlines())
+    return list(dict.fromkeys(t[0] for t in trees if len(t) == 2 and t[1] == "tree"))
+
+
+def ref_tips(cwd: Path) -> list[str]:
+    """HEAD and what every ref names, each once (what `rev-list --all` starts from)."""
+    out = run_git(["for-each-ref", "--format=%(objectname)"], cwd=cwd)
+    head = run_git(["rev-parse", "-q", "--verify", "HEAD"], cwd=cwd, check=False).decode().split()
+    return list(dict.fromkeys([*head, *out.decode().split()]))
+
+
 def pointers_in_tree(
     cwd: Path, rev: str = "HEAD", paths: Sequence[str] = (), *, tracked_only: bool = True
 ) -> list[TrackedFile]:

@@ -143,16 +143,36 @@ def import_lfs_objects(objects: Path, store: Store) -> LfsImport:
         if store.has(name):
             result.present += 1
             continue
-        with store.writer() as writer, open(path, "rb") as source:
-            while block := source.read(BLOCK_SIZE):
-                writer.write(block)
-            try:
-                stored = writer.commit(Pointer(name, writer.size))
-            except IntegrityError:
-                result.bad.append(BadObject(path, f"content hashes to {writer.oid[:10]}, not to its name"))
-                continue
-        result.imported.append(StoredObject(stored.oid, stored.size))
+        outcome = _import_one(path, name, store)
+        if isinstance(outcome, BadObject):
+            result.bad.append(outcome)
+        else:
+            result.imported.append(outcome)
     return result
+
+
+def _import_one(path: Path, oid: str, store: Store) -> StoredObject | BadObject:
+    with store.writer() as writer, open(path, "rb") as source:
+        while block := source.read(BLOCK_SIZE):
+            writer.write(block)
+        try:
+            stored = writer.commit(Pointer(oid, writer.size))
+        except IntegrityError:
+            return BadObject(path, f"content hashes to {writer.oid[:10]}, not to its name")
+    return StoredObject(stored.oid, stored.size)
+
+
+def import_lfs_object(ctx: RepoContext, pointer: Pointer) -> bool:
+    """Copy one object from Git LFS's folder into the store, verified, if it is there
+    (a push of history from before the migration, after `git lfs fetch --all`)."""
+    oid = pointer.oid
+    path = lfs_objects_dir(ctx) / oid[0:2] / oid[2:4] / oid
+    try:
+        if not path.is_file() or path.stat().st_size != pointer.size:
+            return False
+        return isinstance(_import_one(path, oid, ctx.store), StoredObject)
+    except OSError:
+        return False
 
 
 def missing_lfs_objects(top: Path, store: Store) -> list[TrackedFile]:

@@ -31,6 +31,9 @@ class TransferResult:
     failed: dict[str, tuple[Pointer, str]] = field(default_factory=dict)
     #: Bytes that actually crossed the wire (packs, ranges, manifests), after dedup.
     wire_bytes: int = 0
+    #: Objects asked about on the remote (an upload's existence checks; the rest of
+    #: `skipped` the remote record vouched for).
+    checked: int = 0
 
     @property
     def bytes_moved(self) -> int:

@@ -1,9 +1,10 @@
 """Upload: chunk objects, pack the chunks the remote lacks, then write manifests.
 
 What the remote lacks: an object is skipped only when its manifest validates and every
-pack it names is long enough (remote_check: a GET and cached sizes, no pack bytes read);
-otherwise it is uploaded again and its manifest rewritten, so a re-push repairs a lost or
-damaged manifest and a lost or truncated pack. Bytes changed in place (same size) show
+pack it names is long enough (remote_check: a GET and cached sizes, no pack bytes read),
+or when the caller trusts the remote record and it vouches for the object (confirm.py);
+otherwise it is uploaded again and its manifest rewritten, so a re-push that asks (`git
+mlx push`) repairs a lost or damaged manifest and a lost or truncated pack. Bytes changed in place (same size) show
 only in a full rebuild: `fsck --remote --full --repair` passes such objects as `replace`.
 
 Write order (docs/storage-format.md, "Write order"): the format marker, then packs, then
@@ -28,18 +29,21 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.osutil import stop
 from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store.objects import Store
-from gitmlx.transfer import gc_marks
+from gitmlx.store.remote_record import RemoteRecord
+from gitmlx.transfer import confirm, gc_marks
 from gitmlx.transfer.common import (
     FileDone,
     TransferResult,
-    check_format,
     index_for,
     parallel,
     put_bytes,
     unique,
 )
 from gitmlx.transfer.packer import NewChunk, Packer
-from gitmlx.transfer.remote_check import INTACT, MISSING, PackSizes, RemoteCopy, check_copy
+from gitmlx.transfer.remote_check import INTACT, MISSING, PackSizes, RemoteCopy
+
+#: What an object the remote record vouched for counts as (it was not asked about).
+TRUSTED = RemoteCopy(INTACT)
 
 
 def upload(
@@ -52,6 +56,8 @@ def upload(
     replace: Collection[str] = (),
     damaged_packs: Collection[str] = (),
     notice: Callable[[str], None] | None = None,
+    record: RemoteRecord | None = None,
+    trust_seconds: int | None = None,
 ) -> TransferResult:
     """Make the remote hold every object in `pointers`; objects missing locally fail.
 
@@ -59,6 +65,8 @@ def upload(
     enough (remote_check): anything less is uploaded again and its manifest rewritten.
     `replace` names objects to upload again even so, and `damaged_packs` packs whose
     chunks must not be reused (`fsck --remote --full --repair`: bytes changed in place).
+    `record`: the remote record, updated with what is confirmed or written; its rows are
+    trusted (no check at all) when `trust_seconds` is given (confirm.py says when).
 
     Over 80 lines on purpose: it is the push's write order (module docstring), step by
     step; each step is a call, and splitting them apart would hide that order.
@@ -67,15 +75,15 @@ def upload(
     todo = unique(pointers)
     if not todo:
         return result
-    check_format(remote, create=True, tmp_dir=store.tmp_dir)
     # Cooperate with `gc --remote` (docs/storage-format.md, "Garbage collection"): read its
     # pending notes once, BEFORE looking at what the remote has (what is not marked now
-    # cannot be deleted before this push ends). (a) A marked manifest may be deleted before
-    # our ref lands, so it counts as missing and is written again, after a `keep` note
-    # protects it; (b) chunks in marked packs are never reused (Packer).
-    marks = gc_marks.read_marks(remote)
+    # cannot be deleted before this push ends; confirm.look). (a) A marked manifest may be
+    # deleted before our ref lands, so it counts as missing and is written again, after a
+    # `keep` note protects it; (b) chunks in marked packs are never reused (Packer).
     sizes = PackSizes(remote)
-    copies = remote_copies(remote, todo, sizes, concurrency)
+    seen = confirm.look(remote, todo, record, trust_seconds, concurrency, sizes, marker_from=store.tmp_dir)
+    marks, copies = seen.marks, seen.copies
+    result.checked = len(copies)
     missing = {oid for oid, copy in copies.items() if not copy.intact} | set(replace)
     damaged = frozenset(damaged_packs).union(*(copy.bad_packs for copy in copies.values()))
     revive = {p.oid for p in todo if p.oid in marks.manifests}
@@ -90,7 +98,7 @@ def upload(
     def plan(p: Pointer) -> None:
         """Chunk one object (several at once: hashing, chunking and zstd release the GIL)."""
         failure: BaseException | None = None
-        copy = copies[p.oid]
+        copy = copies.get(p.oid, TRUSTED)
         if p.oid not in missing:
             with plan_lock:
                 result.skipped.append(p)
@@ -156,18 +164,8 @@ def upload(
 
     parallel(finish_object, plans, concurrency)  # type: ignore[arg-type]
     index.close()
+    confirm.remember(record, remote, result.moved, seen)
     return result
-
-
-def remote_copies(remote: Remote, pointers: list[Pointer], sizes: PackSizes, concurrency: int) -> dict[str, RemoteCopy]:
-    """What the remote holds for each object (a manifest GET each, a size per pack)."""
-    copies: dict[str, RemoteCopy] = {}
-
-    def check(p: Pointer) -> None:
-        copies[p.oid] = check_copy(remote, p, sizes)
-
-    parallel(check, pointers, concurrency)
-    return copies
 
 
 def missing_on_remote(remote: Remote, pointers: Iterable[Pointer], concurrency: int = 8) -> list[Pointer]:
