@@ -18,8 +18,8 @@ def run(
     quiet: bool = False,
 ) -> int:
     ctx = RepoContext()
-    inc, exc = actions.fetch_selection(ctx, include, exclude)
-    files = actions.files_at(ctx, refs or ["HEAD"], all_history, inc, exc)
+    selection = actions.fetch_selection(ctx, include, exclude)
+    files = actions.files_at(ctx, refs or ["HEAD"], all_history, selection, quiet)
     result = actions.download(ctx, ctx.open_remote(remote_name), files, quiet=quiet)
     if not result.ok:
         raise MlxError(

@@ -9,8 +9,8 @@ from gitmlx.errors import MlxError
 
 def run(*, remote_name: str | None, include: list[str], exclude: list[str], quiet: bool = False) -> int:
     ctx = RepoContext()
-    inc, exc = actions.fetch_selection(ctx, include, exclude)
-    files = actions.files_at(ctx, ["HEAD"], False, inc, exc)
+    selection = actions.fetch_selection(ctx, include, exclude)
+    files = actions.files_at(ctx, ["HEAD"], False, selection, quiet)
     fetched = actions.download(ctx, ctx.open_remote(remote_name), files, quiet=quiet)
     # Objects this command just downloaded were hashed on the way in: placing them needs
     # no second hash (the kernel copies them).
