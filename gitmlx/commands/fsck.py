@@ -1,6 +1,8 @@
-"""`git mlx fsck [--remote] [--full] [--repair]`: re-hash the local store, quarantining
-corrupt objects; with `--remote`, check that the artifact remote holds, intact, what HEAD
-needs; with `--repair`, upload every damaged object again from this clone."""
+"""`git mlx fsck [--remote] [--full] [--repair] [--pointers]`: re-hash the local store,
+quarantining corrupt objects; with `--remote`, check that the artifact remote holds,
+intact, what HEAD needs; with `--repair`, upload every damaged object again from this
+clone; with `--pointers` (alone, as in Git LFS), list the tracked files of HEAD and the
+index that hold content instead of a pointer."""
 
 from __future__ import annotations
 
@@ -8,15 +10,20 @@ import shlex
 
 from gitmlx import ui
 from gitmlx.context import RepoContext
+from gitmlx.errors import MlxError
 from gitmlx.format.sizes import human_size
 from gitmlx.git import scan
 from gitmlx.git.scan import TrackedFile
-from gitmlx.maintenance import fsck, reach
+from gitmlx.maintenance import fsck, raw_files, reach
 from gitmlx.remotes.base import Remote
 
 
-def run(*, check_remote: bool = False, full: bool = False, quiet: bool = False, repair: bool = False) -> int:
+def run(
+    *, check_remote: bool = False, full: bool = False, quiet: bool = False, repair: bool = False, pointers: bool = False
+) -> int:
     ctx = RepoContext()
+    if pointers:
+        return check_pointers(ctx)
     store = ctx.store
     total = list(store.iter_objects())
     with ui.progress(sum(o.size for o in total), len(total), "fsck", quiet) as bar:
@@ -65,6 +72,23 @@ def run(*, check_remote: bool = False, full: bool = False, quiet: bool = False, 
         else:
             failed = failed or not report.ok
     return 1 if failed else 0
+
+
+def check_pointers(ctx: RepoContext) -> int:
+    """`--pointers`: exit 1 naming every tracked file whose blob is not a pointer."""
+    found = raw_files.in_head_and_index(ctx.top, reach.has_head(ctx.top))
+    for raw in found:
+        size = human_size(raw.size)
+        ui.error(f"'{raw.path}' ({size}) should be a pointer (filter=mlx) but holds content in {raw.where}")
+    if found:
+        example = shlex.quote(found[0].path)
+        raise MlxError(
+            f"{len(found)} tracked file(s) are not pointers (listed above)",
+            f"store them with gitmlx: 'git add --renormalize -- {example}' and commit; "
+            "to fix the commits that hold them as well: 'git mlx migrate import -I PATTERN'",
+        )
+    ui.info("pointers: every tracked file in HEAD and the index is a pointer")
+    return 0
 
 
 def _repair(ctx: RepoContext, remote: Remote, report: fsck.RemoteReport, files: list[TrackedFile], quiet: bool) -> bool:
