@@ -11,17 +11,18 @@ trailing '/', parent folders: `patterns` does that), or do I/O.
 Why an automaton: a pattern is user or repository input (a committed `mlx.fetchexclude`),
 and a backtracking matcher is exponential on `**a**a**a...b`. Here a pattern compiles to a
 list of tokens, and matching runs the set of token positions still alive one path byte at
-a time (a DFA built lazily from that NFA), so a match costs at most O(len(path) *
-len(pattern)), with the DFA states a pattern remembers capped.
+a time, as the bits of an integer (a DFA built lazily from that NFA), so a match costs at
+most O(len(path) * len(pattern) / word size), with the DFA states a pattern remembers capped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-#: Token kinds. LIT and CLASS carry a 256-entry table of the bytes they accept; STAR is
-#: `[^/]*`, DSTAR is `.*`, DIRS is `(.*/)?` (git's `**/`, which may also match no folder).
-LIT, STAR, DSTAR, DIRS, TAIL = range(5)
+#: Token kinds. LIT carries a 256-entry table of the bytes it accepts (one byte, `?` or a
+#: bracket); STAR is `[^/]*`, DSTAR is `.*`, DIRS is `(.*/)?` (git's `**/`, which may also
+#: match no folder).
+LIT, STAR, DSTAR, DIRS = range(4)
 Token = tuple  # (kind,) or (LIT, table)
 
 _SLASH = ord("/")
@@ -123,7 +124,7 @@ def _bracket(p: bytes, i: int) -> tuple[bytes, int]:
 
 
 def tokens(p: bytes) -> list[Token]:
-    """The tokens of wildmatch pattern `p` (WM_PATHNAME), without the final TAIL.
+    """The tokens of wildmatch pattern `p` (WM_PATHNAME).
     Raises Malformed for a pattern git's wildmatch never lets match."""
     out: list[Token] = []
     i, n = 0, len(p)
@@ -136,7 +137,8 @@ def tokens(p: bytes) -> list[Token]:
             at_start = i == 0 or p[i - 1] == _SLASH
             double = j - i >= 2 and at_start
             if double and j < n and p[j] == _SLASH:
-                out.append((DIRS,))
+                if not out or out[-1][0] != DIRS:  # `**/**/` is `**/`
+                    out.append((DIRS,))
                 j += 1
             elif double and (j == n or p[j : j + 2] == b"\\/"):
                 out.append((DSTAR,))
@@ -166,95 +168,99 @@ def literal(p: bytes) -> list[Token]:
 
 
 class Automaton:
-    """A token list as a DFA whose states are sets of NFA states, built as paths need them.
-    An NFA state is (token index, inside): `inside` marks the middle of a DIRS run or of
-    the TAIL `/...` that the gitignore layering appends ("or anything beneath it")."""
+    """A token list run as a bit-parallel NFA: bit i of `on` is "at token i", bit i of
+    `inside` is "in the middle of token i" (a DIRS run, or past the TAIL's '/' that the
+    gitignore layering appends: "or anything beneath it"). A step is a dozen operations on
+    integers of one bit per token, whatever the pattern, so a match costs O(len(path) *
+    len(pattern) / word size); the states a pattern meets are remembered as a DFA, up to
+    MEMO_LIMIT of them."""
 
     def __init__(self, toks: list[Token], tail: str = "none") -> None:
         """`tail`: "none" (the pattern must end the string), "optional" (or be followed by
         '/' and anything) or "required" ('/' and anything must follow)."""
-        self.tokens = toks + [(TAIL, tail)]
-        self.final = len(toks) if tail != "required" else len(toks) + 1
-        self.ids: dict[frozenset, int] = {}
-        self.sets: list[frozenset] = []
+        by_table: dict[bytes, int] = {}  # LIT tokens by the bytes they accept
+        stars = dstars = dirs = 0
+        for i, token in enumerate(toks):
+            bit = 1 << i
+            if token[0] == LIT:
+                by_table[token[1]] = by_table.get(token[1], 0) | bit
+            elif token[0] == STAR:
+                stars |= bit
+            elif token[0] == DSTAR:
+                dstars |= bit
+            elif token[0] == DIRS:
+                dirs |= bit
+        self.advance = [0] * 256  # per byte: the LIT tokens that accept it
+        for table, mask in by_table.items():
+            for b, ok in enumerate(table):
+                if ok:
+                    self.advance[b] |= mask
+        self.stars, self.dstars, self.dirs = stars, dstars, dirs
+        self.epsilon = stars | dstars | dirs  # tokens that may match nothing
+        self.tail = 1 << len(toks)
+        self.tail_slash = 0 if tail == "none" else self.tail
+        self.tail_accepts = tail != "required"
+        self.ids: dict[tuple[int, int], int] = {}
+        self.states: list[tuple[int, int]] = []
         self.rows: list[dict[int, int]] = []
-        self.accepting: list[bool] = []
-        self.dead = self._intern(frozenset())
-        self.start = self._intern(self._closure({(0, False)}))
+        self.dead = self._intern((0, 0))
+        self.start = self._intern((self._closure(1), 0))
 
-    def _accepts(self, states: frozenset) -> bool:
-        return any(i == self.final for i, _ in states)
-
-    def _intern(self, states: frozenset) -> int:
-        found = self.ids.get(states)
+    def _intern(self, state: tuple[int, int]) -> int:
+        found = self.ids.get(state)
         if found is None:
-            found = self.ids[states] = len(self.sets)
-            self.sets.append(states)
+            found = self.ids[state] = len(self.states)
+            self.states.append(state)
             self.rows.append({})
-            self.accepting.append(self._accepts(states))
         return found
 
-    def _closure(self, states: set) -> frozenset:
-        todo = list(states)
-        seen = set(states)
-        while todo:
-            i, inside = todo.pop()
-            if not inside and i < len(self.tokens) and self.tokens[i][0] in (STAR, DSTAR, DIRS):
-                nxt = (i + 1, False)
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        return frozenset(seen)
+    def _closure(self, on: int) -> int:
+        # Runs of tokens that may match nothing are short (`tokens` merges `**/**/`), so
+        # this loops a few times at most.
+        while True:
+            more = (on & self.epsilon) << 1
+            if not more & ~on:
+                return on
+            on |= more
 
-    def _step(self, states: frozenset, c: int) -> frozenset:
-        out: set = set()
-        last = len(self.tokens) - 1
-        for i, inside in states:
-            if i > last:
-                if inside:  # past a required TAIL's '/': anything
-                    out.add((i, True))
-                continue
-            kind = self.tokens[i][0]
-            if kind == LIT:
-                if self.tokens[i][1][c]:
-                    out.add((i + 1, False))
-            elif kind == STAR:
-                if c != _SLASH:
-                    out.add((i, False))
-            elif kind == DSTAR:
-                out.add((i, False))
-            elif kind == DIRS:
-                out.add((i, True))
-                if c == _SLASH:
-                    out.add((i + 1, False))
-            elif self.tokens[i][1] == "optional" and (inside or c == _SLASH):
-                out.add((i, True))
-            elif self.tokens[i][1] == "required" and c == _SLASH:
-                out.add((i + 1, True))
-        return self._closure(out)
+    def _step(self, state: tuple[int, int], c: int) -> tuple[int, int]:
+        on, inside = state
+        nxt = ((on & self.advance[c]) << 1) | (on & self.dstars)
+        in_dirs = (on | inside) & self.dirs
+        stay = in_dirs | (inside & self.tail_slash)
+        if c == _SLASH:
+            nxt |= in_dirs << 1
+            stay |= on & self.tail_slash
+        else:
+            nxt |= on & self.stars
+        return self._closure(nxt), stay
+
+    def _accepts(self, state: tuple[int, int]) -> bool:
+        on, inside = state
+        return bool(inside & self.tail_slash or (self.tail_accepts and on & self.tail))
 
     def fullmatch(self, text: bytes) -> bool:
-        state = self.start
+        at = self.start
         rows = self.rows
-        for at, c in enumerate(text):
-            nxt = rows[state].get(c)
+        for pos, c in enumerate(text):
+            nxt = rows[at].get(c)
             if nxt is None:
-                states = self._step(self.sets[state], c)
-                if len(self.sets) >= MEMO_LIMIT and states not in self.ids:
-                    return self._run(states, text[at + 1 :])
-                nxt = rows[state][c] = self._intern(states)
+                state = self._step(self.states[at], c)
+                if len(self.states) >= MEMO_LIMIT and state not in self.ids:
+                    return self._run(state, text[pos + 1 :])
+                nxt = rows[at][c] = self._intern(state)
             if nxt == self.dead:
                 return False
-            state = nxt
-        return self.accepting[state]
+            at = nxt
+        return self._accepts(self.states[at])
 
-    def _run(self, states: frozenset, rest: bytes) -> bool:
+    def _run(self, state: tuple[int, int], rest: bytes) -> bool:
         """The rest of a match without remembering states (a pattern past MEMO_LIMIT)."""
         for c in rest:
-            if not states:
+            if state == (0, 0):
                 return False
-            states = self._step(states, c)
-        return self._accepts(states)
+            state = self._step(state, c)
+        return self._accepts(state)
 
 
 class Never:
