@@ -56,8 +56,8 @@ class NpyHeader:
         if not isinstance(self.descr, str):
             return None
         match = _SIMPLE_DESCR.fullmatch(self.descr)
-        if match is None or not match.group(2):
-            return None
+        if match is None or not match.group(2).isascii() or not 0 < len(match.group(2)) <= 20:
+            return None  # no width, or one no int() should convert (thousands of digits)
         kind, width = match.group(1), int(match.group(2))
         itemsize = width * 4 if kind == "U" else width
         count = element_count(self.shape)

@@ -100,6 +100,8 @@ def read_header(f: BinaryIO, size: int) -> Header:
         doc = json.loads(raw.decode("utf-8"), parse_int=_small_int)
     except (UnicodeDecodeError, ValueError) as exc:
         raise Malformed(f"header is not JSON: {exc}") from None
+    except RecursionError:
+        raise Malformed("header is not JSON: nested too deep") from None
     if not isinstance(doc, dict):
         raise Malformed("header is not a JSON object")
     data_size = size - 8 - length
