@@ -132,7 +132,7 @@ TENSOR = st.fixed_dictionaries(
     }
 )
 SAFETENSORS_JSON = st.one_of(
-    st.dictionaries(st.text(max_size=10), TENSOR | JSON, max_size=8).map(json.dumps),
+    st.dictionaries(st.text(max_size=10) | repeat("n", 5000), TENSOR | JSON, max_size=8).map(json.dumps),
     st.text(max_size=300),
     DEEP,
     st.tuples(st.integers(1, 800), st.integers(1, 5000)).map(

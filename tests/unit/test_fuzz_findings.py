@@ -74,3 +74,19 @@ def test_an_npy_width_of_thousands_of_digits_promises_no_size() -> None:
     data = numpy_files.NPY_MAGIC + bytes([1, 0]) + struct.pack("<H", len(raw)) + raw
     header = numpy_files.read_header(io.BytesIO(data))
     assert header.expected_nbytes() is None
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"t": {"dtype": "F32", "shape": [999999999999999999] * 64, "data_offsets": [0, 0]}},
+        {"n" * 5000: {"dtype": "F32", "shape": [1], "data_offsets": [0, 9]}},
+        {"n" * 5000: 1},
+    ],
+)
+def test_a_safetensors_error_is_one_short_line_whatever_the_shape_or_name(entry: dict) -> None:
+    header = json.dumps(entry).encode()
+    data = struct.pack("<Q", len(header)) + header + bytes(16)
+    with pytest.raises(Malformed) as caught:
+        safetensors.read_header(io.BytesIO(data), len(data))
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 400, str(caught.value)[:500]
