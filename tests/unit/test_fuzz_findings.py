@@ -7,6 +7,7 @@ import io
 import json
 import struct
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,12 @@ def test_a_safetensors_error_is_one_short_line_whatever_the_shape_or_name(entry:
     with pytest.raises(Malformed) as caught:
         safetensors.read_header(io.BytesIO(data), len(data))
     assert "\n" not in str(caught.value) and len(str(caught.value)) < 400, str(caught.value)[:500]
+
+
+def test_an_npy_header_python_would_warn_about_reads_without_a_warning() -> None:
+    raw = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': '\\d'}"
+    data = numpy_files.NPY_MAGIC + bytes([1, 0]) + struct.pack("<H", len(raw)) + raw
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(Malformed, match="exactly descr"):
+            numpy_files.read_header(io.BytesIO(data))
