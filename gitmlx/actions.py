@@ -7,6 +7,7 @@ Must not: parse command lines or decide exit statuses.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Container, Sequence
 from dataclasses import dataclass
 
@@ -31,26 +32,80 @@ from gitmlx.transfer.common import TransferResult, unique
 from gitmlx.transfer.remote_check import PackSizes
 
 
-def fetch_selection(ctx: RepoContext, include: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], list[str]]:
-    """-I/-X from the command line, else mlx.fetchinclude / mlx.fetchexclude."""
-    inc = list(include) or split_patterns(ctx.config.value("mlx.fetchinclude"))
-    exc = list(exclude) or split_patterns(ctx.config.value("mlx.fetchexclude"))
-    return inc, exc
+def fetch_selection(ctx: RepoContext, include: Sequence[str], exclude: Sequence[str]) -> patterns.Selection:
+    """-I/-X from the command line and mlx.fetchinclude / mlx.fetchexclude, each with the
+    words that name it in messages (a configured list names the config scope it came from)."""
+
+    def configured(key: str) -> patterns.PatternList:
+        found = ctx.config.get(key)
+        if found is None or not split_patterns(found.value):
+            return patterns.NONE
+        return patterns.PatternList(tuple(split_patterns(found.value)), f"{key}={found.value} ({found.source})")
+
+    def given(flag: str, values: Sequence[str]) -> patterns.PatternList:
+        return patterns.PatternList(tuple(values), f"{flag} {' '.join(repr(v) for v in values)}")
+
+    return patterns.Selection(
+        given("-I", include), given("-X", exclude), configured("mlx.fetchinclude"), configured("mlx.fetchexclude")
+    )
 
 
 def files_at(
     ctx: RepoContext,
     refs: Sequence[str] = ("HEAD",),
     all_history: bool = False,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
+    selection: patterns.Selection | None = None,
+    quiet: bool = False,
 ) -> list[TrackedFile]:
-    """Tracked files in the trees of `refs` (or every commit with `all_history`)."""
+    """Tracked files in the trees of `refs` (or every commit with `all_history`); with a
+    `selection`, those it wants, saying what it skipped and why (see `choose`)."""
     if all_history:
         found = scan.pointers_in_range(ctx.top, ["--all"], tracked_at=["HEAD"])
     else:
         found = [f for ref in refs for f in scan.pointers_in_tree(ctx.top, ref)]
-    return [f for f in found if patterns.selected(f.path, include, exclude)]
+    if selection is None:
+        return found
+    where = "the history" if all_history else " and ".join(refs)
+    return choose(found, selection, where, quiet)
+
+
+def require_named(selection: patterns.Selection, found: Sequence[TrackedFile], where: str, label: str) -> None:
+    """Fail, as git does for a pathspec that matches nothing, when a pattern the command
+    line gave (selection.cli_include) names none of `found`."""
+    unmatched = selection.unmatched([f.path for f in found])
+    if unmatched:
+        raise MlxError(
+            f"{label}{', '.join(repr(p) for p in unmatched)} matches no tracked file in {where}",
+            "patterns are read like .gitignore lines, from the top of the repository; "
+            "'git mlx ls-files' lists the tracked files",
+        )
+
+
+def choose(found: Sequence[TrackedFile], selection: patterns.Selection, where: str, quiet: bool) -> list[TrackedFile]:
+    """The files `selection` wants. A -I pattern naming no tracked file is an error, as a
+    pathspec naming nothing is in git (nothing is fetched); every file skipped for another
+    reason than not being named by -I is counted in one line per reason, and so is every
+    file -I fetches although a configured exclude names it."""
+    require_named(selection, found, where, "-I ")
+    chosen, counts = [], Counter()
+    for f in found:
+        choice = selection.choose(f.path)
+        if choice.wanted:
+            chosen.append(f)
+        if choice.why and choice.why is not selection.cli_include:
+            counts[(choice.wanted, choice.why.origin)] += 1
+    if not quiet:
+        for (wanted, origin), n in counts.items():
+            if wanted:
+                ui.note(f"{n} file(s) excluded by {origin} fetched anyway: -I names them")
+            elif selection.cli_include:
+                ui.note(f"{n} file(s) matched -I but are excluded by {origin}")
+            else:
+                skipped = "not in" if origin.startswith("mlx.fetchinclude") else "excluded by"
+                ui.note(f"{n} file(s) skipped: {skipped} {origin}")
+        if not found:
+            ui.note(f"no tracked files in {where}")
+    return chosen
 
 
 def download(

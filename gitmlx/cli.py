@@ -286,13 +286,18 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
     @click.option("--remote", "check_remote", is_flag=True, help="also check the remote holds what HEAD needs")
     @click.option("--full", is_flag=True, help="with --remote: rebuild each object from the remote and verify it")
     @click.option("--repair", is_flag=True, help="with --remote: upload each damaged object again from this clone")
+    @click.option("--pointers", is_flag=True, help="only list tracked files that hold content instead of a pointer")
     @quiet_option
     @json_option
-    def fsck(check_remote: bool, full: bool, repair: bool, quiet: bool, as_json: bool) -> None:
+    def fsck(check_remote: bool, full: bool, repair: bool, pointers: bool, quiet: bool, as_json: bool) -> None:
         """Re-hash the local store (corrupt objects go to bad/); check the remote."""
         from gitmlx.commands import fsck as cmd
 
-        call(lambda: cmd.run(check_remote=check_remote, full=full, quiet=quiet, repair=repair, as_json=as_json))
+        call(
+            lambda: cmd.run(
+                check_remote=check_remote, full=full, quiet=quiet, repair=repair, pointers=pointers, as_json=as_json
+            )
+        )
 
     @group.command()
     @click.option("--dry-run", is_flag=True, help="only report what would be deleted")

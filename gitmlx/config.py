@@ -136,11 +136,11 @@ class Config:
         raw = self.value(key)
         number = parse_count(raw or "")
         if number is None or number < minimum:
-            from gitmlx.errors import ConfigError
+            from gitmlx.errors import ConfigError, shown
 
             found = self.get(key)
             raise ConfigError(
-                f"invalid {key} {raw!r} (from {found.source if found else 'nowhere'})",
+                f"invalid {key} {shown(raw)} (from {found.source if found else 'nowhere'})",
                 f"set it to a whole number of at least {minimum}",
             )
         return number
@@ -149,11 +149,11 @@ class Config:
         raw = self.value(key) or ""
         parsed = parse_size(raw)
         if parsed is None:
-            from gitmlx.errors import ConfigError
+            from gitmlx.errors import ConfigError, shown
 
             found = self.get(key)
             raise ConfigError(
-                f"invalid {key} {raw!r} (from {found.source if found else 'nowhere'})",
+                f"invalid {key} {shown(raw)} (from {found.source if found else 'nowhere'})",
                 "write a size such as 4GiB, 512MiB or 1073741824",
             )
         return parsed

@@ -59,3 +59,13 @@ class NotARepository(MlxError):
             f"not a git repository: '{path}'",
             "run this inside a git repository, or 'git init' one first",
         )
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """repr(value) for an error message, clipped to about `limit` characters: values come
+    from files and remotes, and one clear line must stay one line whatever they hold."""
+    try:
+        text = repr(value)
+    except RecursionError:  # a structure nested deeper than repr goes
+        text = f"<{type(value).__name__} nested too deep>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

@@ -12,7 +12,11 @@ from gitmlx.git import scan
 
 def run(*, paths: list[str]) -> int:
     ctx = RepoContext()
-    files = [f for f in scan.pointers_in_index(ctx.top) if not paths or any(patterns.matches(f.path, p) for p in paths)]
+    files = scan.pointers_in_index(ctx.top)
+    if paths:
+        named = patterns.Selection(cli_include=patterns.PatternList(tuple(paths), "PATH"))
+        actions.require_named(named, files, "the index", "")
+        files = [f for f in files if named.choose(f.path).wanted]
     result = actions.place(ctx, files)
     if result.placed:
         ui.note(f"checked out {len(result.placed)} file(s)")

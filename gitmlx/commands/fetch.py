@@ -19,8 +19,8 @@ def run(
     as_json: bool = False,
 ) -> int:
     ctx = RepoContext()
-    inc, exc = actions.fetch_selection(ctx, include, exclude)
-    files = actions.files_at(ctx, refs or ["HEAD"], all_history, inc, exc)
+    selection = actions.fetch_selection(ctx, include, exclude)
+    files = actions.files_at(ctx, refs or ["HEAD"], all_history, selection, quiet)
     remote = ctx.open_remote(remote_name)
     result = actions.download(ctx, remote, files, quiet=quiet, summary=not as_json)
     if as_json:

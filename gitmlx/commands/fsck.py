@@ -1,8 +1,10 @@
-"""`git mlx fsck [--remote] [--full] [--repair] [--json]`: re-hash the local store,
-quarantining corrupt objects; with `--remote`, check that the artifact remote holds,
-intact, what HEAD needs; with `--repair`, upload every damaged object again from this
-clone. Each problem is an `error:` line on stderr; `--json` replaces the summary lines on
-stdout with one document (docs/json-output.md)."""
+"""`git mlx fsck [--remote] [--full] [--repair] [--pointers] [--json]`: re-hash the local
+store, quarantining corrupt objects; with `--remote`, check that the artifact remote
+holds, intact, what HEAD needs; with `--repair`, upload every damaged object again from
+this clone; with `--pointers` (alone, as in Git LFS), list the tracked files of HEAD and
+the index that hold content instead of a pointer. Each problem is an `error:` line on
+stderr; `--json` replaces the summary lines on stdout with one document
+(docs/json-output.md)."""
 
 from __future__ import annotations
 
@@ -11,18 +13,27 @@ from collections.abc import Callable
 
 from gitmlx import ui
 from gitmlx.context import RepoContext
+from gitmlx.errors import MlxError
 from gitmlx.format.sizes import human_size
 from gitmlx.git import scan
 from gitmlx.git.scan import TrackedFile
-from gitmlx.maintenance import fsck, reach
+from gitmlx.maintenance import fsck, raw_files, reach
 from gitmlx.remotes.base import Remote
 from gitmlx.transfer.common import TransferResult
 
 
 def run(
-    *, check_remote: bool = False, full: bool = False, quiet: bool = False, repair: bool = False, as_json: bool = False
+    *,
+    check_remote: bool = False,
+    full: bool = False,
+    quiet: bool = False,
+    repair: bool = False,
+    pointers: bool = False,
+    as_json: bool = False,
 ) -> int:
     ctx = RepoContext()
+    if pointers:
+        return check_pointers(ctx)
     say = (lambda _: None) if as_json else ui.info
     doc: dict[str, object] = {"remote": None, "repair": None}
     store = ctx.store
@@ -87,6 +98,23 @@ def run(
             "fsck", {"ok": not failed, "local": doc["local"], "remote": doc["remote"], "repair": doc["repair"]}
         )
     return 1 if failed else 0
+
+
+def check_pointers(ctx: RepoContext) -> int:
+    """`--pointers`: exit 1 naming every tracked file whose blob is not a pointer."""
+    found = raw_files.in_head_and_index(ctx.top, reach.has_head(ctx.top))
+    for raw in found:
+        size = human_size(raw.size)
+        ui.error(f"'{raw.path}' ({size}) should be a pointer (filter=mlx) but holds content in {raw.where}")
+    if found:
+        example = shlex.quote(found[0].path)
+        raise MlxError(
+            f"{len(found)} tracked file(s) are not pointers (listed above)",
+            f"store them with gitmlx: 'git add --renormalize -- {example}' and commit; "
+            "to fix the commits that hold them as well: 'git mlx migrate import -I PATTERN'",
+        )
+    ui.info("pointers: every tracked file in HEAD and the index is a pointer")
+    return 0
 
 
 def _remote_doc(remote: Remote, report: fsck.RemoteReport, files: list[TrackedFile], full: bool) -> dict[str, object]:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from gitmlx import actions
+from gitmlx import actions, ui
 from gitmlx.context import RepoContext
+from gitmlx.format.sizes import human_size
 from gitmlx.git.plumbing import run_git
+from gitmlx.maintenance import raw_files
 
 ZERO = "0" * 40
 
@@ -48,6 +50,20 @@ def known_commits(ctx: RepoContext, shas: list[str]) -> list[str]:
     return [line.split()[0] for line in out.decode().splitlines() if line.endswith(" commit")]
 
 
+def warn_raw_files(ctx: RepoContext, include: list[str], excludes: list[str]) -> None:
+    """Warn, without refusing the push, about tracked files the pushed commits hold as
+    content instead of pointers (committed where gitmlx was not installed): git pushes
+    them as they are, into every clone's history."""
+    found = raw_files.in_range(ctx.top, include, excludes)
+    for raw in found:
+        ui.warn(f"'{raw.path}' ({human_size(raw.size)}) is pushed as plain git content, not a pointer (filter=mlx)")
+    if found:
+        ui.warn(
+            "to store such files with gitmlx: 'git add --renormalize -- PATH', commit and push again "
+            "('git mlx fsck --pointers' lists them)"
+        )
+
+
 def run(*, remote_name: str, remote_url: str, stdin: TextIO | None = None, quiet: bool = False) -> int:
     ctx = RepoContext()
     include, exclude = parse_updates(stdin or sys.stdin)
@@ -55,6 +71,7 @@ def run(*, remote_name: str, remote_url: str, stdin: TextIO | None = None, quiet
         return 0
     git_remote = remote_name if remote_name in ctx.git_remotes() else None
     excludes = known_commits(ctx, exclude) + ([f"--remotes={git_remote}"] if git_remote else [])
+    warn_raw_files(ctx, include, excludes)
     needs = actions.push_needs(ctx, include, excludes)
     if not needs.files:
         return 0

@@ -11,8 +11,8 @@ def run(
     *, remote_name: str | None, include: list[str], exclude: list[str], quiet: bool = False, as_json: bool = False
 ) -> int:
     ctx = RepoContext()
-    inc, exc = actions.fetch_selection(ctx, include, exclude)
-    files = actions.files_at(ctx, ["HEAD"], False, inc, exc)
+    selection = actions.fetch_selection(ctx, include, exclude)
+    files = actions.files_at(ctx, ["HEAD"], False, selection, quiet)
     remote = ctx.open_remote(remote_name)
     fetched = actions.download(ctx, remote, files, quiet=quiet, summary=not as_json)
     # Objects this command just downloaded were hashed on the way in: placing them needs

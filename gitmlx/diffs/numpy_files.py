@@ -16,6 +16,7 @@ import ast
 import os
 import re
 import struct
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,8 +57,8 @@ class NpyHeader:
         if not isinstance(self.descr, str):
             return None
         match = _SIMPLE_DESCR.fullmatch(self.descr)
-        if match is None or not match.group(2):
-            return None
+        if match is None or not match.group(2).isascii() or not 0 < len(match.group(2)) <= 20:
+            return None  # no width, or one no int() should convert (thousands of digits)
         kind, width = match.group(1), int(match.group(2))
         itemsize = width * 4 if kind == "U" else width
         count = element_count(self.shape)
@@ -87,8 +88,11 @@ def read_header(stream: BinaryIO) -> NpyHeader:
     raw = _read_exact(stream, length)
     try:
         text = raw.decode("utf-8" if major == 3 else "latin-1")
-        # literal_eval accepts literals only: no names, calls or attribute access.
-        doc = ast.literal_eval(text)
+        # literal_eval accepts literals only: no names, calls or attribute access. Python's
+        # warnings about the text ("invalid escape sequence") would land in `git diff`'s output.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            doc = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
         raise Malformed(f".npy header is not a dict literal: {type(exc).__name__}") from None
     if not isinstance(doc, dict) or set(doc) != {"descr", "fortran_order", "shape"}:

@@ -29,6 +29,7 @@ from gitmlx.diffs.summary import (
     quote,
     short,
 )
+from gitmlx.errors import shown
 from gitmlx.format.sizes import human_size
 
 #: Bits per element of the dtypes the format defines; others are shown but not size-checked.
@@ -100,6 +101,8 @@ def read_header(f: BinaryIO, size: int) -> Header:
         doc = json.loads(raw.decode("utf-8"), parse_int=_small_int)
     except (UnicodeDecodeError, ValueError) as exc:
         raise Malformed(f"header is not JSON: {exc}") from None
+    except RecursionError:
+        raise Malformed("header is not JSON: nested too deep") from None
     if not isinstance(doc, dict):
         raise Malformed("header is not a JSON object")
     data_size = size - 8 - length
@@ -119,28 +122,27 @@ def read_header(f: BinaryIO, size: int) -> Header:
 
 
 def _tensor(name: str, entry: object, data_size: int) -> Tensor:
+    named = f"tensor {clip(quote(name), 80)}"  # errors stay one readable line, whatever the name
     if not isinstance(entry, dict):
-        raise Malformed(f"entry {quote(name)} is not an object")
+        raise Malformed(f"entry {clip(quote(name), 80)} is not an object")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     if not isinstance(dtype, str):
-        raise Malformed(f"tensor {quote(name)} has no dtype")
+        raise Malformed(f"{named} has no dtype")
     if not isinstance(shape, list):
-        raise Malformed(f"tensor {quote(name)} has no valid shape")
-    dims = check_shape(shape, f"tensor {quote(name)}")
+        raise Malformed(f"{named} has no valid shape")
+    dims = check_shape(shape, named)
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)):
-        raise Malformed(f"tensor {quote(name)} has no valid data_offsets")
+        raise Malformed(f"{named} has no valid data_offsets")
     begin, end = offsets
     if not 0 <= begin <= end <= data_size:
-        raise Malformed(f"tensor {quote(name)}: data_offsets [{begin}, {end}] outside the {data_size} bytes of data")
+        raise Malformed(f"{named}: data_offsets [{begin}, {end}] outside the {data_size} bytes of data")
     bits = DTYPE_BITS.get(dtype)
     if bits is not None:
         count = element_count(dims)
         expected = None if count is None else (count * bits + 7) // 8
         if expected != end - begin:
             needs = "more than 2^63 elements" if expected is None else f"{expected} bytes"
-            raise Malformed(
-                f"tensor {quote(name)}: {dtype} {list(dims)} needs {needs}, data_offsets give {end - begin}"
-            )
+            raise Malformed(f"{named}: {dtype} {shown(list(dims), 100)} needs {needs}, data_offsets give {end - begin}")
     return Tensor(name, dtype, dims, begin, end)
 
 

@@ -24,6 +24,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from gitmlx.errors import MlxError
 from gitmlx.format import pointer as pointers
 from gitmlx.format.sizes import human_size
 
@@ -59,7 +60,7 @@ _EXTENSIONS = {
 }
 
 
-class Malformed(Exception):
+class Malformed(MlxError):
     """The content claims a format (by magic bytes or extension) but breaks its rules."""
 
 

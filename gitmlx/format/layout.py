@@ -14,7 +14,7 @@ import json
 import re
 import time
 
-from gitmlx.errors import RemoteError
+from gitmlx.errors import RemoteError, shown
 from gitmlx.format.pointer import is_valid_oid
 
 FORMAT_KEY = "mlx-remote.json"
@@ -86,6 +86,6 @@ def check_format(data: bytes, where: str) -> None:
         ) from None
     if type(version) is not int or version != FORMAT_VERSION:  # true == 1 == 1.0 in Python
         raise RemoteError(
-            f"remote '{where}' uses gitmlx remote format {version!r}; this gitmlx reads format {FORMAT_VERSION}",
+            f"remote '{where}' uses gitmlx remote format {shown(version)}; this gitmlx reads format {FORMAT_VERSION}",
             "upgrade gitmlx (./install.sh from a newer checkout)",
         )

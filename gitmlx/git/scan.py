@@ -135,6 +135,14 @@ def pointers_in_tree(
 
     With `tracked_only`, only paths that `rev`'s own attributes give gitmlx's filter.
     """
+    entries, sizes = files_in_tree(cwd, rev, paths)
+    found = _collect(cwd, entries, sizes)
+    return _tracked(cwd, found, [rev]) if tracked_only else found
+
+
+def files_in_tree(cwd: Path, rev: str, paths: Sequence[str] = ()) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+    """The regular files (not symlinks or submodules) in the tree of `rev`, as (mode, blob,
+    path), and each blob's size; nothing when `rev` does not exist yet. One ls-tree."""
     out = run_git(["ls-tree", "-r", "-l", "-z", "--full-tree", rev, "--", *paths], cwd=cwd, check=False)
     entries, sizes = [], {}
     for record in out.split(b"\0"):
@@ -145,8 +153,7 @@ def pointers_in_tree(
         if kind == "blob" and mode != SYMLINK and size != "-":
             entries.append((mode, sha, _decode(path)))
             sizes[sha] = int(size)
-    found = _collect(cwd, entries, sizes)
-    return _tracked(cwd, found, [rev]) if tracked_only else found
+    return entries, sizes
 
 
 def pointers_in_index(cwd: Path, paths: Sequence[str] = (), *, tracked_only: bool = True) -> list[TrackedFile]:
@@ -155,6 +162,14 @@ def pointers_in_index(cwd: Path, paths: Sequence[str] = (), *, tracked_only: boo
     With `tracked_only`, only paths that the work tree's attributes give gitmlx's filter
     (then the index's, as `git add` and `git status` read them).
     """
+    entries, sizes = files_in_index(cwd, paths)
+    found = _collect(cwd, entries, sizes)
+    return _tracked(cwd, found, [attributes.WORK_TREE]) if tracked_only else found
+
+
+def files_in_index(cwd: Path, paths: Sequence[str] = ()) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+    """The regular files staged in the index (stage 0), as (mode, blob, path), and each
+    blob's size; `paths` are literal. Two git processes (ls-files, cat-file)."""
     out = run_git(["ls-files", "-s", "-z", "--", *(f":(literal,top){p}" for p in paths)], cwd=cwd)
     entries = []
     for record in out.split(b"\0"):
@@ -164,8 +179,7 @@ def pointers_in_index(cwd: Path, paths: Sequence[str] = (), *, tracked_only: boo
         mode, sha, stage = meta.decode().split()
         if stage == "0" and mode != SYMLINK and mode != GITLINK:
             entries.append((mode, sha, _decode(path)))
-    found = _collect(cwd, entries, _sizes(cwd, [sha for _, sha, _ in entries]))
-    return _tracked(cwd, found, [attributes.WORK_TREE]) if tracked_only else found
+    return entries, _sizes(cwd, [sha for _, sha, _ in entries])
 
 
 def changed_entries(out: bytes) -> list[tuple[str, str, str]]:
@@ -211,6 +225,15 @@ def _changes_in_range(cwd: Path, include: Sequence[str], exclude: Sequence[str])
         input=first_parent_pairs(commits),
     )
     return changed_entries(out)
+
+
+def files_in_range(
+    cwd: Path, include: Sequence[str], exclude: Sequence[str]
+) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+    """The regular files the commits `include` reach and `exclude` do not bring (see
+    `_changes_in_range`), as (mode, blob, path), and each blob's size."""
+    entries = [e for e in _changes_in_range(cwd, include, exclude) if e[0] not in (SYMLINK, GITLINK)]
+    return entries, _sizes(cwd, list(dict.fromkeys(sha for _, sha, _ in entries)))
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,9 @@ class LocalRemote:
         try:
             with open(self._path(key), "rb") as src:
                 src.seek(start)
-                return src.read(length)
+                # No more than the file holds: read(n) allocates n bytes up front, and
+                # callers pass generous limits (a 256 MiB gc note cap for a 1 KiB note).
+                return src.read(max(0, min(length, os.fstat(src.fileno()).st_size - start)))
         except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(f"'{key}' is not on remote '{self.display_url}'") from None
         except OSError as exc:  # a folder where an object should be, permissions

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmlx.errors import ObjectNotFound, RemoteError
+from gitmlx.errors import ObjectNotFound, RemoteError, shown
 from gitmlx.format import layout
 from gitmlx.format.pointer import is_valid_oid
 from gitmlx.remotes.base import Remote
@@ -107,7 +107,7 @@ def decode_note(key: str, kind: str, created: int, data: bytes) -> Note:
         raise ValueError("not a JSON object")
     if doc.get("format") != NOTE_FORMAT:
         raise RemoteError(
-            f"gc note '{key}' uses format {doc.get('format')!r}; this gitmlx reads format {NOTE_FORMAT}",
+            f"gc note '{key}' uses format {shown(doc.get('format'))}; this gitmlx reads format {NOTE_FORMAT}",
             "upgrade gitmlx (./install.sh from a newer checkout)",
         )
     lists = []
