@@ -19,8 +19,8 @@ writes are gitattributes lines, and git itself answers which paths they select
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 from gitmlx.format import wildmatch
@@ -66,13 +66,14 @@ def any_match(path: str, patterns: Sequence[str]) -> bool:
     return any(matches(path, p) for p in patterns)
 
 
-@dataclass(frozen=True)
-class PatternList:
-    """Patterns and where they came from, as messages name them: "-I 'data/*'" or
-    "mlx.fetchexclude=data/* (git config --global)"."""
+class PatternList(namedtuple("_PatternListFields", ("patterns", "origin"))):
+    """Patterns (a tuple of str) and where they came from (`origin`), as messages name
+    them: "-I 'data/*'" or "mlx.fetchexclude=data/* (git config --global)".
 
-    patterns: tuple[str, ...]
-    origin: str
+    Named tuples here, not dataclasses: the filter imports this module (docs/design.md,
+    "Start-up")."""
+
+    __slots__ = ()
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
@@ -84,26 +85,27 @@ class PatternList:
 NONE = PatternList((), "")
 
 
-@dataclass(frozen=True)
-class Choice:
-    """A Selection's answer for one path. `why` is the list that turned it away, or, for a
-    wanted path, a configured exclude that the command line's -I overrode."""
+class Choice(namedtuple("_ChoiceFields", ("wanted", "why"), defaults=(NONE,))):
+    """A Selection's answer for one path: `wanted` (bool), and `why`, the PatternList that
+    turned it away, or, for a wanted path, a configured exclude that the command line's -I
+    overrode."""
 
-    wanted: bool
-    why: PatternList = NONE
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Which tracked files a fetch wants. The command line beats configuration: with -I,
-    exactly the paths -I names minus those -X names (mlx.fetchinclude and
-    mlx.fetchexclude do not apply); without, mlx.fetchinclude (if set) minus -X and
-    mlx.fetchexclude."""
+class Selection(
+    namedtuple(
+        "_SelectionFields",
+        ("cli_include", "cli_exclude", "config_include", "config_exclude"),
+        defaults=(NONE, NONE, NONE, NONE),
+    )
+):
+    """Which tracked files a fetch wants, from four PatternLists. The command line beats
+    configuration: with -I, exactly the paths -I names minus those -X names
+    (mlx.fetchinclude and mlx.fetchexclude do not apply); without, mlx.fetchinclude (if
+    set) minus -X and mlx.fetchexclude."""
 
-    cli_include: PatternList = NONE
-    cli_exclude: PatternList = NONE
-    config_include: PatternList = NONE
-    config_exclude: PatternList = NONE
+    __slots__ = ()
 
     def choose(self, path: str) -> Choice:
         if self.cli_exclude.match(path):
