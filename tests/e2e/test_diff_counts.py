@@ -1,0 +1,106 @@
+"""`git diff` of a dataset leads with its counts: rows before and after, added, removed
+and (with a key) changed, and the columns that moved. Git hands both sides to the
+external driver (`diff.mlx.command`); `git log -p` and `git show` keep the textconv.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.commands import assert_no_traceback, git, mlx
+from tests.support.repos import Repos, commit_all, make_repo_with_bare_remote
+
+PATTERNS = ("*.csv", "*.parquet", "*.jsonl")
+
+
+@pytest.fixture
+def work(sealed) -> Repos:
+    return make_repo_with_bare_remote(sealed.root, patterns=PATTERNS)
+
+
+def lead(diff: str) -> list[str]:
+    """The lines between the `index` line and `---` of the first file of a diff."""
+    lines = diff.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("index "))
+    stop = next(i for i, line in enumerate(lines) if line.startswith("--- "))
+    return lines[start + 1 : stop]
+
+
+def csv_rows(ids) -> str:
+    return "id,text,score\n" + "".join(f"{i},sample {i},{i * 0.25}\n" for i in ids)
+
+
+def test_csv_diff_leads_with_ten_added_and_one_removed(work: Repos) -> None:
+    path = work.work / "data.csv"
+    path.write_text(csv_rows(range(1000)))
+    commit_all(work.work, "v1")
+    path.write_text(csv_rows([i for i in range(1010) if i != 42]))
+
+    result = git("diff", cwd=work.work)
+
+    assert_no_traceback(result)
+    assert lead(result.stdout) == ["rows: 1000 \u2192 1009 (+10 \u22121 ~0 changed, key id)"]
+    assert "+1009,sample 1009,252.25" in result.stdout.splitlines()  # row detail follows
+    logged = git("log", "-p", "-1", "--", "data.csv", cwd=work.work).stdout
+    assert "rows:" not in logged and "csv columns: id,text,score" in logged  # log -p: the textconv
+
+
+def test_a_row_with_the_same_key_and_new_values_counts_as_changed(work: Repos) -> None:
+    path = work.work / "data.csv"
+    path.write_text(csv_rows(range(100)))
+    commit_all(work.work, "v1")
+    path.write_text(csv_rows(range(100)).replace("7,sample 7,", "7,edited,"))
+
+    assert lead(git("diff", cwd=work.work).stdout) == [
+        "rows: 100 \u2192 100 (+0 \u22120 ~1 changed, key id)",
+        "columns: changed text",
+    ]
+    # Without a key the edit is a row removed and a row added; -mlx-key turns the guess off.
+    (work.work / ".git" / "info" / "attributes").write_text("data.csv -mlx-key\n")
+    assert lead(git("diff", cwd=work.work).stdout) == ["rows: 100 \u2192 100 (+1 \u22121)"]
+    # A configured key names any column.
+    (work.work / ".git" / "info" / "attributes").write_text("data.csv mlx-key=text\n")
+    assert lead(git("diff", cwd=work.work).stdout) == ["rows: 100 \u2192 100 (+1 \u22121 ~0 changed, key text)"]
+
+
+def test_jsonl_counts_and_a_new_file(work: Repos) -> None:
+    path = work.work / "data.jsonl"
+    path.write_text("".join(f'{{"id": {i}, "label": "x"}}\n' for i in range(5)))
+    commit_all(work.work, "v1")
+    path.write_text("".join(f'{{"label": "x", "id": {i}}}\n' for i in range(1, 8)))
+
+    assert lead(git("diff", cwd=work.work).stdout) == ["rows: 5 \u2192 7 (+3 \u22121)"]
+    (work.work / "more.csv").write_text("a\n1\n2\n")
+    git("add", "more.csv", cwd=work.work)
+    shown = git("diff", "--cached", "--", "more.csv", cwd=work.work).stdout
+    assert "new file mode 100644" in shown and lead(shown) == ["rows: 0 \u2192 2 (+2 \u22120)"]
+
+
+def test_parquet_diff_names_added_and_changed_columns(work: Repos) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = work.work / "data.parquet"
+    ids = list(range(1000))
+    pq.write_table(pa.table({"id": ids, "label": [f"l{i % 7}" for i in ids], "score": [i / 4 for i in ids]}), path)
+    commit_all(work.work, "v1")
+    ids = [i for i in range(1010) if i != 42]
+    labels = [f"l{i % 7}" if i != 7 else "edited" for i in ids]
+    pq.write_table(pa.table({"id": ids, "label": labels, "score": [i / 4 for i in ids], "extra": [1] * len(ids)}), path)
+
+    result = git("diff", cwd=work.work)
+
+    assert_no_traceback(result)
+    assert lead(result.stdout) == [
+        "rows: 1000 \u2192 1009 (+10 \u22121 ~1 changed, key id)",
+        "columns: added extra; changed label",
+    ]
+
+
+def test_install_configures_the_external_driver_and_uninstall_removes_it(sealed) -> None:
+    repo = sealed.root / "fresh"
+    git("init", "-q", repo, cwd=sealed.root)
+    assert git("config", "--global", "diff.mlx.command", cwd=repo).stdout.strip() == "git-mlx diff-driver"
+    mlx("install", "--local", cwd=repo)
+    assert git("config", "--local", "diff.mlx.command", cwd=repo).stdout.strip() == "git-mlx diff-driver"
+    mlx("uninstall", "--local", cwd=repo)
+    assert git("config", "--local", "diff.mlx.command", cwd=repo, check=False).stdout == ""
