@@ -5,6 +5,11 @@ external driver (`diff.mlx.command`); `git log -p` and `git show` keep the textc
 
 from __future__ import annotations
 
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from tests.support.commands import assert_no_traceback, git, mlx
@@ -104,3 +109,19 @@ def test_install_configures_the_external_driver_and_uninstall_removes_it(sealed)
     assert git("config", "--local", "diff.mlx.command", cwd=repo).stdout.strip() == "git-mlx diff-driver"
     mlx("uninstall", "--local", cwd=repo)
     assert git("config", "--local", "diff.mlx.command", cwd=repo, check=False).stdout == ""
+
+
+def test_the_external_driver_imports_no_heavy_dependency(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("id,a\n1,x\n")
+    (tmp_path / "m.safetensors").write_bytes(struct.pack("<Q", 2) + b"{}")
+    code = (
+        "import sys; from gitmlx import cli\n"
+        "for name in ('t.csv', 'm.safetensors'):\n"
+        "    cli.main(['diff-driver', name, '/dev/null', '.', '.', name, '.', '100644'])\n"
+        "heavy = ('click', 'tqdm', 'boto3', 'botocore', 'pygit2', 'numpy', 'pyarrow', 'safetensors')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert "rows: 0 \u2192 1 (+1 \u22120 ~0 changed, key id)" in proc.stdout.splitlines()
+    assert "+1,x" in proc.stdout.splitlines()
+    assert proc.stderr.strip() == "[]"
