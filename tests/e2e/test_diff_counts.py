@@ -5,6 +5,7 @@ external driver (`diff.mlx.command`); `git log -p` and `git show` keep the textc
 
 from __future__ import annotations
 
+import random
 import struct
 import subprocess
 import sys
@@ -13,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.commands import assert_no_traceback, git, mlx
-from tests.support.repos import Repos, commit_all, make_repo_with_bare_remote
+from tests.support.content import write_safetensors
+from tests.support.repos import (
+    Repos,
+    assert_pointer,
+    clone,
+    commit_all,
+    corrupt_remote_object,
+    make_repo_with_bare_remote,
+)
 
 PATTERNS = ("*.csv", "*.parquet", "*.jsonl")
 
@@ -125,3 +134,71 @@ def test_the_external_driver_imports_no_heavy_dependency(tmp_path: Path) -> None
     assert "rows: 0 \u2192 1 (+1 \u22120 ~0 changed, key id)" in proc.stdout.splitlines()
     assert "+1,x" in proc.stdout.splitlines()
     assert proc.stderr.strip() == "[]"
+
+
+# --- tensors whose content is not local (the artifact remote here is the embedded one) ----
+
+
+@pytest.fixture
+def two_checkpoints(sealed) -> tuple[Repos, Path]:
+    """v1 and v2 of model.safetensors (layers.1 changed) and arr.npy (changed), pushed, and
+    a skip-smudge clone that holds neither."""
+    repos = make_repo_with_bare_remote(sealed.root, patterns=("*.safetensors", "*.npy"))
+    rng = random.Random(1)
+    tensors = {f"layers.{i}.weight": rng.randbytes(200_000) for i in range(4)}
+    write_safetensors(repos.work / "model.safetensors", tensors)
+    (repos.work / "arr.npy").write_bytes(npy(rng.randbytes(80_000)))
+    commit_all(repos.work, "v1")
+    git("tag", "v1", cwd=repos.work)
+    write_safetensors(repos.work / "model.safetensors", {**tensors, "layers.1.weight": rng.randbytes(200_000)})
+    (repos.work / "arr.npy").write_bytes(npy(rng.randbytes(80_000)))
+    commit_all(repos.work, "v2")
+    git("push", "-q", "origin", "main", "v1", cwd=repos.work)
+    dest = sealed.root / "clone"
+    clone(repos.remote, dest, env={"GIT_MLX_SKIP_SMUDGE": "1"})
+    return repos, dest
+
+
+def npy(data: bytes) -> bytes:
+    header = f"{{'descr': '|u1', 'fortran_order': False, 'shape': ({len(data)},), }}".encode()
+    header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + data
+
+
+def test_tensor_and_array_diffs_of_content_not_local_name_what_changed(two_checkpoints) -> None:
+    _, dest = two_checkpoints
+
+    model = git("diff", "v1", "HEAD", "--", "model.safetensors", cwd=dest, env={"GIT_MLX_SKIP_SMUDGE": "1"})
+    array = git("diff", "v1", "HEAD", "--", "arr.npy", cwd=dest, env={"GIT_MLX_SKIP_SMUDGE": "1"})
+
+    assert_no_traceback(model, array)
+    assert lead(model.stdout)[0].startswith("tensors: 4 \u2192 4 (+0 \u22120 ~1 changed;"), model.stdout
+    assert lead(model.stdout)[1:] == ["changed layers.1.weight  U8 [200000]"]
+    assert lead(array.stdout)[0].startswith("arrays: 1 \u2192 1 (+0 \u22120 ~1 changed;"), array.stdout
+    assert lead(array.stdout)[1:] == ["changed arr.npy  |u1 [80000]"]
+
+
+def test_a_damaged_remote_chunk_is_reported_and_the_diff_still_succeeds(two_checkpoints) -> None:
+    repos, dest = two_checkpoints
+    old = assert_pointer(dest, "model.safetensors", spec="v1")[0]
+    corrupt_remote_object(repos.remote, old, "flip")  # the chunk holding the header
+
+    result = git("diff", "v1", "HEAD", "--", "model.safetensors", cwd=dest, env={"GIT_MLX_SKIP_SMUDGE": "1"})
+
+    assert_no_traceback(result)
+    assert result.returncode == 0
+    (line,) = lead(result.stdout)
+    assert line.startswith("(not counted: IntegrityError: ") and "failed verification" in line, line
+
+
+def test_a_csv_line_over_the_cap_is_not_counted_and_the_diff_succeeds(work: Repos) -> None:
+    path = work.work / "data.csv"
+    path.write_text("id,text\n1,a\n")
+    commit_all(work.work, "v1")
+    path.write_text("id,text\n1," + "x" * (16 * 1024 * 1024 + 10) + "\n")
+
+    result = git("diff", cwd=work.work)
+
+    assert_no_traceback(result)
+    (line,) = lead(result.stdout)
+    assert line.startswith("(not counted: Malformed: a line is longer than"), line
