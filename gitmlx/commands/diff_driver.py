@@ -22,7 +22,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 from gitmlx.errors import UsageError
 
@@ -41,15 +41,26 @@ def run(args: Sequence[str]) -> int:
         )
     path, old_file, old_hex, old_mode, new_file, new_hex, new_mode = args[:7]
     new_path, extra = (args[7], args[8]) if len(args) == 9 else (path, "")
+    lead = _lead(path, old_file, new_file)
+    hunks = _hunks(path, new_path, old_file, new_file)
+    # git colours its hunks when it pages (or color.diff says so): the header lines then
+    # get its default colour for them, bold, so the file reads as one diff.
+    colored = bool(hunks) and _ANSI.match(hunks[0]) is not None
+    meta = [*_header(path, new_path, old_hex, old_mode, new_hex, new_mode, extra), *lead]
+    if hunks:
+        meta += ["--- " + _side_name("a/", path, old_file), "+++ " + _side_name("b/", new_path, new_file)]
     out = sys.stdout.buffer
-    head = _header(path, new_path, old_hex, old_mode, new_hex, new_mode, extra)
-    out.write("".join(line + "\n" for line in head).encode("utf-8", "backslashreplace"))
-    for line in _lead(path, old_file, new_file):
-        out.write((line + "\n").encode("utf-8", "backslashreplace"))
-    out.flush()
-    for chunk in _hunks(path, new_path, old_file, new_file):
-        out.write(chunk)
-    out.flush()
+    try:
+        for line in meta:
+            text = f"\x1b[1m{line}\x1b[m" if colored else line
+            out.write((text + "\n").encode("utf-8", "backslashreplace"))
+        out.writelines(hunks)
+        out.flush()
+    except BrokenPipeError:
+        # The reader left (`git diff | head`): not a failure of the diff, which git would
+        # report as "external diff died"; git itself stops at its next write.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
 
 
@@ -145,8 +156,9 @@ def _configured_key(path: str) -> list[str] | None:
     return [c for c in value.split(",") if c]
 
 
-def _hunks(path: str, new_path: str, old_file: str, new_file: str) -> Iterator[bytes]:
-    """The line diff of the two sides' summaries, from git (its first hunk header on)."""
+def _hunks(path: str, new_path: str, old_file: str, new_file: str) -> list[bytes]:
+    """The line diff of the two sides' summaries, from git: its lines from the first hunk
+    header on (git's own header names temporary files)."""
     from gitmlx.diffs import sides, summary
     from gitmlx.git import plumbing
 
@@ -163,17 +175,14 @@ def _hunks(path: str, new_path: str, old_file: str, new_file: str) -> Iterator[b
     lines = text.splitlines(keepends=True)
     for i, line in enumerate(lines):
         if _ANSI.sub(b"", line).startswith(b"@@"):
-            yield b"--- " + _side_name("a/", path, old_file) + b"\n"
-            yield b"+++ " + _side_name("b/", new_path, new_file) + b"\n"
-            yield from lines[i:]
-            return
+            return lines[i:]
+    return []
 
 
-def _side_name(prefix: str, path: str, file: str) -> bytes:
+def _side_name(prefix: str, path: str, file: str) -> str:
     from gitmlx.diffs import sides
 
-    text = sides.DEV_NULL if file == sides.DEV_NULL else _quote(prefix + path)
-    return text.encode("utf-8", "surrogateescape")
+    return sides.DEV_NULL if file == sides.DEV_NULL else _quote(prefix + path)
 
 
 def _write(f, lines: Iterable[str]) -> None:
