@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from gitmlx.api.lazy import RemoteSource, chunk_starts
+from gitmlx.api.lazy import RemoteSource
 from gitmlx.api.reader import ArtifactFile, FileSource, Source
 from gitmlx.diffs.sides import Side
+from gitmlx.format.manifest import ChunkRef
 from gitmlx.format.sizes import human_size
 
 BLOCK = 1024 * 1024
@@ -42,15 +43,22 @@ class Item:
 
 
 class Bytes:
-    """One side's bytes: a source to read from, and its chunks when they come from a manifest."""
+    """One side's bytes: a source to read from and, when they come from a manifest, where
+    its chunks start (`starts`, with the size at the end) and their sha256s (`chunks`).
 
-    def __init__(self, source: Source, chunks: Sequence[tuple[int, int, bytes]] | None) -> None:
+    The manifest's own table is used as it is: a ChunkRef is made only for a chunk looked
+    at, so a checkpoint of a million chunks costs its list of offsets, not a million objects.
+    """
+
+    def __init__(self, source: Source, starts: Sequence[int] = (), chunks: Sequence[ChunkRef] = ()) -> None:
         self.source = source
         self.size = source.size
-        #: (start, end, sha256) per chunk, in file order; None for a local file.
+        self.starts = starts
         self.chunks = chunks
-        self.by_start = {s: (e, h) for s, e, h in chunks} if chunks is not None else {}
-        self.starts = [s for s, _, _ in chunks] if chunks is not None else []
+
+    @property
+    def chunked(self) -> bool:
+        return bool(self.starts)
 
     def read(self, offset: int, length: int) -> bytes:
         return b"".join(self.source.pieces(offset, length))
@@ -61,11 +69,18 @@ class Bytes:
             digest.update(self.read(at, min(BLOCK, offset + length - at)))
         return digest.digest()
 
+    def chunk_at(self, start: int) -> tuple[int, bytes] | None:
+        """(end, sha256) of the chunk that starts at `start`, if one does."""
+        i = bisect_left(self.starts, start)
+        if i < len(self.chunks) and self.starts[i] == start:
+            return self.starts[i + 1], self.chunks[i].hash
+        return None
+
     def overlapping(self, lo: int, hi: int) -> Iterator[tuple[int, int, bytes]]:
-        assert self.chunks is not None
+        """(start, end, sha256) of each chunk holding bytes of [lo, hi)."""
         i = max(bisect_right(self.starts, lo) - 1, 0)
-        while i < len(self.chunks) and self.chunks[i][0] < hi:
-            yield self.chunks[i]
+        while i < len(self.chunks) and self.starts[i] < hi:
+            yield self.starts[i], self.starts[i + 1], self.chunks[i].hash
             i += 1
 
 
@@ -83,7 +98,7 @@ def lines(path: str, old: Side, new: Side) -> list[str]:
                 sides.append(None)
             elif side.content is not None:
                 local = FileSource(open(side.content, "rb"), os.path.getsize(side.content))  # noqa: SIM115
-                sides.append(Bytes(local, None))
+                sides.append(Bytes(local))
             else:
                 from gitmlx.transfer.rebuild import fetch_manifest
 
@@ -92,9 +107,7 @@ def lines(path: str, old: Side, new: Side) -> list[str]:
                 manifest, manifest_bytes = fetch_manifest(remote, side.pointer)
                 label = f"'{path}' (object {side.pointer.short_oid})"
                 source = RemoteSource(remote, manifest, label, readahead=0, manifest_bytes=manifest_bytes)
-                starts = chunk_starts(manifest.chunks)
-                chunks = [(starts[i], starts[i + 1], c.hash) for i, c in enumerate(manifest.chunks)]
-                sides.append(Bytes(source, chunks))
+                sides.append(Bytes(source, source.starts, manifest.chunks))
         kind = old.kind if not old.missing else new.kind
         items = [_items(s, kind, path) if s is not None else {} for s in sides]
         out = _compare(items[0], items[1], sides[0], sides[1])
@@ -168,16 +181,16 @@ def _compare(
 def _equal(a: Bytes, a0: int, b: Bytes, b0: int, length: int) -> bool:
     """Whether bytes [a0, a0+length) of `a` equal [b0, b0+length) of `b`, fetching only
     what the chunk hashes cannot prove."""
-    if a.chunks is None and b.chunks is None:
+    if not a.chunked and not b.chunked:
         return a.sha256(a0, length) == b.sha256(b0, length)
-    if a.chunks is None:
+    if not a.chunked:
         a, a0, b, b0 = b, b0, a, a0
     unproven: list[tuple[int, int]] = []
     for start, end, digest in a.overlapping(a0, a0 + length):
         lo, hi = start - a0, end - a0  # the chunk's place relative to the tensor
         other = b0 + lo
-        if b.chunks is not None:
-            proven = b.by_start.get(other) == (b0 + hi, digest)
+        if b.chunked:
+            proven = b.chunk_at(other) == (b0 + hi, digest)
         else:
             proven = other >= 0 and b0 + hi <= b.size and b.sha256(other, hi - lo) == digest
         if not proven:
