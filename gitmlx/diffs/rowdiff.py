@@ -25,7 +25,7 @@ import hashlib
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -41,6 +41,7 @@ MAX_TRACKED_COLUMNS = 64
 KEY_BYTES = 16
 ROW_BYTES = 16
 COLUMN_BYTES = 8
+_MASK = 2**64 - 1
 
 #: The key a table gets when none is configured: its first column, if it is named so.
 OBVIOUS_KEY = "id"
@@ -151,36 +152,41 @@ def compare(old: Table, new: Table, key: list[str] | None) -> Counts:
     return counts
 
 
-def _digest(parts: Iterable[str], size: int) -> bytes:
-    h = hashlib.blake2b(digest_size=size)
-    for part in parts:
-        data = part.encode("utf-8", "surrogatepass")
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.digest()
+def _digest(values: list[str], size: int) -> bytes:
+    """A hash of a list of values: of its repr, which quotes each value, so no two lists
+    share one (one C-level call per row, where a call per value cost six times more)."""
+    return hashlib.blake2b(repr(values).encode("utf-8", "surrogatepass"), digest_size=size).digest()
+
+
+def _column_hashes(values: list[str], picks: list[int]) -> bytes:
+    """8 bytes per tracked value: Python's own string hash, which is stable within this
+    process (both sides are hashed here) and costs no call into hashlib."""
+    width = len(values)
+    return b"".join(((hash(values[i]) if i < width else 0) & _MASK).to_bytes(8, "little") for i in picks)
 
 
 def _records(table: Table, shared: list[str], tracked: list[str], key: list[str] | None) -> Iterator[bytes]:
     """One fixed-size record per row: key hash, row hash, then a hash per tracked column."""
     if table.columns is None:
         for text, value in table.rows:
-            row = _digest((text,), ROW_BYTES)
+            row = _digest([text], ROW_BYTES)
             if key and isinstance(value, dict) and all(k in value for k in key):
-                keyed = _digest((tables.canonical_json(value[k]) for k in key), KEY_BYTES)
+                keyed = _digest([tables.canonical_json(value[k]) for k in key], KEY_BYTES)
             else:
                 keyed = row
             yield keyed + row
         return
     index = {name: i for i, name in reversed(list(enumerate(table.columns)))}
     picks = [index[c] for c in shared]
+    whole = picks == list(range(len(table.columns)))
     key_picks = [index[c] for c in key] if key else []
     track_picks = [index[c] for c in tracked]
     for values in table.rows:
         width = len(values)
-        row = _digest((values[i] if i < width else "" for i in picks), ROW_BYTES)
-        keyed = _digest((values[i] if i < width else "" for i in key_picks), KEY_BYTES) if key else row
-        cols = b"".join(_digest((values[i] if i < width else "",), COLUMN_BYTES) for i in track_picks)
-        yield keyed + row + cols
+        picked = values if whole and width == len(picks) else [values[i] if i < width else "" for i in picks]
+        row = _digest(picked, ROW_BYTES)
+        keyed = _digest([values[i] if i < width else "" for i in key_picks], KEY_BYTES) if key else row
+        yield keyed + row + _column_hashes(values, track_picks)
 
 
 class _Side:
@@ -254,6 +260,8 @@ def _compare_bucket(olds: list[bytes], news: list[bytes], counts: Counts, differ
             counts.removed += len(before)
             counts.added += len(after)
             continue
+        if len(before) == len(after) == 1 and before[0][:ROW_BYTES] == after[0][:ROW_BYTES]:
+            continue  # the usual row: one on each side, unchanged
         same = Counter(r[:ROW_BYTES] for r in before) & Counter(r[:ROW_BYTES] for r in after)
         left_old = _without(before, same)
         left_new = _without(after, same)

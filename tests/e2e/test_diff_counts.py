@@ -202,3 +202,35 @@ def test_a_csv_line_over_the_cap_is_not_counted_and_the_diff_succeeds(work: Repo
     assert_no_traceback(result)
     (line,) = lead(result.stdout)
     assert line.startswith("(not counted: Malformed: a line is longer than"), line
+
+
+DRIVER_RSS = """\
+import resource, subprocess, sys
+status = subprocess.call(["git-mlx", "diff-driver", *sys.argv[2:]])
+with open(sys.argv[1], "w") as f:
+    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(status)
+"""
+
+
+@pytest.mark.slow
+def test_counting_a_3_million_row_csv_keeps_the_driver_under_100_mib(work: Repos, tmp_path: Path) -> None:
+    path = work.work / "big.csv"
+    rows = 3_000_000
+    with path.open("w") as f:
+        f.write("id,text,score\n")
+        f.writelines(f"{i},sample text {i},{i * 0.25}\n" for i in range(rows))
+    commit_all(work.work, "v1")
+    with path.open("w") as f:
+        f.write("id,text,score\n")
+        f.writelines(f"{i},sample text {i},{i * 0.25}\n" for i in range(rows + 10) if i != 1234)
+    wrapper, report = tmp_path / "rss.py", tmp_path / "rss-kib"
+    wrapper.write_text(DRIVER_RSS)
+
+    command = f"{sys.executable} {wrapper} {report}"
+    result = git("-c", f"diff.mlx.command={command}", "diff", cwd=work.work)
+
+    assert_no_traceback(result)
+    assert lead(result.stdout) == [f"rows: {rows} \u2192 {rows + 9} (+10 \u22121 ~0 changed, key id)"]
+    peak_kib = int(report.read_text())
+    assert peak_kib < 100 * 1024, f"the driver peaked at {peak_kib} KiB"
