@@ -57,6 +57,9 @@ def test_csv_diff_leads_with_ten_added_and_one_removed(work: Repos) -> None:
     assert "+1009,sample 1009,252.25" in result.stdout.splitlines()  # row detail follows
     logged = git("log", "-p", "-1", "--", "data.csv", cwd=work.work).stdout
     assert "rows:" not in logged and "csv columns: id,text,score" in logged  # log -p: the textconv
+    commit_all(work.work, "v2")
+    logged = git("log", "-p", "--ext-diff", "-1", cwd=work.work).stdout
+    assert lead(logged) == ["rows: 1000 \u2192 1009 (+10 \u22121 ~0 changed, key id)"]  # asked for
 
 
 def test_a_row_with_the_same_key_and_new_values_counts_as_changed(work: Repos) -> None:
