@@ -67,6 +67,10 @@ def _fast_path(argv: list[str]) -> Callable[[], int] | None:
         from gitmlx.commands import textconv
 
         return lambda: textconv.run(path=rest[-1] if rest else "")
+    if name == "diff-driver":  # diff.mlx.command: git appends both sides of the diff
+        from gitmlx.commands import diff_driver
+
+        return lambda: diff_driver.run(rest)
     return None
 
 
@@ -381,7 +385,8 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
 
         call(lambda: cmd.run(keep=keep))
 
-    for name in ("filter-process", "clean", "smudge", "post-checkout", "post-merge", "post-commit", "textconv"):
+    plumbing_names = ("filter-process", "clean", "smudge", "post-checkout", "post-merge", "post-commit")
+    for name in (*plumbing_names, "textconv", "diff-driver"):
 
         @group.command(name, hidden=True, context_settings={"ignore_unknown_options": True})
         @click.argument("args", nargs=-1, type=click.UNPROCESSED)

@@ -226,6 +226,7 @@ def git_settings(skip_smudge: bool = False) -> dict[str, str]:
         "filter.mlx.smudge": f"git-mlx smudge{skip} -- %f",
         "filter.mlx.required": "true",
         "diff.mlx.textconv": "git-mlx textconv",  # cachetextconv stays off: docs/diff-driver.md
+        "diff.mlx.command": "git-mlx diff-driver",  # git diff only; log -p and show use the textconv
     }
 
 

@@ -160,6 +160,22 @@ def load_tensors(
 def locate(path: StrPath, rev: str, repo: StrPath) -> Target:
     """The repository (a checkout, or a mirror of a URL or bare repository) and the blob
     at `rev:path` in it."""
+    ctx, url = repository(rev, repo)
+    name = _repo_relative(path, ctx)
+    where = f"'{name}' at '{rev}'" + (f" of '{mirror.display_url(url)}'" if url else "")
+    blob = scan.blob_at(ctx.top, rev, name)
+    if blob is None:
+        exists = plumbing.run_git(["rev-parse", "--verify", "-q", f"{rev}^{{tree}}"], cwd=ctx.top, check=False)
+        if not exists.strip():
+            repo_name = mirror.display_url(url) if url else str(ctx.top)
+            raise MlxError(f"revision '{rev}' not found in '{repo_name}'", "check the branch, tag or commit name")
+        raise MlxError(f"'{name}' does not exist at '{rev}'", f"list the files with 'git ls-tree -r --name-only {rev}'")
+    return Target(ctx, name, rev, blob, where)
+
+
+def repository(rev: str, repo: StrPath) -> tuple[RepoContext, str | None]:
+    """The repository to read `rev` from (a checkout, or a mirror holding `rev`), and the
+    URL it mirrors (None for a checkout)."""
     if not isinstance(rev, str) or not rev or rev.startswith("-") or "\n" in rev:
         raise ValueError(f"invalid revision {rev!r}")
     repo_text = os.fspath(repo)
@@ -174,16 +190,7 @@ def locate(path: StrPath, rev: str, repo: StrPath) -> Target:
             url = str(Path(repo_text).resolve())
     if url is not None:
         ctx = RepoContext(mirror.ensure(url, rev), mlxconfig_rev=rev)
-    name = _repo_relative(path, ctx)
-    where = f"'{name}' at '{rev}'" + (f" of '{mirror.display_url(url)}'" if url else "")
-    blob = scan.blob_at(ctx.top, rev, name)
-    if blob is None:
-        exists = plumbing.run_git(["rev-parse", "--verify", "-q", f"{rev}^{{tree}}"], cwd=ctx.top, check=False)
-        if not exists.strip():
-            repo_name = mirror.display_url(url) if url else str(ctx.top)
-            raise MlxError(f"revision '{rev}' not found in '{repo_name}'", "check the branch, tag or commit name")
-        raise MlxError(f"'{name}' does not exist at '{rev}'", f"list the files with 'git ls-tree -r --name-only {rev}'")
-    return Target(ctx, name, rev, blob, where)
+    return ctx, url
 
 
 def _repo_relative(path: StrPath, ctx: RepoContext) -> str:

@@ -19,20 +19,19 @@ Must not: import click, tqdm, boto3 or pygit2 (git starts it once per file per d
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from gitmlx.errors import MlxError, UsageError
-from gitmlx.format.pointer import Pointer
 
 
 def run(*, path: str) -> int:
     if not path:
         raise UsageError("'textconv' needs a FILE", "git runs it as diff.mlx.textconv; see 'git mlx install'")
     from gitmlx.diffs import summary as diffs
+    from gitmlx.diffs.sides import local_object
 
     out = sys.stdout.buffer
     try:
-        for line in diffs.summarize(path, resolve=_local_object):
+        for line in diffs.summarize(path, resolve=local_object):
             out.write(line.encode("utf-8", "backslashreplace") + b"\n")
     except BrokenPipeError:
         raise
@@ -42,20 +41,3 @@ def run(*, path: str) -> int:
         ) from None
     out.flush()
     return 0
-
-
-def _local_object(pointer: Pointer) -> Path | None:
-    """The store's copy of `pointer`'s object, if it has one of the right size.
-
-    Not re-hashed against the oid: the store names an object only after verifying it,
-    `git mlx fsck` re-checks, and a diff is a display, not a checkout.
-    """
-    from gitmlx.context import RepoContext  # only a pointer pays for config and store
-
-    try:
-        store = RepoContext().store
-        if not store.has(pointer.oid) or store.size(pointer.oid) != pointer.size:
-            return None
-        return store.file_path(pointer.oid)
-    except (MlxError, OSError):
-        return None

@@ -128,26 +128,32 @@ def _escape_breaks(field: str) -> str:
     return field.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _summarize_delimited(path: str | os.PathLike[str], delimiter: str, label: str) -> Iterator[str]:
+def delimited_records(path: str | os.PathLike[str], delimiter: str) -> Iterator[list[str]]:
+    """The parsed records of a CSV / TSV file, header first, read line by line with lines
+    capped at MAX_LINE (Malformed past it)."""
     previous_limit = csv.field_size_limit()
     csv.field_size_limit(MAX_LINE)
     try:
         with open(path, "rb") as raw:
             # utf-8-sig drops a BOM; invalid bytes show as \\xNN, so a change to them still shows.
             text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="backslashreplace", newline="")
-            reader = csv.reader(_bounded_lines(text), delimiter=delimiter)
-            render = _CsvRow(delimiter)
-            header = next(reader, None)
-            if header is None:
-                yield f"{label}: empty"
-                return
-            yield f"{label} columns: {clip(render(header), ROW_CHARS)}"
-            rows = RowLines(max_rows())
-            for fields in reader:
-                yield from rows.add(render(fields))
-            yield from rows.finish()
+            yield from csv.reader(_bounded_lines(text), delimiter=delimiter)
     finally:
         csv.field_size_limit(previous_limit)
+
+
+def _summarize_delimited(path: str | os.PathLike[str], delimiter: str, label: str) -> Iterator[str]:
+    records = delimited_records(path, delimiter)
+    render = _CsvRow(delimiter)
+    header = next(records, None)
+    if header is None:
+        yield f"{label}: empty"
+        return
+    yield f"{label} columns: {clip(render(header), ROW_CHARS)}"
+    rows = RowLines(max_rows())
+    for fields in records:
+        yield from rows.add(render(fields))
+    yield from rows.finish()
 
 
 def summarize_csv(path: str | os.PathLike[str], size: int) -> Iterator[str]:
@@ -190,6 +196,13 @@ def _parse_json(text: str) -> tuple[str, object]:
     except (ValueError, RecursionError):
         return f"(not JSON) {text}", None
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str), value
+
+
+def jsonl_records(path: str | os.PathLike[str]) -> Iterator[tuple[str, object]]:
+    """Each row of a JSONL file as (its canonical text, its parsed value or None)."""
+    with open(path, "rb") as f:
+        for text, parse in _json_lines(f):
+            yield _parse_json(text) if parse else (text, None)
 
 
 def summarize_jsonl(path: str | os.PathLike[str], size: int) -> Iterator[str]:
@@ -256,6 +269,41 @@ def summarize_parquet(path: str | os.PathLike[str], size: int) -> Iterator[str]:
     elif limit:
         yield "(rows are not shown: a row group is too large to decode here; the column hashes above cover them)"
     yield f"({plural(meta.num_rows, 'row')})"
+
+
+def parquet_table(path: str | os.PathLike[str]) -> tuple[list[str], Iterator[list[str]]] | None:
+    """The column names of a Parquet file and its rows, each value rendered as compact JSON;
+    None when pyarrow is missing or a row group is too large to decode here."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    parquet = pq.ParquetFile(path)
+    meta = parquet.metadata
+    if any(meta.row_group(g).total_byte_size > PARQUET_ROWS_GROUP_LIMIT for g in range(meta.num_row_groups)):
+        return None
+    names = list(parquet.schema_arrow.names)
+
+    def rows() -> Iterator[list[str]]:
+        for batch in parquet.iter_batches(batch_size=1024, use_threads=False):
+            columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+            for values in zip(*columns, strict=True):
+                yield [canonical_json(v) for v in values]
+
+    return names, rows()
+
+
+def parquet_types(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Column name → arrow type of a Parquet file (footer only); empty without pyarrow."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return {}
+    return {field.name: str(field.type) for field in pq.ParquetFile(path).schema_arrow}
+
+
+def canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _column_chunk_line(f: BinaryIO, size: int, group: int, column) -> str:

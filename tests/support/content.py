@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import random
 from pathlib import Path
 
@@ -98,3 +99,22 @@ class Sink:
     @property
     def data(self) -> bytes:
         return b"".join(self.parts)
+
+
+def write_safetensors(path: Path, tensors: dict[str, bytes], repeat: int = 1) -> None:
+    """A safetensors file of U8 tensors `{name: bytes}`, each tensor's bytes written
+    `repeat` times (so a file of gigabytes needs only a few distinct megabytes, which
+    chunk dedup then stores once)."""
+    header: dict[str, object] = {}
+    offset = 0
+    for name, data in tensors.items():
+        size = len(data) * repeat
+        header[name] = {"dtype": "U8", "shape": [size], "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with path.open("wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw)
+        for data in tensors.values():
+            for _ in range(repeat):
+                f.write(data)

@@ -36,6 +36,8 @@ class FaultStats:
     forwarded: int = 0
     slowdowns: int = 0
     cuts: int = 0
+    #: Response body bytes passed on to the client in full (what the server sent).
+    response_bytes: int = 0
 
 
 class FaultProxy:
@@ -176,9 +178,10 @@ class FaultProxy:
                     self.stats.cuts += 1
                 client.sendall(read_exactly(up_reader, keep))
                 return  # the finally below drops both connections mid-body
-            pump(up_reader, client)
+            sent = pump(up_reader, client)
             with self._lock:
                 self.stats.forwarded += 1
+                self.stats.response_bytes += sent
         except OSError:
             pass  # a peer went away, or stop() shut the sockets down
         finally:
@@ -271,12 +274,16 @@ def read_exactly(reader: BinaryIO, size: int) -> bytes:
     return data
 
 
-def pump(reader: BinaryIO, sock: socket.socket) -> None:
+def pump(reader: BinaryIO, sock: socket.socket) -> int:
+    """Copy `reader` into `sock` until either ends; the bytes copied."""
+    sent = 0
     try:
         while data := reader.read1(65536):
             sock.sendall(data)
+            sent += len(data)
     except OSError:
         pass
+    return sent
 
 
 def shutdown(sock: socket.socket) -> None:

@@ -50,6 +50,7 @@ OWNERS = {
     "pyfastcdc": "format/chunking",
     "zstandard": "format/codec",
     "pyarrow": "diffs/tables",
+    "fsspec": "api/fsspec_fs",
     "git_filter_repo": "git/filter_repo",
 }
 #: Standard modules that do I/O: format/ must not import them.
