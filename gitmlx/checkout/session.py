@@ -34,6 +34,7 @@ from gitmlx.format import patterns
 from gitmlx.format import pointer as pointers
 from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer
 from gitmlx.git.filter_protocol import DELAYED
+from gitmlx.osutil import portable
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: every filter start would import typing
 if TYPE_CHECKING:
@@ -111,6 +112,8 @@ def parent_is_sequencer() -> bool:
     """Whether the git that started this filter is one of SEQUENCERS. git tells its filter
     nothing about the command it runs, so this reads /proc: the nearest ancestor that is
     git (git starts the filter through `sh -c`, so the parent is usually the shell)."""
+    if portable.enabled():
+        return False  # as with no procfs
     pid = os.getppid()
     for _ in range(4):
         try:

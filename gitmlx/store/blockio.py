@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from gitmlx.osutil import oscalls, portable
+
 #: Read and write size for streaming; large enough that per-call overhead vanishes.
 BLOCK_SIZE = 1024 * 1024
 #: Bytes of pack ranges copied out whose pages stay cached a little longer (`CopiedRanges`).
@@ -73,7 +75,7 @@ class BackgroundWriter:
                 if self._recycle is not None and isinstance(block, bytearray):
                     self._recycle(block)
                 if self._sync and unsynced >= self.SYNC_EVERY:
-                    os.fdatasync(self._fd)
+                    oscalls.data_sync(self._fd)
                     unsynced = 0
             except OSError as exc:
                 self._error = exc
@@ -151,7 +153,7 @@ class CopiedRanges:
         self._bytes = 0
 
     def add(self, fd: int, offset: int, size: int) -> None:
-        if not hasattr(os, "posix_fadvise"):
+        if not hasattr(os, "posix_fadvise") or portable.enabled():
             return
         self._ranges.append((fd, offset, size))
         self._bytes += size
@@ -168,6 +170,8 @@ def sync_file_system(folder: Path) -> None:
     try:
         import ctypes
 
+        if portable.enabled():
+            raise AttributeError("syncfs")  # as where the C library lacks it
         fd = os.open(folder, os.O_RDONLY)
         try:
             if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:
