@@ -8,6 +8,7 @@ the page where man looks: ../share/man beside each PATH folder.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +29,12 @@ class ManPageHook(BuildHookInterface):
             text = man_page()
         finally:
             sys.path.remove(self.root)
-        out = Path(tempfile.mkdtemp(prefix="gitmlx-man-")) / "git-mlx.1"
+        self._folder = tempfile.mkdtemp(prefix="gitmlx-man-")
+        out = Path(self._folder) / "git-mlx.1"
         out.write_text(text, encoding="utf-8")
         build_data["shared_data"][str(out)] = "share/man/man1/git-mlx.1"
+
+    def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:
+        folder = getattr(self, "_folder", None)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
