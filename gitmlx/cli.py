@@ -70,8 +70,7 @@ def _fast_path(argv: list[str]) -> Callable[[], int] | None:
     return None
 
 
-#: The environment variable click's completion answers to (the scripts in completion/ set it).
-_COMPLETE_VAR = "_GIT_MLX_COMPLETE"
+_COMPLETE_VAR = "_GIT_MLX_COMPLETE"  # click's completion answers to it (completion/ scripts set it)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,10 +368,8 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
     return group
 
 
-# --- Help, manual page, shell completion -------------------------------------------------
-# `git mlx --help` never reaches this program: git turns it into `man git-mlx`, so the same
-# help text is also rendered as that page (man_page(), written at build time by
-# hatch_build.py and linked by install.sh where `man` looks).
+# --- Help, manual page, shell completion: git runs `man git-mlx` for `git mlx --help`, so
+# man_page() renders the same help as that page (hatch_build.py writes it into the wheel).
 
 
 def _help_command(ctx) -> str:
@@ -415,15 +412,13 @@ def _completion_script(shell: str) -> str:
     """completion/git-mlx.SHELL, shipped in the wheel as gitmlx/_completion."""
     from pathlib import Path
 
-    here = Path(__file__).resolve().parent
-    packaged = here / "_completion" / f"git-mlx.{shell}"
-    return (packaged if packaged.is_file() else here.parent / "completion" / packaged.name).read_text("utf-8")
+    packaged = Path(__file__).resolve().parent / "_completion" / f"git-mlx.{shell}"
+    return (packaged if packaged.is_file() else packaged.parents[2] / "completion" / packaged.name).read_text("utf-8")
 
 
 def _command_names(ctx, param, incomplete: str) -> list[str]:
-    root = ctx.find_root()
-    names = root.command.list_commands(root)
-    return [n for n in names if n.startswith(incomplete) and not root.command.get_command(root, n).hidden]
+    root, group = ctx.find_root(), ctx.find_root().command
+    return [n for n in group.list_commands(root) if n.startswith(incomplete) and not group.get_command(root, n).hidden]
 
 
 def _add_help_commands(group, call: Callable[[Callable[[], int]], None]) -> None:
@@ -432,7 +427,7 @@ def _add_help_commands(group, call: Callable[[Callable[[], int]], None]) -> None
 
     @group.command("help")
     @click.argument("names", nargs=-1, metavar="[COMMAND]...", shell_complete=_command_names)
-    @click.option("--man", is_flag=True, hidden=True, help="print the git-mlx(1) page as roff")
+    @click.option("--man", is_flag=True, help="print the git-mlx(1) manual page (roff) instead")
     @click.pass_context
     def help_command(ctx, names: tuple[str, ...], man: bool) -> None:
         """Show how to use git mlx or one of its commands (git mlx help COMMAND)."""
