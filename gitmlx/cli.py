@@ -74,6 +74,9 @@ def _fast_path(argv: list[str]) -> Callable[[], int] | None:
     return None
 
 
+_COMPLETE_VAR = "_GIT_MLX_COMPLETE"  # click's completion answers to it (completion/ scripts set it)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     fast = _fast_path(args)
@@ -81,12 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         return _guard(fast)
     group = _build_group()
     try:
-        return group.main(args=args, prog_name="git mlx", standalone_mode=False) or 0
+        return group.main(args=args, prog_name="git mlx", standalone_mode=False, complete_var=_COMPLETE_VAR) or 0
     except Exception as exc:  # click's own usage errors
         import click
 
         if isinstance(exc, click.exceptions.Exit):
             return exc.exit_code
+        no_args_is_help = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2: help, as-is
+        if isinstance(exc, click.UsageError) and not isinstance(exc, no_args_is_help):
+            _show_usage_error(exc)
+            return errors.EXIT_USAGE
         if isinstance(exc, click.ClickException):
             exc.show()
             return errors.EXIT_USAGE
@@ -102,6 +109,8 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
 
     def call(make: Callable[[], int]) -> None:
         status = _guard(make)
+        if status == errors.EXIT_USAGE:
+            sys.stderr.write(f"hint: see '{_help_command(click.get_current_context())}'\n")
         if status:
             raise click.exceptions.Exit(status)
 
@@ -395,4 +404,87 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
             assert fast is not None
             call(fast)
 
+    _add_help_commands(group, call)
     return group
+
+
+# --- Help, manual page, shell completion: git runs `man git-mlx` for `git mlx --help`, so
+# man_page() renders the same help as that page (hatch_build.py writes it into the wheel).
+
+
+def _help_command(ctx) -> str:
+    """The command that shows help for the command `ctx` runs: 'git mlx help migrate import'."""
+    names = ctx.command_path.split()[2:] if ctx is not None else []
+    return " ".join(["git mlx help", *names])
+
+
+def _show_usage_error(exc) -> None:
+    """A click usage error in git's words, ending with the command that shows help."""
+    ctx = exc.ctx
+    if ctx is not None:
+        sys.stderr.write(ctx.get_usage() + "\n")
+    sys.stderr.write(f"error: {exc.format_message()}\nhint: see '{_help_command(ctx)}'\n")
+
+
+def _context_for(root, names: tuple[str, ...]):
+    """The click context of the command `git mlx NAMES...`; a usage error names what is unknown."""
+    import click
+
+    ctx = root
+    for i, name in enumerate(names):
+        found = ctx.command.get_command(ctx, name) if isinstance(ctx.command, click.Group) else None
+        if found is None or found.hidden:
+            raise click.UsageError(f"'{' '.join(names[: i + 1])}' is not a git mlx command", ctx=ctx)
+        ctx = found.make_context(name, [], parent=ctx, resilient_parsing=True)
+    return ctx
+
+
+def man_page() -> str:
+    """The git-mlx(1) page: the help of `git mlx` and of every command, as roff."""
+    from gitmlx import __version__
+    from gitmlx.format import manpage
+
+    group = _build_group()
+    return manpage.render_commands(group.make_context("git mlx", [], resilient_parsing=True), __version__)
+
+
+def _completion_script(shell: str) -> str:
+    """completion/git-mlx.SHELL, shipped in the wheel as gitmlx/_completion."""
+    from pathlib import Path
+
+    packaged = Path(__file__).resolve().parent / "_completion" / f"git-mlx.{shell}"
+    return (packaged if packaged.is_file() else packaged.parents[2] / "completion" / packaged.name).read_text("utf-8")
+
+
+def _command_names(ctx, param, incomplete: str) -> list[str]:
+    root, group = ctx.find_root(), ctx.find_root().command
+    return [n for n in group.list_commands(root) if n.startswith(incomplete) and not group.get_command(root, n).hidden]
+
+
+def _add_help_commands(group, call: Callable[[Callable[[], int]], None]) -> None:
+    """`help`, `completion` and `doctor`: commands about gitmlx itself."""
+    import click
+
+    @group.command("help")
+    @click.argument("names", nargs=-1, metavar="[COMMAND]...", shell_complete=_command_names)
+    @click.option("--man", is_flag=True, help="print the git-mlx(1) manual page (roff) instead")
+    @click.pass_context
+    def help_command(ctx, names: tuple[str, ...], man: bool) -> None:
+        """Show how to use git mlx or one of its commands (git mlx help COMMAND)."""
+        if man:
+            click.echo(man_page(), nl=False)
+            return
+        click.echo(_context_for(ctx.find_root(), names).get_help())
+
+    @group.command()
+    @click.argument("shell", type=click.Choice(["bash", "zsh"]))
+    def completion(shell: str) -> None:
+        """Print the completion script of 'git mlx' for SHELL (bash or zsh)."""
+        click.echo(_completion_script(shell), nl=False)
+
+    @group.command()
+    def doctor() -> None:
+        """Check the set-up (filters, hooks, store, remote, credentials) and say what to fix."""
+        from gitmlx.commands import doctor as cmd
+
+        call(cmd.run)

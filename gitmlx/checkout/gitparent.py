@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from gitmlx.osutil import portable
+
 #: git commands that run several checkouts against one in-memory index (the sequencer, am).
 SEQUENCERS = frozenset({b"rebase", b"cherry-pick", b"revert", b"am"})
 #: git's global options that take a value as the next argument (git(1), OPTIONS).
@@ -35,7 +37,10 @@ def git_command(argv: list[bytes]) -> bytes | None:
 
 
 def git_ancestor_argv() -> list[bytes] | None:
-    """The command line of the nearest ancestor process that is git (None if not found)."""
+    """The command line of the nearest ancestor process that is git (None if not found,
+    and always None under GIT_MLX_PORTABLE, as on a system without /proc)."""
+    if portable.enabled():
+        return None
     pid = os.getppid()
     for _ in range(4):
         try:

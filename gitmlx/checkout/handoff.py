@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gitmlx.errors import MlxError
+from gitmlx.osutil import portable
 
 #: Paths left as pointers by a failed fetch during smudge.
 UNRESTORED_FILE = "mlx-unrestored"
@@ -68,6 +69,8 @@ def _store_file_identity(path: Path) -> str | None:
     them): after a power loss the same inode may hold other bytes. Without a boot id
     (not Linux) nothing is vouched for.
     """
+    if portable.enabled():
+        return None  # as with no procfs
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
             boot = f.read().strip()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format.pointer import Pointer
-from gitmlx.osutil import fastcopy
+from gitmlx.osutil import fastcopy, portable
 from gitmlx.store.objects import BLOCK_SIZE, Store
 
 _temp_numbers = itertools.count()
@@ -54,6 +54,8 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    if portable.enabled():
+        return True  # as with no procfs
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             state = f.read().rsplit(b")", 1)[1].split()[0]

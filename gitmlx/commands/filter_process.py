@@ -16,6 +16,7 @@ from gitmlx.checkout.session import FilterSession
 from gitmlx.errors import MlxError
 from gitmlx.git import filter_protocol
 from gitmlx.git.pktline import ContentReader
+from gitmlx.osutil import portable
 
 
 def report_failure(command: str, path: str, exc: BaseException) -> None:
@@ -33,6 +34,8 @@ def _widen_pipes() -> None:
     With the default 64 KiB, every MiB of content costs git and the filter 16 round
     trips of wake-ups.
     """
+    if portable.enabled():
+        return
     try:
         import fcntl
 

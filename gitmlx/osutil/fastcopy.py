@@ -12,6 +12,8 @@ import os
 import shutil
 from typing import BinaryIO
 
+from gitmlx.osutil import portable
+
 #: Linux FICLONE ioctl: make `dst` share `src`'s extents.
 _FICLONE = 0x40049409
 _BLOCK = 1024 * 1024
@@ -31,6 +33,8 @@ _no_reflink: set[int] = set()
 
 def reflink_fd(src: int, dst: int) -> bool:
     """Share the extents of file `src` with the empty file `dst`; False where not supported."""
+    if portable.enabled():
+        return False
     try:
         import fcntl
     except ImportError:
@@ -50,6 +54,9 @@ def copy_range(src: BinaryIO, dst: BinaryIO, size: int) -> None:
     """Copy `size` bytes from the current position of `src` to `dst` with copy_file_range,
     or with a read/write loop where the kernel cannot (other platforms, some pairs of
     file systems)."""
+    if portable.enabled():
+        shutil.copyfileobj(src, dst, _BLOCK)  # to the end: callers pass what is left
+        return
     left = size
     while left > 0:
         try:
@@ -65,6 +72,8 @@ def copy_range(src: BinaryIO, dst: BinaryIO, size: int) -> None:
 def copy_span(src_fd: int, offset: int, dst_fd: int, size: int) -> bool:
     """`size` bytes of `src_fd` from `offset` to the position of `dst_fd`, by the kernel;
     False (with nothing or part written: start over) where it cannot."""
+    if portable.enabled():
+        return False
     left = size
     try:
         while left > 0:

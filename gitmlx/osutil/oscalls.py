@@ -12,6 +12,8 @@ import functools
 import os
 import sys
 
+from gitmlx.osutil import portable
+
 TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
 if TYPE_CHECKING:
     from typing import Any
@@ -23,8 +25,8 @@ _SYNC_FILE_RANGE_WRITE = 2
 
 @functools.cache
 def _libc() -> Any:
-    """The C library through ctypes, or None (not Linux, no ctypes)."""
-    if not sys.platform.startswith("linux"):
+    """The C library through ctypes, or None (not Linux, no ctypes, GIT_MLX_PORTABLE)."""
+    if not sys.platform.startswith("linux") or portable.enabled():
         return None
     try:
         import ctypes
@@ -76,3 +78,9 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     function = _function("sync_file_range", "c_int", "c_longlong", "c_longlong", "c_uint")
     if function is not None:
         function(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
+def data_sync(fd: int) -> None:
+    """fdatasync(2) where the system has it (not macOS), else fsync(2)."""
+    sync = None if portable.enabled() else getattr(os, "fdatasync", None)
+    (sync or os.fsync)(fd)

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from gitmlx.osutil import oscalls, portable
+
 TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
 if TYPE_CHECKING:
     from typing import BinaryIO
@@ -76,7 +78,7 @@ class BackgroundWriter:
                 if self._recycle is not None and isinstance(block, bytearray):
                     self._recycle(block)
                 if self._sync and unsynced >= self.SYNC_EVERY:
-                    os.fdatasync(self._fd)
+                    oscalls.data_sync(self._fd)
                     unsynced = 0
             except OSError as exc:
                 self._error = exc
@@ -154,7 +156,7 @@ class CopiedRanges:
         self._bytes = 0
 
     def add(self, fd: int, offset: int, size: int) -> None:
-        if not hasattr(os, "posix_fadvise"):
+        if not hasattr(os, "posix_fadvise") or portable.enabled():
             return
         self._ranges.append((fd, offset, size))
         self._bytes += size
@@ -171,6 +173,8 @@ def sync_file_system(folder: Path) -> None:
     try:
         import ctypes
 
+        if portable.enabled():
+            raise AttributeError("syncfs")  # as where the C library lacks it
         fd = os.open(folder, os.O_RDONLY)
         try:
             if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:

@@ -151,6 +151,15 @@ class S3Remote:
             tracing.attach(client)
         return client
 
+    def credentials_source(self) -> str | None:
+        """Where boto3's standard chain found credentials ('env', 'shared-credentials-file',
+        'iam-role', ...), or None: for `git mlx doctor`, which must never show the keys."""
+        with self._errors("find credentials", None):
+            found = boto3.session.Session().get_credentials()  # the chain the client uses
+        if found is None:
+            return None
+        return getattr(found, "method", None) or "unknown"
+
     # -- the Remote protocol ------------------------------------------------------------
 
     def exists(self, key: str) -> bool:
