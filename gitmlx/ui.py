@@ -207,6 +207,7 @@ class CheckoutDisplay:
                 position=1,
                 leave=False,
                 dynamic_ncols=True,
+                postfix=f"{files_done}/{files_total} files",  # the first draw says it too
             )
         bar = self._bar
         bar.total = bytes_total
@@ -215,6 +216,9 @@ class CheckoutDisplay:
 
     def close(self) -> None:
         if self._bar is not None:
+            # tqdm draws at most every 0.1 s: a checkout shorter than that would otherwise
+            # never show where it ended before the bar is cleared.
+            self._bar.refresh()
             self._bar.close()
             self._bar = None
         if self._plain is not None:

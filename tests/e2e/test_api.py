@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 import gitmlx
-from gitmlx import context
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.remotes import by_url as remotes
 from tests.support.commands import git, mlx, run
@@ -321,8 +320,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     def counting(url, options=None):
         return CountingRemote(real(url, options), counter)
 
-    monkeypatch.setattr(remotes, "open_remote", counting)
-    monkeypatch.setattr(context, "open_remote", counting)
+    monkeypatch.setattr(remotes, "open_remote", counting)  # RepoContext imports it from there on first use
     yield counter
 
 

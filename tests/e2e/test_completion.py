@@ -57,7 +57,7 @@ def installed_script(sealed) -> Path:
     [
         ("git mlx tr", ["track"]),
         ("git mlx un", ["uninstall", "untrack"]),
-        ("git mlx migrate ", ["from-lfs", "import"]),
+        ("git mlx migrate ", ["export", "from-lfs", "import"]),
         ("git mlx fetch --inc", ["--include"]),
         ("git mlx help ", ["checkout", "doctor", "track"]),
     ],

@@ -194,7 +194,8 @@ def unreachable(repos: Repos) -> None:
     config = repos.work / ".mlxconfig"
     config.write_text(re.sub(r"http://127\.0\.0\.1:\d+", f"http://127.0.0.1:{free_port()}", config.read_text()))
     git("commit", "-q", "-am", "remote gone", cwd=repos.work)
-    git("push", "-q", "origin", "main", cwd=repos.work)
+    # --no-verify: the pre-push hook would (rightly) refuse, unable to reach the remote.
+    git("push", "-q", "--no-verify", "origin", "main", cwd=repos.work)
 
 
 def test_github_actions_recipe_runs_and_its_cache_serves_the_next_job(s3: S3Setup, sealed, published) -> None:
