@@ -1,7 +1,8 @@
 """The `git-mlx` command line: parse arguments, call `commands.<x>.run`, map errors to
 exit statuses (0 ok, 1 known failure, 2 usage, 3 bug with a crash log, 130 interrupted).
 
-Owns: click, and the only top-level error handler.
+Owns: click (with cli_help.py, which adds `help`, `completion` and `doctor`), and the
+only top-level error handler.
 The commands git itself runs (filters and hooks) are dispatched before click is
 imported: git may start `git-mlx` many times per command, and click's import would be
 most of each start (figures: bench/README.md, "Start-up").
@@ -88,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # click's own usage errors
         import click
 
+        from gitmlx import cli_help
+
         if isinstance(exc, click.exceptions.Exit):
             return exc.exit_code
         no_args_is_help = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2: help, as-is
         if isinstance(exc, click.UsageError) and not isinstance(exc, no_args_is_help):
-            _show_usage_error(exc)
+            cli_help.show_usage_error(exc)
             return errors.EXIT_USAGE
         if isinstance(exc, click.ClickException):
             exc.show()
@@ -107,10 +110,12 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
     # `git mlx --help` order; splitting them across functions would only add lookups.
     import click
 
+    from gitmlx import cli_help
+
     def call(make: Callable[[], int]) -> None:
         status = _guard(make)
         if status == errors.EXIT_USAGE:
-            sys.stderr.write(f"hint: see '{_help_command(click.get_current_context())}'\n")
+            sys.stderr.write(f"hint: see '{cli_help.help_command(click.get_current_context())}'\n")
         if status:
             raise click.exceptions.Exit(status)
 
@@ -404,87 +409,12 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
             assert fast is not None
             call(fast)
 
-    _add_help_commands(group, call)
+    cli_help.add_help_commands(group, call)
     return group
 
 
-# --- Help, manual page, shell completion: git runs `man git-mlx` for `git mlx --help`, so
-# man_page() renders the same help as that page (hatch_build.py writes it into the wheel).
-
-
-def _help_command(ctx) -> str:
-    """The command that shows help for the command `ctx` runs: 'git mlx help migrate import'."""
-    names = ctx.command_path.split()[2:] if ctx is not None else []
-    return " ".join(["git mlx help", *names])
-
-
-def _show_usage_error(exc) -> None:
-    """A click usage error in git's words, ending with the command that shows help."""
-    ctx = exc.ctx
-    if ctx is not None:
-        sys.stderr.write(ctx.get_usage() + "\n")
-    sys.stderr.write(f"error: {exc.format_message()}\nhint: see '{_help_command(ctx)}'\n")
-
-
-def _context_for(root, names: tuple[str, ...]):
-    """The click context of the command `git mlx NAMES...`; a usage error names what is unknown."""
-    import click
-
-    ctx = root
-    for i, name in enumerate(names):
-        found = ctx.command.get_command(ctx, name) if isinstance(ctx.command, click.Group) else None
-        if found is None or found.hidden:
-            raise click.UsageError(f"'{' '.join(names[: i + 1])}' is not a git mlx command", ctx=ctx)
-        ctx = found.make_context(name, [], parent=ctx, resilient_parsing=True)
-    return ctx
-
-
 def man_page() -> str:
-    """The git-mlx(1) page: the help of `git mlx` and of every command, as roff."""
-    from gitmlx import __version__
-    from gitmlx.format import manpage
+    """The git-mlx(1) page, rendered from the command line's own help (hatch_build.py)."""
+    from gitmlx import cli_help
 
-    group = _build_group()
-    return manpage.render_commands(group.make_context("git mlx", [], resilient_parsing=True), __version__)
-
-
-def _completion_script(shell: str) -> str:
-    """completion/git-mlx.SHELL, shipped in the wheel as gitmlx/_completion."""
-    from pathlib import Path
-
-    packaged = Path(__file__).resolve().parent / "_completion" / f"git-mlx.{shell}"
-    return (packaged if packaged.is_file() else packaged.parents[2] / "completion" / packaged.name).read_text("utf-8")
-
-
-def _command_names(ctx, param, incomplete: str) -> list[str]:
-    root, group = ctx.find_root(), ctx.find_root().command
-    return [n for n in group.list_commands(root) if n.startswith(incomplete) and not group.get_command(root, n).hidden]
-
-
-def _add_help_commands(group, call: Callable[[Callable[[], int]], None]) -> None:
-    """`help`, `completion` and `doctor`: commands about gitmlx itself."""
-    import click
-
-    @group.command("help")
-    @click.argument("names", nargs=-1, metavar="[COMMAND]...", shell_complete=_command_names)
-    @click.option("--man", is_flag=True, help="print the git-mlx(1) manual page (roff) instead")
-    @click.pass_context
-    def help_command(ctx, names: tuple[str, ...], man: bool) -> None:
-        """Show how to use git mlx or one of its commands (git mlx help COMMAND)."""
-        if man:
-            click.echo(man_page(), nl=False)
-            return
-        click.echo(_context_for(ctx.find_root(), names).get_help())
-
-    @group.command()
-    @click.argument("shell", type=click.Choice(["bash", "zsh"]))
-    def completion(shell: str) -> None:
-        """Print the completion script of 'git mlx' for SHELL (bash or zsh)."""
-        click.echo(_completion_script(shell), nl=False)
-
-    @group.command()
-    def doctor() -> None:
-        """Check the set-up (filters, hooks, store, remote, credentials) and say what to fix."""
-        from gitmlx.commands import doctor as cmd
-
-        call(cmd.run)
+    return cli_help.man_page_of(_build_group())

@@ -35,8 +35,9 @@ RANKS = {
     "ui": 6,
     "actions": 7,
     "commands": 8,
-    "cli": 9,
-    "__main__": 10,
+    "cli_help": 9,
+    "cli": 10,
+    "__main__": 11,
 }
 #: The package root only names the public API (loaded lazily by name): it may import anything.
 ROOT = "gitmlx"
@@ -46,7 +47,7 @@ OWNERS = {
     "boto3": "remotes/s3/",
     "botocore": "remotes/s3/",
     "tqdm": "ui",
-    "click": "cli",
+    "click": ("cli", "cli_help"),
     "pyfastcdc": "format/chunking",
     "zstandard": "format/codec",
     "pyarrow": "diffs/tables",
@@ -95,7 +96,9 @@ def imports(tree: ast.Module) -> Iterator[tuple[str, int]]:
                 yield f"{node.module}.{alias.name}", node.lineno
 
 
-def _owned(path: str, owner: str) -> bool:
+def _owned(path: str, owner: str | tuple[str, ...]) -> bool:
+    if isinstance(owner, tuple):
+        return any(_owned(path, one) for one in owner)
     return path.startswith(owner) if owner.endswith("/") else path == owner
 
 
