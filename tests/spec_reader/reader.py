@@ -144,6 +144,8 @@ def _unzstd(stored: bytes, limit: int) -> bytes:
         raise SpecError("zstd frame uses a dictionary")
     if params.window_size > WINDOW_LIMIT:
         raise SpecError("zstd window too large")
+    if params.content_size != zstandard.CONTENTSIZE_UNKNOWN and params.content_size != limit:
+        raise SpecError("zstd frame declares another content size")
     dobj = zstandard.ZstdDecompressor(max_window_size=WINDOW_LIMIT).decompressobj()
     try:
         out = dobj.decompress(stored)

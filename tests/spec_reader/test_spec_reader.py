@@ -123,3 +123,15 @@ def test_reader_rejects_a_flipped_chunk(repos: Repos) -> None:
         assert "does not match its hash" in str(exc)
     else:
         raise AssertionError("a flipped chunk was read back")
+
+
+def test_pointer_lengths_the_spec_states() -> None:
+    """docs/pointer-format.md states the shortest and longest pointers; gitmlx agrees."""
+    from gitmlx.format.pointer import LFS_VERSION, Pointer
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "pointer-format.md").read_text(encoding="utf-8")
+    for version, (short, long) in ((None, (118, 136)), (LFS_VERSION, (126, 144))):
+        extra = {"version": version} if version else {}
+        lengths = (len(Pointer("0" * 64, 0, **extra).encode()), len(Pointer("f" * 64, 2**63 - 1, **extra).encode()))
+        assert lengths == (short, long)
+        assert f"{short} to {long} bytes" in text
