@@ -13,8 +13,9 @@ import random
 from pathlib import Path
 
 from tests.spec_reader import reader
-from tests.support.commands import git
+from tests.support.commands import git, mlx
 from tests.support.repos import Repos, blob_at, commit_all, tracked_files
+from tests.support.sealed import Sealed
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -135,3 +136,21 @@ def test_pointer_lengths_the_spec_states() -> None:
         lengths = (len(Pointer("0" * 64, 0, **extra).encode()), len(Pointer("f" * 64, 2**63 - 1, **extra).encode()))
         assert lengths == (short, long)
         assert f"{short} to {long} bytes" in text
+
+
+def test_embedded_default_of_a_non_bare_remote_is_its_git_dir(sealed: Sealed) -> None:
+    """A non-bare git remote keeps the artifacts in its `.git/mlx`, not beside the work tree."""
+    shared = sealed.root / "shared"
+    git("init", "-q", shared, cwd=sealed.root)
+    git("commit", "-q", "--allow-empty", "-m", "root", cwd=shared)
+    work = sealed.root / "work"
+    git("clone", "-q", shared, work, cwd=sealed.root)
+    mlx("install", cwd=work)
+    mlx("track", "*.bin", cwd=work)
+    data = random.Random(3).randbytes(100 * KIB)
+    _write(work, {"w.bin": data})
+    commit_all(work, "w")
+    git("push", "-q", "origin", "HEAD:refs/heads/side", cwd=work)
+    root = reader.default_root(shared / ".git")
+    assert reader.read_object(root, reader.sha256(data), len(data)) == data
+    assert not (shared / "mlx").exists()
