@@ -1,0 +1,185 @@
+"""A second implementation of the remote format's read side, written from
+docs/storage-format.md and docs/pointer-format.md alone (stdlib + `zstandard`).
+
+It owns nothing gitmlx uses: it exists so that the spec, not gitmlx's code, is what a
+test checks a remote against. If this reader needs a fact the docs do not state, the docs
+are what is wrong. It must not import gitmlx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+MAGIC = b"MLXMAN01"
+HEADER = struct.Struct("<8s32sQII")
+RECORD = struct.Struct("<32sIQIIB")
+MAX_RAW = 262_144
+MAX_STORED = 266_240
+MARKER_LIMIT = 4096
+WINDOW_LIMIT = 1 << 23  # the spec's bound on a frame's window (8 MiB)
+OID = re.compile(r"[0-9a-f]{64}")
+POINTER = re.compile(
+    rb"version https://gitmlx\.dev/spec/v1\n"
+    rb"oid sha256:([0-9a-f]{64})\n"
+    rb"size (0|[1-9][0-9]{0,18})\n"
+)
+
+
+class SpecError(Exception):
+    """The remote breaks a rule of the spec (or holds damaged bytes)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    hash: bytes
+    pack: str
+    offset: int
+    stored: int
+    raw: int
+    codec: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    oid: str
+    size: int
+    packs: tuple[str, ...]
+    chunks: tuple[Chunk, ...]
+
+
+def parse_pointer(blob: bytes) -> tuple[str, int]:
+    """The (oid, size) a gitmlx pointer names; SpecError for anything else."""
+    m = POINTER.fullmatch(blob)
+    if m is None or int(m.group(2)) > 2**63 - 1:
+        raise SpecError("not a gitmlx pointer")
+    return m.group(1).decode(), int(m.group(2))
+
+
+def default_root(remote_git_dir: Path) -> Path:
+    """The embedded default remote of a local git remote: its git directory + `/mlx`."""
+    return Path(remote_git_dir) / "mlx"
+
+
+def check_marker(root: Path) -> None:
+    path = Path(root) / "mlx-remote.json"
+    if not path.is_file():
+        raise SpecError(f"{path}: no format marker")
+    data = path.read_bytes()
+    if len(data) > MARKER_LIMIT:
+        raise SpecError(f"{path}: marker over 4 KiB")
+    try:
+        marker = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise SpecError(f"{path}: unreadable marker") from exc
+    if not isinstance(marker, dict):
+        raise SpecError(f"{path}: marker is not a JSON object")
+    fmt = marker.get("format")
+    if type(fmt) is not int or fmt != 1:
+        raise SpecError(f"{path}: format {fmt!r} is not 1")
+
+
+def manifest_path(root: Path, oid: str) -> Path:
+    return Path(root) / "manifests" / oid[0:2] / oid[2:4] / oid
+
+
+def pack_path(root: Path, pack: str) -> Path:
+    return Path(root) / "packs" / pack[0:2] / f"{pack}.pack"
+
+
+def parse_manifest(data: bytes, oid: str, size: int | None = None) -> Manifest:
+    """Every check the spec lists for a manifest; `size` None skips the pointer-size check."""
+    if len(data) < HEADER.size + 32:
+        raise SpecError("manifest too short")
+    if hashlib.sha256(data[:-32]).digest() != data[-32:]:
+        raise SpecError("manifest checksum wrong")
+    magic, digest, total, npacks, nchunks = HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise SpecError("manifest magic differs")
+    if digest.hex() != oid or (size is not None and total != size):
+        raise SpecError("manifest names another object")
+    if len(data) != HEADER.size + 32 * npacks + RECORD.size * nchunks + 32:
+        raise SpecError("manifest length wrong")
+    pos = HEADER.size
+    packs = tuple(data[pos + 32 * i : pos + 32 * i + 32].hex() for i in range(npacks))
+    pos += 32 * npacks
+    chunks = []
+    for i in range(nchunks):
+        h, index, offset, stored, raw, codec = RECORD.unpack_from(data, pos + RECORD.size * i)
+        if index >= npacks:
+            raise SpecError("pack index out of range")
+        if codec not in (0, 1):
+            raise SpecError(f"unknown codec {codec}")
+        if not 0 < raw <= MAX_RAW or not 0 < stored <= MAX_STORED:
+            raise SpecError("chunk length out of range")
+        if codec == 0 and stored != raw:
+            raise SpecError("raw chunk stored with another length")
+        chunks.append(Chunk(h, packs[index], offset, stored, raw, codec))
+    if sum(c.raw for c in chunks) != total:
+        raise SpecError("chunk lengths do not add up to the size")
+    return Manifest(oid, total, packs, tuple(chunks))
+
+
+def decode_chunk(chunk: Chunk, stored: bytes) -> bytes:
+    """The raw chunk, verified against its hash (the spec makes this a MUST)."""
+    raw = stored if chunk.codec == 0 else _unzstd(stored, chunk.raw)
+    if len(raw) != chunk.raw or hashlib.sha256(raw).digest() != chunk.hash:
+        raise SpecError(f"chunk {chunk.hash.hex()} does not match its hash")
+    return raw
+
+
+def _unzstd(stored: bytes, limit: int) -> bytes:
+    """One complete frame, nothing after it, at most `limit` bytes out."""
+    try:
+        params = zstandard.get_frame_parameters(stored)
+    except zstandard.ZstdError as exc:
+        raise SpecError(f"bad zstd frame header: {exc}") from exc
+    if params.dict_id != 0:
+        raise SpecError("zstd frame uses a dictionary")
+    if params.window_size > WINDOW_LIMIT:
+        raise SpecError("zstd window too large")
+    if params.content_size != zstandard.CONTENTSIZE_UNKNOWN and params.content_size != limit:
+        raise SpecError("zstd frame declares another content size")
+    dobj = zstandard.ZstdDecompressor(max_window_size=WINDOW_LIMIT).decompressobj()
+    try:
+        out = dobj.decompress(stored)
+    except zstandard.ZstdError as exc:
+        raise SpecError(f"bad zstd frame: {exc}") from exc
+    if not dobj.eof or dobj.unused_data or len(out) > limit:
+        raise SpecError("stored chunk is not exactly one zstd frame of the raw length")
+    return out
+
+
+def read_range(root: Path, pack: str, offset: int, length: int) -> bytes:
+    with open(pack_path(root, pack), "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    if len(data) != length:
+        raise SpecError(f"pack {pack} shorter than a chunk's range")
+    return data
+
+
+def read_object(root: Path, oid: str, size: int | None = None) -> bytes:
+    """Rebuild object `oid` from a directory remote and verify it (chunks, size, sha256)."""
+    if not OID.fullmatch(oid):
+        raise SpecError(f"{oid!r} is not an oid")
+    check_marker(root)
+    path = manifest_path(root, oid)
+    if not path.is_file():
+        raise SpecError(f"{path}: no manifest for {oid}")
+    manifest = parse_manifest(path.read_bytes(), oid, size)
+    parts = [decode_chunk(c, read_range(root, c.pack, c.offset, c.stored)) for c in manifest.chunks]
+    data = b"".join(parts)
+    if len(data) != manifest.size or hashlib.sha256(data).hexdigest() != oid:
+        raise SpecError(f"object {oid} rebuilt with wrong bytes")
+    return data
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
