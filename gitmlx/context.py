@@ -168,8 +168,7 @@ class RepoContext:
             path = Path(url)
             if not path.is_absolute():
                 path = (self.top / path).resolve()
-        git_dir = path / ".git" if (path / ".git").is_dir() else path
-        return Value("mlx.url", str(git_dir / "mlx"), f"default (beside git remote '{label}')")
+        return Value("mlx.url", str(_local_git_dir(path) / "mlx"), f"default (beside git remote '{label}')")
 
     def remote_options(self) -> RemoteOptions:
         from gitmlx.remotes.base import RemoteOptions
@@ -215,3 +214,27 @@ def _source_rank(value: Value) -> int:
     if value.source.startswith("env"):
         return 0
     return 2 if value.source == ".mlxconfig" else 1
+
+
+def _local_git_dir(path: Path) -> Path:
+    """The git directory git itself uses for the local remote `path`: the first of
+    `path/.git`, `path`, `path.git/.git`, `path.git` that is one (git's enter_repo order),
+    so `../remote` finds `../remote.git` as `git push` does; a `.git` file (a separate git
+    dir) is followed. A remote that does not exist yet gets `path/.git` or `path`."""
+    for candidate in (path / ".git", path, Path(f"{path}.git") / ".git", Path(f"{path}.git")):
+        found = _followed_gitfile(candidate) if candidate.is_file() else candidate
+        if found is not None and (found / "HEAD").is_file() and (found / "objects").is_dir():
+            return found
+    return path / ".git" if (path / ".git").is_dir() else path
+
+
+def _followed_gitfile(gitfile: Path) -> Path | None:
+    """Where a `.git` file (`gitdir: DIR`) points, or None if it is not one."""
+    try:
+        text = gitfile.read_text("utf-8", "surrogateescape")[:4096]
+    except OSError:
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    target = Path(text[len("gitdir: ") :].strip())
+    return target if target.is_absolute() else (gitfile.parent / target).resolve()

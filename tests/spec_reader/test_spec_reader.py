@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from tests.spec_reader import reader
 from tests.support.commands import git, mlx
 from tests.support.repos import Repos, blob_at, commit_all, tracked_files
@@ -154,3 +156,32 @@ def test_embedded_default_of_a_non_bare_remote_is_its_git_dir(sealed: Sealed) ->
     root = reader.default_root(shared / ".git")
     assert reader.read_object(root, reader.sha256(data), len(data)) == data
     assert not (shared / "mlx").exists()
+
+
+@pytest.mark.parametrize("shape", ["suffix", "gitfile"])
+def test_embedded_default_is_the_git_dir_git_itself_pushes_to(sealed: Sealed, shape: str) -> None:
+    """`../remote` when only `../remote.git` exists (git tries the `.git` suffixes), and a
+    remote whose `.git` is a file pointing at a separate git directory: the artifacts go
+    to the git directory git pushed to, and a clone of that repository restores them."""
+    if shape == "suffix":
+        git_dir = sealed.root / "remote.git"
+        git("init", "-q", "--bare", git_dir, cwd=sealed.root)
+        url = sealed.root / "remote"
+    else:
+        git_dir = sealed.root / "separate.git"
+        url = sealed.root / "shared"
+        git("init", "-q", f"--separate-git-dir={git_dir}", url, cwd=sealed.root)
+        git("config", "receive.denyCurrentBranch", "ignore", cwd=url)
+    work = sealed.root / "work"
+    git("init", "-q", work, cwd=sealed.root)
+    git("remote", "add", "origin", url, cwd=work)
+    mlx("install", cwd=work)
+    mlx("track", "*.bin", cwd=work)
+    data = random.Random(4).randbytes(100 * KIB)
+    _write(work, {"w.bin": data})
+    commit_all(work, "w")
+    git("push", "-q", "origin", "HEAD:refs/heads/side", cwd=work)
+    assert reader.read_object(reader.default_root(git_dir), reader.sha256(data), len(data)) == data
+    assert not (sealed.root / "remote" / "mlx").exists() and not (url / "mlx").exists()
+    git("clone", "-q", "-b", "side", git_dir, sealed.root / "again", cwd=sealed.root)
+    assert (sealed.root / "again" / "w.bin").read_bytes() == data
