@@ -88,3 +88,42 @@ def test_a_killed_push_resumes_where_it_stopped(
     assert second >= size - first  # what was not on S3 had to be sent
     assert open_multipart_uploads(s3.admin, s3.bucket) == []
     assert not list((repos.work / ".git" / "mlx" / "uploads").glob("*.jsonl"))
+
+
+def test_a_killed_fetch_resumes_from_what_it_verified(s3: S3Setup, sealed) -> None:
+    """A download of a large object killed half-way leaves `partial-<oid>` in the store's
+    tmp/; the next fetch keeps its chunks that verify and asks only for the rest: at most
+    what the first run had not received, plus one ranged read (32 MiB) and the manifest."""
+    size = 96 * MIB
+    with FaultProxy(s3.host_port) as proxy:
+        repos = make_s3_repo(sealed.root, s3.url(), proxy.url)
+        sha = write_random(repos.work / "big.bin", size, "fetch-resume")
+        git("add", "big.bin", cwd=repos.work)
+        git("commit", "-q", "-m", "big", cwd=repos.work)
+        git("push", "-q", "origin", "main", cwd=repos.work)
+        dest = sealed.root / "clone"
+        git("clone", "-q", repos.remote, dest, cwd=sealed.root, env={"GIT_MLX_SKIP_SMUDGE": "1"})
+
+        proxy.stats.received_bytes = 0
+        fetch = subprocess.Popen(
+            ["git-mlx", "fetch"], cwd=dest, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        try:
+            wait_for(lambda: proxy.stats.received_bytes >= size // 2 or fetch.poll() is not None, 600, "the fetch")
+            assert fetch.poll() is None, "the fetch ended before it could be killed"
+        finally:
+            os.killpg(fetch.pid, signal.SIGKILL)
+            fetch.wait()
+        first = proxy.stats.received_bytes
+        assert list((dest / ".git" / "mlx" / "tmp").glob("partial-*"))
+
+        proxy.stats.received_bytes = 0
+        fetched = git("mlx", "fetch", cwd=dest)
+        second = proxy.stats.received_bytes
+        pulled = git("mlx", "pull", cwd=dest)
+    assert_no_traceback(fetched, pulled)
+    assert sha256_file(dest / "big.bin") == sha
+    bound = size - first + 33 * MIB
+    print(f"\nfetch resume {size} B: the killed fetch received {first} B, the next {second} B (bound {bound})")
+    assert second <= bound
+    assert not list((dest / ".git" / "mlx" / "tmp").glob("partial-*"))
