@@ -315,13 +315,14 @@ class Store:
 
     def sweep_tmp(self, older_than: float = TMP_MAX_AGE) -> tuple[int, int]:
         """Delete what killed writers left in the temporary folders: entries untouched for
-        `older_than` seconds (upload packs of a killed push, half-written objects, scratch
-        stores). Store packs are recovered first; one whose writer still holds its lock
+        `older_than` seconds (upload packs and journals of a killed push, half-written
+        objects and downloads, scratch stores). Store packs are recovered first; one whose writer still holds its lock
         (or where locks do not work) is kept. Returns (entries removed, bytes freed)."""
         from gitmlx.store.sweep import sweep_tmp_dirs  # only `git mlx prune` sweeps: the filter never loads it
 
         self._pack_set.recover_orphans()
-        folders = dict.fromkeys((self.tmp_dir, self.objects_dir / "tmp", self.packs_dir / "tmp"))
+        # uploads/: journals of multipart uploads; one a day old is never resumed any more.
+        folders = dict.fromkeys((self.tmp_dir, self.objects_dir / "tmp", self.packs_dir / "tmp", self.root / "uploads"))
         # A store that is also a directory remote (the embedded remote beside a bare
         # repository): the remote's writes in tmp/ are not the store's to sweep.
         others = (layout.DIRECTORY_WRITE_PREFIX,) if self.holds_remote() else ()

@@ -5,7 +5,9 @@ name wrong bytes (the whole object is still hashed on commit)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import time
 
 import pytest
 
@@ -86,3 +88,15 @@ def test_a_second_writer_of_the_same_download_uses_its_own_file(store: Store) ->
         first.commit(pointer)  # already stored: fine
     assert store.path(pointer.oid).read_bytes() == data
     assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_the_sweep_removes_upload_journals_too_old_to_resume_and_keeps_fresh_ones(store: Store) -> None:
+    journals = store.root / "uploads"
+    journals.mkdir(parents=True)
+    old, fresh = journals / f"{'a' * 40}.jsonl", journals / f"{'b' * 40}.jsonl"
+    old.write_text("{}\n")
+    fresh.write_text("{}\n")
+    stale = time.time() - 2 * 86400
+    os.utime(old, (stale, stale))
+    assert store.sweep_tmp() == (1, 3)
+    assert not old.exists() and fresh.exists()
