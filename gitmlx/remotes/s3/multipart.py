@@ -323,7 +323,10 @@ class Upload:
         self.upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
         self.etags, self.reused = {}, 0
         if self.journal is not None:
-            self.journal.start(self.upload_id, self.size, self.part_size)
+            try:
+                self.journal.start(self.upload_id, self.size, self.part_size)
+            except OSError:
+                self.journal = None  # a read-only or full store: the upload works, it cannot resume
 
     def _send_missing(self) -> None:
         todo = [n for n in range(1, self._count() + 1) if n not in self.etags]
@@ -358,7 +361,10 @@ class Upload:
             body.close()
         self.etags[number] = answer["ETag"]
         if self.journal is not None:
-            self.journal.add(number, length, answer["ETag"], digest)
+            try:
+                self.journal.add(number, length, answer["ETag"], digest)
+            except OSError:
+                pass  # the part is sent; a later resume sends it again
 
     def _complete(self) -> None:
         parts = [{"PartNumber": n, "ETag": self.etags[n]} for n in sorted(self.etags)]
