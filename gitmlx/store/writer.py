@@ -73,7 +73,7 @@ class ObjectWriter:
 
     def _open_partial(self, oid: str) -> None:
         """Write into `partial-<oid>`, which survives a kill or a failure so that the next
-        download of the object continues it (`resume_prefix`; docs/local-store.md, "tmp/").
+        download of the object continues it (`resume_prefix`; docs/local-store.md, "Layout").
         Locked while written: a second process downloading the same object at once writes
         a temporary file of its own instead."""
         path = self._store.object_tmp_dir() / f"partial-{oid}"

@@ -38,7 +38,7 @@ RUN_LIMIT = 32 * 1024 * 1024
 #: Manifests are refused past this size (~1.2 TiB objects at 80 KiB chunks).
 MANIFEST_LIMIT = 1024 * 1024 * 1024
 #: Objects at least this big are downloaded into `partial-<oid>` in the store's tmp/, and
-#: a later download continues from the chunks of it that verify (docs/local-store.md, "tmp/").
+#: a later download continues from the chunks of it that verify (docs/local-store.md, "Layout").
 RESUME_FROM = 16 * 1024 * 1024
 
 

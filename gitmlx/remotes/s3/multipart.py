@@ -2,7 +2,7 @@
 finished is recorded in a local journal, and the next upload of the same key to the same
 remote continues the same S3 upload (ListParts) instead of starting again.
 
-Owns: the journal file (docs/local-store.md, "uploads/"), creating, resuming, completing
+Owns: the journal file (docs/local-store.md, "Layout": `uploads/`), creating, resuming, completing
 and aborting one multipart upload, and the rule for which parts may be reused.
 Must not: translate errors into messages (remote.py does), or decide where journals live
 (the caller passes the folder, under the local store).

@@ -1,10 +1,10 @@
 """The S3 backend: objects stored under `s3://BUCKET[/PREFIX]` through boto3.
 
 Owns: the only boto3 / botocore / s3transfer import in gitmlx (with errors.py and
-multipart.py beside it); the client's retry, timeout and pool settings; choosing single
-PUT or a resumable multipart upload (multipart.py); downloads that resume with a Range request when the
-connection drops mid-body; and turning every boto failure into one `RemoteError` line that
-names the remote (never a credential) and the fix.
+multipart.py beside it); the client's retry, timeout and pool settings; choosing a single
+PUT or a resumable multipart upload (multipart.py); downloads that resume with a Range
+request when the connection drops mid-body; and turning every boto failure into one
+`RemoteError` line that names the remote (never a credential) and the fix.
 Must not: know what keys mean, look for credentials itself (boto3's default chain only:
 env, profile, instance role), print, or hold a whole object in memory (only `read_range`).
 """
