@@ -233,10 +233,23 @@ class ObjectWriter:
     def __enter__(self) -> ObjectWriter:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
         # Not `self._fd is not None`: a failed rename in `commit` has already closed it.
         if not self._committed:
-            self.abort(keep_partial=True)  # what a killed process would leave: verified before reuse
+            # A partial download is kept for the next one (it is verified before reuse), unless
+            # the disk filled up: then its space is worth more than what it saves.
+            self.abort(keep_partial=not _out_of_space(error))
+
+
+def _out_of_space(error: BaseException | None) -> bool:
+    """Whether `error`, or an error it was raised from, is a full disk or quota."""
+    seen = 0
+    while error is not None and seen < 16:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 def _rename_into_store(tmp_path: Path, final: Path, store_root: Path) -> None:
