@@ -35,6 +35,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mlx.s3.endpoint-url", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), doc="S3-compatible endpoint"),
     Setting("mlx.s3.region", ("GIT_MLX_S3_REGION",), doc="S3 region"),
     Setting("mlx.s3.addressing-style", (), doc="S3 addressing: auto, path or virtual"),
+    Setting(
+        "mlx.s3.part-size",
+        ("GIT_MLX_S3_PART_SIZE",),
+        from_mlxconfig=False,
+        default="64MiB",
+        doc="S3 multipart part size, and the size from which uploads go in parts (5MiB to 5GiB)",
+    ),
     Setting("mlx.concurrency", ("GIT_MLX_CONCURRENCY",), default="8", doc="parallel transfers"),
     Setting("mlx.cache", ("GIT_MLX_CACHE",), from_mlxconfig=False, doc="shared local store directory"),
     Setting("mlx.fetchinclude", ("GIT_MLX_FETCH_INCLUDE",), doc="only fetch paths matching these patterns"),

@@ -176,11 +176,23 @@ class RepoContext:
         endpoint = self.config.get("mlx.s3.endpoint-url")
         if endpoint is not None and endpoint.source == ".mlxconfig":
             self._check_committed_endpoint(endpoint.value)
+        try:
+            journals: Path | None = self.store.root / "uploads"
+        except MlxError:
+            journals = None  # a broken store: uploads still work, they just cannot resume
+        part_size = self.config.size("mlx.s3.part-size")
+        if not 5 * 1024**2 <= part_size <= 5 * 1024**3:
+            raise ConfigError(
+                f"invalid mlx.s3.part-size {part_size} (from {self.config.get('mlx.s3.part-size').source})",
+                "S3 takes parts of 5MiB to 5GiB: set it to a size such as 64MiB",
+            )
         return RemoteOptions(
             endpoint_url=endpoint.value if endpoint else None,
             region=self.config.value("mlx.s3.region"),
             addressing_style=self.config.value("mlx.s3.addressing-style"),
             concurrency=self.config.integer("mlx.concurrency"),
+            upload_journals=journals,
+            part_size=part_size,
         )
 
     def _check_committed_endpoint(self, url: str) -> None:

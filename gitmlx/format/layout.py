@@ -24,6 +24,10 @@ PACKS_PREFIX = "packs/"
 PACK_SUFFIX = ".pack"
 #: Garbage-collection notes (`gc --remote` and cooperating pushers); see "Garbage collection".
 GC_PREFIX = "gc/"
+#: A directory remote's writes in progress: `tmp/put-<pid>-<16 hex>`, renamed to their key
+#: once whole. The embedded remote beside a bare repository shares its folder with that
+#: repository's local store, whose upkeep therefore leaves these alone.
+DIRECTORY_WRITE_PREFIX = "put-"
 GC_KINDS = ("pending", "keep", "deleting")
 _GC_KEY_RE = re.compile(r"gc/(pending|keep|deleting)-([0-9]{8}T[0-9]{6}Z)-([0-9a-f]{16})\.json")
 

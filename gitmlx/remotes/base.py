@@ -34,6 +34,11 @@ class RemoteOptions:
     region: str | None = None
     addressing_style: str | None = None
     concurrency: int = 8
+    #: Where a backend may keep what it needs to resume an interrupted upload (a folder
+    #: under the local store; S3: multipart journals). None: uploads are not resumed.
+    upload_journals: Path | None = None
+    #: Multipart part size (and threshold) in bytes, for backends that have parts; None: theirs.
+    part_size: int | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gitmlx import trace
 from gitmlx.errors import ObjectNotFound, RemoteError
+from gitmlx.format import layout
 from gitmlx.osutil import fastcopy
 from gitmlx.remotes.base import ProgressCallback, RemoteEntry, Sink, check_key
 
@@ -50,7 +51,7 @@ class LocalRemote:
             return
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
-            tmp = tmp_dir / f"put-{os.getpid()}-{secrets.token_hex(8)}"
+            tmp = tmp_dir / f"{layout.DIRECTORY_WRITE_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
             try:
                 with open(path, "rb") as src, open(tmp, "xb") as dst:
                     size = os.fstat(src.fileno()).st_size
@@ -73,7 +74,7 @@ class LocalRemote:
         """Rename `path` in (same file system only), after an fsync; False to copy instead."""
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
-            tmp = tmp_dir / f"put-{os.getpid()}-{secrets.token_hex(8)}"
+            tmp = tmp_dir / f"{layout.DIRECTORY_WRITE_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
             size = os.stat(path).st_size

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from gitmlx import trace
 from gitmlx.errors import MlxError
+from gitmlx.format import layout
 from gitmlx.format.pointer import Pointer, is_valid_oid
 from gitmlx.store import packs as store_packs
 from gitmlx.store.appender import PackAppender
@@ -234,11 +235,12 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def writer(self, durable: bool = True, loose: bool = False) -> ObjectWriter:
+    def writer(self, durable: bool = True, loose: bool = False, resume_as: str | None = None) -> ObjectWriter:
         """A writer for one new object. `durable=False` for objects a remote also holds
         (downloads): they are not synced to disk (docs/local-store.md, "Durability").
-        `loose=True`: a file of its own even when small."""
-        return ObjectWriter(self, durable, loose)
+        `loose=True`: a file of its own even when small. `resume_as=OID`: a download that
+        a later one may continue (`ObjectWriter.resume_prefix`)."""
+        return ObjectWriter(self, durable, loose, resume_as)
 
     def add_packed(self, oid: str, data: bytes | bytearray, durable: bool) -> None:
         """Append a verified small object to this process's pack (found by this process
@@ -318,14 +320,24 @@ class Store:
 
     def sweep_tmp(self, older_than: float = TMP_MAX_AGE) -> tuple[int, int]:
         """Delete what killed writers left in the temporary folders: entries untouched for
-        `older_than` seconds (upload packs of a killed push, half-written objects, scratch
-        stores). Store packs are recovered first; one whose writer still holds its lock
+        `older_than` seconds (upload packs and journals of a killed push, half-written
+        objects and downloads, scratch stores). Store packs are recovered first; one whose writer still holds its lock
         (or where locks do not work) is kept. Returns (entries removed, bytes freed)."""
         from gitmlx.store.sweep import sweep_tmp_dirs  # only `git mlx prune` sweeps: the filter never loads it
 
         self._pack_set.recover_orphans()
-        folders = dict.fromkeys((self.tmp_dir, self.objects_dir / "tmp", self.packs_dir / "tmp"))
-        return sweep_tmp_dirs(list(folders), older_than)
+        # uploads/: journals of multipart uploads; one a day old is never resumed any more.
+        folders = dict.fromkeys((self.tmp_dir, self.objects_dir / "tmp", self.packs_dir / "tmp", self.root / "uploads"))
+        # A store that is also a directory remote (the embedded remote beside a bare
+        # repository): the remote's writes in tmp/ are not the store's to sweep.
+        others = (layout.DIRECTORY_WRITE_PREFIX,) if self.holds_remote() else ()
+        return sweep_tmp_dirs(list(folders), older_than, others)
+
+    def holds_remote(self) -> bool:
+        """Whether this store's folder is also a directory remote's (its format marker is
+        here): the embedded remote beside a bare repository is that repository's store too.
+        The two keep apart by name (docs/local-store.md, "A store that is also a remote")."""
+        return os.path.lexists(self.root / layout.FORMAT_KEY)
 
     # -- whole-store operations ---------------------------------------------------------------
 

@@ -19,15 +19,16 @@ from pathlib import Path
 from gitmlx.store import packs as store_packs
 
 
-def sweep_tmp_dirs(folders: Iterable[Path], older_than: float) -> tuple[int, int]:
+def sweep_tmp_dirs(folders: Iterable[Path], older_than: float, others: tuple[str, ...] = ()) -> tuple[int, int]:
     """Delete the entries of `folders` untouched for `older_than` seconds, except a store
-    pack whose writer still holds its lock (or where locks do not work). Returns (entries
+    pack whose writer still holds its lock (or where locks do not work), and names starting
+    with one of `others` (another owner's files in a shared folder). Returns (entries
     removed, bytes freed)."""
     cutoff = time.time() - older_than
     removed = freed = 0
     for folder in folders:
         try:
-            entries = list(os.scandir(folder))
+            entries = [e for e in os.scandir(folder) if not (others and e.name.startswith(others))]
         except OSError:
             continue
         for entry in entries:

@@ -10,8 +10,10 @@ to a remote, run git, or print.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from gitmlx import trace
@@ -43,7 +45,7 @@ class ObjectWriter:
 
     BLOCK = 1024 * 1024
 
-    def __init__(self, store: Store, durable: bool = True, loose: bool = False) -> None:
+    def __init__(self, store: Store, durable: bool = True, loose: bool = False, resume_as: str | None = None) -> None:
         self._store = store
         self.durable = durable
         self._hash = hashlib.sha256()
@@ -57,12 +59,58 @@ class ObjectWriter:
         self._blocks = BlockFiller(self._emit, self.BLOCK)
         self._background: BackgroundWriter | None = None
         self._loose = loose
+        #: Writing `partial-<oid>`, kept when left without commit (see `_open_partial`).
+        self._partial = False
         if loose:
             self._open()
+        elif resume_as is not None:
+            self._small = None
+            self._open_partial(resume_as)
 
     def _open(self) -> None:
         self.tmp_path = self._store.object_tmp_dir() / f"obj-{os.getpid()}-{os.urandom(8).hex()}"
         self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def _open_partial(self, oid: str) -> None:
+        """Write into `partial-<oid>`, which survives a kill or a failure so that the next
+        download of the object continues it (`resume_prefix`; docs/local-store.md, "Layout").
+        Locked while written: a second process downloading the same object at once writes
+        a temporary file of its own instead."""
+        path = self._store.object_tmp_dir() / f"partial-{oid}"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError:
+            self._open()
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            self._open()
+            return
+        self.tmp_path, self._fd, self._partial = path, fd, True
+
+    def resume_prefix(self, pieces: Iterable[tuple[int, bytes]]) -> tuple[int, int]:
+        """Keep the longest prefix of a partial file (`resume_as`) made of `pieces` (length,
+        sha256), in order, each of whose bytes hash to its sha256; drop the rest. The kept
+        bytes count as written (and hashed) already. Returns (pieces kept, bytes kept).
+        Call before any `write`; without a partial file, (0, 0)."""
+        if not self._partial or self.size:
+            return 0, 0
+        fd = self._fd
+        assert fd is not None
+        count = kept = 0
+        for length, digest in pieces:
+            data = os.pread(fd, length, kept)
+            if len(data) != length or hashlib.sha256(data).digest() != digest:
+                break
+            self._hash.update(data)
+            kept += length
+            count += 1
+        os.ftruncate(fd, kept)
+        os.lseek(fd, kept, os.SEEK_SET)
+        self.size = kept
+        return count, kept
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data).cast("B")
@@ -167,7 +215,14 @@ class ObjectWriter:
                 "'git mlx fsck --remote --full --repair'",
             )
 
-    def abort(self) -> None:
+    def abort(self, keep_partial: bool = False) -> None:
+        """Drop what was written; a partial file (`resume_as`) stays when `keep_partial`,
+        with what was still buffered written out."""
+        if keep_partial and self._partial and self._fd is not None:
+            try:
+                self._finish_writes()
+            except OSError:
+                pass  # a full disk, say: the next run keeps what verifies
         if self._background is not None:
             background, self._background = self._background, None
             try:
@@ -177,7 +232,7 @@ class ObjectWriter:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if self.tmp_path is not None:
+        if self.tmp_path is not None and not (keep_partial and self._partial):
             try:
                 os.unlink(self.tmp_path)
             except FileNotFoundError:
@@ -186,10 +241,23 @@ class ObjectWriter:
     def __enter__(self) -> ObjectWriter:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
         # Not `self._fd is not None`: a failed rename in `commit` has already closed it.
         if not self._committed:
-            self.abort()
+            # A partial download is kept for the next one (it is verified before reuse), unless
+            # the disk filled up: then its space is worth more than what it saves.
+            self.abort(keep_partial=not _out_of_space(error))
+
+
+def _out_of_space(error: BaseException | None) -> bool:
+    """Whether `error`, or an error it was raised from, is a full disk or quota."""
+    seen = 0
+    while error is not None and seen < 16:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 def _rename_into_store(tmp_path: Path, final: Path, store_root: Path) -> None:

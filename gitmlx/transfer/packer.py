@@ -350,10 +350,13 @@ class Packer:
             writer.path.unlink(missing_ok=True)
         with self._lock:
             self.wire_bytes += writer.size
-        # Known from now on: the pack is on the remote, whatever happens to this push.
+        # Known from now on: the pack is on the remote, whatever happens to this push. Written
+        # through at once, so a killed push's next run reuses every pack it finished
+        # (docs/storage-format.md, "Resuming a push").
         self.index.add_remote_chunks(
             self.remote_id, [ChunkRef(c.hash, pack_id, c.offset, c.stored, c.raw, c.codec) for c in chunks]
         )
+        self.index.flush()
         return pack_id
 
     def finish(self) -> dict[int, str | BaseException]:

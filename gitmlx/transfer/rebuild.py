@@ -37,6 +37,9 @@ from gitmlx.transfer.common import (
 RUN_LIMIT = 32 * 1024 * 1024
 #: Manifests are refused past this size (~1.2 TiB objects at 80 KiB chunks).
 MANIFEST_LIMIT = 1024 * 1024 * 1024
+#: Objects at least this big are downloaded into `partial-<oid>` in the store's tmp/, and
+#: a later download continues from the chunks of it that verify (docs/local-store.md, "Layout").
+RESUME_FROM = 16 * 1024 * 1024
 
 
 class _Bounded(io.BytesIO):
@@ -202,10 +205,18 @@ def rebuild(
     (the caller retries from the remote alone)."""
     wire = [0]
     proven = Proven()
-    with store.writer(durable=False) as writer, ExitStack() as files:
+    resume = manifest.pointer.size >= RESUME_FROM
+    with store.writer(durable=False, resume_as=manifest.oid if resume else None) as writer, ExitStack() as files:
         handles: dict[str, BinaryIO] = {}
         run: list[ChunkRef] = []  # consecutive chunks of one pack, read with one ranged GET
         run_first = 0  # the manifest index of run[0]
+        # What an interrupted download left, as far as its chunks hash to the manifest's
+        # claims: kept, and counted as proven local bytes (not as remote places: they were
+        # not read from a pack by this run).
+        done, done_bytes = writer.resume_prefix((c.raw, c.hash) for c in manifest.chunks) if resume else (0, 0)
+        proven.local.extend(range(done))
+        if progress and done_bytes:
+            progress(done_bytes)
 
         def read_run() -> None:
             if not run:
@@ -219,6 +230,8 @@ def rebuild(
 
         # One pass: each chunk record is decoded once (a manifest keeps them packed).
         for i, chunk in enumerate(manifest.chunks):
+            if i < done:
+                continue
             here = local.get(chunk.hash)
             if here is not None:
                 read_run()

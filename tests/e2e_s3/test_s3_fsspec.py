@@ -55,7 +55,7 @@ def test_read_parquet_at_an_older_revision_fetches_only_the_columns_it_reads(
         frame = pd.read_parquet(f"gitmlx://data.parquet?rev=v1&repo={dest}", columns=["b"])
 
     assert frame["b"].tolist() == table(1).column("b").to_pylist()
-    assert 0 < counter.stats.response_bytes < size / 2, (counter.stats.response_bytes, size)
+    assert 0 < counter.stats.received_bytes < size / 2, (counter.stats.received_bytes, size)
 
 
 def test_the_filesystem_lists_opens_and_serves_pyarrow_datasets(s3: S3Setup, skip_smudge_clone) -> None:

@@ -47,7 +47,7 @@ def diff_through_counter(s3: S3Setup, sealed, tensors: dict[str, bytes], changes
         )
     assert_no_traceback(result)
     assert counter.stats.requests > 0, "the diff never asked the server"
-    return lead(result.stdout), counter.stats.response_bytes, size, dest
+    return lead(result.stdout), counter.stats.received_bytes, size, dest
 
 
 def random_tensors(count: int, size: int, seed: int) -> dict[str, bytes]:
@@ -73,7 +73,7 @@ def test_diff_of_a_checkpoint_not_local_names_the_changed_tensors_reading_a_frac
         env = {**SKIP, "AWS_ENDPOINT_URL_S3": counter.url}
         result = git("diff", "v1", "--", "model.safetensors", cwd=dest, env=env)
     assert lead(result.stdout)[1:] == names, result.stdout
-    assert 0 < counter.stats.response_bytes < size / 4
+    assert 0 < counter.stats.received_bytes < size / 4
 
 
 @pytest.mark.slow

@@ -36,8 +36,9 @@ class FaultStats:
     forwarded: int = 0
     slowdowns: int = 0
     cuts: int = 0
-    #: Response body bytes passed on to the client in full (what the server sent).
-    response_bytes: int = 0
+    #: Body bytes passed on to the server (uploads) and back to the client (downloads).
+    sent_bytes: int = 0
+    received_bytes: int = 0
 
 
 class FaultProxy:
@@ -178,10 +179,10 @@ class FaultProxy:
                     self.stats.cuts += 1
                 client.sendall(read_exactly(up_reader, keep))
                 return  # the finally below drops both connections mid-body
-            sent = pump(up_reader, client)
+            received = pump(up_reader, client)
             with self._lock:
                 self.stats.forwarded += 1
-                self.stats.response_bytes += sent
+                self.stats.received_bytes += received
         except OSError:
             pass  # a peer went away, or stop() shut the sockets down
         finally:
@@ -203,8 +204,19 @@ class FaultProxy:
     ) -> bool:
         """Start passing the request body (if any) on, on its own thread, while the response
         comes back on this one. True when the request was cut (never, here)."""
-        self._spawn(pump, reader, upstream)
+        self._spawn(self._pump_counted, reader, upstream)
         return False
+
+    def _pump_counted(self, reader: BinaryIO, upstream: socket.socket) -> None:
+        """`pump`, counting as it goes: a request's body is counted once the server has it,
+        so a test that reads `sent_bytes` after its client finished sees every byte."""
+        try:
+            while data := reader.read1(65536):
+                upstream.sendall(data)
+                with self._lock:
+                    self.stats.sent_bytes += len(data)
+        except OSError:
+            pass
 
     def _answer_slowdown(self, client: socket.socket, reader: BinaryIO, method: bytes) -> None:
         with self._lock:
@@ -275,15 +287,15 @@ def read_exactly(reader: BinaryIO, size: int) -> bytes:
 
 
 def pump(reader: BinaryIO, sock: socket.socket) -> int:
-    """Copy `reader` into `sock` until either ends; the bytes copied."""
-    sent = 0
+    """Pass everything `reader` gives on to `sock`; how many bytes were passed on."""
+    done = 0
     try:
         while data := reader.read1(65536):
             sock.sendall(data)
-            sent += len(data)
+            done += len(data)
     except OSError:
         pass
-    return sent
+    return done
 
 
 def shutdown(sock: socket.socket) -> None:

@@ -1,9 +1,10 @@
 """The S3 backend: objects stored under `s3://BUCKET[/PREFIX]` through boto3.
 
-Owns: the only boto3 / botocore / s3transfer import in gitmlx; the client's retry, timeout
-and pool settings; multipart uploads; downloads that resume with a Range request when the
-connection drops mid-body; and turning every boto failure into one `RemoteError` line that
-names the remote (never a credential) and the fix.
+Owns: the only boto3 / botocore / s3transfer import in gitmlx (with errors.py and
+multipart.py beside it); the client's retry, timeout and pool settings; choosing a single
+PUT or a resumable multipart upload (multipart.py); downloads that resume with a Range
+request when the connection drops mid-body; and turning every boto failure into one
+`RemoteError` line that names the remote (never a credential) and the fix.
 Must not: know what keys mean, look for credentials itself (boto3's default chain only:
 env, profile, instance role), print, or hold a whole object in memory (only `read_range`).
 """
@@ -38,6 +39,7 @@ from gitmlx import trace
 from gitmlx.errors import ConfigError, MlxError, ObjectNotFound, RemoteError
 from gitmlx.osutil import stop
 from gitmlx.remotes.base import ProgressCallback, RemoteEntry, RemoteOptions, Sink, check_key
+from gitmlx.remotes.s3 import multipart
 from gitmlx.remotes.s3.errors import (
     DROPPED,
     clean,
@@ -89,6 +91,9 @@ class S3Remote:
         self.endpoint = clean(client.meta.endpoint_url)  # type: ignore[attr-defined]
         self.identity = f"{self.display_url}|{self.endpoint or ''}"
         self._bucket_seen = False
+        #: Where multipart uploads keep their journals (under the local store), so a
+        #: killed push's upload is resumed by the next one; None: never resumed.
+        self.upload_journals: Path | None = None
 
     @classmethod
     def from_url(cls, url: str, options: RemoteOptions) -> S3Remote:
@@ -109,7 +114,11 @@ class S3Remote:
         client = cls._make_client(options, custom_endpoint=custom)
         if not custom and not _is_aws(client.meta.endpoint_url):  # set in ~/.aws/config
             client = cls._make_client(options, custom_endpoint=True)
-        return cls(client, bucket, prefix)
+        remote = cls(client, bucket, prefix)
+        remote.upload_journals = options.upload_journals
+        if options.part_size is not None:
+            remote.multipart_threshold = remote.multipart_chunksize = options.part_size
+        return remote
 
     @classmethod
     def _make_client(cls, options: RemoteOptions, custom_endpoint: bool) -> object:
@@ -149,6 +158,7 @@ class S3Remote:
             from gitmlx.remotes.s3 import tracing
 
             tracing.attach(client)
+        multipart.watch(client)
         return client
 
     def credentials_source(self) -> str | None:
@@ -182,24 +192,24 @@ class S3Remote:
     def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False) -> None:
         full = self._key(key)
         size = os.stat(path).st_size
-        # Grow parts so a file of any size fits in 10,000 of them (5 GiB+ files work).
-        chunk = max(self.multipart_chunksize, math.ceil(size / _MAX_PARTS / _MiB) * _MiB)
-        config = TransferConfig(
-            multipart_threshold=self.multipart_threshold,
-            multipart_chunksize=chunk,
-            max_concurrency=self.transfer_threads,
-            use_threads=True,
-        )
 
-        # S3 makes a PUT (or a completed multipart upload) visible whole or not at all;
-        # s3transfer aborts a multipart upload that failed, so no object appears.
+        # S3 makes a PUT (or a completed multipart upload) visible whole or not at all.
         def moved(n: int) -> None:
-            stop.check()  # a stop request fails the transfer; s3transfer aborts its multipart upload
+            stop.check()  # a stop request fails the transfer, and aborts a multipart upload
             if progress is not None:
                 progress(n)
 
         with self._errors("upload", key):
-            self._client.upload_file(str(path), self.bucket, full, Config=config, Callback=moved)
+            if size < self.multipart_threshold:
+                config = TransferConfig(multipart_threshold=self.multipart_threshold, use_threads=False)
+                self._client.upload_file(str(path), self.bucket, full, Config=config, Callback=moved)
+                return
+            # Grow parts so a file of any size fits in 10,000 of them (5 GiB+ files work).
+            part = max(self.multipart_chunksize, math.ceil(size / _MAX_PARTS / _MiB) * _MiB)
+            folder = self.upload_journals
+            journal = None if folder is None else multipart.Journal(folder, self.identity, full)
+            threads = self.transfer_threads
+            multipart.Upload(self._client, self.bucket, full, path, part, threads, journal, moved).run()
 
     def get(
         self,
