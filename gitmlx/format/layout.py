@@ -9,8 +9,6 @@ Must not: do I/O.
 
 from __future__ import annotations
 
-import calendar
-import json
 import re
 import time
 
@@ -72,15 +70,21 @@ def gc_note_from_key(key: str) -> tuple[str, int] | None:
         created = time.strptime(match.group(2), "%Y%m%dT%H%M%SZ")
     except ValueError:
         return None
+    import calendar  # not at module level: the filter imports this module (start-up)
+
     return match.group(1), calendar.timegm(created)
 
 
 def format_document() -> bytes:
+    import json  # not at module level: the filter imports this module (start-up)
+
     return (json.dumps({"format": FORMAT_VERSION, "tool": "gitmlx"}, sort_keys=True) + "\n").encode()
 
 
 def check_format(data: bytes, where: str) -> None:
     """Refuse a remote whose format this client does not know (never guess)."""
+    import json  # not at module level: the filter imports this module (start-up)
+
     try:
         version = json.loads(data.decode("utf-8"))["format"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
