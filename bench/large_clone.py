@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from procmon import measure  # noqa: E402
+from sealed import gitmlx_env  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -34,25 +35,11 @@ def main() -> int:
     size = int(args.gib * 1024) * MiB
     root = Path(tempfile.mkdtemp(prefix="gitmlx-bench-large-"))
     try:
-        home = root / "home"
-        home.mkdir()
-        env = {
-            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-            "HOME": str(home),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-            "GIT_AUTHOR_NAME": "bench",
-            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-            "GIT_COMMITTER_NAME": "bench",
-            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-            "TMPDIR": str(root),
-        }
+        env = gitmlx_env(root, Path(sys.executable).parent)
 
         def git(*a: str, cwd: Path) -> None:
             subprocess.run(["git", *a], cwd=cwd, env=env, check=True, capture_output=True)
 
-        git("config", "--global", "init.defaultBranch", "main", cwd=root)
-        git("mlx", "install", cwd=root)
         git("init", "-q", "--bare", str(root / "remote.git"), cwd=root)
         work = root / "work"
         git("init", "-q", str(work), cwd=root)

@@ -24,6 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from sealed import gitmlx_env  # noqa: E402
+
 ASKED = re.compile(r"(\d+) asked of the remote")
 
 
@@ -32,24 +35,7 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 
 
 def sandbox(root: Path) -> dict[str, str]:
-    home = root / "home"
-    home.mkdir()
-    env = {
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "HOME": str(home),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-        "GIT_CEILING_DIRECTORIES": str(root),
-        "TMPDIR": str(root),
-        "LC_ALL": "C.UTF-8",
-        "GIT_AUTHOR_NAME": "bench",
-        "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-        "GIT_COMMITTER_NAME": "bench",
-        "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-    }
-    run(["git", "config", "--global", "init.defaultBranch", "main"], root, env)
-    run(["git", "mlx", "install"], root, env)
-    return env
+    return gitmlx_env(root, Path(sys.executable).parent)
 
 
 def timed_push(work: Path, env: dict[str, str]) -> tuple[int, float]:

@@ -41,6 +41,27 @@ class BenchError(RuntimeError):
     pass
 
 
+def gitmlx_env(root: Path, python_bin: Path) -> dict[str, str]:
+    """A plain environment for a one-tool bench (no Git LFS beside it): HOME under `root`
+    with only `git mlx install`'s global config, the `git-mlx` of `python_bin`'s folder on
+    PATH, an identity, and TMPDIR and GIT_CEILING_DIRECTORIES at `root`."""
+    home = root / "home"
+    home.mkdir()
+    env = {
+        "PATH": f"{python_bin}:{SYSTEM_PATH}",
+        "HOME": str(home),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+        "GIT_CEILING_DIRECTORIES": str(root),
+        "TMPDIR": str(root),
+        "LC_ALL": "C.UTF-8",
+        **{k: v for k, v in IDENTITY.items() if not k.endswith("_DATE")},
+    }
+    for args in (["git", "config", "--global", "init.defaultBranch", "main"], ["git", "mlx", "install"]):
+        subprocess.run(args, cwd=root, env=env, check=True, capture_output=True)
+    return env
+
+
 @dataclass(frozen=True)
 class Tool:
     key: str  # "mlx" | "lfs": JSON and file names
