@@ -45,6 +45,12 @@ def files_at(
     return [f for f in found if patterns.selected(f.path, include, exclude)]
 
 
+def pointer_files(ctx: RepoContext, files: Sequence[TrackedFile]) -> list[TrackedFile]:
+    """The work-tree files among `files` that still hold their pointer."""
+    work_tree = ctx.paths.work_tree
+    return [f for f in files if work_tree is not None and worktree.holds_pointer(work_tree, f)]
+
+
 def download(ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False) -> TransferResult:
     todo = [f.pointer for f in files if not ctx.store.has(f.pointer.oid)]
     with ui.progress(sum(p.size for p in todo), len(todo), "fetch", quiet) as bar:

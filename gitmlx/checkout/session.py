@@ -343,6 +343,8 @@ class FilterSession:
         self._delayed.barrier = False
         if self._downloads is not None and self._downloads.started:
             self._downloads.finish_pack()
+        if self._placer is not None:
+            self._placer.drop_store_copies()  # mlx.thin only
 
     # -- the "delay" capability: download in parallel while git goes on ---------------------
 
@@ -419,6 +421,7 @@ class FilterSession:
                 )
         self._stat_cache.close()
         if self._placer is not None:
+            self._placer.drop_store_copies()  # mlx.thin only
             self._placer.refresh_index()
             self._placer.drop_claim()
         if self._downloads is not None:
