@@ -36,6 +36,8 @@ class FaultStats:
     forwarded: int = 0
     slowdowns: int = 0
     cuts: int = 0
+    #: Bytes of the response bodies forwarded whole: what the clients downloaded.
+    body_bytes: int = 0
 
 
 class FaultProxy:
@@ -179,6 +181,7 @@ class FaultProxy:
             pump(up_reader, client)
             with self._lock:
                 self.stats.forwarded += 1
+                self.stats.body_bytes += length if has_body and length else 0
         except OSError:
             pass  # a peer went away, or stop() shut the sockets down
         finally:
