@@ -1,11 +1,13 @@
 """`git mlx du`: logical bytes against bytes stored, locally and on the remote — the
-dedup ratio."""
+dedup ratio — and where the index's artifacts are locally (store, work tree only)."""
 
 from __future__ import annotations
 
 from gitmlx import actions, ui
+from gitmlx.checkout import thin
 from gitmlx.context import RepoContext
 from gitmlx.format.sizes import human_size
+from gitmlx.git import scan
 from gitmlx.transfer.inventory import remote_usage
 
 
@@ -20,6 +22,13 @@ def run(*, remote_name: str | None = None) -> int:
     local = list(ctx.store.iter_objects())
     local_bytes = sum(o.size for o in local)
     ui.info(_row("local store", len(local), local_bytes, local_bytes))
+    where = thin.whereabouts(ctx, scan.pointers_in_index(ctx.top))
+    only = where.work_tree_only
+    ui.info(
+        _row("work tree only (checked out)", len({f.pointer.oid for f in only}), where.size(only), where.size(only))
+    )
+    absent = where.nowhere
+    ui.info(_row("not local (pointers, changed files)", len({f.pointer.oid for f in absent}), where.size(absent), 0))
     remote = ctx.open_remote(remote_name)
     known = {f.pointer.oid: f.pointer.size for f in actions.files_at(ctx, all_history=True)}
     usage = remote_usage(remote, known)

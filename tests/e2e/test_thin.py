@@ -111,3 +111,33 @@ def test_thin_checkout_offline_leaves_pointer_naming_thin(repos: Repos, sealed) 
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: cannot restore 'model.bin'")]
     assert len(errors) == 1 and "mlx.thin" in errors[0], result.stderr
     assert (dest / "model.bin").read_bytes().startswith(b"version https://gitmlx.dev/spec/v1\n")
+
+
+def allocated(folder: Path) -> int:
+    return sum(p.lstat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+
+
+def test_prune_in_a_clone_turned_thin_frees_the_duplicated_bytes(repos: Repos, sealed) -> None:
+    shas = publish(repos)
+    dest = sealed.root / "clone"
+    assert_no_traceback(git("clone", "-q", repos.remote, dest, cwd=sealed.root))
+    store = local_store(dest)
+    before = allocated(store)
+    assert stored_oids(store) == set(shas.values())
+    git("config", "mlx.thin", "true", cwd=dest)
+
+    pruned = mlx("prune", cwd=dest)
+
+    assert_no_traceback(pruned)
+    assert f"{len(shas)} of them checked out, now only in the work tree" in pruned.output, pruned.output
+    content = sum((dest / p).stat().st_size for p in shas)
+    assert before - allocated(store) >= content, (before, allocated(store))
+    assert stored_oids(store) == set()
+    du = mlx("du", cwd=dest).output
+    assert any(line.startswith("work tree only") and f" {len(shas)} " in line for line in du.splitlines()), du
+    assert_clean_worktree(dest)
+    assert_no_traceback(git("checkout", "-q", "HEAD~1", cwd=dest), git("checkout", "-q", "main", cwd=dest))
+    for path, sha in shas.items():
+        assert_content(dest, path, sha)
+    assert_clean_worktree(dest)
+    assert_no_traceback(mlx("fsck", cwd=dest))
