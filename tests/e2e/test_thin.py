@@ -82,7 +82,12 @@ def test_thin_edit_in_place_restore_and_switch(repos: Repos, sealed) -> None:
     with open(dest / "model.bin", "r+b") as f:  # a training script overwriting in place
         f.seek(5 * MiB)
         f.write(b"\0" * 4096)
+    edited = sha256_file(dest / "model.bin")
     assert "model.bin" in git("status", "--porcelain", cwd=dest).stdout
+    assert_no_traceback(git("stash", "-q", cwd=dest))
+    assert_content(dest, "model.bin", v2)
+    assert_no_traceback(git("stash", "pop", "-q", cwd=dest))
+    assert_content(dest, "model.bin", edited)
     assert_no_traceback(git("checkout", "--", "model.bin", cwd=dest))
     assert_content(dest, "model.bin", v2)
     assert_clean_worktree(dest)
