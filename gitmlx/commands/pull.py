@@ -11,10 +11,9 @@ def run(*, remote_name: str | None, include: list[str], exclude: list[str], quie
     ctx = RepoContext()
     inc, exc = actions.fetch_selection(ctx, include, exclude)
     files = actions.files_at(ctx, ["HEAD"], False, inc, exc)
-    if ctx.thin:
-        # The work-tree files are the local copies: fetch only what still needs placing.
-        files = actions.pointer_files(ctx, files)
-    fetched = actions.download(ctx, ctx.open_remote(remote_name), files, quiet=quiet)
+    # mlx.thin: the work-tree files are the local copies; fetch only what still needs placing.
+    wanted = actions.pointer_files(ctx, files) if ctx.thin else files
+    fetched = actions.download(ctx, ctx.open_remote(remote_name), wanted, quiet=quiet)
     # Objects this command just downloaded were hashed on the way in: placing them needs
     # no second hash (the kernel copies them).
     placed = actions.place(ctx, files, verified={p.oid for p in fetched.moved})
