@@ -166,16 +166,16 @@ def _take_over_pointer(
     """`place_over_pointer` by moving the loose object out of the store (`objectfile.take`):
     the placed file's stat data; False when the target was another file by the swap (left
     alone); None when the object cannot be moved (the caller copies it)."""
-    fd = spare.adopt(pointer_file.st_dev, lambda dest: take(store, pointer, dest, mode)) if spare is not None else None
-    if fd is None:
+    fd = None if spare is None else spare.adopt(pointer_file.st_dev, lambda dest: take(store, pointer, dest, mode))
+    if spare is None or fd is None:
         return take_object(store, target, pointer, mode)
     try:
         try:
-            return os.fstat(fd) if spare.swap(target, pointer_file) else False  # type: ignore[union-attr]
+            return os.fstat(fd) if spare.swap(target, pointer_file) else False
         except OSError:
             # The file system cannot exchange names: the object is under the spare's name.
-            os.replace(spare.path, target)  # type: ignore[union-attr]
-            spare.disable()  # type: ignore[union-attr]
+            os.replace(spare.path, target)
+            spare.disable()
             return os.fstat(fd)
     finally:
         os.close(fd)
