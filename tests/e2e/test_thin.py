@@ -63,6 +63,7 @@ def test_thin_clone_keeps_one_copy(repos: Repos, sealed) -> None:
     assert stored_oids(local_store(dest)) == set()
     content = sum((dest / p).stat().st_size for p in shas)
     extra = allocated_beyond([dest / ".git", sealed.home], dest, {dest / ".git" / "objects"})
+    print(f"\nthin clone of {content} bytes: .git (without objects/) and HOME allocate {extra} bytes more")
     assert extra <= 4 * MiB + content // 20, extra
     assert_no_traceback(mlx("fsck", cwd=dest))
 
