@@ -59,7 +59,8 @@ class WorktreeLinks:
                 os.unlink(tmp)
             os.link(placed, tmp, follow_symlinks=False)
             now = os.lstat(tmp)
-            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            # The inode number alone could be a new file's (a freed number is reused at once).
+            if _identity(now) != _identity(st):
                 os.unlink(tmp)  # replaced since it was placed: not the object's file
                 return
             os.replace(tmp, name)
@@ -112,6 +113,10 @@ class WorktreeLinks:
                 with contextlib.suppress(OSError):
                     found[name] = os.lstat(os.path.join(self.folder, name))
         return found
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _writer_alive(name: str) -> bool:
