@@ -41,6 +41,7 @@ WORKLOADS = {
     "add-2000": "`git add` of many small files",
     "clone-1g": "fresh `git clone` (smudge) of a remote holding one large file",
     "clone-2000": "fresh `git clone` (smudge) of a remote holding many small files",
+    "clone-1g-thin": "gitmlx alone: `git clone -c mlx.thin=true` of the large file (compare with floor)",
     "status-after-clone": "the first `git status` right after cloning the large file",
     "push-1g": "`git add` + `git commit` + `git push` of a new large file",
 }
@@ -58,6 +59,8 @@ def run_selected(b: w.Bench, selected: list[str]) -> list[str]:
     big_steps = {k: v for k, v in (("clone", "clone-1g"), ("status", "status-after-clone")) if v in selected}
     if big_steps:
         plan.append((" + ".join(big_steps.values()), lambda: w.clone(b, "clone-1g", b.big(), big_steps)))
+    if "clone-1g-thin" in selected:
+        plan.append(("clone-1g-thin", lambda: w.clone(b, "clone-1g-thin", b.big(), {"clone": "clone-1g-thin"}, True)))
     if "clone-2000" in selected:
         plan.append(("clone-2000", lambda: w.clone(b, "clone-2000", b.many(), {"clone": "clone-2000"})))
     if "push-1g" in selected:

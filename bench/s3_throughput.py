@@ -10,8 +10,9 @@ The same files go up and come back down twice per round:
 
 * gitmlx: `git push` (its pre-push hook runs `git mlx pre-push`) from a repository whose
   committed `.mlxconfig` names the S3 remote and sets `mlx.concurrency`; then, in a
-  clone made with GIT_MLX_SKIP_SMUDGE=1, `git mlx fetch` (into the local store) and, in a
-  second such clone, `git mlx pull` (fetch + write the work tree);
+  clone made with GIT_MLX_SKIP_SMUDGE=1, `git mlx fetch` (into the local store), in a
+  second such clone, `git mlx pull` (fetch + write the work tree), and in a third with
+  `mlx.thin` set, `git mlx pull` again (the work tree is the only copy: bytes written once);
 * baseline: a ThreadPoolExecutor with as many workers as `mlx.concurrency`, mapping boto3's
   `upload_file` / `download_file` (its default TransferConfig) over the files.
 
@@ -190,6 +191,7 @@ class Round:
     mlx_push: float
     mlx_fetch: float
     mlx_pull: float
+    mlx_thin_pull: float
     boto_upload: float
     boto_download: float
     ranged_ceiling: float  # boto3 reading gitmlx's bucket in 16 MiB ranges, into memory
@@ -212,7 +214,7 @@ def write_inputs(folder: Path, files: int, size: int) -> list[Path]:
 
 def run_gitmlx(
     root: Path, env: dict[str, str], inputs: list[Path], url: str, endpoint: str, concurrency: int
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     bare, work = root / "remote.git", root / "work"
     sh(["git", "init", "-q", "--bare", str(bare)], root, env)
     sh(["git", "init", "-q", str(work)], root, env)
@@ -228,14 +230,17 @@ def run_gitmlx(
     push = sh(["git", "push", "-q", "origin", "main"], work, env)  # the pre-push hook uploads
 
     lazy = {**env, "GIT_MLX_SKIP_SMUDGE": "1"}
-    for name in ("fetch-clone", "pull-clone"):
+    for name in ("fetch-clone", "pull-clone", "thin-clone"):
         sh(["git", "clone", "-q", str(bare), str(root / name)], root, lazy)
+    sh(["git", "config", "mlx.thin", "true"], root / "thin-clone", env)
     fetch = sh(["git", "mlx", "fetch", "-q"], root / "fetch-clone", env)
     pull = sh(["git", "mlx", "pull", "-q"], root / "pull-clone", env)
-    for path in inputs[:: max(1, len(inputs) // 8)]:  # spot-check the restored bytes
-        if (root / "pull-clone" / path.name).read_bytes() != path.read_bytes():
-            raise SystemExit(f"gitmlx pull restored wrong bytes for {path.name}")
-    return push, fetch, pull
+    thin_pull = sh(["git", "mlx", "pull", "-q"], root / "thin-clone", env)
+    for clone in ("pull-clone", "thin-clone"):
+        for path in inputs[:: max(1, len(inputs) // 8)]:  # spot-check the restored bytes
+            if (root / clone / path.name).read_bytes() != path.read_bytes():
+                raise SystemExit(f"gitmlx pull ({clone}) restored wrong bytes for {path.name}")
+    return push, fetch, pull, thin_pull
 
 
 def read_bucket_by_ranges(client, bucket: str, concurrency: int, span: int = 16 * MIB) -> tuple[float, int]:
@@ -283,10 +288,10 @@ def rate(total: int, seconds: float) -> float:
 
 def report(rounds: list[Round], total: int, files: int, concurrency: int, endpoint: str) -> dict[str, float]:
     print(f"\n{total // MIB} MiB in {files} files, concurrency {concurrency}, endpoint {endpoint}")
-    heads = ("mlx push", "mlx fetch", "mlx pull", "boto3 up", "boto3 down", "ranged*")
+    heads = ("mlx push", "mlx fetch", "mlx pull", "thin pull", "boto3 up", "boto3 down", "ranged*")
     print(f"{'round':>5} {'first':>6} | " + " ".join(f"{h:>11}" for h in heads))
     for r in rounds:
-        cells = [r.mlx_push, r.mlx_fetch, r.mlx_pull, r.boto_upload, r.boto_download, r.ranged_ceiling]
+        cells = [r.mlx_push, r.mlx_fetch, r.mlx_pull, r.mlx_thin_pull, r.boto_upload, r.boto_download, r.ranged_ceiling]
         print(f"{r.index:>5} {r.first:>6} | " + " ".join(f"{rate(total, s):>5.0f} MiB/s" for s in cells))
 
     def med(field: str) -> float:
@@ -296,6 +301,7 @@ def report(rounds: list[Round], total: int, files: int, concurrency: int, endpoi
         "push / upload_file": med("boto_upload") / med("mlx_push"),
         "fetch / download_file": med("boto_download") / med("mlx_fetch"),
         "pull / download_file": med("boto_download") / med("mlx_pull"),
+        "thin pull / download_file": med("boto_download") / med("mlx_thin_pull"),
     }
     extra = {"fetch / ranged ceiling": med("ranged_ceiling") / med("mlx_fetch")}
     fields = [f for f in asdict(rounds[0]) if f not in ("index", "first")]
@@ -306,9 +312,9 @@ def report(rounds: list[Round], total: int, files: int, concurrency: int, endpoi
     )
     print(f"gitmlx / boto3 throughput (target >= {TARGET:.1f}):")
     for name, value in ratios.items():
-        print(f"  {name:<22} {value:5.2f}  {'ok' if value >= TARGET else 'BELOW TARGET'}")
+        print(f"  {name:<26} {value:5.2f}  {'ok' if value >= TARGET else 'BELOW TARGET'}")
     for name, value in extra.items():
-        print(f"  {name:<22} {value:5.2f}  (information)")
+        print(f"  {name:<26} {value:5.2f}  (information)")
     return {**ratios, **extra}
 
 
@@ -368,12 +374,12 @@ def main(argv: list[str] | None = None) -> int:
                 for side in (first, "boto3" if first == "gitmlx" else "gitmlx"):
                     print(f"round {index}: {side} ...", flush=True)
                     results[side] = sides[side]()
-                push, fetch, pull = results["gitmlx"]
+                push, fetch, pull, thin_pull = results["gitmlx"]
                 upload, download = results["boto3"]
                 ceiling, stored = read_bucket_by_ranges(client, bucket_mlx, args.concurrency)
                 # Scaled to the logical bytes, so it reads as a throughput like the others.
                 ceiling *= total / stored
-                rounds.append(Round(index, first, push, fetch, pull, upload, download, ceiling))
+                rounds.append(Round(index, first, push, fetch, pull, thin_pull, upload, download, ceiling))
             finally:
                 for bucket in (bucket_mlx, bucket_base):
                     empty_and_delete(client, bucket)

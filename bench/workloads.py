@@ -296,11 +296,15 @@ def add(b: Bench, name: str, ds: inputs.DataSet) -> None:
         sb.destroy()
 
 
-def clone(b: Bench, name: str, ds: inputs.DataSet, steps: dict[str, str]) -> None:
+def clone(b: Bench, name: str, ds: inputs.DataSet, steps: dict[str, str], thin: bool = False) -> None:
     """A remote holding `ds` (pushed during set-up), then per rep a fresh `git clone` of it
     (checkout runs the smudge filter) and, right after it, the first `git status`.
-    `steps` maps "clone" / "status" to the workload name they are recorded under."""
+    `steps` maps "clone" / "status" to the workload name they are recorded under. `thin`:
+    gitmlx alone, cloning with `-c mlx.thin=true` (the work tree is the only local copy)."""
     boxes = b.sandboxes(name)
+    for key in [k for k in boxes if thin and k != "mlx"]:
+        boxes.pop(key).destroy()
+    options = ["-c", "mlx.thin=true"] if thin else []
     leftovers = Leftovers(ds)
     for sb in boxes.values():
         src, remote = sb.root / "src", sb.remotes / "remote.git"
@@ -311,10 +315,10 @@ def clone(b: Bench, name: str, ds: inputs.DataSet, steps: dict[str, str]) -> Non
         sb.git("push", "-q", "origin", "main", cwd=src)
         leftovers.remove(src)  # only the remote is needed from here on
     for rep in range(b.reps):
-        for tool in b.tools:
+        for tool in [t for t in b.tools if t.key in boxes]:
             sb = boxes[tool.key]
             remote, dest = sb.remotes / "remote.git", sb.root / f"clone-{rep}"
-            m = sb.timed_git("clone", "-q", remote.as_uri(), str(dest), cwd=sb.root)
+            m = sb.timed_git("clone", "-q", *options, remote.as_uri(), str(dest), cwd=sb.root)
             status = sb.timed_git("status", cwd=dest) if "status" in steps else None
             verify_worktree(sb, dest, ds)
             dirty = sb.git("status", "--porcelain", cwd=dest).strip()

@@ -108,6 +108,12 @@ def choose(found: Sequence[TrackedFile], selection: patterns.Selection, where: s
     return chosen
 
 
+def pointer_files(ctx: RepoContext, files: Sequence[TrackedFile]) -> list[TrackedFile]:
+    """The work-tree files among `files` that still hold their pointer."""
+    work_tree = ctx.paths.work_tree
+    return [f for f in files if work_tree is not None and worktree.holds_pointer(work_tree, f)]
+
+
 def download(
     ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False, summary: bool = True
 ) -> TransferResult:

@@ -58,6 +58,13 @@ SETTINGS: tuple[Setting, ...] = (
         default="1",
         doc="during checkouts, objects this big or bigger are put in place by gitmlx, not written by git (0: never)",
     ),
+    Setting(
+        "mlx.thin",
+        ("GIT_MLX_THIN",),
+        from_mlxconfig=False,
+        default="false",
+        doc="thin checkouts: the work-tree file is the only local copy of an artifact the remote holds",
+    ),
     Setting("mlx.gcgrace", (), from_mlxconfig=False, default="7", doc="days before gc --remote deletes"),
     Setting("mlx.pruneoffsetdays", (), from_mlxconfig=False, default="3", doc="prune keeps commits this recent"),
     Setting(

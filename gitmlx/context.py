@@ -18,6 +18,7 @@ from gitmlx.config import Config, Value, endpoint_origin, trusted_without_asking
 from gitmlx.errors import ConfigError, MlxError
 from gitmlx.git import plumbing
 from gitmlx.store.objects import Store
+from gitmlx.store.worktreelinks import WorktreeLinks
 
 TYPE_CHECKING = False  # type checkers take it as True; the remotes load on first use
 if TYPE_CHECKING:
@@ -105,6 +106,11 @@ class RepoContext:
 
     @cached_property
     def store(self) -> Store:
+        store = self._open_store()
+        store.worktree_links = WorktreeLinks(self.paths.git_dir)
+        return store
+
+    def _open_store(self) -> Store:
         cache = self.config.get("mlx.cache")
         if cache is None:
             return Store(self.paths.common_dir / "mlx").check_root()
@@ -114,6 +120,11 @@ class RepoContext:
         except (RuntimeError, OSError):
             pass  # a symlink loop: check_root names it
         return Store(where).check_root()
+
+    @cached_property
+    def thin(self) -> bool:
+        """mlx.thin: the work-tree file is the only local copy of what the remote holds."""
+        return self.config.flag("mlx.thin")
 
     def default_git_remote(self) -> str | None:
         """`mlx.remote`, else the current branch's remote, else origin, else the only one."""

@@ -99,8 +99,11 @@ class Downloads:
     def _failure(self, pointer: Pointer, exc: BaseException) -> BaseException:
         """The error to report for an object that could not be fetched (others unchanged)."""
         if isinstance(exc, MlxError):
+            thin = (
+                " (mlx.thin is set: the local store keeps no copy of checked-out artifacts)" if self._ctx.thin else ""
+            )
             return MlxError(
-                f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.message}",
+                f"object {pointer.short_oid} ({human_size(pointer.size)}): {exc.message}{thin}",
                 exc.hint or "fix the artifact remote, then run 'git mlx pull'",
             )
         if isinstance(exc, OSError):  # disk full, permissions: expected, not a bug

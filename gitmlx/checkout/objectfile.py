@@ -125,6 +125,55 @@ def write_object(
                 os.unlink(tmp)
 
 
+def take(store: Store, pointer: Pointer, dest: str, mode: int) -> int | None:
+    """Move `pointer`'s loose object out of the store to `dest` (same file system, by
+    rename; whatever `dest` held goes), with permission bits `mode` and a modification time
+    one second back; its descriptor. For a thin checkout (`mlx.thin`), and only for an
+    object this process hashed while downloading it: the store keeps no copy, and the
+    bytes are written once. None, the store untouched, when it cannot: packed, another
+    owner's, linked elsewhere, the wrong size, or another file system."""
+    src = str(store.path(pointer.oid))
+    try:
+        st = os.lstat(src)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid() or st.st_size != pointer.size:
+        return None
+    try:
+        os.rename(src, dest)
+    except OSError:
+        return None
+    fd = os.open(dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, mode)
+        _backdate(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def take_object(store: Store, target: str | Path, pointer: Pointer, mode: int) -> os.stat_result | None:
+    """`target` atomically made to hold the object moved out of the store (`take`); its
+    stat data, or None (nothing changed) when it cannot be moved."""
+    tmp, fd = _create_temp(target, mode)  # a name nobody else uses, replaced by the rename
+    os.close(fd)
+    fd_or_none = take(store, pointer, tmp, mode)
+    if fd_or_none is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        return None
+    try:
+        os.replace(tmp, target)
+        return os.fstat(fd_or_none)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # the object is on the remote: fetched again when needed
+        raise
+    finally:
+        os.close(fd_or_none)
+
+
 def replace_with(target: Path, data: bytes) -> None:
     """Atomically make `target` hold `data` (a pointer), keeping its permission bits."""
     mode = stat.S_IMODE(os.lstat(target).st_mode)

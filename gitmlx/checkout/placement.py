@@ -91,6 +91,10 @@ class Placer:
         self._checked_dirs: set[str] = set()
         #: The file each placement fills and swaps in, once needed.
         self._spare: SpareFile | None = None
+        #: mlx.thin: objects this process downloaded move into the work tree, and the
+        #: store copies of those it placed go at the end (`drop_store_copies`).
+        self._thin = ctx.thin
+        self._placed_downloads: set[str] = set()
 
     def claim(self, path: str) -> None:
         """Claim `path` before git writes its pointer (see `handoff.Claim`)."""
@@ -186,6 +190,8 @@ class Placer:
             self._unavailable(path, exc)
             return
         try:
+            if self._thin and not self._ctx.store.has(pointer.oid):
+                self._fetch(pointer)  # moved into another file of this checkout: again, from its chunks
             try:
                 st = self._place_over_pointer(placement)
             except IntegrityError:
@@ -214,6 +220,35 @@ class Placer:
         else:
             if st is not None:
                 self._placed.append(replace(placement, stage=Stage.PLACED, stat=st))
+                if self._thin:
+                    self._placed_thin(placement, st)
+
+    def _placed_thin(self, placement: Placement, st: os.stat_result) -> None:
+        """mlx.thin: remember the placed file as a chunk source for its next version, and
+        the store copy of a download for `drop_store_copies`."""
+        oid = placement.pointer.oid
+        links = self._ctx.store.worktree_links
+        work_tree = self._ctx.paths.work_tree
+        if links is not None and work_tree is not None:
+            links.add(oid, os.path.join(work_tree, placement.path), st)
+        if oid in self._verified:
+            self._placed_downloads.add(oid)
+
+    def drop_store_copies(self) -> None:
+        """mlx.thin: the work-tree files are the only local copies of the objects this
+        process downloaded and placed (the remote holds them), and the links to work-tree
+        files git has replaced go (`worktreelinks`)."""
+        if not self._thin:
+            return
+        oids, self._placed_downloads = self._placed_downloads, set()
+        try:
+            if oids:
+                self._ctx.store.discard(oids)
+            links = self._ctx.store.worktree_links
+            if links is not None:
+                links.sweep()
+        except OSError:
+            pass  # a full disk while rewriting a pack: the next thin checkout or prune drops them
 
     def _place_over_pointer(self, placement: Placement) -> os.stat_result | None:
         work_tree = self._ctx.paths.work_tree
@@ -229,4 +264,5 @@ class Placer:
             placement.pointer.oid in self._verified,
             self._checked_dirs,
             self._spare,
+            take=self._thin and placement.pointer.oid in self._verified,
         )

@@ -315,6 +315,8 @@ class FilterSession:
             self._downloads.finish_pack()
         if self._progress is not None:
             self._progress.finish()
+        if self._placer is not None:
+            self._placer.drop_store_copies()  # mlx.thin only
 
     # -- the "delay" capability: download in parallel while git goes on ---------------------
 
@@ -393,6 +395,7 @@ class FilterSession:
         if self._progress is not None:
             self._progress.finish()
         if self._placer is not None:
+            self._placer.drop_store_copies()  # mlx.thin only
             self._placer.refresh_index()
             self._placer.drop_claim()
         if self._downloads is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from gitmlx.checkout.objectfile import process_alive
@@ -82,6 +83,19 @@ class SpareFile:
             self.remove()
         fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, mode)
         self._exists = True
+        return fd
+
+    def adopt(self, device: int, move: Callable[[str], int | None]) -> int | None:
+        """Make the file `move` puts under the spare's name (by rename, on `device`) the
+        spare: its descriptor, or None when the spare cannot serve `device` or `move`
+        could not (the spare is then as before)."""
+        if self._device is None:
+            self._device = self._start()
+        if self._device != device:
+            return None
+        fd = move(self.path)
+        if fd is not None:
+            self._exists = True
         return fd
 
     def swap(self, target: str, pointer_file: os.stat_result) -> bool:

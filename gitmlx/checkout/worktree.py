@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmlx.checkout.objectfile import check_inside, fill, sweep_temps, write_object
+from gitmlx.checkout.objectfile import check_inside, fill, sweep_temps, take, take_object, write_object
 from gitmlx.checkout.statcache import StatCache
 from gitmlx.errors import MlxError
 from gitmlx.format.pointer import Pointer
@@ -67,7 +67,12 @@ def _hash_file(path: Path) -> str:
 
 
 def place(
-    store: Store, work_tree: Path, tracked: TrackedFile, cache: StatCache | None = None, verified: bool = False
+    store: Store,
+    work_tree: Path,
+    tracked: TrackedFile,
+    cache: StatCache | None = None,
+    verified: bool = False,
+    take: bool = False,
 ) -> os.stat_result:
     """Replace the pointer file with the object's bytes: temp file, verify, rename.
 
@@ -76,12 +81,15 @@ def place(
     tree file would write into the store. `verified` (this process hashed the object
     when it downloaded it, moments ago) skips the hash: the kernel copies, the size is
     checked. With `cache`, the result is recorded so the clean filter can recognise the
-    untouched file without re-hashing it. Returns the placed file's stat data, for the index.
+    untouched file without re-hashing it. With `take` (mlx.thin) a `verified` loose
+    object is moved out of the store instead. Returns the placed file's stat data, for the index.
     """
     target = work_tree / tracked.path
     check_inside(work_tree, os.path.dirname(target), tracked.path)
     mode = 0o755 if tracked.mode == "100755" else 0o644
-    st = write_object(store, target, tracked.pointer, mode, verified, tracked.path)
+    st = take_object(store, target, tracked.pointer, mode) if take and verified else None
+    if st is None:
+        st = write_object(store, target, tracked.pointer, mode, verified, tracked.path)
     if cache is not None:
         cache.record(tracked.path, st, tracked.pointer.encode())
     return st
@@ -96,6 +104,7 @@ def place_over_pointer(
     verified: bool = False,
     checked_dirs: set[str] | None = None,
     spare: SpareFile | None = None,
+    take: bool = False,
 ) -> os.stat_result | None:
     """Put the object's bytes where git has just written its pointer `text` (a checkout
     whose files the filter places itself); None, touching nothing, when the file no
@@ -108,7 +117,8 @@ def place_over_pointer(
     `checked_dirs` remembers the folders already found inside the work tree (and swept of
     the temporary files of killed placements). With `spare`, the object is written into
     the spare file and swapped with the pointer file (see SpareFile), else into a new
-    temporary file renamed over it.
+    temporary file renamed over it. With `take` (a thin checkout, an object this process
+    downloaded), the loose object is moved out of the store instead of copied, where it can.
     """
     target = os.path.join(work_tree, path)
     try:
@@ -132,6 +142,10 @@ def place_over_pointer(
         if checked_dirs is not None:
             checked_dirs.add(folder)
     mode = stat.S_IMODE(st.st_mode)
+    if take:
+        placed = _take_over_pointer(store, target, pointer, mode, st, spare)
+        if placed is not None:
+            return placed or None
     fd = spare.open(st.st_dev, mode) if spare is not None else None
     if fd is not None:
         assert spare is not None
@@ -144,6 +158,27 @@ def place_over_pointer(
         finally:
             os.close(fd)
     return write_object(store, target, pointer, mode, verified, path)
+
+
+def _take_over_pointer(
+    store: Store, target: str, pointer: Pointer, mode: int, pointer_file: os.stat_result, spare: SpareFile | None
+) -> os.stat_result | bool | None:
+    """`place_over_pointer` by moving the loose object out of the store (`objectfile.take`):
+    the placed file's stat data; False when the target was another file by the swap (left
+    alone); None when the object cannot be moved (the caller copies it)."""
+    fd = None if spare is None else spare.adopt(pointer_file.st_dev, lambda dest: take(store, pointer, dest, mode))
+    if spare is None or fd is None:
+        return take_object(store, target, pointer, mode)
+    try:
+        try:
+            return os.fstat(fd) if spare.swap(target, pointer_file) else False
+        except OSError:
+            # The file system cannot exchange names: the object is under the spare's name.
+            os.replace(spare.path, target)
+            spare.disable()
+            return os.fstat(fd)
+    finally:
+        os.close(fd)
 
 
 def check_out(ctx: RepoContext, files: Sequence[TrackedFile], verified: Container[str] = ()) -> PlaceResult:
@@ -161,12 +196,29 @@ def check_out(ctx: RepoContext, files: Sequence[TrackedFile], verified: Containe
     try:
         pending_paths = {f.path for f in pending}
         stale = stale_in_index(work_tree, [f for f in files if f.path not in pending_paths], cache)
-        result = place_all(ctx.store, work_tree, pending, cache, verified)
+        result = place_all(ctx.store, work_tree, pending, cache, verified, thin=ctx.thin)
     finally:
         cache.close()
     placed = {f.path: (f, result.stats[f.path]) for f in result.placed}
     refresh_index(work_tree, {**stale, **placed})
+    if ctx.thin:
+        _thin_done(ctx.store, work_tree, result, verified)
     return result
+
+
+def _thin_done(store: Store, work_tree: Path, result: PlaceResult, verified: Container[str]) -> None:
+    """mlx.thin after placing: link the placed files as chunk sources, drop the store
+    copies of the downloads placed (the remote holds them), sweep stale links."""
+    links = store.worktree_links
+    for tracked in result.placed:
+        if links is not None:
+            links.add(tracked.pointer.oid, str(work_tree / tracked.path), result.stats[tracked.path])
+    try:
+        store.discard({f.pointer.oid for f in result.placed if f.pointer.oid in verified})
+        if links is not None:
+            links.sweep()
+    except OSError:
+        pass  # a full disk while rewriting a pack: `git mlx prune` drops them later
 
 
 def place_all(
@@ -175,16 +227,22 @@ def place_all(
     files: Iterable[TrackedFile],
     cache: StatCache | None = None,
     verified: Container[str] = (),
+    thin: bool = False,
 ) -> PlaceResult:
+    """Place each of `files`; with `thin`, the last file needing a verified object takes
+    it out of the store (`place`)."""
     result = PlaceResult()
     swept: set[Path] = set()
+    files = list(files)
+    last = {f.pointer.oid: f.path for f in files} if thin else {}
     with cache.batch() if cache is not None else contextlib.nullcontext():
         for tracked in files:
             directory = (work_tree / tracked.path).parent
             if directory not in swept:
                 sweep_temps(directory)
                 swept.add(directory)
-            _place_one(store, work_tree, tracked, cache, verified, result)
+            take = last.get(tracked.pointer.oid) == tracked.path
+            _place_one(store, work_tree, tracked, cache, verified, result, take)
     return result
 
 
@@ -195,12 +253,13 @@ def _place_one(
     cache: StatCache | None,
     verified: Container[str],
     result: PlaceResult,
+    take: bool = False,
 ) -> None:
     if not store.has(tracked.pointer.oid):
         result.missing.append(tracked)
         return
     try:
-        st = place(store, work_tree, tracked, cache, tracked.pointer.oid in verified)
+        st = place(store, work_tree, tracked, cache, tracked.pointer.oid in verified, take)
         result.placed.append(tracked)
         result.stats[tracked.path] = st
     except (MlxError, OSError) as exc:

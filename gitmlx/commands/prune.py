@@ -4,10 +4,12 @@ needs and that the artifact remote holds."""
 from __future__ import annotations
 
 from gitmlx import ui
+from gitmlx.checkout import thin
 from gitmlx.config import MAX_DAYS, parse_days
 from gitmlx.context import RepoContext
 from gitmlx.errors import ConfigError
 from gitmlx.format.sizes import human_size
+from gitmlx.git import scan
 from gitmlx.maintenance import prune, reach
 from gitmlx.transfer.gc_marks import now
 
@@ -29,9 +31,15 @@ def offset_days(ctx: RepoContext) -> float:
 
 def run(*, dry_run: bool = False, verify_remote: bool = False, verbose: bool = False) -> int:
     ctx = RepoContext()
-    keep = reach.keep_list(ctx.top, offset_days(ctx), now())
+    keep = set(reach.keep_list(ctx.top, offset_days(ctx), now()).all)
+    # mlx.thin: an artifact checked out whole needs no store copy where the remote holds it.
+    held = thin.held_in_work_tree(ctx, scan.pointers_in_index(ctx.top)) if ctx.thin else {}
     remote = ctx.open_remote()
-    report = prune.prune(ctx.store, remote, keep.all, dry_run, verify_remote, ctx.config.integer("mlx.concurrency"))
+    report = prune.prune(
+        ctx.store, remote, keep - held.keys(), dry_run, verify_remote, ctx.config.integer("mlx.concurrency")
+    )
+    if not dry_run:
+        thin.link_held(ctx, [held[o.oid] for o in report.pruned if o.oid in held])
     verb = "would prune" if dry_run else "pruned"
     if verbose or dry_run:
         for obj in report.pruned:
@@ -41,6 +49,9 @@ def run(*, dry_run: bool = False, verify_remote: bool = False, verbose: bool = F
         f"{'freeing' if not dry_run else 'to free'} {human_size(report.pruned_bytes)}; "
         f"kept {report.kept} ({human_size(report.kept_bytes)})"
     )
+    if held:
+        only = sum(1 for o in report.pruned if o.oid in held)
+        ui.info(f"mlx.thin: {only} of them checked out, now only in the work tree")
     if not dry_run:
         removed, freed = ctx.store.sweep_tmp()
         if removed:

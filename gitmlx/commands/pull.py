@@ -13,8 +13,10 @@ def run(
     ctx = RepoContext()
     selection = actions.fetch_selection(ctx, include, exclude)
     files = actions.files_at(ctx, ["HEAD"], False, selection, quiet)
+    # mlx.thin: the work-tree files are the local copies; fetch only what still needs placing.
+    wanted = actions.pointer_files(ctx, files) if ctx.thin else files
     remote = ctx.open_remote(remote_name)
-    fetched = actions.download(ctx, remote, files, quiet=quiet, summary=not as_json)
+    fetched = actions.download(ctx, remote, wanted, quiet=quiet, summary=not as_json)
     # Objects this command just downloaded were hashed on the way in: placing them needs
     # no second hash (the kernel copies them).
     placed = actions.place(ctx, files, verified={p.oid for p in fetched.moved})
@@ -23,7 +25,7 @@ def run(
             "placed": len(placed.placed),
             "failed": [{"path": tracked.path, "error": why} for tracked, why in placed.failed],
         }
-        ui.json_document("pull", {"fetch": actions.transfer_json(fetched, files, remote), "checkout": checkout})
+        ui.json_document("pull", {"fetch": actions.transfer_json(fetched, wanted, remote), "checkout": checkout})
     elif placed.placed and not quiet:
         ui.note(f"checked out {len(placed.placed)} file(s)")
     if not fetched.ok or placed.failed:

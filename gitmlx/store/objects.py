@@ -32,6 +32,7 @@ from gitmlx.store import packs as store_packs
 from gitmlx.store.appender import PackAppender
 from gitmlx.store.blockio import BLOCK_SIZE, CopiedRanges, hashes_to, sync_file_system, tmp_dir_beside
 from gitmlx.store.packset import PackedRange, PackSet
+from gitmlx.store.worktreelinks import WorktreeLinks
 from gitmlx.store.writer import ObjectWriter
 
 TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
@@ -73,6 +74,8 @@ class Store:
         self._sync_registered = False
         #: Pack ranges copied out recently, whose pages leave the page cache later.
         self._copied = CopiedRanges()
+        #: A thin checkout's work-tree files, read as unverified chunk sources only.
+        self.worktree_links: WorktreeLinks | None = None
 
     def check_root(self) -> Store:
         """Refuse a store folder that cannot be one, naming what is there and the fix (a
@@ -200,6 +203,23 @@ class Store:
         if isinstance(where, Path):
             return open(where, "rb")  # noqa: SIM115
         return where.pack.reader(where.offset, where.size)  # type: ignore[return-value]
+
+    def has_chunk_source(self, oid: str) -> bool:
+        """Whether `oid`'s bytes are here or in a thin checkout's work tree, to take
+        chunks from (each chunk is hashed before use: see `open_chunk_source`)."""
+        return self.has(oid) or (self.worktree_links is not None and self.worktree_links.has(oid))
+
+    def open_chunk_source(self, oid: str) -> BinaryIO:
+        """`oid`'s bytes as they are, for reading chunks that are each verified against
+        their chunk hash: the stored object, else a thin checkout's work-tree file
+        (`worktreelinks`), which may have been edited. FileNotFoundError when neither."""
+        try:
+            return self.open(oid)
+        except FileNotFoundError:
+            found = self.worktree_links.open(oid) if self.worktree_links is not None else None
+            if found is None:
+                raise
+            return found
 
     def locate(self, oid: str) -> tuple[int, int, int] | str:
         """Where `oid`'s bytes are, for code that copies them with the kernel: (descriptor,

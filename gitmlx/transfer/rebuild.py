@@ -201,13 +201,13 @@ def rebuild(
     """Write the object into the store from local chunks and pack ranges: bytes fetched,
     and which chunks' bytes hashed to what the manifest claims.
 
-    A local chunk whose bytes do not hash to the claimed sha256 fails the rebuild at once
-    (the caller retries from the remote alone)."""
+    A local chunk whose bytes do not hash to the claimed sha256 is read from the remote
+    instead."""
     wire = [0]
     proven = Proven()
     resume = manifest.pointer.size >= RESUME_FROM
     with store.writer(durable=False, resume_as=manifest.oid if resume else None) as writer, ExitStack() as files:
-        handles: dict[str, BinaryIO] = {}
+        handles: dict[str, BinaryIO | None] = {}
         run: list[ChunkRef] = []  # consecutive chunks of one pack, read with one ranged GET
         run_first = 0  # the manifest index of run[0]
         # What an interrupted download left, as far as its chunks hash to the manifest's
@@ -233,20 +233,16 @@ def rebuild(
             if i < done:
                 continue
             here = local.get(chunk.hash)
-            if here is not None:
+            data = _local_chunk(store, handles, files, here) if here is not None else None
+            if data is not None and len(data) == chunk.raw and hashlib.sha256(data).digest() == chunk.hash:
                 read_run()
-                if here.oid not in handles:
-                    handles[here.oid] = files.enter_context(store.open(here.oid))
-                src = handles[here.oid]
-                src.seek(here.offset)
-                data = src.read(here.raw)
-                if len(data) != here.raw or hashlib.sha256(data).digest() != chunk.hash:
-                    raise IntegrityError(f"local object {here.oid[:10]} does not hold the chunk the index says")
                 writer.write(data)
                 proven.local.append(i)
                 if progress:
                     progress(len(data))
                 continue
+            # Not here, or not what the index says any more (a thin checkout's work-tree
+            # file edited in place, an object replaced on disk): read from the remote.
             if run:
                 end = run[-1].offset + run[-1].stored
                 if chunk.pack != run[0].pack or chunk.offset != end or end - run[0].offset >= RUN_LIMIT:
@@ -259,11 +255,28 @@ def rebuild(
     return wire[0], proven
 
 
+def _local_chunk(store: Store, handles: dict[str, BinaryIO | None], files: ExitStack, here: LocalChunk) -> bytes | None:
+    """The bytes the chunk index places in a local object (or a thin checkout's work-tree
+    file), unverified; None when that file is gone."""
+    if here.oid not in handles:
+        try:
+            handles[here.oid] = files.enter_context(store.open_chunk_source(here.oid))
+        except FileNotFoundError:
+            handles[here.oid] = None
+    src = handles[here.oid]
+    if src is None:
+        return None
+    src.seek(here.offset)
+    return src.read(here.raw)
+
+
 def fetch_known(
     store: Store, remote: Remote, index: ChunkIndex, manifest: Manifest, progress: ProgressCallback | None
 ) -> int:
     """Rebuild an object whose manifest is in hand, reusing chunks of local objects."""
-    local = {h: c for h, c in index.local_chunks(c.hash for c in manifest.chunks).items() if store.has(c.oid)}
+    rows = index.local_chunks(c.hash for c in manifest.chunks)
+    present = {oid for oid in {c.oid for c in rows.values()} if store.has_chunk_source(oid)}
+    local = {h: c for h, c in rows.items() if c.oid in present}
     try:
         wire, proven = rebuild(store, remote, manifest, local, progress)
     except IntegrityError:

@@ -194,17 +194,18 @@ def published(sealed) -> tuple[Path, dict[str, tuple[str, int]]]:
     return repos.remote, expected
 
 
-@pytest.mark.parametrize("writer", ["git", "gitmlx"])
+@pytest.mark.parametrize("writer", ["git", "gitmlx", "thin"])
 @pytest.mark.parametrize("trials", TRIALS)
 def test_kill_during_checkout_leaves_no_wrong_bytes_and_a_rerun_completes(trials: int, writer: str, sealed) -> None:
     """writer=gitmlx: the default, git writes pointers and gitmlx renames each verified
-    file over its pointer; git: with mlx.directplace=0 git writes the content itself."""
+    file over its pointer; git: with mlx.directplace=0 git writes the content itself;
+    thin: mlx.thin, gitmlx moves each download out of the store into the work tree."""
     bare, expected = published(sealed)
     source = sealed.root / "work"  # the author's files, to tell a truncated copy from wrong bytes
     dest = sealed.root / "consumer"
     git("clone", "-q", "--no-checkout", bare, dest, cwd=sealed.root)
-    if writer == "git":
-        git("config", "mlx.directplace", "0", cwd=dest)
+    if writer != "gitmlx":
+        git("config", *(["mlx.directplace", "0"] if writer == "git" else ["mlx.thin", "true"]), cwd=dest)
 
     def reset(trial: int) -> None:
         (dest / ".git" / "index.lock").unlink(missing_ok=True)
@@ -336,11 +337,13 @@ def test_kill_during_fetch_leaves_no_corrupt_object_and_a_rerun_completes(trials
 # --- git mlx pull: content placed from the store by gitmlx itself (tmp file + rename) -------------
 
 
+@pytest.mark.parametrize("thin", [False, True], ids=["copies", "thin"])
 @pytest.mark.parametrize("trials", TRIALS)
-def test_kill_during_pull_leaves_no_wrong_bytes_and_a_rerun_completes(trials: int, sealed) -> None:
+def test_kill_during_pull_leaves_no_wrong_bytes_and_a_rerun_completes(trials: int, thin: bool, sealed) -> None:
     bare, expected = published(sealed)
     dest = sealed.root / "consumer"
     clone(bare, dest, env={"GIT_MLX_SKIP_SMUDGE": "1"})
+    git("config", "mlx.thin", str(thin).lower(), cwd=dest)
     mlx("fetch", "-q", cwd=dest)
 
     def reset(trial: int) -> None:

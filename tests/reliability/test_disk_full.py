@@ -22,6 +22,7 @@ from tests.support.commands import Result, git
 from tests.support.content import write_random
 from tests.support.integrity import check_store, classify, take_crash_logs
 from tests.support.repos import commit_all, local_store, make_repo_with_bare_remote
+from tests.support.stores import stored_oids
 
 MIB = 1024 * 1024
 SIZES = {"big.bin": 24 * MIB, "mid.bin": 2 * MIB, "small.bin": 1000}
@@ -113,6 +114,29 @@ def test_disk_full_during_smudge_leaves_nothing_partial_and_the_repo_recovers(se
     for path, sha in shas.items():
         assert classify(dest / path, sha, SIZES[path]) == "content", path
     assert git("status", "--porcelain", cwd=dest).stdout == ""
+    assert not take_crash_logs(sealed.tmp)
+
+
+def test_disk_full_during_a_thin_clone_leaves_nothing_partial_and_the_repo_recovers(
+    sealed, small_disk: SmallDisk
+) -> None:
+    bare, shas = published(sealed)
+    dest = small_disk.root / "clone"
+    cloned = small_disk.run("git", "clone", "-q", "-c", "mlx.thin=true", str(bare), str(dest), cwd=small_disk.root)
+
+    assert "Traceback" not in cloned.output
+    assert cloned.returncode != 0 and "'big.bin'" in cloned.stderr
+    assert assert_nothing_partial(dest, shas)["big.bin"] != "content"
+
+    small_disk.free()
+    restored = small_disk.run("git", "reset", "-q", "--hard", cwd=dest)
+    pulled = small_disk.run("git", "mlx", "pull", cwd=dest)
+
+    assert restored.returncode == 0 and pulled.returncode == 0, f"{restored}\n{pulled}"
+    for path, sha in shas.items():
+        assert classify(dest / path, sha, SIZES[path]) == "content", path
+    assert git("status", "--porcelain", cwd=dest).stdout == ""
+    assert not set(shas.values()) & stored_oids(local_store(dest))  # thin: the work tree is the copy
     assert not take_crash_logs(sealed.tmp)
 
 

@@ -65,18 +65,20 @@ def test_env_names_are_tried_in_order() -> None:
     assert config(env={"AWS_ENDPOINT_URL": "http://all"}).value(key) == "http://all"
 
 
-@pytest.mark.parametrize("key", ["mlx.cache", "mlx.skipsmudge"])
+@pytest.mark.parametrize("key", ["mlx.cache", "mlx.skipsmudge", "mlx.thin"])
 def test_keys_not_honoured_from_mlxconfig(key: str) -> None:
-    c = config(mlxconfig=[(key, "true" if key == "mlx.skipsmudge" else "/tmp/evil")])
+    c = config(mlxconfig=[(key, "/tmp/evil" if key == "mlx.cache" else "true")])
     found = c.get(key)
     assert found is None or found.source == "default"
-    assert not c.flag("mlx.skipsmudge")
+    assert not c.flag("mlx.skipsmudge") and not c.flag("mlx.thin")
 
 
-@pytest.mark.parametrize(("key", "value"), [("mlx.cache", "/shared/cache"), ("mlx.skipsmudge", "true")])
+@pytest.mark.parametrize(
+    ("key", "value"), [("mlx.cache", "/shared/cache"), ("mlx.skipsmudge", "true"), ("mlx.thin", "true")]
+)
 def test_keys_not_honoured_from_mlxconfig_still_work_from_git_and_env(key: str, value: str) -> None:
     assert config(git=[(key, value, "global")]).value(key) == value
-    env_name = {"mlx.cache": "GIT_MLX_CACHE", "mlx.skipsmudge": "GIT_MLX_SKIP_SMUDGE"}[key]
+    env_name = {"mlx.cache": "GIT_MLX_CACHE", "mlx.skipsmudge": "GIT_MLX_SKIP_SMUDGE", "mlx.thin": "GIT_MLX_THIN"}[key]
     assert config(env={env_name: value}).value(key) == value
 
 
