@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from gitmlx.checkout import filters, handoff
 from gitmlx.format.pointer import Pointer
 
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
 if TYPE_CHECKING:
     from gitmlx.context import RepoContext
 

@@ -18,7 +18,6 @@ import stat
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gitmlx.checkout.objectfile import check_inside, fill, sweep_temps, take, take_object, write_object
 from gitmlx.checkout.statcache import StatCache
@@ -29,6 +28,7 @@ from gitmlx.git.plumbing import index_location, run_git
 from gitmlx.git.scan import TrackedFile
 from gitmlx.store.objects import BLOCK_SIZE, Store
 
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
 if TYPE_CHECKING:
     from gitmlx.checkout.spare import SpareFile
     from gitmlx.context import RepoContext

@@ -15,7 +15,10 @@ input into memory, and it is faster (bench/README.md, "Design measurements").
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 MIN_SIZE = 16 * 1024
 AVG_SIZE = 64 * 1024

@@ -16,10 +16,13 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO
 
 from gitmlx.format.patterns import never_tracked
 from gitmlx.git.plumbing import GitError, GitProcess, run_git
+
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import IO
 
 #: `filter` values under which a pointer blob is an artifact: gitmlx's own, and Git LFS's,
 #: since `git mlx migrate from-lfs` points the `lfs` driver at gitmlx and the commits made

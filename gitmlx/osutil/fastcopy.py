@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import BinaryIO
 
 from gitmlx.osutil import portable
+
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 #: Linux FICLONE ioctl: make `dst` share `src`'s extents.
 _FICLONE = 0x40049409

@@ -24,9 +24,12 @@ import contextlib
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
 
 from gitmlx.format.pointer import is_valid_oid
+
+TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 #: The folder, in the git dir (per worktree: beside the files it links to).
 LINKS_DIR = "mlx-thin"
