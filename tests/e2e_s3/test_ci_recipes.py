@@ -6,13 +6,10 @@ unreachable (everything comes from the cache).
 
 Left out: the `Install gitmlx` step (it downloads the package; `.ci/check-install` tests
 installing the wheel): this interpreter's `git-mlx` is on PATH instead.
-Guarded: where this gitmlx has no `ls-files --json` yet, the recipes' `git mlx ls-files
---json` is played by plain `ls-files` output turned into the same document shape.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import shutil
 import subprocess
@@ -53,8 +50,6 @@ class Job:
         self.log: list[str] = []
 
     def shell(self, script: str, extra: dict[str, str] | None = None) -> None:
-        if not has_json_output():
-            script = script.replace("git mlx ls-files --json", _LS_FILES_AS_JSON)
         proc = subprocess.run(
             ["bash", "-e", "-o", "pipefail", "-c", script],
             cwd=self.work,
@@ -74,19 +69,6 @@ class Job:
             text=True,
         )
         assert clone.returncode == 0, clone.stderr
-
-
-#: `git mlx ls-files --json` from the plain listing ("OID *|- PATH"), for the guard above.
-_LS_FILES_AS_JSON = (
-    "git mlx ls-files | python3 -c 'import json, sys; "
-    'print(json.dumps({"files": [{"oid": line.split()[0]} for line in sys.stdin]}))\''
-)
-
-
-@functools.cache
-def has_json_output() -> bool:
-    probe = subprocess.run(["git-mlx", "ls-files", "--help"], capture_output=True, text=True)
-    return "--json" in probe.stdout
 
 
 def restore(cache: Path, key: str, prefixes: list[str], into: Path) -> bool:
