@@ -52,6 +52,12 @@ def wait_for_any(downloads: Iterable[Future[None]]) -> None:
 
 
 class Downloads:
+    """The scheduler the module docstring describes, for one filter process.
+
+    Just over 250 lines: each method is one step of an object's way in (asked, started,
+    running, verified, its pack named) and they share the pool and the in-flight table
+    under one lock; split in two, every step would cross the lock between the halves."""
+
     def __init__(
         self,
         ctx: RepoContext,
