@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,3 +238,14 @@ def assert_no_big_blobs(repo: Path, limit: int = 1024, forbidden: Iterable[str] 
     assert not big, f"blobs over {limit} bytes in {repo}: {big}"
     leaked = set(forbidden) & set(blobs)
     assert not leaked, f"artifact content stored as git blobs in {repo}: {leaked}"
+
+
+def settle_index(repo: Path, paths: Iterable[str]) -> None:
+    """Make the index entries of `paths` not racily clean (git's racy-git rule: a file
+    modified in the same second the index was written is hashed again by the next git
+    command, through the clean filter, which stores its content again). The files' times
+    go 10 s back and `git status` refreshes the index once, now, instead of later."""
+    past = time.time() - 10
+    for path in paths:
+        os.utime(repo / path, (past, past))
+    git("status", "--porcelain", cwd=repo)
