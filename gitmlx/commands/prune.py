@@ -29,8 +29,9 @@ def offset_days(ctx: RepoContext) -> float:
 
 def run(*, dry_run: bool = False, verify_remote: bool = False, verbose: bool = False) -> int:
     ctx = RepoContext()
-    keep = reach.keep_list(ctx.top, offset_days(ctx), now())
+    keep = reach.keep_list(ctx.top, offset_days(ctx), now(), lambda message: ui.phase("prune", message))
     remote = ctx.open_remote()
+    ui.phase("prune", f"asking remote '{remote.display_url}' about the local objects outside the {len(keep.all)} kept")
     report = prune.prune(ctx.store, remote, keep.all, dry_run, verify_remote, ctx.config.integer("mlx.concurrency"))
     verb = "would prune" if dry_run else "pruned"
     if verbose or dry_run:
