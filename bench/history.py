@@ -12,9 +12,11 @@ directory remote beside the bare git remote). Then, per rep, timed:
 * `push`: `git push` of one new commit changing one artifact (the commit is untimed);
 * `status`, `prune --dry-run`, `gc --remote` (a dry run).
 
-Printed per N: the median wall time of each step, its ratio to the smallest N, and the
-git processes each step started (counted in GIT_TRACE: every `git` builtin run, the
-top-level one included).
+Printed per N: the median wall time of each step, its ratio to the smallest N, the git
+processes each step started (counted in GIT_TRACE: every `git` builtin run, the
+top-level one included), and the requests it made of the artifact remote (GIT_MLX_TRACE's
+`remote:` lines, counted in one more untimed run of each step after a new commit:
+tracing costs time; a directory remote does not trace its listings).
 
     python bench/history.py [--commits 10,100,1000] [--reps 3] [--keep]
 """
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -73,16 +76,31 @@ def build(root: Path, commits: int, env: dict[str, str]) -> Path:
     return work
 
 
-def timed(args: list[str], work: Path, env: dict[str, str], trace: Path) -> tuple[float, int]:
+@dataclass
+class Step:
+    seconds: list[float] = field(default_factory=list)
+    git_processes: list[int] = field(default_factory=list)
+    remote_requests: int = 0
+
+
+def timed(args: list[str], work: Path, env: dict[str, str], trace: Path, step: Step) -> None:
     """Wall time, and the git processes started (the traced builtins)."""
     trace.unlink(missing_ok=True)
     start = time.perf_counter()
     run(args, work, {**env, "GIT_TRACE": str(trace)})
-    elapsed = time.perf_counter() - start
-    return elapsed, len(re.findall(r"trace: built-in: git ", trace.read_text(errors="replace")))
+    step.seconds.append(time.perf_counter() - start)
+    step.git_processes.append(len(re.findall(r"trace: built-in: git ", trace.read_text(errors="replace"))))
 
 
-def measure(commits: int, reps: int, keep: bool) -> dict[str, tuple[float, int]]:
+def requests(args: list[str], work: Path, env: dict[str, str], trace: Path) -> int:
+    """Requests to the artifact remote (GIT_MLX_TRACE's `remote:` lines; a directory
+    remote traces no listing), in a run of its own: tracing costs time."""
+    trace.unlink(missing_ok=True)
+    run(args, work, {**env, "GIT_MLX_TRACE": str(trace)})
+    return len(re.findall(r"gitmlx\[\d+\] remote: ", trace.read_text(errors="replace"))) if trace.exists() else 0
+
+
+def measure(commits: int, reps: int, keep: bool) -> dict[str, Step]:
     root = Path(tempfile.mkdtemp(prefix=f"gitmlx-history-{commits}-"))
     try:
         env = sandbox(root)
@@ -90,16 +108,16 @@ def measure(commits: int, reps: int, keep: bool) -> dict[str, tuple[float, int]]
         work = build(root, commits, env)
         print(f"N={commits}: built and pushed in {time.perf_counter() - began:.1f} s", file=sys.stderr)
         rng = random.Random(-commits)
-        times: dict[str, list[tuple[float, int]]] = {step: [] for step in STEPS}
-        for rep in range(reps):
+        steps = {name: Step() for name in STEPS}
+        for rep in range(reps + 1):
             (work / f"h{rep % ARTIFACTS:03}.bin").write_bytes(rng.randbytes(8192))
             run(["git", "commit", "-q", "-am", f"new {rep}"], work, env)
-            for step, args in STEPS.items():
-                times[step].append(timed(args, work, env, root / "trace.log"))
-        return {
-            step: (statistics.median(t for t, _ in rows), int(statistics.median(n for _, n in rows)))
-            for step, rows in times.items()
-        }
+            for name, args in STEPS.items():
+                if rep < reps:
+                    timed(args, work, env, root / "trace.log", steps[name])
+                else:  # one more, untimed, to count the remote requests
+                    steps[name].remote_requests = requests(args, work, env, root / "mlx-trace.log")
+        return steps
     finally:
         if keep:
             print(f"kept {root}", file=sys.stderr)
@@ -117,14 +135,17 @@ def main() -> None:
     results = {n: measure(n, opts.reps, opts.keep) for n in sizes}
     base = results[sizes[0]]
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; medians of {opts.reps} reps")
-    print("| step | " + " | ".join(f"N={n} s (×N={sizes[0]}) git procs" for n in sizes) + " |")
+    print("| step | " + " | ".join(f"N={n}: s (×N={sizes[0]}), git procs, remote reqs" for n in sizes) + " |")
     print("| --- |" + " ---: |" * len(sizes))
-    for step in STEPS:
+    for name in STEPS:
         cells = []
         for n in sizes:
-            seconds, procs = results[n][step]
-            cells.append(f"{seconds:.2f} ({seconds / base[step][0]:.2f}×) {procs}")
-        print(f"| {step} | " + " | ".join(cells) + " |")
+            step = results[n][name]
+            seconds = statistics.median(step.seconds)
+            ratio = seconds / statistics.median(base[name].seconds)
+            procs = int(statistics.median(step.git_processes))
+            cells.append(f"{seconds:.2f} ({ratio:.2f}×), {procs}, {step.remote_requests}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
