@@ -38,6 +38,17 @@ def sandbox(root: Path) -> dict[str, str]:
     return gitmlx_env(root, Path(sys.executable).parent)
 
 
+def tracking_repo(root: Path, env: dict[str, str]) -> Path:
+    """`root/work`, tracking `*.bin` (not committed yet), origin a bare `root/remote.git`."""
+    work = root / "work"
+    run(["git", "init", "-q", "--bare", str(root / "remote.git")], root, env)
+    run(["git", "init", "-q", str(work)], root, env)
+    run(["git", "remote", "add", "origin", str(root / "remote.git")], work, env)
+    run(["git", "mlx", "install"], work, env)
+    run(["git", "mlx", "track", "*.bin"], work, env)
+    return work
+
+
 def timed_push(work: Path, env: dict[str, str]) -> tuple[int, float]:
     start = time.perf_counter()
     out = run(["git", "push", "origin", "main"], work, env)
@@ -56,12 +67,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="gitmlx-push-record-"))
     try:
         env = sandbox(root)
-        work = root / "work"
-        run(["git", "init", "-q", "--bare", str(root / "remote.git")], root, env)
-        run(["git", "init", "-q", str(work)], root, env)
-        run(["git", "remote", "add", "origin", str(root / "remote.git")], work, env)
-        run(["git", "mlx", "install"], work, env)
-        run(["git", "mlx", "track", "*.bin"], work, env)
+        work = tracking_repo(root, env)
         for i in range(opts.files):
             (work / f"f{i:05}.bin").write_bytes(os.urandom(4096))
         run(["git", "add", "-A"], work, env)

@@ -89,6 +89,14 @@ def note(message: str) -> None:
     _err().flush()
 
 
+def phase(command: str, message: str) -> None:
+    """`command: message...` on stderr as a step whose time grows with the history or the
+    remote starts (prune, gc), so a long run says what it is doing; nothing when
+    GIT_MLX_NO_PROGRESS is set."""
+    if progress_wanted():
+        note(f"{command}: {message}...")
+
+
 def progress_wanted() -> bool:
     """False when GIT_MLX_NO_PROGRESS is set (to anything but 0/false): no bar, no lines."""
     return os.environ.get("GIT_MLX_NO_PROGRESS", "").strip().lower() in ("", "0", "false", "no", "off")

@@ -47,7 +47,10 @@ def run(*, remote_name: str | None, confirm: bool, grace: float | None) -> int:
     url = ctx.artifact_url(git_remote).value
     remote = ctx.open_remote(git_remote)
     names = _git_remotes_sharing(ctx, git_remote, url)
-    reachable = reach.reachable(ctx.top, names)
+    reachable = reach.reachable(ctx.top, names, lambda message: ui.phase("gc", message))
+    ui.phase(
+        "gc", f"listing remote '{remote.display_url}' and reading the manifests of {len(reachable)} reachable objects"
+    )
     report = gc.collect_garbage(
         remote, reachable, ctx.store.tmp_dir, days * 86400, confirm, ctx.config.integer("mlx.concurrency")
     )

@@ -31,10 +31,11 @@ def offset_days(ctx: RepoContext) -> float:
 
 def run(*, dry_run: bool = False, verify_remote: bool = False, verbose: bool = False) -> int:
     ctx = RepoContext()
-    keep = set(reach.keep_list(ctx.top, offset_days(ctx), now()).all)
+    keep = set(reach.keep_list(ctx.top, offset_days(ctx), now(), lambda message: ui.phase("prune", message)).all)
     # mlx.thin: an artifact checked out whole needs no store copy where the remote holds it.
     held = thin.held_in_work_tree(ctx, scan.pointers_in_index(ctx.top)) if ctx.thin else {}
     remote = ctx.open_remote()
+    ui.phase("prune", f"asking remote '{remote.display_url}' about the local objects outside the {len(keep)} kept")
     report = prune.prune(
         ctx.store, remote, keep - held.keys(), dry_run, verify_remote, ctx.config.integer("mlx.concurrency")
     )

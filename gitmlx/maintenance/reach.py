@@ -9,7 +9,7 @@ Must not: touch the store or a remote.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +81,18 @@ class KeepList:
         return self.tips | self.index | self.unpushed | self.recent
 
 
-def keep_list(top: Path, offset_days: float, now: float | None = None) -> KeepList:
-    """What no prune may delete: see docs/local-store.md, "Prune"."""
+def _quiet(_: str) -> None:
+    pass
+
+
+def keep_list(
+    top: Path, offset_days: float, now: float | None = None, phase: Callable[[str], None] = _quiet
+) -> KeepList:
+    """What no prune may delete: see docs/local-store.md, "Prune". `phase` is told what
+    each step is about to do. Neither walk covers the whole history: `unpushed` stops at
+    the remote-tracking refs, `recent` at the cutoff date."""
     now = time.time() if now is None else now
+    phase("reading the trees of HEAD, branch and tag tips, worktrees and stashes")
     trees_of = worktrees(top)
     trees = [wt.head for wt in trees_of if wt.head]
     if has_head(top):
@@ -93,15 +102,18 @@ def keep_list(top: Path, offset_days: float, now: float | None = None) -> KeepLi
     )
     tips |= _objects_of(top, stash_commits(top))
 
+    phase("reading every worktree's index")
     index: set[str] = set()
     for wt in trees_of:
         if not wt.bare and wt.path.is_dir():
             index |= _oids(scan.pointers_in_index(wt.path, tracked_only=False))
 
     # Reachable from local refs (and every worktree's HEAD) but from no remote-tracking ref.
+    phase("listing the objects of commits no remote-tracking ref reaches")
     unpushed = _oids(scan.pointers_in_range(top, ["--all"], ["--remotes"], tracked_at=None))
 
     cutoff = int(now - offset_days * 86400)
+    phase(f"reading the trees of the commits of the last {offset_days:g} day(s)")
     out = run_git(["rev-list", "--all", f"--since=@{cutoff}", "--parents"], cwd=top, check=False)
     commits: dict[str, None] = {}
     parents: dict[str, None] = {}
@@ -162,13 +174,22 @@ def _missing(top: Path, shas: Sequence[str]) -> list[str]:
     return [line.split()[0] for line in _lines(out) if line.endswith(" missing")]
 
 
-def reachable(top: Path, git_remotes: Sequence[str]) -> set[str]:
+def reachable(top: Path, git_remotes: Sequence[str], phase: Callable[[str], None] = _quiet) -> set[str]:
     """Oids any ref of these git remotes reaches, plus everything local refs, tags, stashes
-    and worktree HEADs reach (to be conservative)."""
+    and worktree HEADs reach (to be conservative). `phase` is told what each step is about
+    to do.
+
+    The history is walked once: the remote's refs are walked together with `--all`, and
+    any past the first call's share only as far as `--all` and the earlier ones do not
+    reach (most are remote-tracking refs, which `--all` already holds). Those chunks
+    exclude only `--all`, so the command line stays short."""
     roots: list[str] = []
     for name in git_remotes:
+        phase(f"fetching the refs of git remote '{name}'")
         roots += remote_refs(top, name)
-    found = _oids(scan.pointers_in_range(top, ["--all"], tracked_at=None))
-    for i in range(0, len(roots), _REVS_PER_CALL):
-        found |= _oids(scan.pointers_in_range(top, roots[i : i + _REVS_PER_CALL], tracked_at=None))
+    phase("listing the objects every ref reaches (one walk of the history)")
+    chunks = [roots[i : i + _REVS_PER_CALL] for i in range(0, len(roots), _REVS_PER_CALL)] or [[]]
+    found = _oids(scan.pointers_in_range(top, ["--all", *chunks[0]], tracked_at=None))
+    for chunk in chunks[1:]:
+        found |= _oids(scan.pointers_in_range(top, chunk, ["--all"], tracked_at=None))
     return found
