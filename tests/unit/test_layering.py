@@ -184,3 +184,20 @@ def test_the_check_fails_on_a_tree_that_breaks_each_rule(tmp_path: Path) -> None
         "gadgets/thing.py: group 'gadgets' has no rank",
     ):
         assert expected in found, f"not reported: {expected}\n{found}"
+
+
+def test_the_design_tree_names_every_module() -> None:
+    """docs/design.md ("Layers") draws the tree a newcomer reads first: every module
+    outside commands/ (one per subcommand, named by it) must appear in it by name."""
+    design = (PACKAGE.parent / "docs" / "design.md").read_text()
+    tree = design.split("```\ngitmlx/\n", 1)[1].split("```", 1)[0]
+    named = set(tree.replace(",", " ").replace("(", " ").replace(")", " ").split())
+    missing = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "__init__.py"
+        and "commands" not in path.parts
+        and path.stem not in named
+        and f"{path.stem}.py" not in named
+    ]
+    assert missing == [], "add these to docs/design.md's tree"
