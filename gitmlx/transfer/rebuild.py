@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 from array import array
 from collections import deque
@@ -75,7 +76,9 @@ class ChunkProver:
 
     Past `INLINE_BYTES`, batches are hashed on a helper thread while the download goes on
     (hashlib releases the interpreter lock), at most `IN_FLIGHT` batches at a time, so a
-    large object's proof costs a copy of its bytes rather than a second serial hash.
+    large object's proof is not a second serial hash. A chunk is handed over as a view of
+    the read's own immutable buffer where it lies whole in one, so the proof costs no copy
+    either; held buffers are bounded by the batches in flight.
     """
 
     INLINE_BYTES = 4 * 1024 * 1024
@@ -84,12 +87,12 @@ class ChunkProver:
     _pool_lock = threading.Lock()
 
     def __init__(self) -> None:
-        self.batch: list[tuple[int, bytes, bytes]] = []  # (index, claimed sha256, raw bytes)
+        self.batch: list[tuple[int, bytes, bytes | memoryview]] = []  # (index, claimed sha256, raw bytes)
         self.batch_bytes = 0
         self.jobs: deque[Future[list[int]]] = deque()
         self.done: list[int] = []
 
-    def add(self, index: int, claim: bytes, raw: bytes) -> None:
+    def add(self, index: int, claim: bytes, raw: bytes | memoryview) -> None:
         self.batch.append((index, claim, raw))
         self.batch_bytes += len(raw)
         if self.batch_bytes >= self.INLINE_BYTES:
@@ -109,11 +112,12 @@ class ChunkProver:
     def _helper(cls) -> ThreadPoolExecutor:
         with cls._pool_lock:
             if cls._pool is None:
-                cls._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx-prove")
+                # One thread a core: a download's workers all prove through this pool.
+                cls._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="mlx-prove")
             return cls._pool
 
 
-def _prove(batch: list[tuple[int, bytes, bytes]]) -> list[int]:
+def _prove(batch: list[tuple[int, bytes, bytes | memoryview]]) -> list[int]:
     return [index for index, claim, raw in batch if hashlib.sha256(raw).digest() == claim]
 
 
@@ -129,6 +133,9 @@ class ChunkSplitter:
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
+        # A read's own bytes cannot change under a view of them: such chunks go to the
+        # prover uncopied; a buffer its owner may refill is copied first.
+        frozen = isinstance(view.obj, bytes)
         end = len(view)
         pos = 0
         run: int | None = None  # start of consecutive raw bytes not written yet: one write
@@ -150,8 +157,9 @@ class ChunkSplitter:
             pos += take
             self.left -= take
             if self.left == 0:
+                raw: bytes | memoryview
                 if whole:
-                    raw = bytes(view[pos - take : pos])
+                    raw = view[pos - take : pos] if frozen else bytes(view[pos - take : pos])
                 else:
                     raw = bytes(self.pending)
                     self.pending.clear()
