@@ -105,11 +105,6 @@ def _write_hook(path: Path, text: str) -> None:
     tmp.unlink()
 
 
-def missing_hooks(cwd: Path) -> bool:
-    directory = hooks_dir(cwd)
-    return any(not (directory / name).exists() for name in HOOK_NAMES)
-
-
 def uninstall_hooks(cwd: Path) -> list[str]:
     """Remove gitmlx's hooks, restoring chained foreign ones; foreign hooks stay."""
     removed = []

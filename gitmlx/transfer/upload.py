@@ -166,15 +166,3 @@ def upload(
     index.close()
     confirm.remember(record, remote, result.moved, seen)
     return result
-
-
-def missing_on_remote(remote: Remote, pointers: Iterable[Pointer], concurrency: int = 8) -> list[Pointer]:
-    """The pointers whose objects the remote does not hold (no manifest)."""
-    todo = unique(pointers)
-    flags: dict[str, bool] = {}
-
-    def check(p: Pointer) -> None:
-        flags[p.oid] = remote.exists(layout.manifest_key(p.oid))
-
-    parallel(check, todo, concurrency)
-    return [p for p in todo if not flags[p.oid]]
