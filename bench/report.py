@@ -114,6 +114,22 @@ def markdown(rows: list[dict], labels: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def against_reference(rows: list[dict], labels: dict[str, str]) -> list[str]:
+    """gitmlx-only workloads that time a physical reference in the same run (a `reference`
+    step recorded as "floor"): each gitmlx step's median over the reference's median."""
+    refs = {row["workload"]: row["floor"] for row in rows if row["step"] == "reference" and "floor" in row}
+    lines = []
+    for row in rows:
+        ref = refs.get(row["workload"])
+        if ref and "mlx" in row and "lfs" not in row and row["step"] != "total":
+            ratio = row["mlx"]["median_s"] / ref["median_s"]
+            lines.append(
+                f"{labels.get(row['workload'], row['workload'])} {row['step']}: {row['mlx']['median_s']:.2f} s"
+                f" = {ratio:.2f}x the reference ({ref['median_s']:.2f} s: copy to the remote's file system + sha256)"
+            )
+    return lines
+
+
 def refilter_notes(rows: list[dict], labels: dict[str, str]) -> list[str]:
     """For status and commit, how often git ran the clean filter again (racy index entries)."""
     notes = []

@@ -44,6 +44,8 @@ WORKLOADS = {
     "clone-1g-thin": "gitmlx alone: `git clone -c mlx.thin=true` of the large file (compare with floor)",
     "status-after-clone": "the first `git status` right after cloning the large file",
     "push-1g": "`git add` + `git commit` + `git push` of a new large file",
+    "push-2000": "`git add` + `git commit` + `git push` of many small files",
+    "small-20000": "gitmlx alone: push and clone of 20,000 x 16 KiB files (compare with its reference row)",
 }
 
 
@@ -65,6 +67,10 @@ def run_selected(b: w.Bench, selected: list[str]) -> list[str]:
         plan.append(("clone-2000", lambda: w.clone(b, "clone-2000", b.many(), {"clone": "clone-2000"})))
     if "push-1g" in selected:
         plan.append(("push-1g", lambda: w.push(b, "push-1g", b.big())))
+    if "push-2000" in selected:
+        plan.append(("push-2000", lambda: w.push(b, "push-2000", b.many())))
+    if "small-20000" in selected:
+        plan.append(("small-20000", lambda: w.small_files(b, "small-20000", b.small())))
     errors = []
     for name, fn in plan:
         b.log(f"== {name}")
@@ -142,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--big-mib", type=int, help="size of the large file (default 1024, quick 128)")
     p.add_argument("--many", type=int, help="number of small files (default 2000, quick 200)")
     p.add_argument("--many-kib", type=int, default=128, help="size of each small file (default 128)")
+    p.add_argument("--small", type=int, help="files in the small-20000 workload (default 20000, quick 2000)")
+    p.add_argument("--small-kib", type=int, default=16, help="size of each of those files (default 16)")
     p.add_argument(
         "--data-dir",
         type=Path,
@@ -183,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         big=(args.big_mib or (128 if args.quick else 1024)) * MIB,
         many_count=args.many or (200 if args.quick else 2000),
         many_size=args.many_kib * 1024,
+        small_count=args.small or (2000 if args.quick else 20000),
+        small_size=args.small_kib * 1024,
     )
     git_lfs = shutil.which("git-lfs")
     if git_lfs is None:
@@ -230,12 +240,16 @@ def main(argv: list[str] | None = None) -> int:
         "status-after-clone": f"status-after-clone-{sizes.big_label}",
         "add-2000": f"add-{sizes.many_count}",
         "clone-2000": f"clone-{sizes.many_count}",
+        "push-2000": f"push-{sizes.many_count}",
+        "small-20000": f"small-{sizes.small_count}x{sizes.small_size // 1024}k",
     }
     rows = report.summarize(bench.records)
     table = report.markdown(rows, labels)
     print()
     print(f"Medians of {args.reps} interleaved reps; RSS columns: peak (max over reps) in MiB. ({elapsed:.0f} s)")
     print(table)
+    for line in report.against_reference(rows, labels):
+        print(line)
     notes = report.refilter_notes(rows, labels) + report.cross_check(rows)
     for note in notes:
         print(f"note: {note}")

@@ -26,6 +26,8 @@ class Sizes:
     big: int  # bytes of the one large file
     many_count: int
     many_size: int
+    small_count: int = 20000  # the many-small-files workload (gitmlx against the floor)
+    small_size: int = 16 * 1024
 
     @property
     def big_label(self) -> str:
@@ -93,6 +95,9 @@ class Bench:
 
     def many(self) -> inputs.DataSet:
         return inputs.many_files(self.data_dir, self.sizes.many_count, self.sizes.many_size, self.log)
+
+    def small(self) -> inputs.DataSet:
+        return inputs.many_files(self.data_dir, self.sizes.small_count, self.sizes.small_size, self.log)
 
 
 # -- repository helpers ---------------------------------------------------------------------
@@ -357,3 +362,43 @@ def push(b: Bench, name: str, ds: inputs.DataSet) -> None:
             shutil.rmtree(remote)
     for sb in boxes.values():
         sb.destroy()
+
+
+def small_files(b: Bench, name: str, ds: inputs.DataSet) -> None:
+    """gitmlx alone (Git LFS 3.3 fails this push with "missing object"): `git push` of many
+    small files, then a fresh `git clone`, each against the physical reference for the same
+    files in the same run: copy them to the remote's file system, hashing each (read +
+    sha256 + write, `cp -r` + `openssl dgst`). Recorded per rep: the reference, push, clone,
+    interleaved, so load changes hit all three alike."""
+    boxes = b.sandboxes(name)
+    for key in [k for k in boxes if k != "mlx"]:
+        boxes.pop(key).destroy()
+    sb = boxes["mlx"]
+    env = {"PATH": SYSTEM_PATH, "LC_ALL": "C", "HOME": str(sb.root)}
+    top = f'"{ds.root}/shards"'
+    leftovers = Leftovers(ds)
+    for rep in range(b.reps):
+        out = sb.remotes / f"floor-{rep}"
+        script = f'cp -r {top} "{out}" && find "{out}" -type f -print0 | xargs -0 openssl dgst -sha256 > /dev/null'
+        os.sync()
+        m = measure(["sh", "-c", script], sb.root, env, sb.root / "floor.log", b.poll_interval)
+        if m.returncode:
+            raise BenchError(f"floor `{script}` failed")
+        b.record(name, "reference", "floor", rep, m)
+        leftovers.remove(out)
+        repo, remote = sb.root / f"repo-{rep}", sb.remotes / f"remote-{rep}.git"
+        init_repo(sb, repo, remote)
+        copy_in(ds, repo)
+        sb.git("add", *top_paths(ds), cwd=repo)
+        sb.git("commit", "-q", "-m", "Add data", cwd=repo)
+        os.sync()
+        pushed = sb.timed_git("push", "-q", "origin", "main", cwd=repo)
+        b.record(name, "git push", "mlx", rep, pushed)
+        dest = sb.root / f"clone-{rep}"
+        cloned = sb.timed_git("clone", "-q", remote.as_uri(), str(dest), cwd=sb.root)
+        verify_worktree(sb, dest, ds)
+        b.record(name, "git clone", "mlx", rep, cloned)
+        for folder in (repo, dest, remote):
+            leftovers.remove(folder)
+    leftovers.clear()
+    sb.destroy()
