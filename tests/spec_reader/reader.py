@@ -183,21 +183,27 @@ def _ungroup(stored: bytes, raw: int) -> bytes:
         raise SpecError("byte-grouped chunk: a plane length is 0 or above N")
     if header + tail + sum(lengths) != len(stored):
         raise SpecError("byte-grouped chunk: lengths do not add up to the stored length")
+    # Plane j starts at header + T + L0 + ... + L(j-1); byte i of it is raw byte j + i*W.
+    starts = [header + tail + sum(lengths[:j]) for j in range(width)]
+    planes = [_plane(stored[a : a + n], groups, j) for j, (a, n) in enumerate(zip(starts, lengths, strict=True))]
     out = bytearray(raw)
+    for i in range(groups):
+        for j in range(width):
+            out[i * width + j] = planes[j][i]
     out[groups * width :] = stored[header : header + tail]
-    pos = header + tail
-    for j, n in enumerate(lengths):
-        part = stored[pos : pos + n]
-        pos += n
-        if n < groups:
-            if part[:4] != ZSTD_MAGIC:
-                raise SpecError(f"byte-grouped chunk: plane {j} is not a zstd frame")
-            part = _unzstd(part, groups)
-            if len(part) != groups:
-                raise SpecError(f"byte-grouped chunk: plane {j} has the wrong length")
-        for i in range(groups):
-            out[j + i * width] = part[i]
     return bytes(out)
+
+
+def _plane(part: bytes, groups: int, j: int) -> bytes:
+    """Plane j's N bytes: verbatim when it is N bytes long, else one zstd frame of them."""
+    if len(part) == groups:
+        return part
+    if not part.startswith(ZSTD_MAGIC):
+        raise SpecError(f"byte-grouped chunk: plane {j} is not a zstd frame")
+    data = _unzstd(part, groups)
+    if len(data) != groups:
+        raise SpecError(f"byte-grouped chunk: plane {j} has the wrong length")
+    return data
 
 
 def read_range(root: Path, pack: str, offset: int, length: int) -> bytes:
