@@ -100,7 +100,9 @@ class _Planned:
     offset: int
     raw: int
     known: ChunkRef | NewChunk | None  # already on the remote or in this push
-    codec: int  # the compression decision, for a chunk that is not known
+    #: The compression decision for a chunk that is not known, or None: left to the second
+    #: pass, since once the object cannot be a solo pack the first need not compress at all.
+    codec: int | None
     width: int  # codec.encode's width for it (byte planes), 0 when not byte-grouped
 
 
@@ -265,9 +267,13 @@ class Packer:
         for digest, data in _digested_chunks(self.store.open(pointer.oid)):
             stop.check()
             known = self._known(digest)
-            kind, stored = (CODEC_RAW, data) if known is not None else sampler.encode(data)
+            kind: int | None = None
+            width = 0
+            if solo and known is None:
+                kind, stored = sampler.encode(data)
+                width = codec.width_of(kind, stored)
             solo = solo and known is None and kind == CODEC_RAW
-            planned.append(_Planned(digest, offset, len(data), known, kind, codec.width_of(kind, stored)))
+            planned.append(_Planned(digest, offset, len(data), known, kind, width))
             offset += len(data)
             if self.progress:
                 self.progress(len(data))
@@ -286,7 +292,12 @@ class Packer:
                     raw = stream.read(chunk.raw)
                     if len(raw) != chunk.raw:
                         raise MlxError(f"local object {pointer.short_oid} changed while it was being pushed")
-                    kind, stored = (CODEC_RAW, raw) if chunk.codec == CODEC_RAW else codec.encode(raw, chunk.width)
+                    if chunk.codec is None:
+                        kind, stored = sampler.encode(raw)
+                    elif chunk.codec == CODEC_RAW:
+                        kind, stored = CODEC_RAW, raw
+                    else:
+                        kind, stored = codec.encode(raw, chunk.width)
                     entry = self._add(chunk.hash, chunk.raw, kind, stored)
                 entries.append(entry)
         return entries
