@@ -73,7 +73,7 @@ def group(chunk: bytes | memoryview, width: int) -> bytes | None:
     zstd frame only when the frame is shorter than it.
     """
     data = chunk if isinstance(chunk, bytes) else bytes(chunk)
-    count, tail = divmod(len(data), width)
+    count = len(data) // width
     if count == 0:
         return None
     body = count * width
