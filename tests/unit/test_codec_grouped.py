@@ -8,6 +8,7 @@ import os
 import struct
 import sys
 import tracemalloc
+from types import SimpleNamespace
 
 import pytest
 import zstandard
@@ -70,6 +71,25 @@ def test_text_stays_plain_zstd_and_noise_raw_even_when_grouping_is_allowed() -> 
     assert sampler.encode(TEXT)[0] == CODEC_ZSTD
     noise = os.urandom(64 * KIB)
     assert codec.Sampler(grouped=True).encode(noise) == (CODEC_RAW, noise)
+
+
+def test_the_probe_gives_up_on_random_bytes_after_one_compression(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Incompressible chunks (random test data, compressed files) cost the probe one
+    compression of its sample, not four."""
+    real = codec._compressor()
+    calls: list[int] = []
+
+    class Counting:
+        def compress(self, data: bytes) -> bytes:
+            calls.append(len(data))
+            return real.compressor.compress(data)
+
+    monkeypatch.setattr(codec, "_compressor", lambda: SimpleNamespace(compressor=Counting()))
+    assert codec.choose_width(os.urandom(64 * KIB)) == 0
+    assert calls == [codec.PROBE_BYTES]
+    calls.clear()
+    assert codec.choose_width(FP32) == 4
+    assert len(calls) == 1 + sum(codec.WIDTHS)
 
 
 def test_without_grouping_no_chunk_is_byte_grouped() -> None:
