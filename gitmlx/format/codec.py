@@ -155,7 +155,7 @@ def _plane_writer(out: bytearray, width: int, count: int) -> Callable[[int, byte
     """put(j, plane): write plane j into every `width`-th byte of `out` from byte j.
 
     CPython's extended-slice assignment is a byte loop in C (over 1 GB/s of output with
-    zstd included); numpy's strided copy is ~15% faster, so it is used when the process
+    zstd included); numpy's strided copy makes it ~15% faster, so it is used when the process
     has imported numpy already (the Python API reading tensors), never imported for this:
     its import would cost a git-mlx process more time and memory than it saves
     (bench/README.md, "Byte-grouped chunks").
