@@ -23,7 +23,9 @@ _TRAILER = 32  # sha256 of everything before it
 
 CODEC_RAW = 0
 CODEC_ZSTD = 1
-CODECS = (CODEC_RAW, CODEC_ZSTD)
+#: Byte-grouped zstd (float data); written only to remotes of format 2 or later.
+CODEC_GROUPED = 2
+CODECS = (CODEC_RAW, CODEC_ZSTD, CODEC_GROUPED)
 #: A compressed chunk may not claim more stored bytes than this (zstd's worst case is far below).
 _MAX_STORED = MAX_CHUNK + 4096
 

@@ -100,7 +100,10 @@ class _Planned:
     offset: int
     raw: int
     known: ChunkRef | NewChunk | None  # already on the remote or in this push
-    codec: int  # the compression decision, for a chunk that is not known
+    #: The compression decision for a chunk that is not known, or None: left to the second
+    #: pass, since once the object cannot be a solo pack the first need not compress at all.
+    codec: int | None
+    width: int  # codec.encode's width for it (byte planes), 0 when not byte-grouped
 
 
 @dataclass(frozen=True)
@@ -168,8 +171,12 @@ class Packer:
         sizes: PackSizes | None = None,
         damaged_packs: frozenset[str] = frozenset(),
         notice: Callable[[str], None] | None = None,
+        grouped: bool = False,
     ) -> None:
         self.store, self.remote, self.index = store, remote, index
+        #: Whether chunks may be stored byte-grouped (codec 2): only to remotes whose format
+        #: has it (format 1 readers refuse a manifest naming an unknown codec).
+        self.grouped = grouped
         self.notice = notice  # told what a wait is for (a gc deleting on the remote)
         #: Packs `gc --remote` marked for deletion: never reused, announced before re-written.
         self.marked_packs = marked_packs
@@ -220,7 +227,7 @@ class Packer:
         if SOLO_MIN <= pointer.size <= SOLO_MAX:
             return self._chunk_large(pointer)
         entries: list[ChunkRef | NewChunk] = []
-        sampler = codec.Sampler()
+        sampler = codec.Sampler(self.grouped)
         stream = self.store.open(pointer.oid)
         # Above SOLO_MAX, a second core hashes; small objects are chunked in parallel already.
         source = _digested_chunks(stream) if pointer.size > SOLO_MAX else _plain_digests(stream)
@@ -252,7 +259,7 @@ class Packer:
         which `gc --remote` collects.
         """
         planned: list[_Planned] = []
-        sampler = codec.Sampler()
+        sampler = codec.Sampler(self.grouped)
         solo = True
         copying: Future[None] | None = None
         speculate = self.remote.copies_are_local and pointer.oid not in self.marked_packs
@@ -260,9 +267,13 @@ class Packer:
         for digest, data in _digested_chunks(self.store.open(pointer.oid)):
             stop.check()
             known = self._known(digest)
-            kind = CODEC_RAW if known is not None else sampler.encode(data)[0]
+            kind: int | None = None
+            width = 0
+            if solo and known is None:
+                kind, stored = sampler.encode(data)
+                width = codec.width_of(kind, stored)
             solo = solo and known is None and kind == CODEC_RAW
-            planned.append(_Planned(digest, offset, len(data), known, kind))
+            planned.append(_Planned(digest, offset, len(data), known, kind, width))
             offset += len(data)
             if self.progress:
                 self.progress(len(data))
@@ -281,7 +292,12 @@ class Packer:
                     raw = stream.read(chunk.raw)
                     if len(raw) != chunk.raw:
                         raise MlxError(f"local object {pointer.short_oid} changed while it was being pushed")
-                    kind, stored = (CODEC_RAW, raw) if chunk.codec == CODEC_RAW else codec.encode(raw)
+                    if chunk.codec is None:
+                        kind, stored = sampler.encode(raw)
+                    elif chunk.codec == CODEC_RAW:
+                        kind, stored = CODEC_RAW, raw
+                    else:
+                        kind, stored = codec.encode(raw, chunk.width)
                     entry = self._add(chunk.hash, chunk.raw, kind, stored)
                 entries.append(entry)
         return entries

@@ -23,6 +23,10 @@ RECORD = struct.Struct("<32sIQIIB")
 MAX_RAW = 262_144
 MAX_STORED = 266_240
 MARKER_LIMIT = 4096
+#: The codecs a manifest may name, by remote format ("Manifest"; codec 2: "Byte-grouped chunks").
+CODECS = {1: (0, 1), 2: (0, 1, 2)}
+GROUP_WIDTHS = (2, 4, 8)
+ZSTD_MAGIC = bytes.fromhex("28b52ffd")
 WINDOW_LIMIT = 1 << 23  # the spec's bound on a frame's window (8 MiB)
 OID = re.compile(r"[0-9a-f]{64}")
 POINTER = re.compile(
@@ -67,7 +71,8 @@ def default_root(remote_git_dir: Path) -> Path:
     return Path(remote_git_dir) / "mlx"
 
 
-def check_marker(root: Path) -> None:
+def check_marker(root: Path) -> int:
+    """The remote's format, once its marker is found valid."""
     path = Path(root) / "mlx-remote.json"
     if not path.is_file():
         raise SpecError(f"{path}: no format marker")
@@ -83,6 +88,7 @@ def check_marker(root: Path) -> None:
     fmt = marker.get("format")
     if type(fmt) is not int or fmt != 1:
         raise SpecError(f"{path}: format {fmt!r} is not 1")
+    return fmt
 
 
 def manifest_path(root: Path, oid: str) -> Path:
@@ -93,8 +99,9 @@ def pack_path(root: Path, pack: str) -> Path:
     return Path(root) / "packs" / pack[0:2] / f"{pack}.pack"
 
 
-def parse_manifest(data: bytes, oid: str, size: int | None = None) -> Manifest:
-    """Every check the spec lists for a manifest; `size` None skips the pointer-size check."""
+def parse_manifest(data: bytes, oid: str, size: int | None = None, codecs: tuple[int, ...] = CODECS[1]) -> Manifest:
+    """Every check the spec lists for a manifest; `size` None skips the pointer-size check;
+    `codecs`: those the remote's format allows."""
     if len(data) < HEADER.size + 32:
         raise SpecError("manifest too short")
     if hashlib.sha256(data[:-32]).digest() != data[-32:]:
@@ -114,7 +121,7 @@ def parse_manifest(data: bytes, oid: str, size: int | None = None) -> Manifest:
         h, index, offset, stored, raw, codec = RECORD.unpack_from(data, pos + RECORD.size * i)
         if index >= npacks:
             raise SpecError("pack index out of range")
-        if codec not in (0, 1):
+        if codec not in codecs:
             raise SpecError(f"unknown codec {codec}")
         if not 0 < raw <= MAX_RAW or not 0 < stored <= MAX_STORED:
             raise SpecError("chunk length out of range")
@@ -128,7 +135,10 @@ def parse_manifest(data: bytes, oid: str, size: int | None = None) -> Manifest:
 
 def decode_chunk(chunk: Chunk, stored: bytes) -> bytes:
     """The raw chunk, verified against its hash (the spec makes this a MUST)."""
-    raw = stored if chunk.codec == 0 else _unzstd(stored, chunk.raw)
+    if chunk.codec == 2:
+        raw = _ungroup(stored, chunk.raw)
+    else:
+        raw = stored if chunk.codec == 0 else _unzstd(stored, chunk.raw)
     if len(raw) != chunk.raw or hashlib.sha256(raw).digest() != chunk.hash:
         raise SpecError(f"chunk {chunk.hash.hex()} does not match its hash")
     return raw
@@ -156,6 +166,46 @@ def _unzstd(stored: bytes, limit: int) -> bytes:
     return out
 
 
+def _ungroup(stored: bytes, raw: int) -> bytes:
+    """A codec 2 chunk: width byte, W u32 plane lengths, the T tail bytes, then W planes,
+    each verbatim (length N) or one zstd frame of N bytes (shorter than N)."""
+    if not stored or stored[0] not in GROUP_WIDTHS:
+        raise SpecError("byte-grouped chunk: width not 2, 4 or 8")
+    width = stored[0]
+    groups, tail = raw // width, raw % width
+    header = 1 + 4 * width
+    if groups == 0:
+        raise SpecError("byte-grouped chunk shorter than its width")
+    if len(stored) < header + tail:
+        raise SpecError("byte-grouped chunk shorter than its header")
+    lengths = struct.unpack("<" + "I" * width, stored[1:header])
+    if any(n == 0 or n > groups for n in lengths):
+        raise SpecError("byte-grouped chunk: a plane length is 0 or above N")
+    if header + tail + sum(lengths) != len(stored):
+        raise SpecError("byte-grouped chunk: lengths do not add up to the stored length")
+    # Plane j starts at header + T + L0 + ... + L(j-1); byte i of it is raw byte j + i*W.
+    starts = [header + tail + sum(lengths[:j]) for j in range(width)]
+    planes = [_plane(stored[a : a + n], groups, j) for j, (a, n) in enumerate(zip(starts, lengths, strict=True))]
+    out = bytearray(raw)
+    for i in range(groups):
+        for j in range(width):
+            out[i * width + j] = planes[j][i]
+    out[groups * width :] = stored[header : header + tail]
+    return bytes(out)
+
+
+def _plane(part: bytes, groups: int, j: int) -> bytes:
+    """Plane j's N bytes: verbatim when it is N bytes long, else one zstd frame of them."""
+    if len(part) == groups:
+        return part
+    if not part.startswith(ZSTD_MAGIC):
+        raise SpecError(f"byte-grouped chunk: plane {j} is not a zstd frame")
+    data = _unzstd(part, groups)
+    if len(data) != groups:
+        raise SpecError(f"byte-grouped chunk: plane {j} has the wrong length")
+    return data
+
+
 def read_range(root: Path, pack: str, offset: int, length: int) -> bytes:
     with open(pack_path(root, pack), "rb") as f:
         f.seek(offset)
@@ -165,15 +215,16 @@ def read_range(root: Path, pack: str, offset: int, length: int) -> bytes:
     return data
 
 
-def read_object(root: Path, oid: str, size: int | None = None) -> bytes:
-    """Rebuild object `oid` from a directory remote and verify it (chunks, size, sha256)."""
+def read_object(root: Path, oid: str, size: int | None = None, codecs: tuple[int, ...] | None = None) -> bytes:
+    """Rebuild object `oid` from a directory remote and verify it (chunks, size, sha256).
+    `codecs`: those the manifests may name, if not those of the marker's format."""
     if not OID.fullmatch(oid):
         raise SpecError(f"{oid!r} is not an oid")
-    check_marker(root)
+    fmt = check_marker(root)
     path = manifest_path(root, oid)
     if not path.is_file():
         raise SpecError(f"{path}: no manifest for {oid}")
-    manifest = parse_manifest(path.read_bytes(), oid, size)
+    manifest = parse_manifest(path.read_bytes(), oid, size, codecs or CODECS[fmt])
     parts = [decode_chunk(c, read_range(root, c.pack, c.offset, c.stored)) for c in manifest.chunks]
     data = b"".join(parts)
     if len(data) != manifest.size or hashlib.sha256(data).hexdigest() != oid:

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import random
+import struct
 from pathlib import Path
 
 KIB = 1024
@@ -99,6 +100,17 @@ class Sink:
     @property
     def data(self) -> bytes:
         return b"".join(self.parts)
+
+
+def float_bytes(count: int, seed: int | str, kind: str = "f") -> bytes:
+    """`count` little-endian floats of a normal distribution, like model weights: `kind`
+    "e" fp16, "f" fp32, "d" fp64 (struct codes), or "bf16" (fp32's top two bytes)."""
+    rng = random.Random(str(seed))
+    values = [rng.gauss(0.0, 0.05) for _ in range(count)]
+    if kind == "bf16":
+        wide = struct.pack(f"<{count}f", *values)
+        return b"".join(wide[i + 2 : i + 4] for i in range(0, len(wide), 4))
+    return struct.pack(f"<{count}{kind}", *values)
 
 
 def write_safetensors(path: Path, tensors: dict[str, bytes], repeat: int = 1) -> None:
