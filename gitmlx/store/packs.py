@@ -20,7 +20,6 @@ mid-read.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import mmap
 import os
@@ -98,6 +97,8 @@ class PackFile:
 
     def index_intact(self) -> bool:
         """Whether the index still hashes to the digest in the trailer (fsck)."""
+        import hashlib  # not at module level: the filter's start waits for OpenSSL's load
+
         data = self._map[self._base : self._base + self.count * ENTRY.size] if self._map is not None else b""
         return hashlib.sha256(data).digest() == self.index_digest
 
@@ -302,6 +303,8 @@ def orphaned_records(path: Path) -> Iterator[tuple[str, bytes]] | None:
         return None
 
     def records() -> Iterator[tuple[str, bytes]]:
+        import hashlib
+
         try:
             size = os.fstat(fd).st_size
             at = HEADER.size
@@ -324,6 +327,8 @@ def _seal(
     fd: int, index_offset: int, entries: list[tuple[str, tuple[int, int]]], packs_dir: Path, durable: bool, tmp: Path
 ) -> Path:
     """Append index and trailer to the pack open at `fd`, then rename `tmp` to its name."""
+    import hashlib
+
     index = b"".join(ENTRY.pack(bytes.fromhex(oid), offset, size) for oid, (offset, size) in entries)
     digest = hashlib.sha256(index).digest()
     tail = index + TRAILER.pack(index_offset, len(entries), digest, TRAILER_MAGIC)

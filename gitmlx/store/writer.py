@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -46,6 +45,8 @@ class ObjectWriter:
     BLOCK = 1024 * 1024
 
     def __init__(self, store: Store, durable: bool = True, loose: bool = False, resume_as: str | None = None) -> None:
+        import hashlib  # not at module level: the filter's start waits for OpenSSL's load
+
         self._store = store
         self.durable = durable
         self._hash = hashlib.sha256()
@@ -99,6 +100,8 @@ class ObjectWriter:
             return 0, 0
         fd = self._fd
         assert fd is not None
+        import hashlib
+
         count = kept = 0
         for length, digest in pieces:
             data = os.pread(fd, length, kept)
@@ -157,6 +160,8 @@ class ObjectWriter:
     @property
     def oid(self) -> str:
         if self._small is not None:
+            import hashlib
+
             return hashlib.sha256(self._small).hexdigest()
         return self._hash.hexdigest()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.support.commands import git
 from tests.support.content import write_random
-from tests.support.probes import STARTUP_HEAVY, imported_modules
+from tests.support.probes import FILTER_LAZY, STARTUP_HEAVY, imported_modules
 from tests.support.repos import Repos, assert_clean_worktree, commit_all
 
 
@@ -60,3 +60,14 @@ def test_add_and_commit_never_import_the_heavy_modules(repos: Repos, sealed) -> 
         seen = imported_modules(result.stderr)
         assert "gitmlx.commands.filter_process" in seen
         assert sorted(seen.intersection(STARTUP_HEAVY)) == []
+
+
+def test_git_add_of_a_new_file_loads_only_what_a_clean_needs(repos: Repos, sealed) -> None:
+    """The config read spawns git without `subprocess`; no queue or pattern matcher is
+    loaded for one small file. hashlib comes with the clean, the hooks module when git
+    closes the filter (it checks that the hooks are there)."""
+    write_random(repos.work / "n.bin", 4096, "new")
+    added = git("add", "n.bin", cwd=repos.work, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    seen = imported_modules(added.stderr)
+    assert "gitmlx.commands.filter_process" in seen
+    assert sorted(seen.intersection(FILTER_LAZY)) == ["_hashlib", "gitmlx.git.hooks", "hashlib"]

@@ -103,6 +103,14 @@ STARTUP_HEAVY = (
 )
 
 
+#: What the filter process loads only once a request needs it, on top of STARTUP_HEAVY:
+#: `hashlib` (OpenSSL's load) at the first clean or smudge, `subprocess` (with `signal`,
+#: `selectors` and `locale`) for a git command other than the config read, which is
+#: spawned without it, `queue` for an object past one block, the wildmatch automaton for
+#: the first fetch pattern, the hooks module when git closes the filter.
+FILTER_LAZY = ("hashlib", "_hashlib", "subprocess", "queue", "gitmlx.format.wildmatch", "gitmlx.git.hooks")
+
+
 def imported_modules(stderr: str) -> set[str]:
     """The modules named in `python -X importtime` lines (PYTHONPROFILEIMPORTTIME=1)."""
     found = set()
