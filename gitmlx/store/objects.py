@@ -255,12 +255,15 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def writer(self, durable: bool = True, loose: bool = False, resume_as: str | None = None) -> ObjectWriter:
+    def writer(
+        self, durable: bool = True, loose: bool = False, resume_as: str | None = None, fsync: bool = False
+    ) -> ObjectWriter:
         """A writer for one new object. `durable=False` for objects a remote also holds
         (downloads): they are not synced to disk (docs/local-store.md, "Durability").
         `loose=True`: a file of its own even when small. `resume_as=OID`: a download that
-        a later one may continue (`ObjectWriter.resume_prefix`)."""
-        return ObjectWriter(self, durable, loose, resume_as)
+        a later one may continue (`ObjectWriter.resume_prefix`). `fsync=True`: a durable
+        object is fsynced before its rename even when small."""
+        return ObjectWriter(self, durable, loose, resume_as, fsync)
 
     def add_packed(self, oid: str, data: bytes | bytearray, durable: bool) -> None:
         """Append a verified small object to this process's pack (found by this process

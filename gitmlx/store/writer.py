@@ -44,7 +44,14 @@ class ObjectWriter:
 
     BLOCK = 1024 * 1024
 
-    def __init__(self, store: Store, durable: bool = True, loose: bool = False, resume_as: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        durable: bool = True,
+        loose: bool = False,
+        resume_as: str | None = None,
+        fsync: bool = False,
+    ) -> None:
         import hashlib  # not at module level: the filter's start waits for OpenSSL's load
 
         self._store = store
@@ -60,6 +67,8 @@ class ObjectWriter:
         self._blocks = BlockFiller(self._emit, self.BLOCK)
         self._background: BackgroundWriter | None = None
         self._loose = loose
+        #: fsynced before its rename whatever its size (else only from FSYNC_EACH up).
+        self._fsync = fsync and durable
         #: Writing `partial-<oid>`, kept when left without commit (see `_open_partial`).
         self._partial = False
         if loose:
@@ -198,7 +207,7 @@ class ObjectWriter:
             return Pointer(oid, self.size)
         if not self.durable:
             pass  # a remote holds it: a power loss costs a re-download, never data
-        elif self.size >= FSYNC_EACH:
+        elif self.size >= FSYNC_EACH or self._fsync:
             os.fsync(self._fd)
         else:
             self._store.mark_unsynced()
