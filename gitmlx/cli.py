@@ -49,6 +49,9 @@ def _fast_path(argv: list[str]) -> Callable[[], int] | None:
     skip = "--skip" in rest
     path = rest[rest.index("--") + 1] if "--" in rest and rest.index("--") + 1 < len(rest) else ""
     if name == "filter-process":
+        from gitmlx.git import plumbing
+
+        plumbing.read_config_ahead()  # git reads its config files while the filter's modules load
         from gitmlx.commands import filter_process
 
         return lambda: filter_process.run(skip_smudge=skip)

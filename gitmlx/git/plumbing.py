@@ -213,7 +213,7 @@ def read_config(cwd: Path | str | None = None, file: Path | None = None, blob: s
     else:
         args.insert(1, "--show-scope")
     if file is None and blob is None:
-        status, out = _spawned_output(args, cwd)
+        status, out = _taken_ahead(cwd) or _collect(*_spawn(args, cwd))
         if status != 0:
             return []
     else:
@@ -241,11 +241,40 @@ def read_config(cwd: Path | str | None = None, file: Path | None = None, blob: s
     return entries
 
 
-def _spawned_output(args: Sequence[str], cwd: Path | str | None) -> tuple[int, bytes]:
-    """`git ARGS`' exit status and stdout, its stderr discarded: what run_git does, without
-    `subprocess`. The filter reads its config this way before its first answer, and every
-    `git add` would wait for `subprocess`'s import. `-C` stands for the working directory
-    (posix_spawn has none); stdin is inherited, as with run_git."""
+#: The config read `read_config_ahead` started: its folder, git's pid and the pipe of its
+#: output, until the first `read_config()` of that folder takes it.
+_ahead: tuple[str, int, int] | None = None
+
+
+def read_config_ahead() -> None:
+    """Start `read_config()` of the current folder now and return at once: the filter
+    process imports its modules while git reads the config files, and its first
+    read_config there takes this answer instead of starting git again."""
+    global _ahead
+    if _ahead is None:
+        try:
+            _ahead = (os.getcwd(), *_spawn(["config", "--show-scope", "--list", "-z"], None))
+        except OSError:
+            pass  # no git, or no folder: read_config says so when it is called
+
+
+def _taken_ahead(cwd: Path | str | None) -> tuple[int, bytes] | None:
+    """The answer of the read started ahead, when it was of `cwd` (else None)."""
+    global _ahead
+    ahead, _ahead = _ahead, None
+    if ahead is None:
+        return None
+    folder, pid, pipe = ahead
+    answer = _collect(pid, pipe)  # reaped even when it is not the folder asked about
+    same = os.path.realpath(folder) == os.path.realpath(cwd if cwd is not None else os.getcwd())
+    return answer if same else None
+
+
+def _spawn(args: Sequence[str], cwd: Path | str | None) -> tuple[int, int]:
+    """Start `git ARGS` with its stdout to a pipe and its stderr discarded; (pid, the
+    pipe's read end). Without `subprocess`: the filter reads its config this way before its
+    first answer, and every `git add` would wait for `subprocess`'s import. `-C` stands for
+    the working directory (posix_spawn has none); stdin is inherited, as with run_git."""
     argv = ["git", *(("-C", os.fspath(cwd)) if cwd is not None else ()), *args]
     read_end, write_end = os.pipe()
     try:
@@ -256,6 +285,11 @@ def _spawned_output(args: Sequence[str], cwd: Path | str | None) -> tuple[int, b
         raise
     finally:
         os.close(write_end)
+    return pid, read_end
+
+
+def _collect(pid: int, read_end: int) -> tuple[int, bytes]:
+    """A `_spawn`ed git's exit status and all of its stdout."""
     with open(read_end, "rb") as pipe:
         out = pipe.read()
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out
