@@ -123,4 +123,21 @@ def run(skip_smudge: bool = False) -> int:
         from gitmlx.checkout.handoff import place_deferred
 
         place_deferred(session.ctx.paths.git_dir, ui.error)
+    _exit_without_teardown()
     return 0
+
+
+def _exit_without_teardown() -> None:
+    """Exit now, skipping the interpreter's teardown, which frees every module's objects one
+    by one: git waits for the filter to exit at the end of every `git add`, commit and
+    checkout. Only when nothing can need the teardown: the exit handlers run first, and
+    with another thread alive or tracing on (its log) the ordinary exit is taken."""
+    import atexit
+    import threading
+
+    if trace.ON or threading.active_count() > 1:
+        return
+    atexit._run_exitfuncs()  # CPython's own exit runs the same: the store's sync, for one
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
