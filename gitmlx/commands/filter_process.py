@@ -11,7 +11,6 @@ import os
 import sys
 
 from gitmlx import trace, ui
-from gitmlx.checkout import gitparent
 from gitmlx.checkout.session import FilterSession
 from gitmlx.errors import MlxError
 from gitmlx.git import filter_protocol
@@ -26,6 +25,12 @@ def report_failure(command: str, path: str, exc: BaseException) -> None:
         return
     log = ui.write_crash_log(exc)
     ui.error_line(f"cannot {command} '{path}': internal error ({type(exc).__name__})", f"details in '{log}'")
+
+
+def _parent_is_quiet() -> bool:
+    from gitmlx.checkout import gitparent  # only once a checkout would show something
+
+    return gitparent.parent_is_quiet()
 
 
 def _widen_pipes() -> None:
@@ -53,7 +58,7 @@ def run(skip_smudge: bool = False) -> int:
     protocol_in = os.fdopen(os.dup(0), "rb", buffering=1024 * 1024)
     # No display when GIT_MLX_NO_PROGRESS is set: then nothing counts either. git does not
     # pass its --quiet on to the filter: its command line says it (read only when needed).
-    display = ui.CheckoutDisplay(silenced=gitparent.parent_is_quiet) if ui.progress_wanted() else None
+    display = ui.CheckoutDisplay(silenced=_parent_is_quiet) if ui.progress_wanted() else None
     session = FilterSession(skip_smudge, ui.warn, ui.error_line, display)
     hooks_checked = False
 

@@ -107,8 +107,20 @@ STARTUP_HEAVY = (
 #: `hashlib` (OpenSSL's load) at the first clean or smudge, `subprocess` (with `signal`,
 #: `selectors` and `locale`) for a git command other than the config read, which is
 #: spawned without it, `queue` for an object past one block, the wildmatch automaton for
-#: the first fetch pattern, the hooks module when git closes the filter.
-FILTER_LAZY = ("hashlib", "_hashlib", "subprocess", "queue", "gitmlx.format.wildmatch", "gitmlx.git.hooks")
+#: the first fetch pattern, the hooks module when git closes the filter, and what only a
+#: checkout or a display uses.
+FILTER_LAZY = (
+    "hashlib",
+    "_hashlib",
+    "subprocess",
+    "queue",
+    "gitmlx.format.wildmatch",
+    "gitmlx.format.layout",
+    "gitmlx.git.hooks",
+    "gitmlx.checkout.handoff",
+    "gitmlx.checkout.progress",
+    "gitmlx.checkout.gitparent",
+)
 
 
 def imported_modules(stderr: str) -> set[str]:
