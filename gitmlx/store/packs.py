@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from gitmlx.osutil import oscalls
+from gitmlx.osutil import digests, oscalls
 
 #: A pending pack starts writing back its bytes every this many (`PendingPack.add`).
 WRITEBACK_STEP = 8 * 1024 * 1024
@@ -327,10 +327,8 @@ def _seal(
     fd: int, index_offset: int, entries: list[tuple[str, tuple[int, int]]], packs_dir: Path, durable: bool, tmp: Path
 ) -> Path:
     """Append index and trailer to the pack open at `fd`, then rename `tmp` to its name."""
-    import hashlib
-
     index = b"".join(ENTRY.pack(bytes.fromhex(oid), offset, size) for oid, (offset, size) in entries)
-    digest = hashlib.sha256(index).digest()
+    digest = digests.new("sha256", index).digest()
     tail = index + TRAILER.pack(index_offset, len(entries), digest, TRAILER_MAGIC)
     view = memoryview(tail)
     at = index_offset

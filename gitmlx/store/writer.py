@@ -18,10 +18,13 @@ from pathlib import Path
 from gitmlx import trace
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format.pointer import Pointer
+from gitmlx.osutil import digests
 from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 
 TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
 if TYPE_CHECKING:
+    from hashlib import _Hash
+
     from gitmlx.store.objects import Store
 
 #: Objects at least this big are fsynced before their rename; smaller ones are synced
@@ -52,11 +55,10 @@ class ObjectWriter:
         resume_as: str | None = None,
         fsync: bool = False,
     ) -> None:
-        import hashlib  # not at module level: the filter's start waits for OpenSSL's load
-
         self._store = store
         self.durable = durable
-        self._hash = hashlib.sha256()
+        #: The hash of the bytes so far, made by the first bytes hashed (`_hashed`).
+        self._hash: _Hash | None = None
         self.size = 0
         self._committed = False
         #: Bytes of a small object, kept in memory for a store pack until it outgrows
@@ -116,7 +118,7 @@ class ObjectWriter:
             data = os.pread(fd, length, kept)
             if len(data) != length or hashlib.sha256(data).digest() != digest:
                 break
-            self._hash.update(data)
+            self._hashed(data)
             kept += length
             count += 1
         os.ftruncate(fd, kept)
@@ -143,8 +145,20 @@ class ObjectWriter:
             return
         self._blocks.write(view)
 
+    def _hashed(self, data: bytes | bytearray | memoryview, whole: bool = False) -> None:
+        """Add `data` to the hash. `whole`: it is the object's only bytes, which a small
+        object may hash without loading OpenSSL (`digests`); a stream uses hashlib."""
+        if self._hash is not None:
+            self._hash.update(data)
+        elif whole:
+            self._hash = digests.new("sha256", data)
+        else:
+            import hashlib  # not at module level: the filter's start waits for OpenSSL's load
+
+            self._hash = hashlib.sha256(data)
+
     def _emit(self, block: bytes | bytearray | memoryview) -> None:
-        self._hash.update(block)
+        self._hashed(block)
         if self._background is None:
             self._background = BackgroundWriter(
                 self._fd,  # type: ignore[arg-type]
@@ -157,7 +171,7 @@ class ObjectWriter:
         """Hash and write what is pending; wait for the worker."""
         tail = self._blocks.take_tail()
         if self._background is None:
-            self._hash.update(tail)
+            self._hashed(tail, whole=True)  # nothing went to the worker: these are all the bytes
             while tail:
                 tail = tail[os.write(self._fd, tail) :]  # type: ignore[arg-type]
             return
@@ -169,10 +183,10 @@ class ObjectWriter:
     @property
     def oid(self) -> str:
         if self._small is not None:
-            import hashlib
-
-            return hashlib.sha256(self._small).hexdigest()
-        return self._hash.hexdigest()
+            return digests.new("sha256", self._small).hexdigest()
+        if self._hash is None:
+            self._hashed(b"", whole=True)
+        return self._hash.hexdigest()  # type: ignore[union-attr]
 
     def commit(self, expected: Pointer | None = None) -> Pointer:
         """Verify against `expected` (if given), fsync, and rename into the store.

@@ -67,14 +67,14 @@ def test_add_and_commit_never_import_the_heavy_modules(repos: Repos, sealed) -> 
 
 
 def test_git_add_of_a_new_file_loads_only_what_a_clean_needs(repos: Repos, sealed) -> None:
-    """The config read spawns git without `subprocess`; no queue or pattern matcher is
-    loaded for one small file. hashlib comes with the clean, the hooks module when git
-    closes the filter (it checks that the hooks are there)."""
+    """The config read spawns git without `subprocess`; one small file is hashed without
+    OpenSSL (`osutil.digests`), and no queue or pattern matcher is loaded. The hooks
+    module comes when git closes the filter (it checks that the hooks are there)."""
     write_random(repos.work / "n.bin", 4096, "new")
     added = git("add", "n.bin", cwd=repos.work, env={"PYTHONPROFILEIMPORTTIME": "1"})
     seen = imported_modules(added.stderr)
     assert "gitmlx.commands.filter_process" in seen
-    assert sorted(seen.intersection(FILTER_LAZY)) == ["_hashlib", "gitmlx.git.hooks", "hashlib"]
+    assert sorted(seen.intersection(FILTER_LAZY)) == ["gitmlx.git.hooks"]
 
 
 @pytest.mark.skipif(not strace_works(), reason="strace is missing or not allowed to trace here")
