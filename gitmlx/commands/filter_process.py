@@ -138,9 +138,9 @@ def _exit_without_teardown() -> None:
     checkout. Only when nothing can need the teardown: the exit handlers run first, and
     with another thread alive or tracing on (its log) the ordinary exit is taken."""
     import atexit
-    import threading
 
-    if trace.ON or threading.active_count() > 1:
+    threading = sys.modules.get("threading")  # not loaded: no other thread was started
+    if trace.ON or (threading is not None and threading.active_count() > 1):
         return
     atexit._run_exitfuncs()  # CPython's own exit runs the same: the store's sync, for one
     sys.stdout.flush()

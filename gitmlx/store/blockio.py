@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,6 +47,7 @@ class BackgroundWriter:
         recycle: Callable[[bytearray], None] | None = None,
     ) -> None:
         import queue  # not at module level: only objects past one block start this thread
+        import threading
 
         self._fd = fd
         self._sync = sync

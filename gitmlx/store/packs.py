@@ -24,7 +24,7 @@ import io
 import mmap
 import os
 import struct
-import threading
+from _thread import allocate_lock  # threading's Lock: `threading` itself is not on the filter's start
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -191,7 +191,7 @@ class PendingPack:
         self.entries: dict[str, tuple[int, int]] = {}
         #: Whether some object in it is the only copy (made from the user's file): fsync.
         self.durable = False
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._closed = False
         #: Where the last `start_writeback` ended.
         self._written_back = 0
