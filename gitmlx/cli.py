@@ -10,6 +10,7 @@ most of each start (figures: bench/README.md, "Start-up").
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable
 
@@ -49,6 +50,9 @@ def _fast_path(argv: list[str]) -> Callable[[], int] | None:
     skip = "--skip" in rest
     path = rest[rest.index("--") + 1] if "--" in rest and rest.index("--") + 1 < len(rest) else ""
     if name == "filter-process":
+        from gitmlx.git import plumbing
+
+        plumbing.read_config_ahead()  # git reads its config files while the filter's modules load
         from gitmlx.commands import filter_process
 
         return lambda: filter_process.run(skip_smudge=skip)
@@ -80,7 +84,15 @@ _COMPLETE_VAR = "_GIT_MLX_COMPLETE"  # click's completion answers to it (complet
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    fast = _fast_path(args)
+    # The collector paused while the command's modules load, and their objects set aside
+    # (gc.freeze) once loaded: they all live on, and the full collections the growing
+    # heap would trigger, then and later, would walk them all to free nothing.
+    gc.disable()
+    try:
+        fast = _fast_path(args)
+    finally:
+        gc.freeze()
+        gc.enable()
     if fast is not None:
         return _guard(fast)
     group = _build_group()

@@ -259,12 +259,13 @@ def split_patterns(text: str | None) -> list[str]:
 #: The only endpoint spelling trust decisions accept: scheme://host[:port][/]. Anything
 #: else (userinfo, backslashes, paths, queries) could be read one way here and another way
 #: by the HTTP client that sends the signed request (`https://evil.example\\@s3.amazonaws.com`).
-_PLAIN_ENDPOINT = re.compile(r"(?i)(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?/?")
+#: Compiled on first use (re's cache), not at import: every filter start imports this module.
+_PLAIN_ENDPOINT = r"(?i)(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?/?"
 
 
 def endpoint_origin(url: str) -> str:
     """`scheme://host[:port]`, lowercased, or "" for anything but that plain form."""
-    match = _PLAIN_ENDPOINT.fullmatch(url.strip())
+    match = re.fullmatch(_PLAIN_ENDPOINT, url.strip())
     if match is None:
         return ""
     return f"{match.group(1).lower()}://{match.group(2).lower()}{match.group(3) or ''}"

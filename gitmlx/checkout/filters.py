@@ -13,7 +13,6 @@ reports failure and git discards what it received.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Container
 
 from gitmlx.errors import IntegrityError, MlxError
@@ -228,6 +227,8 @@ def stream_object(store: Store, pointer: Pointer, sink: Sink, path: str, verify:
     A mismatch quarantines the object, so the next attempt fetches a good copy. Without
     `verify`, only the length is checked (for objects this process has just verified).
     """
+    import hashlib  # not at module level: the filter's start waits for OpenSSL's load
+
     digest = hashlib.sha256() if verify else None
     copied = 0
     with store.open(pointer.oid) as stream:
@@ -250,6 +251,8 @@ def _corrupt_local(pointer: Pointer, path: str) -> IntegrityError:
 
 def pointer_for_file(stream: BinaryIO) -> Pointer:
     """The pointer a file would get, without storing it (`git mlx pointer`)."""
+    import hashlib
+
     digest = hashlib.sha256()
     size = 0
     while block := stream.read(BLOCK_SIZE):

@@ -16,15 +16,15 @@ tree stays consistent and `git status` clean.
 Shared by the long-running filter and the one-shot `clean` / `smudge` commands.
 Must not: print (warnings go to the callbacks it is given), or import what a request does
 not need: a `git add` of one small file runs clean only, so the downloads, the placement
-code, the remotes, the thread pool and sqlite load on first use.
+code, the hand-off, the progress counts, the remotes, the thread pool and sqlite load on
+first use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from gitmlx.checkout import filters, handoff, progress
-from gitmlx.checkout.gitparent import parent_is_sequencer
+from gitmlx.checkout import filters
 from gitmlx.checkout.indexpointers import IndexPointers
 from gitmlx.checkout.statcache import StatCache
 from gitmlx.config import split_patterns
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from gitmlx.checkout.downloads import Downloads
     from gitmlx.checkout.gitwrite import GitWriteCheck
     from gitmlx.checkout.placement import Placer
-    from gitmlx.checkout.progress import Display
+    from gitmlx.checkout.progress import CheckoutProgress, Display
 
     Body = Callable[[filters.Sink], None]
 
@@ -130,8 +130,10 @@ class FilterSession:
         display: Display | None = None,
     ) -> None:
         self.ctx = RepoContext(at_top=True)
-        #: What a checkout restored so far, when there is a display to show it on.
-        self._progress = progress.CheckoutProgress(display) if display is not None else None
+        #: What a checkout restored so far, when there is a display to show it on (made at
+        #: the first smudge: a clean-only process never counts).
+        self._progress: CheckoutProgress | None = None
+        self._display = display
         self._skip = skip_smudge
         self._skip_config: bool | None = None
         self._warn = warn
@@ -202,6 +204,10 @@ class FilterSession:
 
     def smudge(self, source: filters.Source, path: str, can_delay: bool = False) -> Body:
         """The body that writes `path`'s content, or DELAYED (only with `can_delay`)."""
+        if self._display is not None and self._progress is None:
+            from gitmlx.checkout.progress import CheckoutProgress
+
+            self._progress = CheckoutProgress(self._display)
         self._git_moved_on()
         if path in self._delayed.listed:
             return self._finish_delayed(path)  # git's second request, with empty content
@@ -238,6 +244,8 @@ class FilterSession:
     def _unavailable(self, path: str, exc: MlxError) -> None:
         if self._error is not None:
             self._error(f"cannot restore '{path}', left as a pointer: {exc.message}", exc.hint)
+        from gitmlx.checkout import handoff
+
         handoff.record_path(self.ctx.paths.git_dir, handoff.UNRESTORED_FILE, path)
 
     def _sizes(self) -> SizeLimits:
@@ -246,6 +254,8 @@ class FilterSession:
             # stat data of the file git wrote: a file placed after that looks modified to
             # the next pick ("Your local changes ... would be overwritten"). There, git
             # writes the content itself, as with mlx.directplace=0.
+            from gitmlx.checkout.gitparent import parent_is_sequencer
+
             direct = 0 if parent_is_sequencer() else self.ctx.config.size("mlx.directplace")
             self._limits = SizeLimits(self.ctx.config.size("mlx.smudgelimit"), direct)
         return self._limits
@@ -260,6 +270,8 @@ class FilterSession:
             except MlxError as exc:
                 self._unavailable(path, exc)
                 return lambda sink: sink.write(head)
+        from gitmlx.checkout import handoff
+
         git_dir = self.ctx.paths.git_dir
         if pointer.oid in self._hashed:
             handoff.vouch(git_dir, pointer.oid, self.ctx.store.path(pointer.oid))

@@ -11,7 +11,6 @@ import os
 import sys
 
 from gitmlx import trace, ui
-from gitmlx.checkout import gitparent
 from gitmlx.checkout.session import FilterSession
 from gitmlx.errors import MlxError
 from gitmlx.git import filter_protocol
@@ -26,6 +25,12 @@ def report_failure(command: str, path: str, exc: BaseException) -> None:
         return
     log = ui.write_crash_log(exc)
     ui.error_line(f"cannot {command} '{path}': internal error ({type(exc).__name__})", f"details in '{log}'")
+
+
+def _parent_is_quiet() -> bool:
+    from gitmlx.checkout import gitparent  # only once a checkout would show something
+
+    return gitparent.parent_is_quiet()
 
 
 def _widen_pipes() -> None:
@@ -53,7 +58,7 @@ def run(skip_smudge: bool = False) -> int:
     protocol_in = os.fdopen(os.dup(0), "rb", buffering=1024 * 1024)
     # No display when GIT_MLX_NO_PROGRESS is set: then nothing counts either. git does not
     # pass its --quiet on to the filter: its command line says it (read only when needed).
-    display = ui.CheckoutDisplay(silenced=gitparent.parent_is_quiet) if ui.progress_wanted() else None
+    display = ui.CheckoutDisplay(silenced=_parent_is_quiet) if ui.progress_wanted() else None
     session = FilterSession(skip_smudge, ui.warn, ui.error_line, display)
     hooks_checked = False
 
@@ -123,4 +128,21 @@ def run(skip_smudge: bool = False) -> int:
         from gitmlx.checkout.handoff import place_deferred
 
         place_deferred(session.ctx.paths.git_dir, ui.error)
+    _exit_without_teardown()
     return 0
+
+
+def _exit_without_teardown() -> None:
+    """Exit now, skipping the interpreter's teardown, which frees every module's objects one
+    by one: git waits for the filter to exit at the end of every `git add`, commit and
+    checkout. Only when nothing can need the teardown: the exit handlers run first, and
+    with another thread alive or tracing on (its log) the ordinary exit is taken."""
+    import atexit
+
+    threading = sys.modules.get("threading")  # not loaded: no other thread was started
+    if trace.ON or (threading is not None and threading.active_count() > 1):
+        return
+    atexit._run_exitfuncs()  # CPython's own exit runs the same: the store's sync, for one
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

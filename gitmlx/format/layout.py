@@ -27,7 +27,8 @@ GC_PREFIX = "gc/"
 #: repository's local store, whose upkeep therefore leaves these alone.
 DIRECTORY_WRITE_PREFIX = "put-"
 GC_KINDS = ("pending", "keep", "deleting")
-_GC_KEY_RE = re.compile(r"gc/(pending|keep|deleting)-([0-9]{8}T[0-9]{6}Z)-([0-9a-f]{16})\.json")
+#: Compiled on first use (re's cache), not at import: every filter start imports this module.
+_GC_KEY_RE = r"gc/(pending|keep|deleting)-([0-9]{8}T[0-9]{6}Z)-([0-9a-f]{16})\.json"
 
 
 def manifest_key(oid: str) -> str:
@@ -63,7 +64,7 @@ def gc_key(kind: str, created: int, token: str) -> str:
 
 def gc_note_from_key(key: str) -> tuple[str, int] | None:
     """(kind, created as Unix seconds) of a gc note key; None for any other key."""
-    match = _GC_KEY_RE.fullmatch(key)
+    match = re.fullmatch(_GC_KEY_RE, key)
     if match is None:
         return None
     try:

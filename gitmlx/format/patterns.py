@@ -23,7 +23,9 @@ from collections import namedtuple
 from collections.abc import Sequence
 from functools import lru_cache
 
-from gitmlx.format import wildmatch
+TYPE_CHECKING = False  # type checkers take it as True
+if TYPE_CHECKING:
+    from gitmlx.format import wildmatch
 
 
 @lru_cache(maxsize=256)
@@ -34,6 +36,8 @@ def _compile(pattern: str) -> wildmatch.Automaton | wildmatch.Never:
     own, as git does: wildmatch then starts after it, so a `**` right there counts as
     standing at the start (`a**/b` matches `a/x/b` in git, and here). A pattern starting
     with '#' or '!' reads as the .gitignore line that means it, `\\#...`."""
+    from gitmlx.format import wildmatch  # not at module level: a clean matches no pattern
+
     p = pattern.encode("utf-8", "surrogateescape")
     folders_only = p.endswith(b"/")
     if folders_only:

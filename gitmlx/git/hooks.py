@@ -71,10 +71,11 @@ def install_hooks(
     directory = directory or hooks_dir(cwd)
     for name in HOOK_NAMES:
         path = directory / name
+        present = path.exists() or path.is_symlink()
+        if present and only_missing:
+            continue  # before reading the template: the filter checks at every exit
         wanted = template(name)
-        if path.exists() or path.is_symlink():
-            if only_missing:
-                continue
+        if present:
             if is_ours(path):
                 if path.read_text(errors="replace") == wanted:
                     continue

@@ -28,13 +28,14 @@ checksum does not verify.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 import time
 from collections import namedtuple
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from gitmlx.osutil import digests
 
 _HEADER = struct.Struct(">4sLL")
 #: ctime s, ns, mtime s, ns, dev, ino, mode, uid, gid, size: ten 32-bit fields.
@@ -59,7 +60,7 @@ class Wanted(namedtuple("_WantedFields", ("blob_ids", "stat"))):
 
 def blob_id(data: bytes, object_format: str = "sha1") -> bytes:
     """git's object id of a blob holding `data` (raw bytes, not hex)."""
-    return hashlib.new(object_format, b"blob %d\0" % len(data) + data).digest()
+    return digests.new(object_format, b"blob %d\0" % len(data) + data).digest()
 
 
 def _stat_fields(st: os.stat_result, mode: int) -> bytes:
@@ -106,7 +107,7 @@ def _entries(data: bytes | bytearray, object_format: str) -> Iterator[_Entry]:
         raise ValueError(f"not an index of version 2, 3 or 4 ({signature!r}, {version})")
     body_end = len(data) - hash_size
     trailer = bytes(data[body_end:])
-    if trailer != bytes(hash_size) and hashlib.new(object_format, memoryview(data)[:body_end]).digest() != trailer:
+    if trailer != bytes(hash_size) and digests.new(object_format, memoryview(data)[:body_end]).digest() != trailer:
         raise ValueError("index checksum mismatch")  # an all-zero trailer is index.skipHash
     pos = _HEADER.size
     fixed = _STAT.size + hash_size + 2
@@ -159,7 +160,7 @@ def patch(data: bytearray, wanted: Mapping[str, Wanted], object_format: str = "s
         data[entry.start : entry.start + _STAT.size] = _stat_fields(want.stat, mode)
     body_end = len(data) - _HASHES[object_format]
     if todo and data[body_end:] != bytes(len(data) - body_end):
-        data[body_end:] = hashlib.new(object_format, memoryview(data)[:body_end]).digest()
+        data[body_end:] = digests.new(object_format, memoryview(data)[:body_end]).digest()
     return {entry.path for entry, _ in todo}
 
 

@@ -8,9 +8,10 @@ filter asks this for pointer-sized blobs only, right after `git add` wrote them 
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from pathlib import Path
+
+from gitmlx.osutil import digests
 
 
 def read_small_blob(common_dir: Path, oid: bytes, object_format: str, limit: int) -> bytes | None:
@@ -32,6 +33,6 @@ def read_small_blob(common_dir: Path, oid: bytes, object_format: str, limit: int
     size = header[5:]
     if not size.isdigit() or int(size) != len(content) or len(content) > limit:
         return None
-    if hashlib.new(object_format, data).digest() != oid:
+    if digests.new(object_format, data).digest() != oid:
         return None
     return content

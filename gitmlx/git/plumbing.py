@@ -3,13 +3,14 @@
 Owns: spawning git (a command run to completion, its output streamed, or a process kept
 open to answer requests), locating a repository's directories, reading git config with
 scopes.
-Must not: parse pointers or know about the store.
+Must not: parse pointers or know about the store, or import `subprocess` at module level:
+the filter reads its config through `posix_spawn` before its first answer, and most filter
+processes never need `subprocess` (with `signal`, `selectors` and `locale`) at all.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ def run_git(
     check: bool = True,
 ) -> bytes:
     """Run `git ARGS` and return its stdout; raise GitError with git's message on failure."""
+    import subprocess
+
     proc = subprocess.run(
         ["git", *args],
         cwd=cwd,
@@ -52,6 +55,8 @@ def run_git(
 
 def stream_git(args: Sequence[str], sink: _Sink, cwd: Path | str | None = None, block: int = 1024 * 1024) -> None:
     """Run `git ARGS` and copy its stdout into `sink` in blocks (bounded memory)."""
+    import subprocess
+
     with subprocess.Popen(
         ["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
     ) as proc:
@@ -77,6 +82,8 @@ class GitProcess:
     """
 
     def __init__(self, args: Sequence[str], cwd: Path | str) -> None:
+        import subprocess
+
         env = dict(os.environ, GIT_FLUSH="1")
         self._proc = subprocess.Popen(["git", *args], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 
@@ -123,6 +130,8 @@ class RepoPaths(namedtuple("_RepoPathsFields", ("git_dir", "common_dir", "work_t
 
 def repo_paths(cwd: Path | str | None = None) -> RepoPaths:
     """Locate the repository containing `cwd` (one git call)."""
+    import subprocess
+
     proc = subprocess.run(
         ["git", "rev-parse", "--absolute-git-dir", "--git-common-dir", "--show-toplevel"],
         cwd=cwd,
@@ -203,16 +212,22 @@ def read_config(cwd: Path | str | None = None, file: Path | None = None, blob: s
         args[1:1] = ["--blob", blob]
     else:
         args.insert(1, "--show-scope")
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True)
-    if proc.returncode != 0:
-        if file is not None or blob is not None:
+    if file is None and blob is None:
+        status, out = _taken_ahead(cwd) or _collect(*_spawn(args, cwd))
+        if status != 0:
+            return []
+    else:
+        import subprocess
+
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+        if proc.returncode != 0:
             raise MlxError(
                 f"cannot read '{file or blob}': "
                 + proc.stderr.decode("utf-8", "replace").strip().removeprefix("fatal: "),
                 "fix the file's syntax (it uses git config format)",
             )
-        return []
-    records = proc.stdout.split(b"\0")
+        out = proc.stdout
+    records = out.split(b"\0")
     if records and records[-1] == b"":
         records.pop()
     entries = []
@@ -224,6 +239,60 @@ def read_config(cwd: Path | str | None = None, file: Path | None = None, blob: s
         key, _, value = text.partition("\n")
         entries.append(ConfigEntry(_normalise(key), value, scope))
     return entries
+
+
+#: The config read `read_config_ahead` started: its folder, git's pid and the pipe of its
+#: output, until the first `read_config()` of that folder takes it.
+_ahead: tuple[str, int, int] | None = None
+
+
+def read_config_ahead() -> None:
+    """Start `read_config()` of the current folder now and return at once: the filter
+    process imports its modules while git reads the config files, and its first
+    read_config there takes this answer instead of starting git again."""
+    global _ahead
+    if _ahead is None:
+        try:
+            _ahead = (os.getcwd(), *_spawn(["config", "--show-scope", "--list", "-z"], None))
+        except OSError:
+            pass  # no git, or no folder: read_config says so when it is called
+
+
+def _taken_ahead(cwd: Path | str | None) -> tuple[int, bytes] | None:
+    """The answer of the read started ahead, when it was of `cwd` (else None)."""
+    global _ahead
+    ahead, _ahead = _ahead, None
+    if ahead is None:
+        return None
+    folder, pid, pipe = ahead
+    answer = _collect(pid, pipe)  # reaped even when it is not the folder asked about
+    same = os.path.realpath(folder) == os.path.realpath(cwd if cwd is not None else os.getcwd())
+    return answer if same else None
+
+
+def _spawn(args: Sequence[str], cwd: Path | str | None) -> tuple[int, int]:
+    """Start `git ARGS` with its stdout to a pipe and its stderr discarded; (pid, the
+    pipe's read end). Without `subprocess`: the filter reads its config this way before its
+    first answer, and every `git add` would wait for `subprocess`'s import. `-C` stands for
+    the working directory (posix_spawn has none); stdin is inherited, as with run_git."""
+    argv = ["git", *(("-C", os.fspath(cwd)) if cwd is not None else ()), *args]
+    read_end, write_end = os.pipe()
+    try:
+        actions = [(os.POSIX_SPAWN_DUP2, write_end, 1), (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+        pid = os.posix_spawnp("git", argv, os.environ, file_actions=actions)
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return pid, read_end
+
+
+def _collect(pid: int, read_end: int) -> tuple[int, bytes]:
+    """A `_spawn`ed git's exit status and all of its stdout."""
+    with open(read_end, "rb") as pipe:
+        out = pipe.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out
 
 
 def _normalise(key: str) -> str:

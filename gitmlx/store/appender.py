@@ -102,10 +102,17 @@ class PackAppender:
     def _store_loose(self, pending: store_packs.PendingPack) -> bool:
         """Store a pack's only object as a loose file instead: as cheap for a process that
         stored one object (a one-shot clean, a single fetch), and fewer packs. False when
-        there is no room for the copy (a full disk): sealing the pack needs far less."""
+        there is no room for the copy (a full disk): sealing the pack needs far less.
+
+        Fsynced before its rename, as the pack would have been: one file's fsync, not the
+        syncfs(2) of the whole file system (with whatever other programs wrote) that every
+        `git add` of one file would otherwise wait for at the end."""
         ((oid, (offset, size)),) = pending.entries.items()
         try:
-            with pending.reader(offset, size) as src, self._store.writer(pending.durable, loose=True) as writer:
+            with (
+                pending.reader(offset, size) as src,
+                self._store.writer(pending.durable, loose=True, fsync=True) as writer,
+            ):
                 while block := src.read(BLOCK_SIZE):
                     writer.write(block)
                 writer.commit(Pointer(oid, size))

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
 import os
-import queue
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from gitmlx.osutil import oscalls, portable
 
 TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
 if TYPE_CHECKING:
+    import hashlib
     from typing import BinaryIO
 
 #: Read and write size for streaming; large enough that per-call overhead vanishes.
@@ -48,6 +46,9 @@ class BackgroundWriter:
         sync: bool = True,
         recycle: Callable[[bytearray], None] | None = None,
     ) -> None:
+        import queue  # not at module level: only objects past one block start this thread
+        import threading
+
         self._fd = fd
         self._sync = sync
         #: Given each bytearray block once written, so the producer can fill it again.
@@ -104,10 +105,11 @@ class BlockFiller:
         self.size = size
         self._block = bytearray()
         self.fill = 0
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        #: Blocks back from the writer thread (deque appends and pops are thread-safe).
+        self._free: collections.deque[bytearray] = collections.deque()
 
     def recycle(self, block: bytearray) -> None:
-        self._free.put(block)
+        self._free.append(block)
 
     def write(self, view: memoryview) -> None:
         while view:
@@ -118,8 +120,8 @@ class BlockFiller:
             if self.fill == self.size:
                 self._emit(self._block)
                 try:
-                    self._block = self._free.get_nowait()
-                except queue.Empty:
+                    self._block = self._free.popleft()
+                except IndexError:
                     self._block = bytearray()
                 self.fill = 0
 
@@ -132,6 +134,8 @@ class BlockFiller:
 
 def hashes_to(stream: BinaryIO, oid: str) -> bool:
     """Whether `stream`'s bytes hash to `oid` (sha256); closes the stream."""
+    import hashlib  # not at module level: the filter's start waits for OpenSSL's load
+
     digest = hashlib.sha256()
     with stream:
         while block := stream.read(BLOCK_SIZE):

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from gitmlx import trace
 from gitmlx.errors import MlxError
-from gitmlx.format import layout
 from gitmlx.format.pointer import Pointer, is_valid_oid
 from gitmlx.store import packs as store_packs
 from gitmlx.store.appender import PackAppender
@@ -255,12 +254,15 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def writer(self, durable: bool = True, loose: bool = False, resume_as: str | None = None) -> ObjectWriter:
+    def writer(
+        self, durable: bool = True, loose: bool = False, resume_as: str | None = None, fsync: bool = False
+    ) -> ObjectWriter:
         """A writer for one new object. `durable=False` for objects a remote also holds
         (downloads): they are not synced to disk (docs/local-store.md, "Durability").
         `loose=True`: a file of its own even when small. `resume_as=OID`: a download that
-        a later one may continue (`ObjectWriter.resume_prefix`)."""
-        return ObjectWriter(self, durable, loose, resume_as)
+        a later one may continue (`ObjectWriter.resume_prefix`). `fsync=True`: a durable
+        object is fsynced before its rename even when small."""
+        return ObjectWriter(self, durable, loose, resume_as, fsync)
 
     def add_packed(self, oid: str, data: bytes | bytearray, durable: bool) -> None:
         """Append a verified small object to this process's pack (found by this process
@@ -343,6 +345,7 @@ class Store:
         `older_than` seconds (upload packs and journals of a killed push, half-written
         objects and downloads, scratch stores). Store packs are recovered first; one whose writer still holds its lock
         (or where locks do not work) is kept. Returns (entries removed, bytes freed)."""
+        from gitmlx.format import layout
         from gitmlx.store.sweep import sweep_tmp_dirs  # only `git mlx prune` sweeps: the filter never loads it
 
         self._pack_set.recover_orphans()
@@ -357,6 +360,8 @@ class Store:
         """Whether this store's folder is also a directory remote's (its format marker is
         here): the embedded remote beside a bare repository is that repository's store too.
         The two keep apart by name (docs/local-store.md, "A store that is also a remote")."""
+        from gitmlx.format import layout  # not at module level: the filter never asks
+
         return os.path.lexists(self.root / layout.FORMAT_KEY)
 
     # -- whole-store operations ---------------------------------------------------------------

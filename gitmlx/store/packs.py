@@ -20,16 +20,15 @@ mid-read.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import mmap
 import os
 import struct
-import threading
+from _thread import allocate_lock  # threading's Lock: `threading` itself is not on the filter's start
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from gitmlx.osutil import oscalls
+from gitmlx.osutil import digests, oscalls
 
 #: A pending pack starts writing back its bytes every this many (`PendingPack.add`).
 WRITEBACK_STEP = 8 * 1024 * 1024
@@ -98,6 +97,8 @@ class PackFile:
 
     def index_intact(self) -> bool:
         """Whether the index still hashes to the digest in the trailer (fsck)."""
+        import hashlib  # not at module level: the filter's start waits for OpenSSL's load
+
         data = self._map[self._base : self._base + self.count * ENTRY.size] if self._map is not None else b""
         return hashlib.sha256(data).digest() == self.index_digest
 
@@ -190,7 +191,7 @@ class PendingPack:
         self.entries: dict[str, tuple[int, int]] = {}
         #: Whether some object in it is the only copy (made from the user's file): fsync.
         self.durable = False
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._closed = False
         #: Where the last `start_writeback` ended.
         self._written_back = 0
@@ -302,6 +303,8 @@ def orphaned_records(path: Path) -> Iterator[tuple[str, bytes]] | None:
         return None
 
     def records() -> Iterator[tuple[str, bytes]]:
+        import hashlib
+
         try:
             size = os.fstat(fd).st_size
             at = HEADER.size
@@ -325,7 +328,7 @@ def _seal(
 ) -> Path:
     """Append index and trailer to the pack open at `fd`, then rename `tmp` to its name."""
     index = b"".join(ENTRY.pack(bytes.fromhex(oid), offset, size) for oid, (offset, size) in entries)
-    digest = hashlib.sha256(index).digest()
+    digest = digests.new("sha256", index).digest()
     tail = index + TRAILER.pack(index_offset, len(entries), digest, TRAILER_MAGIC)
     view = memoryview(tail)
     at = index_offset

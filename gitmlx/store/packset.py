@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import threading
 import time
+from _thread import RLock  # threading's RLock: `threading` itself is not on the filter's start
 from collections import namedtuple
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -55,7 +55,7 @@ class PackSet:
         self._store_tmp_dir = store_tmp_dir
         #: Held while the registry changes. The appender holds it too while it names its
         #: pack, so a lookup that rescans waits until that pack is registered.
-        self.lock = threading.RLock()
+        self.lock = RLock()
         #: Finished packs by file name.
         self._packs: dict[str, store_packs.PackFile] = {}
         #: The same packs as a tuple, replaced (never changed) under the lock.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,10 +18,13 @@ from pathlib import Path
 from gitmlx import trace
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format.pointer import Pointer
+from gitmlx.osutil import digests
 from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 
 TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
 if TYPE_CHECKING:
+    from hashlib import _Hash
+
     from gitmlx.store.objects import Store
 
 #: Objects at least this big are fsynced before their rename; smaller ones are synced
@@ -45,10 +47,18 @@ class ObjectWriter:
 
     BLOCK = 1024 * 1024
 
-    def __init__(self, store: Store, durable: bool = True, loose: bool = False, resume_as: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        durable: bool = True,
+        loose: bool = False,
+        resume_as: str | None = None,
+        fsync: bool = False,
+    ) -> None:
         self._store = store
         self.durable = durable
-        self._hash = hashlib.sha256()
+        #: The hash of the bytes so far, made by the first bytes hashed (`_hashed`).
+        self._hash: _Hash | None = None
         self.size = 0
         self._committed = False
         #: Bytes of a small object, kept in memory for a store pack until it outgrows
@@ -59,6 +69,8 @@ class ObjectWriter:
         self._blocks = BlockFiller(self._emit, self.BLOCK)
         self._background: BackgroundWriter | None = None
         self._loose = loose
+        #: fsynced before its rename whatever its size (else only from FSYNC_EACH up).
+        self._fsync = fsync and durable
         #: Writing `partial-<oid>`, kept when left without commit (see `_open_partial`).
         self._partial = False
         if loose:
@@ -99,12 +111,14 @@ class ObjectWriter:
             return 0, 0
         fd = self._fd
         assert fd is not None
+        import hashlib
+
         count = kept = 0
         for length, digest in pieces:
             data = os.pread(fd, length, kept)
             if len(data) != length or hashlib.sha256(data).digest() != digest:
                 break
-            self._hash.update(data)
+            self._hashed(data)
             kept += length
             count += 1
         os.ftruncate(fd, kept)
@@ -131,8 +145,20 @@ class ObjectWriter:
             return
         self._blocks.write(view)
 
+    def _hashed(self, data: bytes | bytearray | memoryview, whole: bool = False) -> None:
+        """Add `data` to the hash. `whole`: it is the object's only bytes, which a small
+        object may hash without loading OpenSSL (`digests`); a stream uses hashlib."""
+        if self._hash is not None:
+            self._hash.update(data)
+        elif whole:
+            self._hash = digests.new("sha256", data)
+        else:
+            import hashlib  # not at module level: the filter's start waits for OpenSSL's load
+
+            self._hash = hashlib.sha256(data)
+
     def _emit(self, block: bytes | bytearray | memoryview) -> None:
-        self._hash.update(block)
+        self._hashed(block)
         if self._background is None:
             self._background = BackgroundWriter(
                 self._fd,  # type: ignore[arg-type]
@@ -145,7 +171,7 @@ class ObjectWriter:
         """Hash and write what is pending; wait for the worker."""
         tail = self._blocks.take_tail()
         if self._background is None:
-            self._hash.update(tail)
+            self._hashed(tail, whole=True)  # nothing went to the worker: these are all the bytes
             while tail:
                 tail = tail[os.write(self._fd, tail) :]  # type: ignore[arg-type]
             return
@@ -157,8 +183,10 @@ class ObjectWriter:
     @property
     def oid(self) -> str:
         if self._small is not None:
-            return hashlib.sha256(self._small).hexdigest()
-        return self._hash.hexdigest()
+            return digests.new("sha256", self._small).hexdigest()
+        if self._hash is None:
+            self._hashed(b"", whole=True)
+        return self._hash.hexdigest()  # type: ignore[union-attr]
 
     def commit(self, expected: Pointer | None = None) -> Pointer:
         """Verify against `expected` (if given), fsync, and rename into the store.
@@ -193,7 +221,7 @@ class ObjectWriter:
             return Pointer(oid, self.size)
         if not self.durable:
             pass  # a remote holds it: a power loss costs a re-download, never data
-        elif self.size >= FSYNC_EACH:
+        elif self.size >= FSYNC_EACH or self._fsync:
             os.fsync(self._fd)
         else:
             self._store.mark_unsynced()

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.support.commands import git
 from tests.support.content import write_random
-from tests.support.probes import STARTUP_HEAVY, imported_modules
+from tests.support.probes import FILTER_LAZY, STARTUP_HEAVY, imported_modules
 from tests.support.repos import Repos, assert_clean_worktree, commit_all
+from tests.support.syscalls import gitmlx_calls, strace_works
 
 
 def filter_git_calls(repo: Path, sealed, *args: str) -> list[str]:
@@ -60,3 +64,24 @@ def test_add_and_commit_never_import_the_heavy_modules(repos: Repos, sealed) -> 
         seen = imported_modules(result.stderr)
         assert "gitmlx.commands.filter_process" in seen
         assert sorted(seen.intersection(STARTUP_HEAVY)) == []
+
+
+def test_git_add_of_a_new_file_loads_only_what_a_clean_needs(repos: Repos, sealed) -> None:
+    """The config read spawns git without `subprocess`; one small file is hashed without
+    OpenSSL (`osutil.digests`), and no queue or pattern matcher is loaded. The hooks
+    module comes when git closes the filter (it checks that the hooks are there)."""
+    write_random(repos.work / "n.bin", 4096, "new")
+    added = git("add", "n.bin", cwd=repos.work, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    seen = imported_modules(added.stderr)
+    assert "gitmlx.commands.filter_process" in seen
+    assert sorted(seen.intersection(FILTER_LAZY)) == ["gitmlx.git.hooks"]
+
+
+@pytest.mark.skipif(not strace_works(), reason="strace is missing or not allowed to trace here")
+def test_git_add_of_one_small_file_syncs_that_file_not_the_file_system(repos: Repos, sealed) -> None:
+    """Its object is stored loose and fsynced as the pack it replaces would be: a
+    syncfs(2) would make every `git add` wait for whatever else was written there."""
+    sha = write_random(repos.work / "one.bin", 4096, "one")
+    calls = gitmlx_calls(["git", "add", "one.bin"], repos.work, os.environ, sealed.tmp / "strace")
+    assert calls["syncfs"] == 0, dict(calls)
+    assert (repos.work / ".git" / "mlx" / "objects" / sha[:2] / sha[2:4] / sha).is_file()

@@ -8,26 +8,17 @@ with the switch, and make several of them without it (so the tracing can see the
 from __future__ import annotations
 
 import collections
-import functools
 import os
 import subprocess
-import sys
 
 import pytest
 
 from tests.support.commands import git, mlx
 from tests.support.content import write_random
 from tests.support.repos import Repos, assert_clean_worktree, assert_content, clone, commit_all
-from tests.support.syscalls import LINUX_ONLY, STRACE, gitmlx_calls
+from tests.support.syscalls import LINUX_ONLY, gitmlx_calls, strace_works
 
 MIB = 1024 * 1024
-
-
-@functools.cache
-def strace_works() -> bool:
-    if STRACE is None or not sys.platform.startswith("linux"):
-        return False
-    return subprocess.run([STRACE, "-f", "-qq", "-o", os.devnull, "true"], capture_output=True).returncode == 0
 
 
 def round_trip(repos: Repos, sealed, calls: collections.Counter[str]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gitmlx.git import plumbing
 from gitmlx.git.plumbing import repo_paths, repo_paths_at_top
 from tests.support.commands import git
 
@@ -51,3 +52,21 @@ def test_relocating_variables_defer_to_git(sealed, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GIT_DIR", str(other))
     monkeypatch.setenv("GIT_WORK_TREE", str(repo))
     assert repo_paths_at_top(repo).git_dir == Path(os.path.realpath(other))
+
+
+def test_a_config_read_started_ahead_answers_only_for_its_own_folder(sealed, monkeypatch) -> None:
+    """The filter starts reading its folder's config before its modules load (cli); a
+    read of another folder must not be given that answer, and the next read of the same
+    folder takes it."""
+    for name in ("a", "b"):
+        git("init", "-q", sealed.root / name, cwd=sealed.root)
+        git("config", "mlx.url", f"url-{name}", cwd=sealed.root / name)
+
+    def url(folder: Path) -> list[str]:
+        return [e.value for e in plumbing.read_config(cwd=folder) if e.key == "mlx.url"]
+
+    monkeypatch.chdir(sealed.root / "a")
+    plumbing.read_config_ahead()
+    assert url(sealed.root / "b") == ["url-b"]
+    plumbing.read_config_ahead()
+    assert url(sealed.root / "a") == ["url-a"]

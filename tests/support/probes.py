@@ -103,6 +103,28 @@ STARTUP_HEAVY = (
 )
 
 
+#: What the filter process loads only once a request needs it, on top of STARTUP_HEAVY:
+#: `hashlib` (OpenSSL's load) for a stream or past the small inputs `osutil.digests`
+#: hashes with Python's built-in sha1 and sha256; `subprocess` (with `signal`, `selectors`
+#: and `locale`) for a git command other than the config read, which is spawned without
+#: it; `threading` and `queue` for an object past one block (the store's locks come from
+#: `_thread`); the wildmatch automaton for the first fetch pattern; the hooks module when
+#: git closes the filter; and what only a checkout or a display uses.
+FILTER_LAZY = (
+    "hashlib",
+    "_hashlib",
+    "subprocess",
+    "threading",
+    "queue",
+    "gitmlx.format.wildmatch",
+    "gitmlx.format.layout",
+    "gitmlx.git.hooks",
+    "gitmlx.checkout.handoff",
+    "gitmlx.checkout.progress",
+    "gitmlx.checkout.gitparent",
+)
+
+
 def imported_modules(stderr: str) -> set[str]:
     """The modules named in `python -X importtime` lines (PYTHONPROFILEIMPORTTIME=1)."""
     found = set()

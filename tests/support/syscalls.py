@@ -9,9 +9,12 @@ Must not: import gitmlx.
 from __future__ import annotations
 
 import collections
+import functools
+import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -35,6 +38,14 @@ _RESULT = re.compile(r"=\s+(-?\d+)")
 _EXEC_PATH = re.compile(r'^"([^"]*)"')
 
 STRACE = shutil.which("strace")
+
+
+@functools.cache
+def strace_works() -> bool:
+    """Whether strace is here and may trace (a container may forbid ptrace)."""
+    if STRACE is None or not sys.platform.startswith("linux"):
+        return False
+    return subprocess.run([STRACE, "-f", "-qq", "-o", os.devnull, "true"], capture_output=True).returncode == 0
 
 
 def gitmlx_calls(

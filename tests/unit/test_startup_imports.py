@@ -13,14 +13,22 @@ import sys
 
 import pytest
 
-from tests.support.probes import STARTUP_HEAVY
+from tests.support.probes import FILTER_LAZY, STARTUP_HEAVY
+
+
+def loaded(modules: str, names: tuple[str, ...], cwd) -> list[str]:
+    """Which of `names` a fresh interpreter holds after importing `modules`."""
+    probe = f"import sys, {modules}\nprint(' '.join(m for m in {names!r} if m in sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=cwd)
+    return out.stdout.split()
 
 
 @pytest.mark.parametrize("command", ["filter_process", "clean", "smudge", "hook_events", "textconv"])
 def test_a_command_git_runs_imports_nothing_heavy(command: str, tmp_path) -> None:
-    probe = (
-        f"import sys, gitmlx.cli, gitmlx.commands.{command}\n"
-        f"print(' '.join(m for m in {STARTUP_HEAVY!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert out.stdout.split() == []
+    assert loaded(f"gitmlx.cli, gitmlx.commands.{command}", STARTUP_HEAVY, tmp_path) == []
+
+
+def test_the_filter_waits_for_its_first_request_before_the_rest(tmp_path) -> None:
+    """What a filter process imports before git's first request is what every `git add`
+    waits for: nothing a request loads when it needs it."""
+    assert loaded("gitmlx.cli, gitmlx.commands.filter_process", FILTER_LAZY, tmp_path) == []
