@@ -125,8 +125,13 @@ class ObjectWriter:
             self.write(small)
         assert self._fd is not None, "writer already closed"
         self.size += len(view)
-        if not self._blocks.fill and len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
-            # Large and immutable (a read's own buffer): hashed and queued as it is.
+        if len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
+            # Large and immutable (a read's own buffer): hashed and queued as it is, after
+            # the partial block gathered before it (a copy of less than a block). Without
+            # that, one short write (the end of a ranged read) sent every later write of
+            # the object through the filler: a copy of nearly every byte.
+            if self._blocks.fill:
+                self._emit(bytes(self._blocks.take_tail()))
             self._emit(view)
             return
         self._blocks.write(view)
