@@ -16,8 +16,8 @@ A fetch does not hash each chunk (the object's own hash proves its bytes, not th
 manifest's claims about them): it records each fetched chunk as a *claim*, where the
 manifest places it on the remote and where its bytes went in the verified object. A claim
 is never a remote row. It serves as a local hint like a local row, and becomes a remote
-row (and a local one) once a push has hashed the bytes at that place of the store's copy
-of the object to the claimed sha256 (transfer/packer.py, `_proven_claim`).
+row (and a local one) once a push has hashed the bytes at that place of a verified copy
+of the object to the claimed sha256 (transfer/claims.py).
 
 Dedup knowledge therefore comes only from chunks this client wrote or read:
 no index server, no listing of the bucket.

@@ -30,6 +30,7 @@ from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
 from gitmlx.transfer import gc_marks
+from gitmlx.transfer.claims import ClaimProver
 from gitmlx.transfer.remote_check import PackSizes
 
 #: A pack is sealed once adding the next chunk would take it past this size.
@@ -174,6 +175,8 @@ class Packer:
         #: Packs `gc --remote` marked for deletion: never reused, announced before re-written.
         self.marked_packs = marked_packs
         self.remote_id = remote.identity
+        #: Chunks a fetch recorded, reused only once proven against a verified copy.
+        self.claims = ClaimProver(store, index, self.remote_id)
         self.progress = progress
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
         self._uploading = threading.BoundedSemaphore(max(2, concurrency // 2))
@@ -237,30 +240,10 @@ class Packer:
 
     def _known(self, digest: bytes) -> ChunkRef | NewChunk | None:
         """Where this push may take the chunk from: its own packs, or a confirmed remote pack."""
-        entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest) or self._proven_claim(digest)
+        entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest) or self.claims.proven(digest)
         if isinstance(entry, ChunkRef) and not self.reusable(entry):
             return None  # stored anew, in a pack of this push
         return entry
-
-    def _proven_claim(self, digest: bytes) -> ChunkRef | None:
-        """A fetched chunk's place on the remote, once proven: the bytes the fetch wrote at
-        that place of the object, read from the store's copy (verified when stored, never
-        edited), hash to `digest`. A thin checkout's work-tree file may have been edited
-        since, so it proves nothing: without a store copy the chunk is uploaded again.
-        docs/threat-model.md, "Chunk-index poisoning"."""
-        claim = self.index.claim(self.remote_id, digest)
-        if claim is None:
-            return None
-        try:
-            with self.store.open(claim.oid) as stream:
-                stream.seek(claim.at)
-                data = stream.read(claim.ref.raw)
-        except FileNotFoundError:
-            return None
-        if len(data) != claim.ref.raw or hashlib.sha256(data).digest() != digest:
-            return None
-        self.index.prove(self.remote_id, claim)
-        return claim.ref
 
     def _chunk_large(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
         """Two passes: hash and look up every chunk first (nothing written); then either the

@@ -16,6 +16,7 @@ import random
 import sqlite3
 from pathlib import Path
 
+import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -120,16 +121,29 @@ def test_lying_chunk_records_never_enter_the_chunk_index(tmp_path_factory, seed:
     assert result.ok, result.failed
 
 
-def test_honest_manifests_still_teach_the_index(tmp_path: Path) -> None:
-    """The proof costs nothing in dedup: an honest fetch records every chunk (as a claim,
-    not yet trusted), so a push of the same content from the victim proves the claims
-    against the stored object and uploads no chunk again."""
+def _pushed(tmp_path: Path, seed: int) -> tuple[bytes, Pointer, LocalRemote]:
+    """900 KiB of content, pushed from a store of its own to a directory remote."""
     source = Store(tmp_path / "source")
-    data = _content(random.Random(7), 900 * 1024)
+    data = _content(random.Random(seed), 900 * 1024)
     pointer = source.insert_stream(io.BytesIO(data))
     source.sync()
     remote = LocalRemote(tmp_path / "remote")
     assert upload(source, remote, [pointer]).ok
+    return data, pointer, remote
+
+
+def _pack_bytes_pushed(store: Store, remote: LocalRemote, pointer: Pointer) -> int:
+    """Push `pointer` from `store`; the bytes of the packs that push added."""
+    before = set((remote.root / "packs").rglob("*.pack"))
+    assert upload(store, remote, [pointer]).ok
+    return sum(p.stat().st_size for p in set((remote.root / "packs").rglob("*.pack")) - before)
+
+
+def test_honest_manifests_still_teach_the_index(tmp_path: Path) -> None:
+    """The proof costs nothing in dedup: an honest fetch records every chunk (as a claim,
+    not yet trusted), so a push of the same content from the victim proves the claims
+    against the stored object and uploads no chunk again."""
+    data, pointer, remote = _pushed(tmp_path, 7)
     hashes = {c.hash for c in decode((remote.root / layout.manifest_key(pointer.oid)).read_bytes(), pointer).chunks}
 
     victim = Store(tmp_path / "victim")
@@ -139,9 +153,7 @@ def test_honest_manifests_still_teach_the_index(tmp_path: Path) -> None:
     # The victim adds the same bytes under another object (one more byte): its push names
     # the known chunks instead of uploading them.
     other = victim.insert_stream(io.BytesIO(data + b"!"))
-    packs_before = set((remote.root / "packs").rglob("*.pack"))
-    assert upload(victim, remote, [other]).ok
-    new_bytes = sum(p.stat().st_size for p in set((remote.root / "packs").rglob("*.pack")) - packs_before)
+    new_bytes = _pack_bytes_pushed(victim, remote, other)
     assert new_bytes < 300 * 1024, f"{new_bytes} bytes uploaded again"
     remote_rows, _ = _rows(victim)
     pushed = decode((remote.root / layout.manifest_key(other.oid)).read_bytes(), other)
@@ -214,23 +226,46 @@ def test_a_push_after_a_lying_fetch_uploads_its_own_bytes(tmp_path: Path) -> Non
         assert f.read() == zeros
 
 
-def test_a_thin_work_tree_file_edited_into_a_claim_proves_nothing(tmp_path: Path) -> None:
-    """A claim is proven only from the store's copy: a thin checkout's work-tree file may
-    have been edited in place, here into exactly the content the lying claim names."""
+def _thin(store: Store, oid: str, placed: Path) -> None:
+    """Leave `oid` as a thin checkout does: its only copy the work-tree file `placed`,
+    hard-linked in the store's links folder."""
+    with store.open(oid) as f:
+        placed.write_bytes(f.read())
+    assert store.worktree_links is not None
+    os.makedirs(store.worktree_links.folder, exist_ok=True)
+    os.link(placed, os.path.join(store.worktree_links.folder, oid))
+    store.discard([oid])
+
+
+@pytest.mark.parametrize("edited", [True, False])
+def test_a_thin_work_tree_file_proves_no_lie(tmp_path: Path, edited: bool) -> None:
+    """Without a store copy, a claim is proven only from a work-tree file that still
+    hashes to the object whole: one edited in place, here into exactly the content the
+    lying claim names, proves nothing; an intact one shows the lie."""
     pointer, remote = _decoy_claiming_zeros(tmp_path, 5)
     victim = Store(tmp_path / "victim")
     victim.worktree_links = WorktreeLinks(tmp_path / "git")
     assert download(victim, remote, [pointer]).ok
-    # As a thin checkout leaves it: the work-tree file (linked) is the only copy ...
     placed = tmp_path / "decoy.bin"
-    with victim.open(pointer.oid) as f:
-        placed.write_bytes(f.read())
-    os.makedirs(victim.worktree_links.folder)
-    os.link(placed, os.path.join(victim.worktree_links.folder, pointer.oid))
-    victim.discard([pointer.oid])
-    placed.write_bytes(ZEROS)  # ... and then edited in place (same inode)
+    _thin(victim, pointer.oid, placed)
+    if edited:
+        placed.write_bytes(ZEROS)  # in place: the same inode as the link
     target = victim.insert_stream(io.BytesIO(ZEROS))
     assert upload(victim, remote, [target]).ok
     fresh = Store(tmp_path / "fresh")
     result = download(fresh, LocalRemote(tmp_path / "remote"), [target])
     assert result.ok, result.failed
+
+
+def test_a_thin_clone_still_reuses_what_it_fetched(tmp_path: Path) -> None:
+    """An intact work-tree file proves the claims of its object: a thin clone's push of
+    a new version uploads only what changed."""
+    data, pointer, remote = _pushed(tmp_path, 8)
+    victim = Store(tmp_path / "victim")
+    victim.worktree_links = WorktreeLinks(tmp_path / "git")
+    assert download(victim, remote, [pointer]).ok
+    _thin(victim, pointer.oid, tmp_path / "model.bin")
+    other = victim.insert_stream(io.BytesIO(data + b"!"))
+    new_bytes = _pack_bytes_pushed(victim, remote, other)
+    assert new_bytes < 300 * 1024, f"{new_bytes} bytes uploaded again"
+    _assert_every_row_proven(victim, remote)
