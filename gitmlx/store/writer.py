@@ -107,7 +107,11 @@ class ObjectWriter:
             self._hash.update(data)
             kept += length
             count += 1
-        os.ftruncate(fd, kept)
+        if os.fstat(fd).st_size != kept:
+            # Not when there is nothing to cut (a new file): on ext4 a truncate to size 0
+            # makes the close write the whole object back in the closing thread (its
+            # "auto_da_alloc" for files replaced by truncation), seen in `perf`.
+            os.ftruncate(fd, kept)
         os.lseek(fd, kept, os.SEEK_SET)
         self.size = kept
         return count, kept
