@@ -121,7 +121,11 @@ class ObjectWriter:
             self._hashed(data)
             kept += length
             count += 1
-        os.ftruncate(fd, kept)
+        if os.fstat(fd).st_size != kept:
+            # Not when there is nothing to cut (a new file): on ext4 a truncate to size 0
+            # makes the close write the whole object back in the closing thread (its
+            # "auto_da_alloc" for files replaced by truncation), seen in `perf`.
+            os.ftruncate(fd, kept)
         os.lseek(fd, kept, os.SEEK_SET)
         self.size = kept
         return count, kept
@@ -139,8 +143,13 @@ class ObjectWriter:
             self.write(small)
         assert self._fd is not None, "writer already closed"
         self.size += len(view)
-        if not self._blocks.fill and len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
-            # Large and immutable (a read's own buffer): hashed and queued as it is.
+        if len(view) >= self.BLOCK // 2 and isinstance(view.obj, bytes):
+            # Large and immutable (a read's own buffer): hashed and queued as it is, after
+            # the partial block gathered before it (a copy of less than a block). Without
+            # that, one short write (the end of a ranged read) sent every later write of
+            # the object through the filler: a copy of nearly every byte.
+            if self._blocks.fill:
+                self._emit(bytes(self._blocks.take_tail()))
             self._emit(view)
             return
         self._blocks.write(view)

@@ -30,6 +30,7 @@ from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
 from gitmlx.transfer import gc_marks
+from gitmlx.transfer.claims import ClaimProver
 from gitmlx.transfer.remote_check import PackSizes
 
 #: A pack is sealed once adding the next chunk would take it past this size.
@@ -181,6 +182,8 @@ class Packer:
         #: Packs `gc --remote` marked for deletion: never reused, announced before re-written.
         self.marked_packs = marked_packs
         self.remote_id = remote.identity
+        #: Chunks a fetch recorded, reused only once proven against a verified copy.
+        self.claims = ClaimProver(store, index, self.remote_id)
         self.progress = progress
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
         self._uploading = threading.BoundedSemaphore(max(2, concurrency // 2))
@@ -244,7 +247,7 @@ class Packer:
 
     def _known(self, digest: bytes) -> ChunkRef | NewChunk | None:
         """Where this push may take the chunk from: its own packs, or a confirmed remote pack."""
-        entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest)
+        entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest) or self.claims.proven(digest)
         if isinstance(entry, ChunkRef) and not self.reusable(entry):
             return None  # stored anew, in a pack of this push
         return entry

@@ -1,10 +1,10 @@
 """Rebuilding one object from its manifest: chunks taken from local objects or read from
-packs with coalesced ranged reads, each chunk's claimed sha256 checked on the way in, the
-object hashed as it is written and named in the store only if it matches its pointer.
+packs with coalesced ranged reads, the object hashed as it is written and named in the
+store only if it matches its pointer.
 
-Owns: reading a manifest (bounded), splitting pack bytes into chunks, proving chunk claims
-before the chunk index records them, and the retry from the remote alone when a local
-chunk turns out stale.
+Owns: reading a manifest (bounded), splitting pack bytes into chunks, recording what a
+fetch learnt in the chunk index (fetched chunks as unproven claims, local chunks as
+proven), and the retry from the remote alone when a local chunk turns out stale.
 Must not: decide which objects to fetch (download.py, batch.py) or print.
 """
 
@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import threading
 from array import array
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -65,77 +61,22 @@ def fetch_manifest(remote: Remote, pointer: Pointer) -> tuple[Manifest, int]:
     return decode(data, pointer), len(data)
 
 
-class ChunkProver:
-    """Hashes chunks' raw bytes and compares them with the sha256 their manifest claims;
-    `verified()` lists the manifest indexes that matched.
-
-    The object's own hash proves the bytes, not the claims: a manifest may rebuild its
-    object correctly and still lie about a chunk's hash, and only a proven claim may enter
-    the chunk index, where a later push would reuse it for other content
-    (docs/threat-model.md, "Chunk-index poisoning").
-
-    Past `INLINE_BYTES`, batches are hashed on a helper thread while the download goes on
-    (hashlib releases the interpreter lock), at most `IN_FLIGHT` batches at a time, so a
-    large object's proof is not a second serial hash. A chunk is handed over as a view of
-    the read's own immutable buffer where it lies whole in one, so the proof costs no copy
-    either; held buffers are bounded by the batches in flight.
-    """
-
-    INLINE_BYTES = 4 * 1024 * 1024
-    IN_FLIGHT = 2
-    _pool: ThreadPoolExecutor | None = None
-    _pool_lock = threading.Lock()
-
-    def __init__(self) -> None:
-        self.batch: list[tuple[int, bytes, bytes | memoryview]] = []  # (index, claimed sha256, raw bytes)
-        self.batch_bytes = 0
-        self.jobs: deque[Future[list[int]]] = deque()
-        self.done: list[int] = []
-
-    def add(self, index: int, claim: bytes, raw: bytes | memoryview) -> None:
-        self.batch.append((index, claim, raw))
-        self.batch_bytes += len(raw)
-        if self.batch_bytes >= self.INLINE_BYTES:
-            if len(self.jobs) >= self.IN_FLIGHT:
-                self.done += self.jobs.popleft().result()
-            self.jobs.append(self._helper().submit(_prove, self.batch))
-            self.batch, self.batch_bytes = [], 0
-
-    def verified(self) -> list[int]:
-        while self.jobs:
-            self.done += self.jobs.popleft().result()
-        self.done += _prove(self.batch)
-        self.batch, self.batch_bytes = [], 0
-        return self.done
-
-    @classmethod
-    def _helper(cls) -> ThreadPoolExecutor:
-        with cls._pool_lock:
-            if cls._pool is None:
-                # One thread a core: a download's workers all prove through this pool.
-                cls._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="mlx-prove")
-            return cls._pool
-
-
-def _prove(batch: list[tuple[int, bytes, bytes | memoryview]]) -> list[int]:
-    return [index for index, claim, raw in batch if hashlib.sha256(raw).digest() == claim]
-
-
 class ChunkSplitter:
-    """A sink for one ranged read: splits the pack bytes into chunks, decodes each and
-    writes the raw bytes to the object being rebuilt; each chunk goes to a ChunkProver."""
+    """A sink for one ranged read: splits the pack bytes into chunks and writes their raw
+    bytes to the object being rebuilt, raw chunks as they come (runs of them in one write),
+    compressed ones decoded whole.
 
-    def __init__(self, chunks: list[ChunkRef], out: ObjectWriter, first: int = 0) -> None:
-        self.chunks, self.out, self.first = chunks, out, first
+    No chunk is hashed here: the object's hash proves its bytes, and what the manifest
+    claims about each chunk is recorded unproven (`remember`), proven only when a push
+    would rely on it (docs/threat-model.md, "Chunk-index poisoning")."""
+
+    def __init__(self, chunks: list[ChunkRef], out: ObjectWriter) -> None:
+        self.chunks, self.out = chunks, out
         self.k, self.left = 0, chunks[0].stored
-        self.pending = bytearray()
-        self.prover = ChunkProver()
+        self.pending = bytearray()  # a compressed chunk split between reads
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
-        # A read's own bytes cannot change under a view of them: such chunks go to the
-        # prover uncopied; a buffer its owner may refill is copied first.
-        frozen = isinstance(view.obj, bytes)
         end = len(view)
         pos = 0
         run: int | None = None  # start of consecutive raw bytes not written yet: one write
@@ -151,22 +92,15 @@ class ChunkSplitter:
                 if run is not None:
                     self.out.write(view[run:pos])
                     run = None
-            whole = take == chunk.stored  # the chunk lies in this view: one copy, not two
-            if not whole:
-                self.pending += view[pos : pos + take]
+                if take < chunk.stored:
+                    self.pending += view[pos : pos + take]
             pos += take
             self.left -= take
             if self.left == 0:
-                raw: bytes | memoryview
-                if whole:
-                    raw = view[pos - take : pos] if frozen else bytes(view[pos - take : pos])
-                else:
-                    raw = bytes(self.pending)
-                    self.pending.clear()
                 if chunk.codec != CODEC_RAW:
-                    raw = codec.decode(chunk.codec, raw, chunk.raw)
-                    self.out.write(raw)
-                self.prover.add(self.first + self.k, chunk.hash, raw)
+                    stored = view[pos - take : pos] if take == chunk.stored else self.pending
+                    self.out.write(codec.decode(chunk.codec, stored, chunk.raw))
+                    self.pending.clear()
                 self.k += 1
                 self.left = self.chunks[self.k].stored if self.k < len(self.chunks) else 0
         if run is not None:
@@ -175,10 +109,6 @@ class ChunkSplitter:
     def finish(self) -> None:
         if self.k != len(self.chunks):
             raise IntegrityError("a pack on the remote ended early", "run 'git mlx fsck --remote'")
-
-    def verified(self) -> list[int]:
-        """Manifest indexes of the chunks whose bytes hashed to their claimed sha256."""
-        return self.prover.verified()
 
 
 class Counting:
@@ -191,9 +121,10 @@ class Counting:
 
 
 @dataclass
-class Proven:
-    """Indexes of a manifest's chunks whose bytes hashed to the sha256 it claims for them:
-    read from the remote (`fetched`), or copied from a local object (`local`)."""
+class Taken:
+    """Where the chunks of a rebuilt object came from, by manifest index: read from the
+    remote (`fetched`: the manifest's claims about them are unproven), or copied from a
+    local object after hashing to their claimed sha256 (`local`: proven)."""
 
     fetched: array[int] = field(default_factory=lambda: array("l"))
     local: array[int] = field(default_factory=lambda: array("l"))
@@ -205,14 +136,14 @@ def rebuild(
     manifest: Manifest,
     local: dict[bytes, LocalChunk],
     progress: ProgressCallback | None,
-) -> tuple[int, Proven]:
+) -> tuple[int, Taken]:
     """Write the object into the store from local chunks and pack ranges: bytes fetched,
-    and which chunks' bytes hashed to what the manifest claims.
+    and where each chunk came from.
 
     A local chunk whose bytes do not hash to the claimed sha256 is read from the remote
     instead."""
     wire = [0]
-    proven = Proven()
+    taken = Taken()
     resume = manifest.pointer.size >= RESUME_FROM
     with store.writer(durable=False, resume_as=manifest.oid if resume else None) as writer, ExitStack() as files:
         handles: dict[str, BinaryIO | None] = {}
@@ -222,7 +153,7 @@ def rebuild(
         # claims: kept, and counted as proven local bytes (not as remote places: they were
         # not read from a pack by this run).
         done, done_bytes = writer.resume_prefix((c.raw, c.hash) for c in manifest.chunks) if resume else (0, 0)
-        proven.local.extend(range(done))
+        taken.local.extend(range(done))
         if progress and done_bytes:
             progress(done_bytes)
 
@@ -230,10 +161,10 @@ def rebuild(
             if not run:
                 return
             start, end = run[0].offset, run[-1].offset + run[-1].stored
-            splitter = ChunkSplitter(list(run), writer, run_first)
+            splitter = ChunkSplitter(list(run), writer)
             remote.get(layout.pack_key(run[0].pack), Counting(splitter, wire), start, progress, end - start)
             splitter.finish()
-            proven.fetched.extend(splitter.verified())
+            taken.fetched.extend(range(run_first, run_first + len(run)))
             run.clear()
 
         # One pass: each chunk record is decoded once (a manifest keeps them packed).
@@ -245,7 +176,7 @@ def rebuild(
             if data is not None and len(data) == chunk.raw and hashlib.sha256(data).digest() == chunk.hash:
                 read_run()
                 writer.write(data)
-                proven.local.append(i)
+                taken.local.append(i)
                 if progress:
                     progress(len(data))
                 continue
@@ -260,7 +191,7 @@ def rebuild(
             run.append(chunk)
         read_run()
         writer.commit(manifest.pointer)
-    return wire[0], proven
+    return wire[0], taken
 
 
 def _local_chunk(store: Store, handles: dict[str, BinaryIO | None], files: ExitStack, here: LocalChunk) -> bytes | None:
@@ -286,32 +217,33 @@ def fetch_known(
     present = {oid for oid in {c.oid for c in rows.values()} if store.has_chunk_source(oid)}
     local = {h: c for h, c in rows.items() if c.oid in present}
     try:
-        wire, proven = rebuild(store, remote, manifest, local, progress)
+        wire, taken = rebuild(store, remote, manifest, local, progress)
     except IntegrityError:
         if not local:
             raise
         # A local chunk may be stale (object replaced on disk): retry from the remote alone.
-        wire, proven = rebuild(store, remote, manifest, {}, progress)
-    remember(index, remote.identity, manifest, proven)
+        wire, taken = rebuild(store, remote, manifest, {}, progress)
+    remember(index, remote.identity, manifest, taken)
     return wire
 
 
-def remember(index: ChunkIndex, remote: str, manifest: Manifest, proven: Proven) -> None:
-    """Record where the stored object's chunks are, locally and on the remote (for dedup),
-    only for chunks whose claims were proven on the way in. A chunk copied from a local
-    object proves nothing about its place on the remote: it is recorded as local only."""
+def remember(index: ChunkIndex, remote: str, manifest: Manifest, taken: Taken) -> None:
+    """Record where the stored object's chunks are: a chunk read from the remote as a
+    claim (unproven: its place on the remote and in the object), a chunk copied from a
+    local object, whose bytes were hashed, as local. Call only once the object is stored."""
     marks = bytearray(len(manifest.chunks))  # one byte a chunk: 1 read from the remote, 2 local
-    for i in proven.fetched:
+    for i in taken.fetched:
         marks[i] = 1
-    for i in proven.local:
+    for i in taken.local:
         marks[i] = 2
-    index.add_remote_chunks(remote, (c for c, mark in zip(manifest.chunks, marks, strict=True) if mark == 1))
-    index.add_local_chunks(manifest.oid, _proven_local_rows(manifest, marks))
+    index.add_claims(remote, manifest.oid, _placed(manifest, marks, 1))
+    index.add_local_chunks(manifest.oid, ((c.hash, at, c.raw) for c, at in _placed(manifest, marks, 2)))
 
 
-def _proven_local_rows(manifest: Manifest, marks: bytearray) -> Iterator[tuple[bytes, int, int]]:
+def _placed(manifest: Manifest, marks: bytearray, mark: int) -> Iterator[tuple[ChunkRef, int]]:
+    """The chunks marked `mark`, each with its offset in the object."""
     offset = 0
-    for c, mark in zip(manifest.chunks, marks, strict=True):
-        if mark:
-            yield c.hash, offset, c.raw
+    for c, m in zip(manifest.chunks, marks, strict=True):
+        if m == mark:
+            yield c, offset
         offset += c.raw

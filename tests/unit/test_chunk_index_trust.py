@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
 import sqlite3
 from pathlib import Path
 
+import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +27,7 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.local import LocalRemote
 from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
+from gitmlx.store.worktreelinks import WorktreeLinks
 from gitmlx.transfer.download import download
 from gitmlx.transfer.upload import upload
 
@@ -107,31 +110,65 @@ def test_lying_chunk_records_never_enter_the_chunk_index(tmp_path_factory, seed:
         with victim.open(p.oid) as f:
             assert f.read() == c
     _assert_every_row_proven(victim, remote)
+    # The victim then pushes every real chunk again (each file, one byte longer): the push
+    # proves each claim it would rely on, so no lie reaches the index or a manifest.
+    again = [victim.insert_stream(io.BytesIO(c + b"!")) for c in contents]
+    victim.sync()
+    assert upload(victim, remote, again).ok
+    _assert_every_row_proven(victim, remote)
+    fresh = Store(tmp / "fresh")
+    result = download(fresh, LocalRemote(tmp / "remote"), again)  # each object verified
+    assert result.ok, result.failed
 
 
-def test_honest_manifests_still_teach_the_index(tmp_path: Path) -> None:
-    """The proof costs nothing in dedup: an honest fetch records every chunk, so a push of
-    the same content from the victim uploads no chunk again."""
+def _pushed(tmp_path: Path, seed: int) -> tuple[bytes, Pointer, LocalRemote]:
+    """900 KiB of content, pushed from a store of its own to a directory remote."""
     source = Store(tmp_path / "source")
-    data = _content(random.Random(7), 900 * 1024)
+    data = _content(random.Random(seed), 900 * 1024)
     pointer = source.insert_stream(io.BytesIO(data))
     source.sync()
     remote = LocalRemote(tmp_path / "remote")
     assert upload(source, remote, [pointer]).ok
+    return data, pointer, remote
+
+
+def _pack_bytes_pushed(store: Store, remote: LocalRemote, pointer: Pointer) -> int:
+    """Push `pointer` from `store`; the bytes of the packs that push added."""
+    before = set((remote.root / "packs").rglob("*.pack"))
+    assert upload(store, remote, [pointer]).ok
+    return sum(p.stat().st_size for p in set((remote.root / "packs").rglob("*.pack")) - before)
+
+
+def test_honest_manifests_still_teach_the_index(tmp_path: Path) -> None:
+    """The proof costs nothing in dedup: an honest fetch records every chunk (as a claim,
+    not yet trusted), so a push of the same content from the victim proves the claims
+    against the stored object and uploads no chunk again."""
+    data, pointer, remote = _pushed(tmp_path, 7)
     hashes = {c.hash for c in decode((remote.root / layout.manifest_key(pointer.oid)).read_bytes(), pointer).chunks}
 
     victim = Store(tmp_path / "victim")
     assert download(victim, remote, [pointer]).ok
-    remote_rows, local_rows = _rows(victim)
-    assert {r[1] for r in remote_rows} == hashes == {r[0] for r in local_rows}
+    assert _claimed(victim) == hashes
     _assert_every_row_proven(victim, remote)
     # The victim adds the same bytes under another object (one more byte): its push names
     # the known chunks instead of uploading them.
     other = victim.insert_stream(io.BytesIO(data + b"!"))
-    packs_before = set((remote.root / "packs").rglob("*.pack"))
-    assert upload(victim, remote, [other]).ok
-    new_bytes = sum(p.stat().st_size for p in set((remote.root / "packs").rglob("*.pack")) - packs_before)
+    new_bytes = _pack_bytes_pushed(victim, remote, other)
     assert new_bytes < 300 * 1024, f"{new_bytes} bytes uploaded again"
+    remote_rows, _ = _rows(victim)
+    pushed = decode((remote.root / layout.manifest_key(other.oid)).read_bytes(), other)
+    shared = hashes & {c.hash for c in pushed.chunks}
+    assert len(shared) >= len(hashes) - 1  # all but the last chunk
+    assert shared <= {r[1] for r in remote_rows}  # proven by that push, and kept
+    _assert_every_row_proven(victim, remote)
+
+
+def _claimed(store: Store) -> set[bytes]:
+    db = sqlite3.connect(store.root / "index.sqlite")
+    try:
+        return {row[0] for row in db.execute("SELECT hash FROM claimed_chunks")}
+    finally:
+        db.close()
 
 
 def test_rows_from_an_index_written_before_the_proof_are_dropped(tmp_path: Path) -> None:
@@ -155,22 +192,29 @@ def test_rows_from_an_index_written_before_the_proof_are_dropped(tmp_path: Path)
     again.close()
 
 
-def test_a_push_after_a_lying_fetch_uploads_its_own_bytes(tmp_path: Path) -> None:
-    """The poisoning scenario in the library: a manifest claims its random chunk is a run
-    of zeros; the victim then pushes a file of zeros, which must rebuild as zeros."""
-    zeros = bytes(12 * 1024)  # under the minimum chunk size: one chunk
-    decoy = random.Random(3).randbytes(len(zeros))
+ZEROS = bytes(12 * 1024)  # under the minimum chunk size: one chunk
+
+
+def _decoy_claiming_zeros(tmp_path: Path, seed: int) -> tuple[Pointer, LocalRemote]:
+    """A remote holding one random chunk whose manifest claims it is a run of zeros."""
+    decoy = random.Random(seed).randbytes(len(ZEROS))
     source = Store(tmp_path / "source")
     pointer = source.insert_stream(io.BytesIO(decoy))
     source.sync()
     remote = LocalRemote(tmp_path / "remote")
     assert upload(source, remote, [pointer]).ok
     path = remote.root / layout.manifest_key(pointer.oid)
-    honest = decode(path.read_bytes(), pointer)
-    (chunk,) = honest.chunks
-    lie = ChunkRef(hashlib.sha256(zeros).digest(), chunk.pack, chunk.offset, chunk.stored, chunk.raw, chunk.codec)
-    path.write_bytes(Manifest(honest.oid, honest.size, (lie,)).encode())
+    (chunk,) = decode(path.read_bytes(), pointer).chunks
+    lie = ChunkRef(hashlib.sha256(ZEROS).digest(), chunk.pack, chunk.offset, chunk.stored, chunk.raw, chunk.codec)
+    path.write_bytes(Manifest(pointer.oid, pointer.size, (lie,)).encode())
+    return pointer, remote
 
+
+def test_a_push_after_a_lying_fetch_uploads_its_own_bytes(tmp_path: Path) -> None:
+    """The poisoning scenario in the library: a manifest claims its random chunk is a run
+    of zeros; the victim then pushes a file of zeros, which must rebuild as zeros."""
+    zeros = ZEROS
+    pointer, remote = _decoy_claiming_zeros(tmp_path, 3)
     victim = Store(tmp_path / "victim")
     assert download(victim, remote, [pointer]).ok
     target = victim.insert_stream(io.BytesIO(zeros))
@@ -180,3 +224,48 @@ def test_a_push_after_a_lying_fetch_uploads_its_own_bytes(tmp_path: Path) -> Non
     assert result.ok, result.failed
     with fresh.open(target.oid) as f:
         assert f.read() == zeros
+
+
+def _thin(store: Store, oid: str, placed: Path) -> None:
+    """Leave `oid` as a thin checkout does: its only copy the work-tree file `placed`,
+    hard-linked in the store's links folder."""
+    with store.open(oid) as f:
+        placed.write_bytes(f.read())
+    assert store.worktree_links is not None
+    os.makedirs(store.worktree_links.folder, exist_ok=True)
+    os.link(placed, os.path.join(store.worktree_links.folder, oid))
+    store.discard([oid])
+
+
+@pytest.mark.parametrize("edited", [True, False])
+def test_a_thin_work_tree_file_proves_no_lie(tmp_path: Path, edited: bool) -> None:
+    """Without a store copy, a claim is proven only from a work-tree file that still
+    hashes to the object whole: one edited in place, here into exactly the content the
+    lying claim names, proves nothing; an intact one shows the lie."""
+    pointer, remote = _decoy_claiming_zeros(tmp_path, 5)
+    victim = Store(tmp_path / "victim")
+    victim.worktree_links = WorktreeLinks(tmp_path / "git")
+    assert download(victim, remote, [pointer]).ok
+    placed = tmp_path / "decoy.bin"
+    _thin(victim, pointer.oid, placed)
+    if edited:
+        placed.write_bytes(ZEROS)  # in place: the same inode as the link
+    target = victim.insert_stream(io.BytesIO(ZEROS))
+    assert upload(victim, remote, [target]).ok
+    fresh = Store(tmp_path / "fresh")
+    result = download(fresh, LocalRemote(tmp_path / "remote"), [target])
+    assert result.ok, result.failed
+
+
+def test_a_thin_clone_still_reuses_what_it_fetched(tmp_path: Path) -> None:
+    """An intact work-tree file proves the claims of its object: a thin clone's push of
+    a new version uploads only what changed."""
+    data, pointer, remote = _pushed(tmp_path, 8)
+    victim = Store(tmp_path / "victim")
+    victim.worktree_links = WorktreeLinks(tmp_path / "git")
+    assert download(victim, remote, [pointer]).ok
+    _thin(victim, pointer.oid, tmp_path / "model.bin")
+    other = victim.insert_stream(io.BytesIO(data + b"!"))
+    new_bytes = _pack_bytes_pushed(victim, remote, other)
+    assert new_bytes < 300 * 1024, f"{new_bytes} bytes uploaded again"
+    _assert_every_row_proven(victim, remote)

@@ -58,13 +58,14 @@ def test_a_short_pack_is_an_integrity_error() -> None:
 
 
 @pytest.mark.parametrize("reused", [False, True])
-def test_every_chunk_is_proven_whether_the_reader_reuses_its_buffer_or_not(reused: bool) -> None:
-    # Chunks of an immutable read go to the prover as views; a buffer the reader refills
-    # (readinto) must be copied first, or the proof would hash the next read's bytes.
+def test_the_object_is_right_whether_the_reader_reuses_its_buffer_or_not(reused: bool) -> None:
+    # A buffer the reader refills (readinto) holds the next read's bytes once `write`
+    # returns: what the splitter keeps of it (a compressed chunk split between reads)
+    # must be a copy.
     rng = random.Random(4)
-    raws = [rng.randbytes(rng.randint(1_000, 20_000)) for _ in range(30)]
+    raws = [rng.randbytes(rng.randint(1_000, 20_000)) if i % 2 else b"squeeze " * 2_000 for i in range(30)]
     pack, refs = pack_of(raws)
-    assert {r.codec for r in refs} == {CODEC_RAW}
+    assert {r.codec for r in refs} != {CODEC_RAW}
     out = Sink()
     splitter = ChunkSplitter(refs, out)  # type: ignore[arg-type]
     buffer = bytearray(65_536)
@@ -79,4 +80,3 @@ def test_every_chunk_is_proven_whether_the_reader_reuses_its_buffer_or_not(reuse
         buffer[:] = bytes(len(buffer))  # the reader's next use of its buffer
     splitter.finish()
     assert b"".join(out.parts) == b"".join(raws)
-    assert sorted(splitter.verified()) == list(range(len(raws)))

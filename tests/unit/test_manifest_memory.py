@@ -15,7 +15,7 @@ from pathlib import Path
 from gitmlx.format.manifest import MAGIC, decode
 from gitmlx.format.pointer import Pointer
 from gitmlx.store.chunk_index import ChunkIndex
-from gitmlx.transfer.rebuild import Proven, remember
+from gitmlx.transfer.rebuild import Taken, remember
 
 CHUNKS = 400_000
 RAW = 16 * 1024
@@ -41,8 +41,8 @@ def test_a_large_manifest_costs_about_its_own_size(tmp_path: Path) -> None:
     try:
         manifest = decode(data, pointer)
         assert sum(c.raw for c in manifest.chunks) == pointer.size  # every record walked
-        proven = Proven(fetched=array("l", range(CHUNKS)))
-        remember(index, "dir:/r", manifest, proven)
+        taken = Taken(fetched=array("l", range(CHUNKS)))
+        remember(index, "dir:/r", manifest, taken)
         index.flush()
         _, peak = tracemalloc.get_traced_memory()
     finally:

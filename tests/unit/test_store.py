@@ -295,3 +295,24 @@ def test_writes_of_every_size_and_kind_are_stored_in_order(store: Store, durable
         pointer = writer.commit()
     assert pointer == Pointer(hashlib.sha256(expected).hexdigest(), len(expected))
     assert store.path(pointer.oid).read_bytes() == expected
+
+
+def test_large_reads_after_a_short_one_are_not_copied(store: Store) -> None:
+    """A ranged read ends with a short piece; the reads after it must still go to the disk
+    as they are, not through the block filler (a copy of nearly every byte)."""
+    pieces = [os.urandom(BLOCK_SIZE) for _ in range(8)]
+    pieces.insert(2, os.urandom(1000))  # the end of one read, then a new read's full blocks
+    with store.writer(durable=False, loose=True) as writer:  # as a large download's is
+        copied = [0]
+        fill = writer._blocks.write
+
+        def counting(view: memoryview) -> None:
+            copied[0] += len(view)
+            fill(view)
+
+        writer._blocks.write = counting  # type: ignore[method-assign]
+        for piece in pieces:
+            writer.write(piece)
+        pointer = writer.commit()
+    assert store.path(pointer.oid).read_bytes() == b"".join(pieces)
+    assert copied[0] <= 1000, f"{copied[0]} bytes copied"
