@@ -14,6 +14,7 @@ needs loses data.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,9 @@ SYMLINK = "120000"
 GITLINK = "160000"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrackedFile:
-    """A path whose blob is a pointer."""
+    """A path whose blob is a pointer. Slotted: scans of 100,000 files hold as many."""
 
     path: str
     pointer: Pointer
@@ -145,15 +146,25 @@ def files_in_tree(cwd: Path, rev: str, paths: Sequence[str] = ()) -> tuple[list[
     path), and each blob's size; nothing when `rev` does not exist yet. One ls-tree."""
     out = run_git(["ls-tree", "-r", "-l", "-z", "--full-tree", rev, "--", *paths], cwd=cwd, check=False)
     entries, sizes = [], {}
-    for record in out.split(b"\0"):
-        if not record:
-            continue
+    for record in _records(out):
         meta, _, path = record.partition(b"\t")
         mode, kind, sha, size = meta.decode().split()
         if kind == "blob" and mode != SYMLINK and size != "-":
-            entries.append((mode, sha, _decode(path)))
+            entries.append((sys.intern(mode), sha, _decode(path)))
             sizes[sha] = int(size)
     return entries, sizes
+
+
+def _records(out: bytes) -> Iterator[bytes]:
+    """The NUL-terminated records of `out`, one at a time: `out.split` would hold a
+    second copy of a 100,000-file listing, as 100,000 bytes objects."""
+    start = 0
+    while (end := out.find(b"\0", start)) >= 0:
+        if end > start:
+            yield out[start:end]
+        start = end + 1
+    if start < len(out):
+        yield out[start:]
 
 
 def pointers_in_index(cwd: Path, paths: Sequence[str] = (), *, tracked_only: bool = True) -> list[TrackedFile]:
@@ -172,13 +183,11 @@ def files_in_index(cwd: Path, paths: Sequence[str] = ()) -> tuple[list[tuple[str
     blob's size; `paths` are literal. Two git processes (ls-files, cat-file)."""
     out = run_git(["ls-files", "-s", "-z", "--", *(f":(literal,top){p}" for p in paths)], cwd=cwd)
     entries = []
-    for record in out.split(b"\0"):
-        if not record:
-            continue
+    for record in _records(out):
         meta, _, path = record.partition(b"\t")
         mode, sha, stage = meta.decode().split()
         if stage == "0" and mode != SYMLINK and mode != GITLINK:
-            entries.append((mode, sha, _decode(path)))
+            entries.append((sys.intern(mode), sha, _decode(path)))
     return entries, _sizes(cwd, [sha for _, sha, _ in entries])
 
 
@@ -199,7 +208,7 @@ def changed_entries(out: bytes) -> list[tuple[str, str, str]]:
         i += 2
         fields = meta[1:].split()
         if len(fields) == 5 and fields[3].strip(b"0"):
-            entries[(fields[1].decode(), fields[3].decode(), _decode(path))] = None
+            entries[(sys.intern(fields[1].decode()), fields[3].decode(), _decode(path))] = None
     return list(entries)
 
 
