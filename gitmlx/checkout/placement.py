@@ -8,7 +8,7 @@ output in memory before writing it, while this process copies with the kernel wh
 writes the next pointer (docs/design.md, "Checkout").
 
 Owns: the claim on the files this process places (`handoff.Claim`), each placement's
-stage (`Stage`, `Placement`; a placed file becomes a compact `Placed` record), the spare
+stage (`Stage`, `Placement`; a placed file becomes a compact `PlacedFile`), the spare
 file, the folders already checked, recording the placed files in the stat cache, and
 giving git's index their stat data at the end.
 Must not: fetch on its own (it waits for the downloads it is given, and refetches a
@@ -30,8 +30,7 @@ from gitmlx.checkout.spare import SpareFile
 from gitmlx.checkout.statcache import StatCache
 from gitmlx.context import RepoContext
 from gitmlx.errors import IntegrityError, MlxError
-from gitmlx.format.pointer import Pointer
-from gitmlx.git.scan import TrackedFile
+from gitmlx.format.pointer import LFS_VERSION, MLX_VERSION, Pointer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,25 +53,32 @@ class Stage(enum.Enum):
     WRITTEN = "written"
 
 
-_STAT = struct.Struct("=QQQqqIII")
+#: A placed file's stat data, then its pointer: raw oid, size, whether a Git LFS pointer.
+_PLACED = struct.Struct("=QQQqqIII32sQ?")
 
 
-class PlacedStat:
-    """What the stat cache and git's index keep of a placed file's stat data, packed.
+class PlacedFile:
+    """A placed file's pointer and the stat data the stat cache and git's index keep of
+    it, packed into one bytes object.
 
-    An os.stat_result is ~600 bytes with its number objects, and every placed file's is
-    kept until git closes this process (the index refresh): packed, ~100. It answers the
-    os.stat_result attributes those two read."""
+    Every placed file's is kept until git closes this process (the index refresh): an
+    os.stat_result is ~600 bytes with its number objects, and a Pointer with its oid ~180;
+    packed, the two take ~170. It answers the os.stat_result attributes those two read."""
 
     __slots__ = ("_packed",)
 
-    def __init__(self, st: os.stat_result) -> None:
-        self._packed = _STAT.pack(
-            st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_uid, st.st_gid, st.st_mode
-        )
+    def __init__(self, pointer: Pointer, st: os.stat_result) -> None:
+        fields = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_uid, st.st_gid)
+        raw = bytes.fromhex(pointer.oid)
+        self._packed = _PLACED.pack(*fields, st.st_mode, raw, pointer.size, pointer.is_lfs)
 
     def _field(self, i: int) -> int:
-        return _STAT.unpack(self._packed)[i]
+        return _PLACED.unpack(self._packed)[i]
+
+    @property
+    def pointer(self) -> Pointer:
+        fields = _PLACED.unpack(self._packed)
+        return Pointer(fields[8].hex(), fields[9], LFS_VERSION if fields[10] else MLX_VERSION)
 
     st_dev = property(lambda self: self._field(0))
     st_ino = property(lambda self: self._field(1))
@@ -98,11 +104,6 @@ class Placement:
     stage: Stage = Stage.ANSWERED
 
 
-#: A placed file waiting for the stat cache and git's index: its path, pointer and stat
-#: data (a tuple, not a Placement: a clone keeps one per file until git closes this process).
-Placed = tuple[str, Pointer, PlacedStat]
-
-
 class Placer:
     def __init__(
         self,
@@ -122,9 +123,9 @@ class Placer:
         #: ANSWERED and WRITTEN placements by path, oldest first.
         self._waiting: dict[str, Placement] = {}
         #: Placed files not yet in the stat cache.
-        self._placed: list[Placed] = []
+        self._placed: list[tuple[str, PlacedFile]] = []
         #: Placed files in the stat cache, by path, for git's index at the end.
-        self._to_refresh: dict[str, tuple[Pointer, PlacedStat]] = {}
+        self._to_refresh: dict[str, PlacedFile] = {}
         #: Work-tree folders found to be inside the work tree (`place_over_pointer`).
         self._checked_dirs: set[str] = set()
         #: The file each placement fills and swaps in, once needed.
@@ -189,10 +190,10 @@ class Placer:
         if not done:
             return
         with self._stat_cache.batch():
-            for path, pointer, st in done:
+            for path, placed in done:
                 # The text git wrote: pointers parse only in their one canonical encoding.
-                self._stat_cache.record(path, st, pointer.encode())  # type: ignore[arg-type]
-                self._to_refresh[path] = (pointer, st)
+                self._stat_cache.record(path, placed, placed.pointer.encode())  # type: ignore[arg-type]
+                self._to_refresh[path] = placed
 
     def remove_spare(self) -> None:
         if self._spare is not None:
@@ -208,8 +209,7 @@ class Placer:
         let go of its lock by the time it closes this process."""
         if not self._to_refresh or self._ctx.paths.work_tree is None:
             return
-        placed = {path: (TrackedFile(path, pointer), st) for path, (pointer, st) in self._to_refresh.items()}
-        self._to_refresh = {}
+        placed, self._to_refresh = self._to_refresh, {}
         try:
             worktree.refresh_index(self._ctx.paths.work_tree, placed)
         except (MlxError, OSError):
@@ -253,7 +253,7 @@ class Placer:
             )
         else:
             if st is not None:
-                self._placed.append((path, pointer, PlacedStat(st)))
+                self._placed.append((path, PlacedFile(pointer, st)))
                 if self._thin:
                     self._placed_thin(placement, st)
 
