@@ -324,16 +324,12 @@ class Downloads:
         from gitmlx.transfer.batch import BATCH_BELOW, batches
 
         try:
-            head = scan.pointers_in_tree(ctx.top, "HEAD")
+            missing = [f for f in scan.iter_pointers_in_tree(ctx.top, "HEAD") if not ctx.store.has(f.pointer.oid)]
         except MlxError:
             return {}
         # git asks in path order, and objects already stored never get here: this must be
         # HEAD's first file whose object is missing, in HEAD's version.
-        missing = [
-            f
-            for f in sorted(head, key=lambda f: f.path.encode("utf-8", "surrogateescape"))
-            if not ctx.store.has(f.pointer.oid)
-        ]
+        missing.sort(key=lambda f: f.path.encode("utf-8", "surrogateescape"))
         if not missing or missing[0].path != path or missing[0].pointer.oid != pointer.oid:
             return {}
         todo: dict[ObjectKey, Pointer] = {}
