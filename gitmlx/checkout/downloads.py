@@ -216,6 +216,8 @@ class Downloads:
         known = self._by_key.get(_key(pointer))
         if known is not None:
             return known
+        if stored is None and self._ctx.store.has(pointer.oid):
+            return self.for_placement(path, pointer)  # its download ended just now (`_landed`)
         unusable = self._open_pool()
         if unusable is not None:
             future = self._by_key[_key(pointer)] = finished(unusable)
@@ -256,12 +258,20 @@ class Downloads:
         for pointer in large:
             self._pool.submit(self._fetch_into, pointer, futures[_key(pointer)])
 
+    def _landed(self, key: ObjectKey, futures: dict[ObjectKey, Download]) -> None:
+        """An object is in the store: the tables of downloads let go of it (requests for
+        it now find it in the store; whoever waits holds its Download). A clone of 100,000
+        files kept every one to the end."""
+        futures.pop(key, None)
+        self._by_key.pop(key, None)
+
     def _fetch_into(self, pointer: Pointer, future: Download) -> None:
         try:
             self.fetch(pointer)
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for it
             future.end(exc)
         else:
+            self._landed(_key(pointer), {})
             future.end()
 
     def _fetch_batch_into(self, group: list[Pointer], futures: dict[ObjectKey, Download]) -> None:
@@ -270,9 +280,11 @@ class Downloads:
         def done(pointer: Pointer, failure: BaseException | None) -> None:
             if self.progress is not None:
                 self.progress.fetched(pointer)
-            future = futures[_key(pointer)]
+            key = _key(pointer)
+            future = futures[key]
             if failure is None:
                 self.verified.add(pointer.oid)
+                self._landed(key, futures)
                 future.end()
             else:
                 future.end(self._failure(pointer, failure))
@@ -281,8 +293,8 @@ class Downloads:
             fetch_batch(self._ctx.store, self._remote_or_open(), self._index, group, done)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - a bug: every object not done yet fails with it
             for pointer in group:
-                future = futures[_key(pointer)]
-                if not future.done():
+                future = futures.get(_key(pointer))  # gone: it landed
+                if future is not None and not future.done():
                     future.end(exc)
 
     def finish_pack(self) -> None:
