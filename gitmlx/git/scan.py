@@ -15,7 +15,7 @@ needs loses data.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,9 +144,15 @@ def pointers_in_tree(
 
 
 def iter_pointers_in_tree(
-    cwd: Path, rev: str = "HEAD", paths: Sequence[str] = (), *, tracked_only: bool = True
+    cwd: Path,
+    rev: str = "HEAD",
+    paths: Sequence[str] = (),
+    *,
+    tracked_only: bool = True,
+    blobs: set[str] | None = None,
 ) -> Iterator[TrackedFile]:
-    """`pointers_in_tree`, CHUNK entries at a time (a cat-file and a check-attr each).
+    """`pointers_in_tree`, CHUNK entries at a time (a cat-file and a check-attr each);
+    the blob id of each file yielded goes into `blobs`, when given.
 
     Whole, a tree of 100,000 files held ~1.3 KiB per file at once (the entries, their
     sizes, cat-file's and check-attr's input and output, the parsed pointers): ~130 MiB.
@@ -160,11 +166,25 @@ def iter_pointers_in_tree(
         entries.append((mode, sha, path))
         sizes[sha] = size
         if len(entries) >= CHUNK:
-            found = _collect(cwd, entries, sizes)
-            yield from _tracked(cwd, found, [rev]) if tracked_only else found
+            yield from _chunk_of_tree(cwd, rev, entries, sizes, tracked_only, blobs)
             entries, sizes = [], {}
-    found = _collect(cwd, entries, sizes)
-    yield from _tracked(cwd, found, [rev]) if tracked_only else found
+    yield from _chunk_of_tree(cwd, rev, entries, sizes, tracked_only, blobs)
+
+
+def _chunk_of_tree(
+    cwd: Path,
+    rev: str,
+    entries: list[tuple[str, str, str]],
+    sizes: dict[str, int],
+    tracked_only: bool,
+    blobs: set[str] | None,
+) -> list[TrackedFile]:
+    found = _with_shas(cwd, entries, sizes)
+    keep = attributes.tracked(cwd, (f.path for _, f in found), [rev]) if tracked_only and found else None
+    chosen = [(sha, f) for sha, f in found if keep is None or f.path in keep]
+    if blobs is not None:
+        blobs.update(sha for sha, _ in chosen)
+    return [f for _, f in chosen]
 
 
 def files_in_tree(cwd: Path, rev: str, paths: Sequence[str] = ()) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
@@ -287,7 +307,11 @@ class RangePointers:
 
 
 def range_pointers(
-    cwd: Path, include: Sequence[str], exclude: Sequence[str], tracked_at: Sequence[str]
+    cwd: Path,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    tracked_at: Sequence[str],
+    known: Container[str] = (),
 ) -> RangePointers:
     """Pointers in the files brought by the commits that `include` reaches and `exclude` does not.
 
@@ -299,9 +323,13 @@ def range_pointers(
     a symlink's target would pass for a file. History does not say which attributes held
     in the commits between, so `tracked_at` judges them all; what they leave out is in
     `elsewhere`, for a caller that wants the objects it can (the pre-push hook uploads
-    those the store has).
+    those the store has). Blobs in `known` (ids the caller has already, as artifacts of
+    the pushed tips) are left out before they are read: a first push of 100,000 files
+    would read each twice.
     """
     entries = _changes_in_range(cwd, include, exclude) if include else []
+    if known:
+        entries = [e for e in entries if e[1] not in known]
     found = _with_shas(cwd, entries, _sizes(cwd, list(dict.fromkeys(sha for _, sha, _ in entries))))
     regular = [f.path for _, f in found if f.mode not in (SYMLINK, GITLINK)]
     keep = attributes.tracked(cwd, regular, tracked_at) if regular else set()
