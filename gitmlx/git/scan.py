@@ -223,24 +223,39 @@ def pointers_in_index(cwd: Path, paths: Sequence[str] = (), *, tracked_only: boo
     """Pointer files staged in the index (stage 0 only); `paths` are literal, not globs.
 
     With `tracked_only`, only paths that the work tree's attributes give gitmlx's filter
-    (then the index's, as `git add` and `git status` read them).
+    (then the index's, as `git add` and `git status` read them). Read CHUNK entries at a
+    time, as `iter_pointers_in_tree` reads a tree.
     """
-    entries, sizes = files_in_index(cwd, paths)
-    found = _collect(cwd, entries, sizes)
+    found: list[TrackedFile] = []
+    entries: list[tuple[str, str, str]] = []
+    for entry in _index_entries(cwd, paths):
+        entries.append(entry)
+        if len(entries) >= CHUNK:
+            found += _chunk_of_index(cwd, entries, tracked_only)
+            entries = []
+    return found + _chunk_of_index(cwd, entries, tracked_only)
+
+
+def _chunk_of_index(cwd: Path, entries: list[tuple[str, str, str]], tracked_only: bool) -> list[TrackedFile]:
+    found = _collect(cwd, entries, _sizes(cwd, [sha for _, sha, _ in entries]))
     return _tracked(cwd, found, [attributes.WORK_TREE]) if tracked_only else found
 
 
 def files_in_index(cwd: Path, paths: Sequence[str] = ()) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
     """The regular files staged in the index (stage 0), as (mode, blob, path), and each
     blob's size; `paths` are literal. Two git processes (ls-files, cat-file)."""
+    entries = list(_index_entries(cwd, paths))
+    return entries, _sizes(cwd, [sha for _, sha, _ in entries])
+
+
+def _index_entries(cwd: Path, paths: Sequence[str]) -> Iterator[tuple[str, str, str]]:
+    """(mode, blob, path) of each regular file staged in the index (stage 0); one ls-files."""
     out = run_git(["ls-files", "-s", "-z", "--", *(f":(literal,top){p}" for p in paths)], cwd=cwd)
-    entries = []
     for record in _records(out):
         meta, _, path = record.partition(b"\t")
         mode, sha, stage = meta.decode().split()
         if stage == "0" and mode != SYMLINK and mode != GITLINK:
-            entries.append((sys.intern(mode), sha, _decode(path)))
-    return entries, _sizes(cwd, [sha for _, sha, _ in entries])
+            yield sys.intern(mode), sha, _decode(path)
 
 
 def changed_entries(out: bytes) -> list[tuple[str, str, str]]:
