@@ -184,8 +184,10 @@ def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str]) ->
     any pushed commit, then finds its objects on the remote, whatever the remote held
     before (a new or emptied artifact remote, history from before `migrate from-lfs`)."""
     trees = scan.trees_of(ctx.top, tips)
-    in_trees = [f for tree in trees for f in scan.pointers_in_tree(ctx.top, tree)]
-    found = scan.range_pointers(ctx.top, tips, exclude, trees) if tips else scan.RangePointers([], [])
+    blobs: set[str] = set()  # the tips' pointer blobs: the range scan need not read them again
+    in_trees = [f for tree in trees for f in scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs)]
+    found = scan.range_pointers(ctx.top, tips, exclude, trees, blobs) if tips else scan.RangePointers([], [])
+    del blobs
     return PushNeeds(in_trees + range_uploads(ctx, found), frozenset(f.pointer.oid for f in in_trees))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from gitmlx.checkout import filters
@@ -31,24 +31,66 @@ if TYPE_CHECKING:
 #: One download per (oid, size): a pointer lying about its size gets its own (failing) fetch.
 ObjectKey = tuple[str, int]
 
+#: Notified whenever any download ends (`Download.end`): the one thing waiters wait on.
+_ENDED = threading.Condition()
+
+
+class Download:
+    """One object's download: done when the object is in the store, or failed with why not.
+
+    Not a concurrent.futures.Future: each Future holds a Condition (a lock, a deque, bound
+    methods), about 1.6 KiB, and a clone of 100,000 files held one per file until the
+    file was placed. All downloads share one condition instead (`_ENDED`).
+    """
+
+    __slots__ = ("_ended", "_failure")
+
+    def __init__(self) -> None:
+        self._ended = False
+        self._failure: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._ended
+
+    def exception(self) -> BaseException | None:
+        """Wait for the end; the failure, or None when the object is in the store."""
+        if not self._ended:
+            with _ENDED:
+                while not self._ended:
+                    _ENDED.wait()
+        return self._failure
+
+    def end(self, failure: BaseException | None = None) -> None:
+        with _ENDED:
+            self._failure = failure
+            self._ended = True
+            _ENDED.notify_all()
+
+
+#: The download of every object already in the store: one shared, ended one.
+_DONE = Download()
+_DONE.end()
+
 
 def _key(pointer: Pointer) -> ObjectKey:
     return pointer.oid, pointer.size
 
 
-def finished(failure: BaseException | None = None) -> Future[None]:
+def finished(failure: BaseException | None = None) -> Download:
     """A download that has already ended (with `failure`, if given)."""
-    future: Future[None] = Future()
     if failure is None:
-        future.set_result(None)
-    else:
-        future.set_exception(failure)
-    return future
+        return _DONE
+    download = Download()
+    download.end(failure)
+    return download
 
 
-def wait_for_any(downloads: Iterable[Future[None]]) -> None:
+def wait_for_any(downloads: Iterable[Download]) -> None:
     """Block until one of `downloads` has ended."""
-    wait(list(downloads), return_when=FIRST_COMPLETED)
+    pending = list(downloads)
+    with _ENDED:
+        while not any(d.done() for d in pending):
+            _ENDED.wait()
 
 
 class Downloads:
@@ -77,11 +119,11 @@ class Downloads:
         self.verified: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._by_key: dict[ObjectKey, Future[None]] = {}
+        self._by_key: dict[ObjectKey, Download] = {}
         #: Downloads asked for but not started yet (see `start_queued`).
-        self._queued: list[tuple[Pointer, Future[None]]] = []
+        self._queued: list[tuple[Pointer, Download]] = []
         #: Downloads started ahead of git's requests (`ahead`); None: not decided yet.
-        self._ahead: dict[ObjectKey, Future[None]] | None = None
+        self._ahead: dict[ObjectKey, Download] | None = None
         self._ahead_left = 0
 
     # -- one object, now, on the calling thread ----------------------------------------------
@@ -147,7 +189,7 @@ class Downloads:
             self._pool = ThreadPoolExecutor(max_workers=workers)
         return None
 
-    def delayed(self, pointer: Pointer) -> Future[None]:
+    def delayed(self, pointer: Pointer) -> Download:
         """The download of an object git will ask for again (the "delay" capability); it
         starts with the rest of the queue, when git has asked for everything."""
         unusable = self._open_pool()
@@ -155,7 +197,7 @@ class Downloads:
             return finished(unusable)
         return self._queue(pointer)
 
-    def for_placement(self, path: str, pointer: Pointer) -> Future[None]:
+    def for_placement(self, path: str, pointer: Pointer) -> Download:
         """Done when `pointer`'s object is in the store (or could not be fetched), for a
         file this process places itself."""
         try:
@@ -174,6 +216,8 @@ class Downloads:
         known = self._by_key.get(_key(pointer))
         if known is not None:
             return known
+        if stored is None and self._ctx.store.has(pointer.oid):
+            return self.for_placement(path, pointer)  # its download ended just now (`_landed`)
         unusable = self._open_pool()
         if unusable is not None:
             future = self._by_key[_key(pointer)] = finished(unusable)
@@ -185,10 +229,10 @@ class Downloads:
             self.start_queued()
         return future
 
-    def _queue(self, pointer: Pointer) -> Future[None]:
+    def _queue(self, pointer: Pointer) -> Download:
         future = self._by_key.get(_key(pointer))
         if future is None:
-            future = self._by_key[_key(pointer)] = Future()
+            future = self._by_key[_key(pointer)] = Download()
             self._queued.append((pointer, future))
         return future
 
@@ -214,34 +258,44 @@ class Downloads:
         for pointer in large:
             self._pool.submit(self._fetch_into, pointer, futures[_key(pointer)])
 
-    def _fetch_into(self, pointer: Pointer, future: Future[None]) -> None:
+    def _landed(self, key: ObjectKey, futures: dict[ObjectKey, Download]) -> None:
+        """An object is in the store: the tables of downloads let go of it (requests for
+        it now find it in the store; whoever waits holds its Download). A clone of 100,000
+        files kept every one to the end."""
+        futures.pop(key, None)
+        self._by_key.pop(key, None)
+
+    def _fetch_into(self, pointer: Pointer, future: Download) -> None:
         try:
             self.fetch(pointer)
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for it
-            future.set_exception(exc)
+            future.end(exc)
         else:
-            future.set_result(None)
+            self._landed(_key(pointer), {})
+            future.end()
 
-    def _fetch_batch_into(self, group: list[Pointer], futures: dict[ObjectKey, Future[None]]) -> None:
+    def _fetch_batch_into(self, group: list[Pointer], futures: dict[ObjectKey, Download]) -> None:
         from gitmlx.transfer.batch import fetch_batch
 
         def done(pointer: Pointer, failure: BaseException | None) -> None:
             if self.progress is not None:
                 self.progress.fetched(pointer)
-            future = futures[_key(pointer)]
+            key = _key(pointer)
+            future = futures[key]
             if failure is None:
                 self.verified.add(pointer.oid)
-                future.set_result(None)
+                self._landed(key, futures)
+                future.end()
             else:
-                future.set_exception(self._failure(pointer, failure))
+                future.end(self._failure(pointer, failure))
 
         try:
             fetch_batch(self._ctx.store, self._remote_or_open(), self._index, group, done)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - a bug: every object not done yet fails with it
             for pointer in group:
-                future = futures[_key(pointer)]
-                if not future.done():
-                    future.set_exception(exc)
+                future = futures.get(_key(pointer))  # gone: it landed
+                if future is not None and not future.done():
+                    future.end(exc)
 
     def finish_pack(self) -> None:
         """Every download is in: name their pack now, so the hooks git runs before this
@@ -255,13 +309,13 @@ class Downloads:
 
     # -- the first checkout of HEAD (a clone): download ahead of git's requests --------------
 
-    def ahead(self, path: str, pointer: Pointer) -> Future[None] | None:
+    def ahead(self, path: str, pointer: Pointer) -> Download | None:
         """The download of `pointer` if it belongs to a fetch-ahead, else None (delay it)."""
         if self._ahead is None:
             self._ahead = self._start_ahead(path, pointer)
         return self._ahead.get(_key(pointer))
 
-    def _start_ahead(self, path: str, pointer: Pointer) -> dict[ObjectKey, Future[None]]:
+    def _start_ahead(self, path: str, pointer: Pointer) -> dict[ObjectKey, Download]:
         """Start downloading HEAD's small artifacts when git is writing all of them.
 
         With `delay`, each file costs git a round trip before any download starts, and git
@@ -282,16 +336,12 @@ class Downloads:
         from gitmlx.transfer.batch import BATCH_BELOW, batches
 
         try:
-            head = scan.pointers_in_tree(ctx.top, "HEAD")
+            missing = [f for f in scan.iter_pointers_in_tree(ctx.top, "HEAD") if not ctx.store.has(f.pointer.oid)]
         except MlxError:
             return {}
         # git asks in path order, and objects already stored never get here: this must be
         # HEAD's first file whose object is missing, in HEAD's version.
-        missing = [
-            f
-            for f in sorted(head, key=lambda f: f.path.encode("utf-8", "surrogateescape"))
-            if not ctx.store.has(f.pointer.oid)
-        ]
+        missing.sort(key=lambda f: f.path.encode("utf-8", "surrogateescape"))
         if not missing or missing[0].path != path or missing[0].pointer.oid != pointer.oid:
             return {}
         todo: dict[ObjectKey, Pointer] = {}
@@ -301,7 +351,7 @@ class Downloads:
                 todo.setdefault(_key(p), p)
         if not todo or self._open_pool() is not None:
             return {}
-        futures: dict[ObjectKey, Future[None]] = {key: Future() for key in todo}
+        futures: dict[ObjectKey, Download] = {key: Download() for key in todo}
         groups, _ = batches(list(todo.values()))
         self._ahead_left = len(groups)
         assert self._pool is not None
@@ -309,7 +359,7 @@ class Downloads:
             self._pool.submit(self._fetch_ahead_batch, group, futures)
         return futures
 
-    def _fetch_ahead_batch(self, group: list[Pointer], futures: dict[ObjectKey, Future[None]]) -> None:
+    def _fetch_ahead_batch(self, group: list[Pointer], futures: dict[ObjectKey, Download]) -> None:
         self._fetch_batch_into(group, futures)
         with self._lock:
             self._ahead_left -= 1

@@ -8,8 +8,9 @@ output in memory before writing it, while this process copies with the kernel wh
 writes the next pointer (docs/design.md, "Checkout").
 
 Owns: the claim on the files this process places (`handoff.Claim`), each placement's
-stage (`Stage`, `Placement`), the spare file, the folders already checked, recording the
-placed files in the stat cache, and giving git's index their stat data at the end.
+stage (`Stage`, `Placement`; a placed file becomes a compact `PlacedFile`), the spare
+file, the folders already checked, recording the placed files in the stat cache, and
+giving git's index their stat data at the end.
 Must not: fetch on its own (it waits for the downloads it is given, and refetches a
 corrupt local copy through `fetch`), talk to git, or print.
 """
@@ -19,8 +20,8 @@ from __future__ import annotations
 import enum
 import itertools
 import os
+import struct
 from collections.abc import Callable, Container
-from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 from gitmlx.checkout import filters, worktree
@@ -29,8 +30,11 @@ from gitmlx.checkout.spare import SpareFile
 from gitmlx.checkout.statcache import StatCache
 from gitmlx.context import RepoContext
 from gitmlx.errors import IntegrityError, MlxError
-from gitmlx.format.pointer import Pointer
-from gitmlx.git.scan import TrackedFile
+from gitmlx.format.pointer import LFS_VERSION, MLX_VERSION, Pointer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gitmlx.checkout.downloads import Download
 
 #: Told about a file that stays a pointer, and why.
 Unavailable = Callable[[str, MlxError], None]
@@ -47,11 +51,48 @@ class Stage(enum.Enum):
     #: git has written the pointer (it sent another message since): the content waits
     #: for its object.
     WRITTEN = "written"
-    #: The content is in place; its stat data waits for the stat cache and git's index.
-    PLACED = "placed"
 
 
-@dataclass(frozen=True)
+#: A placed file's stat data, then its pointer: raw oid, size, whether a Git LFS pointer.
+_PLACED = struct.Struct("=QQQqqIII32sQ?")
+
+
+class PlacedFile:
+    """A placed file's pointer and the stat data the stat cache and git's index keep of
+    it, packed into one bytes object.
+
+    Every placed file's is kept until git closes this process (the index refresh): an
+    os.stat_result is ~600 bytes with its number objects, and a Pointer with its oid ~180;
+    packed, the two take ~170. It answers the os.stat_result attributes those two read."""
+
+    __slots__ = ("_packed",)
+
+    def __init__(self, pointer: Pointer, st: os.stat_result) -> None:
+        fields = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_uid, st.st_gid)
+        raw = bytes.fromhex(pointer.oid)
+        self._packed = _PLACED.pack(*fields, st.st_mode, raw, pointer.size, pointer.is_lfs)
+
+    def _field(self, i: int) -> int:
+        return _PLACED.unpack(self._packed)[i]
+
+    @property
+    def pointer(self) -> Pointer:
+        fields = _PLACED.unpack(self._packed)
+        return Pointer(fields[8].hex(), fields[9], LFS_VERSION if fields[10] else MLX_VERSION)
+
+    st_dev = property(lambda self: self._field(0))
+    st_ino = property(lambda self: self._field(1))
+    st_size = property(lambda self: self._field(2))
+    st_mtime_ns = property(lambda self: self._field(3))
+    st_ctime_ns = property(lambda self: self._field(4))
+    st_uid = property(lambda self: self._field(5))
+    st_gid = property(lambda self: self._field(6))
+    st_mode = property(lambda self: self._field(7))
+    st_mtime = property(lambda self: self._field(3) / 1e9)
+    st_ctime = property(lambda self: self._field(4) / 1e9)
+
+
+@dataclass(frozen=True, slots=True)
 class Placement:
     """One file this process puts in place over the pointer `text` git writes."""
 
@@ -59,10 +100,8 @@ class Placement:
     pointer: Pointer
     text: bytes
     #: Done when the object is in the store, or failed with why it is not.
-    download: Future[None]
+    download: Download
     stage: Stage = Stage.ANSWERED
-    #: The placed file's stat data (PLACED only).
-    stat: os.stat_result | None = None
 
 
 class Placer:
@@ -83,10 +122,10 @@ class Placer:
         self._claim = Claim(ctx.paths.git_dir)
         #: ANSWERED and WRITTEN placements by path, oldest first.
         self._waiting: dict[str, Placement] = {}
-        #: PLACED placements not yet in the stat cache.
-        self._placed: list[Placement] = []
-        #: Placements in the stat cache, for git's index at the end.
-        self._to_refresh: dict[str, Placement] = {}
+        #: Placed files not yet in the stat cache.
+        self._placed: list[tuple[str, PlacedFile]] = []
+        #: Placed files in the stat cache, by path, for git's index at the end.
+        self._to_refresh: dict[str, PlacedFile] = {}
         #: Work-tree folders found to be inside the work tree (`place_over_pointer`).
         self._checked_dirs: set[str] = set()
         #: The file each placement fills and swaps in, once needed.
@@ -100,9 +139,7 @@ class Placer:
         """Claim `path` before git writes its pointer (see `handoff.Claim`)."""
         self._claim.add(path)
 
-    def answer(
-        self, path: str, pointer: Pointer, text: bytes, download: Future[None]
-    ) -> Callable[[filters.Sink], None]:
+    def answer(self, path: str, pointer: Pointer, text: bytes, download: Download) -> Callable[[filters.Sink], None]:
         """The body that gives git the pointer `text`; the content follows once git has
         written it and `download` is done."""
 
@@ -153,10 +190,10 @@ class Placer:
         if not done:
             return
         with self._stat_cache.batch():
-            for placement in done:
-                assert placement.stat is not None
-                self._stat_cache.record(placement.path, placement.stat, placement.text)
-                self._to_refresh[placement.path] = placement
+            for path, placed in done:
+                # The text git wrote: pointers parse only in their one canonical encoding.
+                self._stat_cache.record(path, placed, placed.pointer.encode())  # type: ignore[arg-type]
+                self._to_refresh[path] = placed
 
     def remove_spare(self) -> None:
         if self._spare is not None:
@@ -172,10 +209,7 @@ class Placer:
         let go of its lock by the time it closes this process."""
         if not self._to_refresh or self._ctx.paths.work_tree is None:
             return
-        placed = {
-            path: (TrackedFile(path, p.pointer), p.stat) for path, p in self._to_refresh.items() if p.stat is not None
-        }
-        self._to_refresh = {}
+        placed, self._to_refresh = self._to_refresh, {}
         try:
             worktree.refresh_index(self._ctx.paths.work_tree, placed)
         except (MlxError, OSError):
@@ -219,7 +253,7 @@ class Placer:
             )
         else:
             if st is not None:
-                self._placed.append(replace(placement, stage=Stage.PLACED, stat=st))
+                self._placed.append((path, PlacedFile(pointer, st)))
                 if self._thin:
                     self._placed_thin(placement, st)
 

@@ -37,9 +37,7 @@ from gitmlx.git.filter_protocol import DELAYED
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: every filter start would import typing
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
-    from gitmlx.checkout.downloads import Downloads
+    from gitmlx.checkout.downloads import Download, Downloads
     from gitmlx.checkout.gitwrite import GitWriteCheck
     from gitmlx.checkout.placement import Placer
     from gitmlx.checkout.progress import CheckoutProgress, Display
@@ -56,7 +54,7 @@ class DelayedFile:
 
     __slots__ = ("pointer", "download", "placed_text")
 
-    def __init__(self, pointer: Pointer, download: Future[None], placed_text: bytes | None = None) -> None:
+    def __init__(self, pointer: Pointer, download: Download, placed_text: bytes | None = None) -> None:
         self.pointer = pointer
         #: Its object's download (done at once when the object is local).
         self.download = download
@@ -367,7 +365,7 @@ class FilterSession:
             return self._placement().answer(path, delayed.pointer, delayed.placed_text, delayed.download)
         return self._deliver(path, delayed.pointer, delayed.download)
 
-    def _deliver(self, path: str, pointer: Pointer, download: Future[None]) -> Body:
+    def _deliver(self, path: str, pointer: Pointer, download: Download) -> Body:
         """The body for a downloaded object (waiting for its download to end): its bytes,
         or its pointer when the download failed."""
         exc = download.exception()

@@ -15,7 +15,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,8 +199,8 @@ def check_out(ctx: RepoContext, files: Sequence[TrackedFile], verified: Containe
         result = place_all(ctx.store, work_tree, pending, cache, verified, thin=ctx.thin)
     finally:
         cache.close()
-    placed = {f.path: (f, result.stats[f.path]) for f in result.placed}
-    refresh_index(work_tree, {**stale, **placed})
+    placed = {f.path: _Placed(f.pointer, result.stats[f.path]) for f in result.placed}
+    refresh_index(work_tree, {**{path: _Placed(f.pointer, st) for path, (f, st) in stale.items()}, **placed})
     if ctx.thin:
         _thin_done(ctx.store, work_tree, result, verified)
     return result
@@ -302,28 +302,55 @@ def stale_in_index(
     return found
 
 
-def refresh_index(work_tree: Path, placed: Mapping[str, tuple[TrackedFile, os.stat_result]]) -> None:
+class _Placed:
+    """A placed file's `pointer`, answering its os.stat_result's attributes too."""
+
+    __slots__ = ("pointer", "_st")
+
+    def __init__(self, pointer: Pointer, st: os.stat_result) -> None:
+        self.pointer = pointer
+        self._st = st
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._st, name)
+
+
+class _Wanted(Mapping[str, index_file.Wanted]):
+    """What `index_file.record_stat` wants of each placed path, made when asked: made up
+    front for a clone of 100,000 files, the blob ids and their sets took ~50 MiB."""
+
+    def __init__(self, placed: Mapping[str, _Placed], object_format: str) -> None:
+        self._placed = placed
+        self._format = object_format
+
+    def __getitem__(self, path: str) -> index_file.Wanted:
+        placed = self._placed[path]
+        pointer = placed.pointer
+        texts = {pointer.encode(), pointer.as_mlx().encode()}
+        return index_file.Wanted(frozenset(index_file.blob_id(t, self._format) for t in texts), placed)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._placed)
+
+    def __len__(self) -> int:
+        return len(self._placed)
+
+
+def refresh_index(work_tree: Path, placed: Mapping[str, _Placed]) -> None:
     """Record the placed files' stat data in git's index, so `git status` stays clean.
 
-    The blob stays the pointer; only the index's cached stat data is out of date (it is
-    the pointer file's). gitmlx writes it directly (git/index_file.py explains why);
-    where it cannot (a split index), `git update-index --refresh` runs the files whose
-    stat data changed through the clean filter once more (the stat cache answers for the
-    placed ones). Entries that name another blob by now are left alone.
+    `placed` maps each path to its pointer and stat data (a `_Placed`, or the filter's
+    packed `placement.PlacedFile`, which answers the same attributes). The blob stays the
+    pointer; only the index's cached stat data is out of date (it is the pointer file's).
+    gitmlx writes it directly (git/index_file.py explains why); where it cannot (a split
+    index), `git update-index --refresh` runs the files whose stat data changed through the
+    clean filter once more (the stat cache answers for the placed ones). Entries that name
+    another blob by now are left alone.
     """
     if not placed:
         return
     index_path, object_format = index_location(work_tree)
-    wanted = {
-        path: index_file.Wanted(
-            frozenset(
-                index_file.blob_id(text, object_format)
-                for text in {tracked.pointer.encode(), tracked.pointer.as_mlx().encode()}
-            ),
-            st,
-        )
-        for path, (tracked, st) in placed.items()
-    }
+    wanted = _Wanted(placed, object_format)
     try:
         index_file.record_stat(index_path, wanted, object_format)
     except index_file.IndexLocked as exc:

@@ -23,13 +23,19 @@ def run(*, as_json: bool = False) -> int:
     ctx = RepoContext()
     has_head = _has_head(ctx)
     index = {f.path: f for f in scan.pointers_in_index(ctx.top)}
-    head = {f.path: f for f in scan.pointers_in_tree(ctx.top, "HEAD")} if has_head else {}
     # Before the first commit everything in the index is staged: diff against the empty tree.
     base = "HEAD" if has_head else EMPTY_TREE
     # A bare repository has no index to stage into: `diff --cached` would list every file.
-    bare = ctx.paths.work_tree is None
-    staged = [] if bare else sorted(p for p in _changed(ctx, ["--cached", base]) if p in index or p in head)
+    cached = set() if ctx.paths.work_tree is None else _changed(ctx, ["--cached", base])
+    # HEAD's artifacts matter only for what the index no longer has (staged deletions);
+    # only those are kept, and only the staged ones of the index: with 100,000 artifacts,
+    # holding all of them twice while `unpushed` scans HEAD again cost ~100 MiB.
+    gone = cached.difference(index)
+    head = {f.path: f for f in scan.pointers_in_tree(ctx.top, "HEAD") if f.path in gone} if gone and has_head else {}
+    staged = sorted(p for p in cached if p in index or p in head)
     modified = sorted(p for p in _changed(ctx, []) if p in index)
+    index = {p: index[p] for p in staged if p in index}
+    del cached, gone
     git_remote = ctx.default_git_remote()
     found = actions.unpushed(ctx, git_remote)
     unpushed = found.files

@@ -65,7 +65,8 @@ class Pointer(namedtuple("_PointerFields", ("oid", "size", "version"), defaults=
 
     def as_mlx(self) -> Pointer:
         """The same object under gitmlx's own version line (what `clean` emits)."""
-        return Pointer(self.oid, self.size, MLX_VERSION)
+        # Itself when it already is one: callers dedup 100,000 pointers through this.
+        return self if self.version == MLX_VERSION else Pointer(self.oid, self.size, MLX_VERSION)
 
 
 def looks_like_pointer(prefix: bytes) -> bool:
@@ -99,7 +100,13 @@ def parse(data: bytes) -> Pointer | None:
         return None
     version_line, oid_line, size_line = lines[:3]
     version = version_line[len("version ") :]
-    if version not in KNOWN_VERSIONS:
+    # The constants themselves, not the slice: a scan of 100,000 pointers would hold
+    # 100,000 copies of the same version string.
+    if version == MLX_VERSION:
+        version = MLX_VERSION
+    elif version == LFS_VERSION:
+        version = LFS_VERSION
+    elif version not in KNOWN_VERSIONS:
         return None
     if not oid_line.startswith("oid sha256:") or not size_line.startswith("size "):
         return None

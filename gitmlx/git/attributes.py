@@ -42,17 +42,31 @@ def parse_check_attr(out: bytes, paths: Sequence[str]) -> dict[str, str]:
     """`check-attr -z` output for one attribute: `<path> NUL <attr> NUL <value> NUL` per path,
     in the order the paths were given. Maps each path to its value ("unspecified", "unset",
     "set" or the value itself)."""
-    fields = out.split(b"\0")
-    if fields and fields[-1] == b"":
-        fields.pop()
-    if len(fields) != 3 * len(paths):
-        raise GitError(f"git check-attr failed: {len(fields) // 3} answers for {len(paths)} paths")
-    return {path: fields[3 * i + 2].decode("utf-8", "surrogateescape") for i, path in enumerate(paths)}
+    # Field by field, not `out.split`, and each distinct value decoded once: for 100,000
+    # paths the split alone held 300,000 bytes objects, and the answers as many strings.
+    values: dict[bytes, str] = {}
+    answers: dict[str, str] = {}
+    start = 0
+    for path in paths:
+        first = out.find(b"\0", start)  # after the path
+        second = out.find(b"\0", first + 1) if first >= 0 else -1  # after the attribute name
+        end = out.find(b"\0", second + 1) if second >= 0 else -1  # after the value
+        if end < 0:
+            raise GitError(f"git check-attr failed: {len(answers)} answers for {len(paths)} paths")
+        raw = out[second + 1 : end]
+        value = values.get(raw)
+        if value is None:
+            value = values[raw] = raw.decode("utf-8", "surrogateescape")
+        answers[path] = value
+        start = end + 1
+    if start != len(out):
+        raise GitError(f"git check-attr failed: more answers than the {len(paths)} paths asked")
+    return answers
 
 
 def _check_attr(cwd: Path, paths: Sequence[str], cached: bool, env: dict[str, str] | None = None) -> dict[str, str]:
     args = ["check-attr", *(["--cached"] if cached else []), "-z", "--stdin", "filter"]
-    stdin = b"".join(_encode(p) + b"\0" for p in paths)
+    stdin = ("\0".join(paths) + "\0").encode("utf-8", "surrogateescape") if paths else b""
     return parse_check_attr(run_git(args, cwd=cwd, input=stdin, env=env), paths)
 
 

@@ -150,18 +150,20 @@ def patch(data: bytearray, wanted: Mapping[str, Wanted], object_format: str = "s
     of the wanted blob ids. Raises ValueError for anything that is not a complete,
     checksummed index this code understands (and then `data` is unchanged).
     """
+    # Where each entry starts, its path and the stat data: not the entries and Wanted
+    # values themselves, which for 100,000 placed files took ~50 MiB until the end.
     todo = []
     for entry in _entries(data, object_format):
         want = wanted.get(entry.path)
         if want is not None and not entry.flags & _STAGE_MASK and entry.oid in want.blob_ids:
-            todo.append((entry, want))
-    for entry, want in todo:
-        (mode,) = struct.unpack_from(">L", data, entry.start + 24)
-        data[entry.start : entry.start + _STAT.size] = _stat_fields(want.stat, mode)
+            todo.append((entry.start, entry.path, want.stat))
+    for start, _path, st in todo:
+        (mode,) = struct.unpack_from(">L", data, start + 24)
+        data[start : start + _STAT.size] = _stat_fields(st, mode)
     body_end = len(data) - _HASHES[object_format]
     if todo and data[body_end:] != bytes(len(data) - body_end):
         data[body_end:] = digests.new(object_format, memoryview(data)[:body_end]).digest()
-    return {entry.path for entry, _ in todo}
+    return {path for _start, path, _st in todo}
 
 
 def blob_ids(index_path: Path, object_format: str = "sha1") -> dict[str, bytes | None]:

@@ -14,7 +14,8 @@ needs loses data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import sys
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +30,9 @@ SYMLINK = "120000"
 GITLINK = "160000"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrackedFile:
-    """A path whose blob is a pointer."""
+    """A path whose blob is a pointer. Slotted: scans of 100,000 files hold as many."""
 
     path: str
     pointer: Pointer
@@ -128,6 +129,10 @@ def ref_tips(cwd: Path) -> list[str]:
     return list(dict.fromkeys([*head, *out.decode().split()]))
 
 
+#: Tree entries parsed, read and attribute-checked at a time by `iter_pointers_in_tree`.
+CHUNK = 25_000
+
+
 def pointers_in_tree(
     cwd: Path, rev: str = "HEAD", paths: Sequence[str] = (), *, tracked_only: bool = True
 ) -> list[TrackedFile]:
@@ -135,9 +140,51 @@ def pointers_in_tree(
 
     With `tracked_only`, only paths that `rev`'s own attributes give gitmlx's filter.
     """
-    entries, sizes = files_in_tree(cwd, rev, paths)
-    found = _collect(cwd, entries, sizes)
-    return _tracked(cwd, found, [rev]) if tracked_only else found
+    return list(iter_pointers_in_tree(cwd, rev, paths, tracked_only=tracked_only))
+
+
+def iter_pointers_in_tree(
+    cwd: Path,
+    rev: str = "HEAD",
+    paths: Sequence[str] = (),
+    *,
+    tracked_only: bool = True,
+    blobs: set[str] | None = None,
+) -> Iterator[TrackedFile]:
+    """`pointers_in_tree`, CHUNK entries at a time (a cat-file and a check-attr each);
+    the blob id of each file yielded goes into `blobs`, when given.
+
+    Whole, a tree of 100,000 files held ~1.3 KiB per file at once (the entries, their
+    sizes, cat-file's and check-attr's input and output, the parsed pointers): ~130 MiB.
+    A tree of up to CHUNK files costs the same git processes as before."""
+    out = run_git(["ls-tree", "-r", "-l", "-z", "--full-tree", rev, "--", *paths], cwd=cwd, check=False)
+    entries: list[tuple[str, str, str]] = []
+    sizes: dict[str, int] = {}
+    for mode, sha, path, size in _tree_entries(out):
+        if size >= MAX_POINTER_SIZE:
+            continue  # not a pointer: not worth keeping
+        entries.append((mode, sha, path))
+        sizes[sha] = size
+        if len(entries) >= CHUNK:
+            yield from _chunk_of_tree(cwd, rev, entries, sizes, tracked_only, blobs)
+            entries, sizes = [], {}
+    yield from _chunk_of_tree(cwd, rev, entries, sizes, tracked_only, blobs)
+
+
+def _chunk_of_tree(
+    cwd: Path,
+    rev: str,
+    entries: list[tuple[str, str, str]],
+    sizes: dict[str, int],
+    tracked_only: bool,
+    blobs: set[str] | None,
+) -> list[TrackedFile]:
+    found = _with_shas(cwd, entries, sizes)
+    keep = attributes.tracked(cwd, (f.path for _, f in found), [rev]) if tracked_only and found else None
+    chosen = [(sha, f) for sha, f in found if keep is None or f.path in keep]
+    if blobs is not None:
+        blobs.update(sha for sha, _ in chosen)
+    return [f for _, f in chosen]
 
 
 def files_in_tree(cwd: Path, rev: str, paths: Sequence[str] = ()) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
@@ -145,41 +192,70 @@ def files_in_tree(cwd: Path, rev: str, paths: Sequence[str] = ()) -> tuple[list[
     path), and each blob's size; nothing when `rev` does not exist yet. One ls-tree."""
     out = run_git(["ls-tree", "-r", "-l", "-z", "--full-tree", rev, "--", *paths], cwd=cwd, check=False)
     entries, sizes = [], {}
-    for record in out.split(b"\0"):
-        if not record:
-            continue
+    for mode, sha, path, size in _tree_entries(out):
+        entries.append((mode, sha, path))
+        sizes[sha] = size
+    return entries, sizes
+
+
+def _tree_entries(out: bytes) -> Iterator[tuple[str, str, str, int]]:
+    """(mode, blob, path, size) of each regular file in `ls-tree -r -l -z` output."""
+    for record in _records(out):
         meta, _, path = record.partition(b"\t")
         mode, kind, sha, size = meta.decode().split()
         if kind == "blob" and mode != SYMLINK and size != "-":
-            entries.append((mode, sha, _decode(path)))
-            sizes[sha] = int(size)
-    return entries, sizes
+            yield sys.intern(mode), sha, _decode(path), int(size)
+
+
+def _records(out: bytes) -> Iterator[bytes]:
+    """The NUL-terminated records of `out`, one at a time: `out.split` would hold a
+    second copy of a 100,000-file listing, as 100,000 bytes objects."""
+    start = 0
+    while (end := out.find(b"\0", start)) >= 0:
+        if end > start:
+            yield out[start:end]
+        start = end + 1
+    if start < len(out):
+        yield out[start:]
 
 
 def pointers_in_index(cwd: Path, paths: Sequence[str] = (), *, tracked_only: bool = True) -> list[TrackedFile]:
     """Pointer files staged in the index (stage 0 only); `paths` are literal, not globs.
 
     With `tracked_only`, only paths that the work tree's attributes give gitmlx's filter
-    (then the index's, as `git add` and `git status` read them).
+    (then the index's, as `git add` and `git status` read them). Read CHUNK entries at a
+    time, as `iter_pointers_in_tree` reads a tree.
     """
-    entries, sizes = files_in_index(cwd, paths)
-    found = _collect(cwd, entries, sizes)
+    found: list[TrackedFile] = []
+    entries: list[tuple[str, str, str]] = []
+    for entry in _index_entries(cwd, paths):
+        entries.append(entry)
+        if len(entries) >= CHUNK:
+            found += _chunk_of_index(cwd, entries, tracked_only)
+            entries = []
+    return found + _chunk_of_index(cwd, entries, tracked_only)
+
+
+def _chunk_of_index(cwd: Path, entries: list[tuple[str, str, str]], tracked_only: bool) -> list[TrackedFile]:
+    found = _collect(cwd, entries, _sizes(cwd, [sha for _, sha, _ in entries]))
     return _tracked(cwd, found, [attributes.WORK_TREE]) if tracked_only else found
 
 
 def files_in_index(cwd: Path, paths: Sequence[str] = ()) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
     """The regular files staged in the index (stage 0), as (mode, blob, path), and each
     blob's size; `paths` are literal. Two git processes (ls-files, cat-file)."""
+    entries = list(_index_entries(cwd, paths))
+    return entries, _sizes(cwd, [sha for _, sha, _ in entries])
+
+
+def _index_entries(cwd: Path, paths: Sequence[str]) -> Iterator[tuple[str, str, str]]:
+    """(mode, blob, path) of each regular file staged in the index (stage 0); one ls-files."""
     out = run_git(["ls-files", "-s", "-z", "--", *(f":(literal,top){p}" for p in paths)], cwd=cwd)
-    entries = []
-    for record in out.split(b"\0"):
-        if not record:
-            continue
+    for record in _records(out):
         meta, _, path = record.partition(b"\t")
         mode, sha, stage = meta.decode().split()
         if stage == "0" and mode != SYMLINK and mode != GITLINK:
-            entries.append((mode, sha, _decode(path)))
-    return entries, _sizes(cwd, [sha for _, sha, _ in entries])
+            yield sys.intern(mode), sha, _decode(path)
 
 
 def changed_entries(out: bytes) -> list[tuple[str, str, str]]:
@@ -199,7 +275,7 @@ def changed_entries(out: bytes) -> list[tuple[str, str, str]]:
         i += 2
         fields = meta[1:].split()
         if len(fields) == 5 and fields[3].strip(b"0"):
-            entries[(fields[1].decode(), fields[3].decode(), _decode(path))] = None
+            entries[(sys.intern(fields[1].decode()), fields[3].decode(), _decode(path))] = None
     return list(entries)
 
 
@@ -246,7 +322,11 @@ class RangePointers:
 
 
 def range_pointers(
-    cwd: Path, include: Sequence[str], exclude: Sequence[str], tracked_at: Sequence[str]
+    cwd: Path,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    tracked_at: Sequence[str],
+    known: Container[str] = (),
 ) -> RangePointers:
     """Pointers in the files brought by the commits that `include` reaches and `exclude` does not.
 
@@ -258,9 +338,13 @@ def range_pointers(
     a symlink's target would pass for a file. History does not say which attributes held
     in the commits between, so `tracked_at` judges them all; what they leave out is in
     `elsewhere`, for a caller that wants the objects it can (the pre-push hook uploads
-    those the store has).
+    those the store has). Blobs in `known` (ids the caller has already, as artifacts of
+    the pushed tips) are left out before they are read: a first push of 100,000 files
+    would read each twice.
     """
     entries = _changes_in_range(cwd, include, exclude) if include else []
+    if known:
+        entries = [e for e in entries if e[1] not in known]
     found = _with_shas(cwd, entries, _sizes(cwd, list(dict.fromkeys(sha for _, sha, _ in entries))))
     regular = [f.path for _, f in found if f.mode not in (SYMLINK, GITLINK)]
     keep = attributes.tracked(cwd, regular, tracked_at) if regular else set()

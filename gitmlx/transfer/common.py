@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,18 +64,41 @@ def index_for(store: Store, warn: Callable[[str], None] | None = None) -> ChunkI
     return ChunkIndex(store.root / "index.sqlite", warn)
 
 
-def parallel(work: Callable[[T], None], items: list[T], concurrency: int) -> None:
-    if concurrency <= 1 or len(items) <= 1:
+def parallel(work: Callable[[T], None], items: Iterable[T], concurrency: int) -> None:
+    """Run `work` on each item on `concurrency` threads; the first exception is raised
+    once every item has run (each item runs, as with `pool.map`).
+
+    At most a few items per thread are handed to the pool at a time: `pool.map` makes a
+    Future (~1.6 KiB with its lock and condition) for every item up front, 160 MiB for a
+    push of 100,000 objects."""
+    if concurrency <= 1 or (isinstance(items, list) and len(items) <= 1):
         for item in items:
             work(item)
         return
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+    slots = threading.BoundedSemaphore(concurrency * 4)
+    failures: list[BaseException] = []
+
+    def run(item: T) -> None:
         try:
-            list(pool.map(work, items))
-        except KeyboardInterrupt:
+            work(item)
+        except BaseException as exc:  # noqa: BLE001 - raised on the calling thread below
+            failures.append(exc)
+        finally:
+            slots.release()
+
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    try:
+        for item in items:
+            slots.acquire()
+            pool.submit(run, item)
+        pool.shutdown(wait=True)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
             stop.request()  # the workers stop at their next block instead of finishing
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    if failures:
+        raise failures[0]
 
 
 def check_format(remote: Remote, create: bool, tmp_dir: Path | None = None) -> bool:
