@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitmlx.errors import IntegrityError, ObjectNotFound
-from gitmlx.format import layout
+from gitmlx.format import layout, shard
 from gitmlx.format.manifest import decode
 from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import Remote
@@ -40,6 +40,7 @@ class GcReport:
     aborted_uploads: int = 0
     manifests: dict[str, int] = field(default_factory=dict)  # on the remote: oid -> bytes
     packs: dict[str, int] = field(default_factory=dict)  # pack id -> bytes
+    shards: dict[str, int] = field(default_factory=dict)  # shard id -> bytes (format 2)
     #: Phase 2: deleted now (in a dry run: what a confirmed run would delete now).
     deleted_manifests: dict[str, int] = field(default_factory=dict)
     deleted_packs: dict[str, int] = field(default_factory=dict)
@@ -56,7 +57,7 @@ class GcReport:
 
     @property
     def stored_bytes(self) -> int:
-        return sum(self.manifests.values()) + sum(self.packs.values())
+        return sum(self.manifests.values()) + sum(self.packs.values()) + sum(self.shards.values())
 
     @property
     def freed_bytes(self) -> int:
@@ -129,6 +130,9 @@ class _Collector:
         self.due: list[gc_marks.Note] = []
         self.keep_keys: set[str] = set()
         self.protected: tuple[set[str], set[str]] = (set(), set())
+        #: Packs the manifests in shards name (every entry counts as live: shards are not
+        #: collected yet); None when a shard or one of its manifests is damaged.
+        self.shard_packs: set[str] | None = set()
 
     def read_keeps(self) -> bool:
         """Re-read `keep` notes younger than the grace period; False if one is unreadable."""
@@ -152,7 +156,7 @@ class _Collector:
         cand_p = (listed_p & (self.report.packs.keys() - gone_p.keys())) - self.protected[1]
         if cand_p:
             named = self.tables.packs_of(present_m - cand_m)
-            cand_p = set() if named is None else cand_p - named
+            cand_p = set() if named is None or self.shard_packs is None else cand_p - named - self.shard_packs
         return cand_m, cand_p
 
     def delete(self) -> None:
@@ -199,7 +203,8 @@ def collect_garbage(
 ) -> GcReport:
     """One gc run over `remote`; `reachable` are the oids any ref of its git remote reaches."""
     report = GcReport(confirm, grace_seconds, now=gc_marks.now())
-    if not check_format(remote, create=False, tmp_dir=tmp_dir):
+    version = check_format(remote, create=False, tmp_dir=tmp_dir)
+    if version is None:
         return report  # nothing was ever pushed there
     for entry in remote.list(layout.MANIFESTS_PREFIX):
         if (oid := layout.oid_from_manifest_key(entry.key)) is not None:
@@ -208,6 +213,8 @@ def collect_garbage(
         if (pack_id := layout.pack_id_from_key(entry.key)) is not None:
             report.packs[pack_id] = entry.size
     collector = _Collector(remote, set(reachable), report, tmp_dir, concurrency)
+    if version == 2:
+        collector.shard_packs = _shard_packs(remote, report)
     marks = gc_marks.read_marks(remote, kinds=("pending",))
     report.unreadable_notes = list(marks.unreadable)
     collector.due = [n for n in marks.of("pending") if report.now - n.created >= grace_seconds]
@@ -234,6 +241,10 @@ def collect_garbage(
     # Phase 1: mark what is garbage now (after this run's deletions).
     live = report.manifests.keys() - report.deleted_manifests.keys()
     named = collector.tables.packs_of(live & collector.reachable)
+    if named is not None and collector.shard_packs is not None:
+        named |= collector.shard_packs
+    else:
+        named = None
     report.marked_manifests = {o: report.manifests[o] for o in sorted(live - collector.reachable)}
     if named is not None:  # else a live manifest is damaged: mark no pack
         unreferenced = report.packs.keys() - report.deleted_packs.keys() - named
@@ -250,6 +261,24 @@ def collect_garbage(
             extra={"bytes": report.marked_bytes},
         )
     return report
+
+
+def _shard_packs(remote: Remote, report: GcReport) -> set[str] | None:
+    """Every pack a manifest in a shard names (reading each shard whole); None when one
+    is damaged (then no pack can be shown to be unreferenced)."""
+    from gitmlx.transfer import shards  # only gc of a format 2 remote reads shards
+
+    directory = shards.directory(remote)
+    named: set[str] = set()
+    for shard_id in directory.shard_ids():
+        try:
+            data = memoryview(directory.whole(shard_id))
+            report.shards[shard_id] = len(data)
+            for e in shard.decode(data):
+                named.update(decode(data[e.offset : e.offset + e.length], Pointer(e.oid, e.size)).packs())
+        except (ObjectNotFound, IntegrityError):
+            return None  # damaged, or gone since the listing with its successor unlisted
+    return named
 
 
 def _remove_expired_notes(remote: Remote, report: GcReport) -> None:

@@ -30,7 +30,7 @@ from gitmlx.osutil import stop
 from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store.objects import Store
 from gitmlx.store.remote_record import RemoteRecord
-from gitmlx.transfer import confirm, gc_marks
+from gitmlx.transfer import confirm, gc_marks, shards
 from gitmlx.transfer.common import (
     FileDone,
     TransferResult,
@@ -132,6 +132,10 @@ def upload(
     result.wire_bytes += packer.wire_bytes
     uploaded = {pack_id for pack_id in packs.values() if isinstance(pack_id, str)} | packer.solo
     lock = threading.Lock()
+    # Format 2: every manifest of this push goes into one shard, written after all of them
+    # are known (so after every pack they name); format 1: one key per object.
+    sharded = seen.format == 2
+    batched: list[tuple[Pointer, bytes]] = []
 
     def finish_object(item: tuple[Pointer, list[ChunkRef | NewChunk]]) -> None:
         pointer, entries = item
@@ -150,10 +154,14 @@ def upload(
                     refs.append(e)
             manifest = Manifest(pointer.oid, pointer.size, tuple(refs))
             data = manifest.encode()
-            put_bytes(remote, layout.manifest_key(pointer.oid), data, store.tmp_dir)
-            with lock:
-                result.wire_bytes += len(data)
-                result.moved.append(pointer)
+            if sharded:
+                with lock:
+                    batched.append((pointer, data))
+            else:
+                put_bytes(remote, layout.manifest_key(pointer.oid), data, store.tmp_dir)
+                with lock:
+                    result.wire_bytes += len(data)
+                    result.moved.append(pointer)
             index.add_local_object(manifest)
         except (MlxError, OSError) as exc:
             with lock:
@@ -163,6 +171,21 @@ def upload(
                 file_done(pointer)
 
     parallel(finish_object, plans, concurrency)  # type: ignore[arg-type]
+    if batched:
+        _write_shards(remote, batched, store, result)
     index.close()
     confirm.remember(record, remote, result.moved, seen)
     return result
+
+
+def _write_shards(remote: Remote, batched: list[tuple[Pointer, bytes]], store: Store, result: TransferResult) -> None:
+    """Put this push's manifests as shards; each object counts as moved once its shard is
+    on the remote (a failure fails every object it would have held)."""
+    try:
+        shards.directory(remote).write([(p.oid, p.size, data) for p, data in batched], store.tmp_dir)
+    except (MlxError, OSError) as exc:
+        for pointer, _ in batched:
+            result.fail(pointer, exc)
+        return
+    result.wire_bytes += sum(len(data) for _, data in batched)
+    result.moved.extend(p for p, _ in batched)

@@ -27,6 +27,7 @@ from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
 from gitmlx.transfer.download import download
 from gitmlx.transfer.upload import upload
+from tests.support.remote_layout import new_process, read_manifest_bytes, write_manifest_bytes
 
 
 def _content(rng: random.Random, size: int) -> bytes:
@@ -90,12 +91,12 @@ def test_lying_chunk_records_never_enter_the_chunk_index(tmp_path_factory, seed:
     remote = LocalRemote(tmp / "remote")
     assert upload(source, remote, pointers).ok
     # Hashes of real content a victim might push later: every chunk of every object.
-    claims = [
-        c.hash for p in pointers for c in decode((remote.root / layout.manifest_key(p.oid)).read_bytes(), p).chunks
-    ]
+    claims = [c.hash for p in pointers for c in decode(read_manifest_bytes(remote.root, p.oid), p).chunks]
     for p in pointers:
-        path = remote.root / layout.manifest_key(p.oid)
-        path.write_bytes(_lie(decode(path.read_bytes(), p), rng, claims).encode())
+        write_manifest_bytes(
+            remote.root, p.oid, _lie(decode(read_manifest_bytes(remote.root, p.oid), p), rng, claims).encode()
+        )
+    new_process()
 
     victim = Store(tmp / "victim")
     if rng.random() < 0.5:  # sometimes a local copy of one object, so rebuilds take local chunks
@@ -118,7 +119,7 @@ def test_honest_manifests_still_teach_the_index(tmp_path: Path) -> None:
     source.sync()
     remote = LocalRemote(tmp_path / "remote")
     assert upload(source, remote, [pointer]).ok
-    hashes = {c.hash for c in decode((remote.root / layout.manifest_key(pointer.oid)).read_bytes(), pointer).chunks}
+    hashes = {c.hash for c in decode(read_manifest_bytes(remote.root, pointer.oid), pointer).chunks}
 
     victim = Store(tmp_path / "victim")
     assert download(victim, remote, [pointer]).ok
@@ -165,11 +166,11 @@ def test_a_push_after_a_lying_fetch_uploads_its_own_bytes(tmp_path: Path) -> Non
     source.sync()
     remote = LocalRemote(tmp_path / "remote")
     assert upload(source, remote, [pointer]).ok
-    path = remote.root / layout.manifest_key(pointer.oid)
-    honest = decode(path.read_bytes(), pointer)
+    honest = decode(read_manifest_bytes(remote.root, pointer.oid), pointer)
     (chunk,) = honest.chunks
     lie = ChunkRef(hashlib.sha256(zeros).digest(), chunk.pack, chunk.offset, chunk.stored, chunk.raw, chunk.codec)
-    path.write_bytes(Manifest(honest.oid, honest.size, (lie,)).encode())
+    write_manifest_bytes(remote.root, pointer.oid, Manifest(honest.oid, honest.size, (lie,)).encode())
+    new_process()
 
     victim = Store(tmp_path / "victim")
     assert download(victim, remote, [pointer]).ok
