@@ -127,6 +127,21 @@ def delete_manifest(root: Path, oid: str) -> None:
         raise FileNotFoundError(f"no manifest of {oid[:10]} on {root}")
 
 
+def put_manifest(root: Path, oid: str, data: bytes) -> None:
+    """Add a manifest as the remote's format writes one: its key (format 1), or a shard of
+    its own (format 2)."""
+    if remote_format(root) == 1:
+        path = root / manifest_key(oid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return
+    size = int.from_bytes(data[40:48], "little")
+    shard = encode_shard([(oid, size, data)])
+    path = root / shard_key(hashlib.sha256(shard).hexdigest())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(shard)
+
+
 def manifest_keys(root: Path) -> list[str]:
     """Per-object manifest keys present (format 1 data)."""
     folder = root / "manifests"
@@ -137,6 +152,23 @@ def manifest_keys(root: Path) -> list[str]:
         for p in folder.glob("*/*/*")
         if MANIFEST_KEY.fullmatch(p.relative_to(root).as_posix())
     )
+
+
+def s3_manifest_bytes(client, bucket: str, prefix: str, oid: str) -> bytes:
+    """`read_manifest_bytes` for an S3 remote (`prefix` without its trailing slash)."""
+    base = f"{prefix}/" if prefix else ""
+    try:
+        return client.get_object(Bucket=bucket, Key=base + manifest_key(oid))["Body"].read()
+    except client.exceptions.NoSuchKey:
+        pass
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base + "shards/"):
+        for obj in page.get("Contents", []):
+            if SHARD_KEY.fullmatch(obj["Key"][len(base) :]):
+                data = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                for entry_oid, _size, offset, length in decode_shard(data):
+                    if entry_oid == oid:
+                        return data[offset : offset + length]
+    raise FileNotFoundError(f"no manifest of {oid[:10]} in s3://{bucket}/{prefix}")
 
 
 def new_process() -> None:
