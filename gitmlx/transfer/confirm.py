@@ -23,7 +23,7 @@ from pathlib import Path
 from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import Remote
 from gitmlx.store.remote_record import RemoteRecord
-from gitmlx.transfer import gc_marks
+from gitmlx.transfer import gc_marks, shards
 from gitmlx.transfer.common import check_format, parallel
 from gitmlx.transfer.remote_check import PackSizes, RemoteCopy, check_copy
 
@@ -77,6 +77,8 @@ def look(
     looked_at = gc_marks.now()
     marks = gc_marks.read_marks(remote)
     seen = Confirmation(looked_at, marks, format=version)
+    if version == 2 and marks.shards:
+        shards.directory(remote).ignore(marks.shards)
     if record is not None and trust_seconds is not None and trust_seconds > 0:
         seen.trusted = record.known(remote.identity, pointers, looked_at - trust_seconds + 1) - marks.manifests
     todo = [p for p in pointers if p.oid not in seen.trusted]

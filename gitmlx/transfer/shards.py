@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -63,6 +63,7 @@ class ShardDirectory:
         self._held_bytes = 0
         self._ranged: dict[str, int] = {}
         self._legacy: bool | None = None
+        self._ignored: frozenset[str] = frozenset()
 
     # -- what the remote holds ---------------------------------------------------------
 
@@ -72,7 +73,13 @@ class ShardDirectory:
         raw = bytes.fromhex(oid)
         with self._state:
             first = self._where.get(raw)
-            return [] if first is None else [first, *self._more.get(raw, ())]
+            found = [] if first is None else [first, *self._more.get(raw, ())]
+        return [p for p in found if p.shard_id not in self._ignored] if self._ignored else found
+
+    def ignore(self, shard_ids: frozenset[str]) -> None:
+        """Find nothing in these shards (a pusher: `gc --remote` marked them for deletion,
+        so an object only they hold counts as missing and is written again)."""
+        self._ignored = frozenset(shard_ids)
 
     def relist(self) -> bool:
         """List `shards/` again, once per directory; whether it did."""
@@ -151,12 +158,21 @@ class ShardDirectory:
 
     # -- writing -------------------------------------------------------------------------
 
-    def write(self, manifests: list[tuple[str, int, bytes]], tmp_dir: Path) -> list[str]:
-        """Put shards holding these (oid, object size, manifest) and know them; their ids."""
+    def write(
+        self,
+        manifests: list[tuple[str, int, bytes]],
+        tmp_dir: Path,
+        before: Callable[[str], None] | None = None,
+    ) -> list[str]:
+        """Put shards holding these (oid, object size, manifest) and know them; their ids.
+        `before` hears each id before its shard is put (a pusher announces an id a gc
+        note marked: the same manifests make the same shard)."""
         ids = []
         for group in shard.split(manifests):
             data = shard.encode(group)
             shard_id = shard.shard_id(data)
+            if before is not None:
+                before(shard_id)
             common.put_bytes(self.remote, layout.shard_key(shard_id), data, tmp_dir)
             with self._state:
                 self._add(shard_id, len(data), shard.decode(data))

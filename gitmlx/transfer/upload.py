@@ -172,17 +172,30 @@ def upload(
 
     parallel(finish_object, plans, concurrency)  # type: ignore[arg-type]
     if batched:
-        _write_shards(remote, batched, store, result)
+        _write_shards(remote, batched, store, result, marks.shards, notice)
     index.close()
     confirm.remember(record, remote, result.moved, seen)
     return result
 
 
-def _write_shards(remote: Remote, batched: list[tuple[Pointer, bytes]], store: Store, result: TransferResult) -> None:
+def _write_shards(
+    remote: Remote,
+    batched: list[tuple[Pointer, bytes]],
+    store: Store,
+    result: TransferResult,
+    marked: frozenset[str],
+    notice: Callable[[str], None] | None,
+) -> None:
     """Put this push's manifests as shards; each object counts as moved once its shard is
-    on the remote (a failure fails every object it would have held)."""
+    on the remote (a failure fails every object it would have held). A shard whose name a
+    pending gc note lists (the same manifests as a marked shard) is announced first."""
+
+    def announce(shard_id: str) -> None:
+        if shard_id in marked:
+            gc_marks.announce(remote, store.tmp_dir, shards=[shard_id], waiting=notice)
+
     try:
-        shards.directory(remote).write([(p.oid, p.size, data) for p, data in batched], store.tmp_dir)
+        shards.directory(remote).write([(p.oid, p.size, data) for p, data in batched], store.tmp_dir, announce)
     except (MlxError, OSError) as exc:
         for pointer, _ in batched:
             result.fail(pointer, exc)

@@ -197,45 +197,101 @@ def test_a_shard_replaced_since_the_listing_is_found_again(store, remote, tmp_pa
     assert result.ok, result.failed
 
 
-def test_gc_never_marks_a_pack_a_shard_names(store, remote, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("GIT_MLX_NOW", "1700000000")
-    pointers = add_many(store, 3, size=50_000)
-    assert upload(store, remote, pointers, concurrency=1).ok
-    orphan = add_many(store, 1, seed=5, size=50_000)
-    # A push that died after its pack: a pack no manifest names.
-    make_pack_only = CountingRemote(remote.root)
-    make_pack_only.put_file = _refuse_shards(make_pack_only.put_file)  # type: ignore[method-assign]
-    assert not upload(store, make_pack_only, orphan, concurrency=1).ok
+T0 = 1_700_000_000
+DAY = 86400
+
+
+def gc(remote: LocalRemote, reachable: set[str], tmp_path: Path, monkeypatch, at: int, confirm: bool = True):
+    monkeypatch.setenv("GIT_MLX_NOW", str(at))
     new_process()
+    return collect_garbage(LocalRemote(remote.root), reachable, tmp_path / "gc", DAY, confirm, 2)
+
+
+def test_gc_compacts_a_shard_with_dead_entries_and_deletes_it_a_grace_period_later(
+    store, remote, tmp_path, monkeypatch
+) -> None:
+    a, b, c = add_many(store, 3, size=50_000)
+    assert upload(store, remote, [a, b, c], concurrency=1).ok
+    [old] = shard_paths(remote.root)
+
+    dry = gc(remote, {a.oid, b.oid}, tmp_path, monkeypatch, T0, confirm=False)
+    assert list(dry.marked_shards) == [old.stem] and c.oid in dry.marked_manifests
+    assert shard_paths(remote.root) == [old], "a dry run writes nothing"
+
+    first = gc(remote, {a.oid, b.oid}, tmp_path, monkeypatch, T0)
+    assert list(first.marked_shards) == [old.stem] and first.marked_packs == {}  # a and b still name the pack
+    assert len(shard_paths(remote.root)) == 2 and manifest_oids(remote.root) == {a.oid, b.oid, c.oid}
+    too_early = gc(remote, {a.oid, b.oid}, tmp_path, monkeypatch, T0 + DAY // 2)
+    assert too_early.deleted_shards == {} and too_early.marked_shards == {}, "marked once, not again"
+
+    later = gc(remote, {a.oid, b.oid}, tmp_path, monkeypatch, T0 + DAY)
+    assert list(later.deleted_shards) == [old.stem] and c.oid in later.deleted_manifests
+    assert manifest_oids(remote.root) == {a.oid, b.oid} and len(shard_paths(remote.root)) == 1
+    new_process()
+    fetched(tmp_path, remote, [a, b])
+    result = download(Store(tmp_path / "lost"), remote, [c], concurrency=1)
+    assert not result.ok and "not on remote" in result.failed[c.oid][1]
+
+
+def test_a_pack_only_dead_entries_name_is_deleted_after_their_shard(store, remote, tmp_path, monkeypatch) -> None:
+    keep = add_many(store, 1, seed=1, size=50_000)
+    drop = add_many(store, 1, seed=2, size=50_000)
+    assert upload(store, remote, keep, concurrency=1).ok
+    assert upload(store, remote, drop, concurrency=1).ok  # its own pack and shard
     packs = {p.name for p in (remote.root / "packs").rglob("*.pack")}
-    assert len(packs) == 2
-    report = collect_garbage(remote, set(), tmp_path / "gc", 0, True, 2)  # nothing reachable
-    assert len(report.marked_packs) == 1 and report.shards
-    assert report.marked_manifests == {}
-    monkeypatch.setenv("GIT_MLX_NOW", str(1700000000 + 10))
-    collect_garbage(remote, set(), tmp_path / "gc", 0, True, 2)
-    assert len(list((remote.root / "packs").rglob("*.pack"))) == 1
+    first = gc(remote, {keep[0].oid}, tmp_path, monkeypatch, T0)
+    assert len(first.marked_shards) == 1 and len(first.marked_packs) == 1
+    gc(remote, {keep[0].oid}, tmp_path, monkeypatch, T0 + DAY)
+    assert len({p.name for p in (remote.root / "packs").rglob("*.pack")}) == len(packs) - 1
     new_process()
-    fetched(tmp_path, remote, pointers)
+    fetched(tmp_path, remote, keep)
+
+
+def test_a_push_of_an_object_only_a_marked_shard_holds_writes_it_again(store, remote, tmp_path, monkeypatch) -> None:
+    """The object becomes reachable again after gc marked its shard: the pusher ignores the
+    marked shard and writes the object (and its chunks: their pack is marked too) anew."""
+    a, b = add_many(store, 2, size=50_000)
+    assert upload(store, remote, [a], concurrency=1).ok
+    assert upload(store, remote, [b], concurrency=1).ok
+    gc(remote, {a.oid}, tmp_path, monkeypatch, T0)  # b's shard and pack are marked
+    monkeypatch.setenv("GIT_MLX_NOW", str(T0 + 10))
+    new_process()
+    again = upload(store, remote, [a, b], concurrency=1)
+    assert again.ok and [p.oid for p in again.moved] == [b.oid]
+    gc(remote, {a.oid, b.oid}, tmp_path, monkeypatch, T0 + DAY)
+    new_process()
+    fetched(tmp_path, remote, [a, b])
 
 
 def test_gc_racing_a_push_between_its_packs_and_its_shard_keeps_everything(store, remote, tmp_path, monkeypatch):
-    monkeypatch.setenv("GIT_MLX_NOW", "1700000000")
+    monkeypatch.setenv("GIT_MLX_NOW", str(T0))
     pointers = add_many(store, 3, size=50_000)
     original = remote.put_file
 
     def put_file(key, path, progress=None, consume=False):
         if key.startswith("shards/"):
-            collect_garbage(LocalRemote(remote.root), set(), tmp_path / "gc", 0, True, 2)  # marks the new pack
-            monkeypatch.setenv("GIT_MLX_NOW", "1700000100")
+            collect_garbage(LocalRemote(remote.root), set(), tmp_path / "gc", DAY, True, 2)  # marks the new pack
         original(key, path, progress, consume)
 
     remote.put_file = put_file  # type: ignore[method-assign]
     assert upload(store, remote, pointers, concurrency=1).ok
+    report = gc(remote, {p.oid for p in pointers}, tmp_path, monkeypatch, T0 + DAY)
+    assert report.deleted_packs == {} and report.deleted_shards == {}
     new_process()
-    report = collect_garbage(LocalRemote(remote.root), {p.oid for p in pointers}, tmp_path / "gc", 0, True, 2)
-    assert report.deleted_packs == {}
     fetched(tmp_path, remote, pointers)
+
+
+def test_a_shard_marked_while_its_object_became_reachable_is_rescued(store, remote, tmp_path, monkeypatch) -> None:
+    """gc marked a shard whose object no ref reached; a ref reaches it again by the time the
+    shard is due (pushed from a clone that trusted its record): gc rescues the entry."""
+    a, b = add_many(store, 2, size=50_000)
+    assert upload(store, remote, [a, b], concurrency=1).ok
+    gc(remote, {a.oid}, tmp_path, monkeypatch, T0)
+    report = gc(remote, {a.oid, b.oid}, tmp_path, monkeypatch, T0 + DAY)
+    assert len(report.deleted_shards) == 1 and report.written_shards
+    assert manifest_oids(remote.root) == {a.oid, b.oid}
+    new_process()
+    fetched(tmp_path, remote, [a, b])
 
 
 def _refuse_shards(put_file):
