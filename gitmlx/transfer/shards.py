@@ -31,6 +31,9 @@ HEAD_BYTES = 64 * 1024
 #: After this many ranged manifest reads from one shard, the whole shard is read instead:
 #: a clone asks for many of a shard's manifests, a lazy read for one.
 RANGED_BEFORE_WHOLE = 4
+#: A pusher whose listing shows more shards than this merges the smallest ones, so the
+#: listing (and a reader's table reads) stays about this long whatever the history.
+COMPACT_ABOVE = 32
 #: Whole shards held in memory by one directory, at most.
 HOLD_LIMIT = 512 * 1024 * 1024
 _READERS = 8
@@ -180,6 +183,40 @@ class ShardDirectory:
                 self._add(shard_id, len(data), shard.decode(data))
             ids.append(shard_id)
         return ids
+
+    def compact(self, tmp_dir: Path, marked: frozenset[str], announce: Callable[[str], None] | None = None) -> int:
+        """Past COMPACT_ABOVE shards, merge the smallest (never one a gc note marks) into one
+        new shard, written before any input is deleted; how many shards were merged.
+
+        Every entry is kept (dead ones too: only gc decides what is dead, with its grace
+        period), so a reader or pusher relying on an input finds the same manifest in the
+        merged shard; a reader that finds an input gone lists again (`gone`). Two pushers
+        merging at once write two merged shards holding the same entries (harmless) and
+        delete each input once; one that finds an input already gone merges nothing."""
+        sizes = {i: n for i, n in self.sizes().items() if i not in marked}
+        if len(sizes) + len(marked) <= COMPACT_ABOVE:
+            return 0
+        inputs: list[str] = []
+        total = 0
+        for size, shard_id in sorted((n, i) for i, n in sizes.items()):
+            if len(inputs) > len(sizes) - COMPACT_ABOVE // 2 or total + size > shard.WRITE_BYTES:
+                break
+            inputs.append(shard_id)
+            total += size
+        if len(inputs) < 2:
+            return 0
+        entries: list[tuple[str, int, bytes]] = []
+        try:
+            for shard_id in inputs:
+                data = memoryview(self.whole(shard_id))
+                entries += [(e.oid, e.size, bytes(data[e.offset : e.offset + e.length])) for e in shard.decode(data)]
+        except ObjectNotFound:
+            return 0  # another pusher is merging these: leave it to them
+        written = set(self.write(entries, tmp_dir, announce))
+        for shard_id in inputs:
+            if shard_id not in written:
+                self.remote.delete(layout.shard_key(shard_id))
+        return len(inputs)
 
     # -- reading the listing and tables ------------------------------------------------
 

@@ -194,11 +194,17 @@ def _write_shards(
         if shard_id in marked:
             gc_marks.announce(remote, store.tmp_dir, shards=[shard_id], waiting=notice)
 
+    directory = shards.directory(remote)
     try:
-        shards.directory(remote).write([(p.oid, p.size, data) for p, data in batched], store.tmp_dir, announce)
+        directory.write([(p.oid, p.size, data) for p, data in batched], store.tmp_dir, announce)
     except (MlxError, OSError) as exc:
         for pointer, _ in batched:
             result.fail(pointer, exc)
         return
+    try:
+        directory.compact(store.tmp_dir, marked, announce)
+    except (MlxError, OSError) as exc:  # the push is complete: merging can wait for the next one
+        if notice is not None:
+            notice(f"could not merge manifest shards on '{remote.display_url}' ({exc}); the next push tries again")
     result.wire_bytes += sum(len(data) for _, data in batched)
     result.moved.extend(p for p, _ in batched)

@@ -19,6 +19,7 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.maintenance.gc import collect_garbage
 from gitmlx.remotes.local import LocalRemote
 from gitmlx.store.objects import Store
+from gitmlx.transfer import shards
 from gitmlx.transfer.download import download
 from gitmlx.transfer.upload import upload
 from tests.support.formats import manifest_key
@@ -305,3 +306,33 @@ def _refuse_shards(put_file):
 
 def test_manifest_key_helper_matches_the_doc() -> None:
     assert manifest_key("ab" * 32).startswith("manifests/ab/ab/")
+
+
+def test_a_pusher_past_the_bound_merges_the_smallest_shards(store, remote, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(shards, "COMPACT_ABOVE", 4)
+    pointers = add_many(store, 12)
+    stale = LocalRemote(remote.root)
+    for i, p in enumerate(pointers):
+        assert upload(store, remote, [p], concurrency=1).ok
+        if i == 3:
+            new_process()
+            assert download(Store(tmp_path / "early"), stale, pointers[:1], concurrency=1).ok  # lists 4 shards
+    assert len(shard_paths(remote.root)) <= 4
+    assert manifest_oids(remote.root) == {p.oid for p in pointers}
+    # A reader whose listing predates the merges finds every object (its shards are gone).
+    result = download(Store(tmp_path / "late"), stale, pointers, concurrency=1)
+    assert result.ok, result.failed
+    new_process()
+    fetched(tmp_path, remote, pointers)
+
+
+def test_a_merge_never_takes_a_shard_gc_marked(store, remote, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(shards, "COMPACT_ABOVE", 2)
+    a, b, c = add_many(store, 3, size=50_000)
+    assert upload(store, remote, [a], concurrency=1).ok
+    assert upload(store, remote, [b], concurrency=1).ok
+    report = gc(remote, {a.oid}, tmp_path, monkeypatch, T0)  # b's shard marked
+    [marked] = report.marked_shards
+    new_process()
+    assert upload(store, remote, [c], concurrency=1).ok
+    assert (remote.root / "shards" / f"{marked}.shard").is_file()
