@@ -42,6 +42,7 @@ class GcReport:
     manifests: dict[str, int] = field(default_factory=dict)  # on the remote: oid -> bytes
     packs: dict[str, int] = field(default_factory=dict)  # pack id -> bytes
     shards: dict[str, int] = field(default_factory=dict)  # shard id -> bytes (format 2)
+    shard_entries: dict[str, int] = field(default_factory=dict)  # oid -> manifest bytes, in shards
     #: Phase 2: deleted now (in a dry run: what a confirmed run would delete now). Format 2:
     #: `deleted_manifests` also names the oids whose last shard entry went (0 bytes: the
     #: shard's bytes count in `deleted_shards`).
@@ -259,6 +260,7 @@ def collect_garbage(
     if version == 2:
         collector.scan = gc_shards.scan(remote)
         report.shards = dict(collector.scan.sizes)
+        report.shard_entries = {e.oid: len(e.manifest) for es in collector.scan.entries.values() for e in es}
     marks = gc_marks.read_marks(remote, kinds=("pending",))
     report.unreadable_notes = list(marks.unreadable)
     collector.due = [n for n in marks.of("pending") if report.now - n.created >= grace_seconds]
@@ -272,6 +274,8 @@ def collect_garbage(
             report.deleted_manifests = {o: report.manifests[o] for o in cand_m}
             report.deleted_packs = {p: report.packs[p] for p in cand_p}
             report.deleted_shards = {i: report.shards[i] for i in cand_s}
+            for shard_id in cand_s:
+                collector.forget_dead(shard_id, cand_s)
         else:
             report.stopped = "a keep note is unreadable"
         if confirm and report.stopped is None:

@@ -300,6 +300,9 @@ def test_gc_keeps_what_any_ref_of_the_git_remote_reaches_fetched_or_not(repos: R
 
 
 def test_gc_around_a_push_in_flight_leaves_the_clone_byte_identical(repos: Repos, sealed) -> None:
+    """Format 1, whose manifest keys a file can block (format 2's shard written between a
+    push's packs and its ref: tests/unit/test_shard_remote.py)."""
+    remote_layout.make_format_1(remote_store(repos.remote))
     first = push_file(repos, "a.bin")
     second = write_random(repos.work / "b.bin", SIZE, "b.bin")
     commit_all(repos.work, "add b.bin")
