@@ -37,6 +37,12 @@ def make_format_1(root: Path) -> None:
     (root / "mlx-remote.json").write_bytes(b'{"format": 1, "tool": "gitmlx"}\n')
 
 
+def make_s3_format_1(client, bucket: str, prefix: str) -> None:
+    """`make_format_1` for an S3 remote (`prefix` without its trailing slash)."""
+    key = f"{prefix}/mlx-remote.json" if prefix else "mlx-remote.json"
+    client.put_object(Bucket=bucket, Key=key, Body=b'{"format": 1, "tool": "gitmlx"}\n')
+
+
 def shard_paths(root: Path) -> list[Path]:
     folder = root / "shards"
     return (
