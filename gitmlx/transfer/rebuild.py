@@ -87,8 +87,8 @@ def _from_shards(
 ) -> tuple[tuple[Manifest, int] | None, IntegrityError | None]:
     """The first manifest of `pointer` a shard holds that validates, and the damage found
     on the way. A shard gone since the listing (merged, collected) is forgotten and the
-    listing read again; a miss lists again once when `relist` (a pusher may have written
-    a shard since)."""
+    listing read again; a miss lists again when `relist` (a pusher may have written a
+    shard since; ShardDirectory.relist says how often)."""
     directory = shards.directory(remote)
     damage: IntegrityError | None = None
     places = directory.places(pointer.oid)

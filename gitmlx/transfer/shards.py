@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,8 @@ RANGED_BEFORE_WHOLE = 4
 #: A pusher whose listing shows more shards than this merges the smallest ones, so the
 #: listing (and a reader's table reads) stays about this long whatever the history.
 COMPACT_ABOVE = 32
+#: A miss lists `shards/` again only if the last listing is older than this (seconds).
+RELIST_AFTER = 10.0
 #: Whole shards held in memory by one directory, at most.
 HOLD_LIMIT = 512 * 1024 * 1024
 _READERS = 8
@@ -58,7 +61,7 @@ class ShardDirectory:
         self._state = threading.Lock()
         self._loading = threading.Lock()
         self._listed = False
-        self._relisted = False
+        self._listed_at = 0.0
         self._sizes: dict[str, int] = {}  # shard id -> bytes, for every shard whose table is known
         self._where: dict[bytes, Place] = {}  # raw oid -> its first place
         self._more: dict[bytes, list[Place]] = {}  # raw oid -> further places (rare)
@@ -85,11 +88,12 @@ class ShardDirectory:
         self._ignored = frozenset(shard_ids)
 
     def relist(self) -> bool:
-        """List `shards/` again, once per directory; whether it did."""
+        """List `shards/` again after a miss, unless the last listing is younger than
+        RELIST_AFTER (a clone missing many objects lists once, a long-lived reader still
+        sees later pushes); whether it did."""
         with self._loading:
-            if self._relisted:
+            if time.monotonic() - self._listed_at < RELIST_AFTER:
                 return False
-            self._relisted = True
             self._refresh()
             return True
 
@@ -243,6 +247,7 @@ class ShardDirectory:
             for item in new:
                 self._read_table(*item)
         self._listed = True
+        self._listed_at = time.monotonic()
 
     def _read_table(self, shard_id: str, size: int) -> None:
         key = layout.shard_key(shard_id)
@@ -306,9 +311,9 @@ class ShardDirectory:
             self._held_bytes += len(data)
 
 
-#: By remote instance (a command opens its remote once; a test may wrap one): the marker
-#: reads it was made after, and the directory.
-_directories: dict[int, tuple[int, ShardDirectory]] = {}
+#: By remote identity (the API opens a remote per file: they share what was listed): the
+#: marker reads it was made after, and the directory.
+_directories: dict[str, tuple[int, ShardDirectory]] = {}
 _directories_lock = threading.Lock()
 
 
@@ -318,7 +323,8 @@ def directory(remote: Remote) -> ShardDirectory:
     common.check_readable(remote)
     generation = common.READS.get(remote.identity, 0)
     with _directories_lock:
-        found = _directories.get(id(remote))
-        if found is None or found[0] != generation or found[1].remote is not remote:
-            found = _directories[id(remote)] = (generation, ShardDirectory(remote))
+        found = _directories.get(remote.identity)
+        if found is None or found[0] != generation:
+            found = _directories[remote.identity] = (generation, ShardDirectory(remote))
+        found[1].remote = remote  # the caller's (equivalent: the same identity)
         return found[1]
