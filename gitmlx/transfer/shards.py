@@ -222,6 +222,32 @@ class ShardDirectory:
                 self.remote.delete(layout.shard_key(shard_id))
         return len(inputs)
 
+    def supersede(
+        self, manifests: dict[str, bytes], keep: set[str], tmp_dir: Path, announce: Callable[[str], None] | None
+    ) -> None:
+        """A repair: rewrite each shard (other than `keep`, the repair's own) that names one
+        of these oids with their new manifests, then delete it, as a format 1 repair
+        rewrites the key. Otherwise the damaged entry stays, and a reader that tries it
+        first fails on its packs. Every other entry is kept (the merge argument of
+        docs/storage-format.md); a shard that cannot be read whole is left as it is."""
+        by_shard: dict[str, set[str]] = {}
+        for oid in manifests:
+            for place in self.places(oid):
+                if place.shard_id not in keep:
+                    by_shard.setdefault(place.shard_id, set()).add(oid)
+        for shard_id, oids in sorted(by_shard.items()):
+            try:
+                data = memoryview(self.whole(shard_id))
+                old = shard.decode(data)
+            except (ObjectNotFound, IntegrityError):
+                continue
+            entries = [
+                (e.oid, e.size, manifests[e.oid] if e.oid in oids else bytes(data[e.offset : e.offset + e.length]))
+                for e in old
+            ]
+            if shard_id not in self.write(entries, tmp_dir, announce):
+                self.remote.delete(layout.shard_key(shard_id))
+
     # -- reading the listing and tables ------------------------------------------------
 
     def _ensure_listed(self) -> None:

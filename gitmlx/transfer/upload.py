@@ -172,7 +172,8 @@ def upload(
 
     parallel(finish_object, plans, concurrency)  # type: ignore[arg-type]
     if batched:
-        _write_shards(remote, batched, store, result, marks.shards, notice)
+        repaired = {oid for oid, copy in copies.items() if copy.state not in (INTACT, MISSING)} | set(replace)
+        _write_shards(remote, batched, store, result, marks.shards, notice, repaired)
     index.close()
     confirm.remember(record, remote, result.moved, seen)
     return result
@@ -185,10 +186,12 @@ def _write_shards(
     result: TransferResult,
     marked: frozenset[str],
     notice: Callable[[str], None] | None,
+    repaired: set[str],
 ) -> None:
     """Put this push's manifests as shards; each object counts as moved once its shard is
     on the remote (a failure fails every object it would have held). A shard whose name a
-    pending gc note lists (the same manifests as a marked shard) is announced first."""
+    pending gc note lists (the same manifests as a marked shard) is announced first. The
+    shards holding a damaged copy of a repaired object are rewritten (ShardDirectory.supersede)."""
 
     def announce(shard_id: str) -> None:
         if shard_id in marked:
@@ -196,7 +199,10 @@ def _write_shards(
 
     directory = shards.directory(remote)
     try:
-        directory.write([(p.oid, p.size, data) for p, data in batched], store.tmp_dir, announce)
+        written = directory.write([(p.oid, p.size, data) for p, data in batched], store.tmp_dir, announce)
+        fixed = {p.oid: data for p, data in batched if p.oid in repaired}
+        if fixed:
+            directory.supersede(fixed, set(written), store.tmp_dir, announce)
     except (MlxError, OSError) as exc:
         for pointer, _ in batched:
             result.fail(pointer, exc)

@@ -9,6 +9,7 @@ A directory remote (counting its requests) and real stores; no git.
 from __future__ import annotations
 
 import io
+import os
 import random
 from collections import Counter
 from pathlib import Path
@@ -22,7 +23,7 @@ from gitmlx.store.objects import Store
 from gitmlx.transfer import shards
 from gitmlx.transfer.download import download
 from gitmlx.transfer.upload import upload
-from tests.support.formats import manifest_key
+from tests.support.formats import decode_manifest, decode_shard, manifest_key
 from tests.support.remote_layout import (
     delete_manifest,
     make_format_1,
@@ -156,7 +157,12 @@ def test_a_damaged_shard_entry_is_repaired_by_the_next_push(store, remote, tmp_p
     new_process()
     result = upload(store, remote, pointers, concurrency=1)
     assert result.ok and [p.oid for p in result.moved] == [pointers[1].oid]
-    assert len(shard_paths(remote.root)) == 2  # the damaged one stays; readers try each
+    # The push's shard, and the damaged one rewritten with the new manifest (as format 1
+    # rewrites the key): no reader can pick the damaged entry first.
+    assert len(shard_paths(remote.root)) == 2
+    assert all(read_manifest_bytes(remote.root, p.oid) != bytes(bad) for p in pointers)
+    for path in shard_paths(remote.root):
+        assert bytes(bad) not in path.read_bytes()
     new_process()
     fetched(tmp_path, remote, pointers)
 
@@ -336,3 +342,26 @@ def test_a_merge_never_takes_a_shard_gc_marked(store, remote, tmp_path, monkeypa
     new_process()
     assert upload(store, remote, [c], concurrency=1).ok
     assert (remote.root / "shards" / f"{marked}.shard").is_file()
+
+
+def test_a_repair_rewrites_the_shard_that_named_a_truncated_pack(store, remote, tmp_path) -> None:
+    """As a format 1 repair rewrites the key: no shard keeps the entry a reader could try
+    first and fail on."""
+    pointers = add_many(store, 3, size=50_000)
+    assert upload(store, remote, pointers, concurrency=1).ok
+    [pack] = list((remote.root / "packs").rglob("*.pack"))
+    pack.chmod(0o644)
+    os.truncate(pack, 60_000)
+    new_process()
+    repaired = upload(store, remote, pointers, concurrency=1)  # asks about everything
+    moved = {p.oid for p in repaired.moved}
+    assert repaired.ok and len(moved) == 2  # the first object lies before the cut
+    for path in shard_paths(remote.root):
+        data = path.read_bytes()
+        for oid, _size, offset, length in decode_shard(data):
+            if oid not in moved:
+                continue
+            packs = {c.pack for c in decode_manifest(data[offset : offset + length], oid)[1]}
+            assert pack.stem not in packs, f"{oid[:10]} in {path.name[:10]} still names the truncated pack"
+    new_process()
+    fetched(tmp_path, remote, pointers)
