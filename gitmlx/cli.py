@@ -185,16 +185,18 @@ def _build_group():  # noqa: C901 - one flat list of subcommands reads best
         call(lambda: cmd.run_untrack(patterns=list(patterns)))
 
     @group.command()
-    @click.argument("action", required=False, type=click.Choice(["set"]))
+    @click.argument("action", required=False, type=click.Choice(["set", "upgrade"]))
     @click.argument("url", required=False)
     @click.option("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, Ceph, ...)")
     @click.option("--region", help="S3 region")
     def remote(action: str | None, url: str | None, endpoint_url: str | None, region: str | None) -> None:
-        """Show the artifact remote, or 'set URL' in .mlxconfig."""
+        """Show the artifact remote, 'set URL' in .mlxconfig, or 'upgrade [REMOTE]' it to format 2."""
         from gitmlx.commands import remote as cmd
 
         if action is None:
             call(cmd.run_show)
+        elif action == "upgrade":
+            call(lambda: cmd.run_upgrade(remote_name=url))
         elif not url:
             raise click.UsageError("'remote set' needs a URL")
         else:

@@ -57,7 +57,8 @@ def run(*, remote_name: str | None, confirm: bool, grace: float | None) -> int:
     if confirm and report.deleted_manifests:  # the record must not vouch for what is gone
         actions.remote_record(ctx).forget(remote.identity, report.deleted_manifests)
     refs = ", ".join(f"'{n}'" for n in names)
-    ui.info(f"remote '{remote.display_url}': {_counts(report.manifests, report.packs)}; refs of {refs} and local refs")
+    held = {**report.shard_entries, **report.manifests}  # format 2: manifests in shards count too
+    ui.info(f"remote '{remote.display_url}': {_counts(held, report.packs)}; refs of {refs} and local refs")
     for key in report.unreadable_notes:
         ui.warn(f"gc note '{key}' on the remote is unreadable and was ignored; delete it if it is not gitmlx's")
     for oid in report.damaged_manifests:

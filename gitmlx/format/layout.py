@@ -1,4 +1,4 @@
-"""How objects are named on a remote (remote format 1: packs and manifests).
+"""How objects are named on a remote (remote formats 1 and 2: packs, manifests, shards).
 
 Owns: every key gitmlx reads or writes on a remote, and the format marker that lets a
 client refuse a remote written by a newer, incompatible gitmlx. See
@@ -16,8 +16,14 @@ from gitmlx.errors import RemoteError, shown
 from gitmlx.format.pointer import is_valid_oid
 
 FORMAT_KEY = "mlx-remote.json"
-FORMAT_VERSION = 1
+#: The format a new remote is created in; a remote already marked 1 is still written as 1.
+FORMAT_VERSION = 2
+#: Formats this client reads and writes.
+FORMATS = (1, 2)
 MANIFESTS_PREFIX = "manifests/"
+#: Format 2: manifests batched in shards, `shards/<sha256 of the shard>.shard`.
+SHARDS_PREFIX = "shards/"
+SHARD_SUFFIX = ".shard"
 PACKS_PREFIX = "packs/"
 PACK_SUFFIX = ".pack"
 #: Garbage-collection notes (`gc --remote` and cooperating pushers); see "Garbage collection".
@@ -43,6 +49,18 @@ def pack_key(pack_id: str) -> str:
     if not is_valid_oid(pack_id):
         raise ValueError(f"invalid pack id {pack_id!r}")
     return f"{PACKS_PREFIX}{pack_id[0:2]}/{pack_id}{PACK_SUFFIX}"
+
+
+def shard_key(shard_id: str) -> str:
+    """`shards/<id>.shard`: a shard of manifests named by the sha256 of its bytes."""
+    if not is_valid_oid(shard_id):
+        raise ValueError(f"invalid shard id {shard_id!r}")
+    return f"{SHARDS_PREFIX}{shard_id}{SHARD_SUFFIX}"
+
+
+def shard_id_from_key(key: str) -> str | None:
+    name = key.removeprefix(SHARDS_PREFIX).removesuffix(SHARD_SUFFIX)
+    return name if is_valid_oid(name) and key == shard_key(name) else None
 
 
 def oid_from_manifest_key(key: str) -> str | None:
@@ -76,14 +94,14 @@ def gc_note_from_key(key: str) -> tuple[str, int] | None:
     return match.group(1), calendar.timegm(created)
 
 
-def format_document() -> bytes:
+def format_document(version: int = FORMAT_VERSION) -> bytes:
     import json  # not at module level: the filter imports this module (start-up)
 
-    return (json.dumps({"format": FORMAT_VERSION, "tool": "gitmlx"}, sort_keys=True) + "\n").encode()
+    return (json.dumps({"format": version, "tool": "gitmlx"}, sort_keys=True) + "\n").encode()
 
 
-def check_format(data: bytes, where: str) -> None:
-    """Refuse a remote whose format this client does not know (never guess)."""
+def check_format(data: bytes, where: str) -> int:
+    """The remote's format version; refuse one this client does not know (never guess)."""
     import json  # not at module level: the filter imports this module (start-up)
 
     try:
@@ -93,8 +111,9 @@ def check_format(data: bytes, where: str) -> None:
             f"remote '{where}' has an unreadable {FORMAT_KEY}",
             "check the remote URL; this is not a gitmlx remote, or its marker is damaged",
         ) from None
-    if type(version) is not int or version != FORMAT_VERSION:  # true == 1 == 1.0 in Python
+    if type(version) is not int or version not in FORMATS:  # true == 1 == 1.0 in Python
         raise RemoteError(
-            f"remote '{where}' uses gitmlx remote format {shown(version)}; this gitmlx reads format {FORMAT_VERSION}",
+            f"remote '{where}' uses gitmlx remote format {shown(version)}; this gitmlx reads formats 1 and 2",
             "upgrade gitmlx (./install.sh from a newer checkout)",
         )
+    return version

@@ -23,6 +23,7 @@ from gitmlx.errors import IntegrityError, ObjectNotFound
 from gitmlx.format import layout
 from gitmlx.format.manifest import decode
 from gitmlx.format.pointer import Pointer
+from gitmlx.maintenance import gc_shards
 from gitmlx.remotes.base import Remote
 from gitmlx.transfer import gc_marks
 from gitmlx.transfer.common import check_format
@@ -40,12 +41,20 @@ class GcReport:
     aborted_uploads: int = 0
     manifests: dict[str, int] = field(default_factory=dict)  # on the remote: oid -> bytes
     packs: dict[str, int] = field(default_factory=dict)  # pack id -> bytes
-    #: Phase 2: deleted now (in a dry run: what a confirmed run would delete now).
+    shards: dict[str, int] = field(default_factory=dict)  # shard id -> bytes (format 2)
+    shard_entries: dict[str, int] = field(default_factory=dict)  # oid -> manifest bytes, in shards
+    #: Phase 2: deleted now (in a dry run: what a confirmed run would delete now). Format 2:
+    #: `deleted_manifests` also names the oids whose last shard entry went (0 bytes: the
+    #: shard's bytes count in `deleted_shards`).
     deleted_manifests: dict[str, int] = field(default_factory=dict)
     deleted_packs: dict[str, int] = field(default_factory=dict)
+    deleted_shards: dict[str, int] = field(default_factory=dict)
     #: Phase 1: unreachable / unreferenced now, listed in `pending_note` (dry run: would be).
     marked_manifests: dict[str, int] = field(default_factory=dict)
     marked_packs: dict[str, int] = field(default_factory=dict)
+    marked_shards: dict[str, int] = field(default_factory=dict)
+    #: Format 2: shards written by this run (compacted replacements, rescued entries).
+    written_shards: list[str] = field(default_factory=list)
     pending_note: str | None = None
     #: Why phase 2 deleted nothing, or stopped early (None: it ran to the end).
     stopped: str | None = None
@@ -56,15 +65,17 @@ class GcReport:
 
     @property
     def stored_bytes(self) -> int:
-        return sum(self.manifests.values()) + sum(self.packs.values())
+        return sum(self.manifests.values()) + sum(self.packs.values()) + sum(self.shards.values())
 
     @property
     def freed_bytes(self) -> int:
-        return sum(self.deleted_manifests.values()) + sum(self.deleted_packs.values())
+        return (
+            sum(self.deleted_manifests.values()) + sum(self.deleted_packs.values()) + sum(self.deleted_shards.values())
+        )
 
     @property
     def marked_bytes(self) -> int:
-        return sum(self.marked_manifests.values()) + sum(self.marked_packs.values())
+        return sum(self.marked_manifests.values()) + sum(self.marked_packs.values()) + sum(self.marked_shards.values())
 
 
 class ManifestPacks:
@@ -113,13 +124,15 @@ class ManifestPacks:
         return sorted(oid for oid, packs in self._packs.items() if packs is None)
 
 
-def _union(notes: Iterable[gc_marks.Note]) -> tuple[set[str], set[str]]:
+def _union(notes: Iterable[gc_marks.Note]) -> tuple[set[str], set[str], set[str]]:
     manifests: set[str] = set()
     packs: set[str] = set()
+    shard_ids: set[str] = set()
     for note in notes:
         manifests |= note.manifests
         packs |= note.packs
-    return manifests, packs
+        shard_ids |= note.shards
+    return manifests, packs, shard_ids
 
 
 class _Collector:
@@ -128,7 +141,9 @@ class _Collector:
         self.tables = ManifestPacks(remote, concurrency)
         self.due: list[gc_marks.Note] = []
         self.keep_keys: set[str] = set()
-        self.protected: tuple[set[str], set[str]] = (set(), set())
+        self.protected: tuple[set[str], set[str], set[str]] = (set(), set(), set())
+        #: Format 2: every shard, read whole (None: a format 1 remote).
+        self.scan: gc_shards.ShardScan | None = None
 
     def read_keeps(self) -> bool:
         """Re-read `keep` notes younger than the grace period; False if one is unreadable."""
@@ -142,18 +157,23 @@ class _Collector:
         self.protected = _union(young)
         return True
 
-    def plan(self) -> tuple[set[str], set[str]]:
+    def plan(self) -> tuple[set[str], set[str], set[str]]:
         """What phase 2 may delete now: listed in a due note, and still unreachable (manifests)
-        or named by no surviving manifest (packs); never what a young `keep` note names."""
-        listed_m, listed_p = _union(self.due)
+        or named by no surviving manifest (packs); shards listed in a due note (their
+        reachable entries are rescued first); never what a young `keep` note names."""
+        listed_m, listed_p, listed_s = _union(self.due)
         gone_m, gone_p = self.report.deleted_manifests, self.report.deleted_packs
         present_m = self.report.manifests.keys() - gone_m.keys()
+        present_s = self.report.shards.keys() - self.report.deleted_shards.keys()
         cand_m = (listed_m & present_m) - self.reachable - self.protected[0]
         cand_p = (listed_p & (self.report.packs.keys() - gone_p.keys())) - self.protected[1]
+        cand_s = (listed_s & present_s) - self.protected[2] - set(self.report.written_shards)
         if cand_p:
             named = self.tables.packs_of(present_m - cand_m)
+            if self.scan is not None and named is not None:
+                named = None if self.scan.damaged else named | self.scan.packs_named(present_s - cand_s, self.reachable)
             cand_p = set() if named is None else cand_p - named
-        return cand_m, cand_p
+        return cand_m, cand_p, cand_s
 
     def delete(self) -> None:
         """Phase 2 in a confirmed run: the `deleting` / `keep` handshake, then deletions."""
@@ -164,10 +184,13 @@ class _Collector:
             if not self.read_keeps():
                 self.report.stopped = "a keep note is unreadable"
                 return
-            cand_m, cand_p = self.plan()
+            cand_m, cand_p, cand_s = self.plan()
+            self.rescue(cand_s)
+            cand_m, cand_p, cand_s = self.plan()  # a rescue may have written a marked name again
             renewed = time.monotonic()
-            # Manifests first: a manifest never names a pack that is gone.
-            for kind, item in [("m", o) for o in sorted(cand_m)] + [("p", p) for p in sorted(cand_p)]:
+            # Manifests (and shards) first: a manifest never names a pack that is gone.
+            order = [("s", i) for i in sorted(cand_s)] + [("m", o) for o in sorted(cand_m)]
+            for kind, item in order + [("p", p) for p in sorted(cand_p)]:
                 if time.monotonic() - renewed > gc_marks.DELETING_RENEW:
                     notes.append(gc_marks.write_note(self.remote, "deleting", self.tmp_dir))
                     self.remote.delete(notes.pop(0))
@@ -176,9 +199,13 @@ class _Collector:
                         self.report.stopped = "a keep note is unreadable"
                         return
                     if self.keep_keys - before:
-                        cand_m, cand_p = self.plan()
+                        cand_m, cand_p, cand_s = self.plan()
                     renewed = time.monotonic()
-                if kind == "m" and item in cand_m:
+                if kind == "s" and item in cand_s:
+                    self.remote.delete(layout.shard_key(item))
+                    self.report.deleted_shards[item] = self.report.shards[item]
+                    self.forget_dead(item, cand_s)
+                elif kind == "m" and item in cand_m:
                     self.remote.delete(layout.manifest_key(item))
                     self.report.deleted_manifests[item] = self.report.manifests[item]
                 elif kind == "p" and item in cand_p:
@@ -187,6 +214,27 @@ class _Collector:
         finally:
             for key in notes:
                 self.remote.delete(key)
+
+    def rescue(self, cand_s: set[str]) -> None:
+        """Before marked shards go: their entries a ref reaches again, and no other shard
+        holds, into a new shard (an object pushed again after the marking, say)."""
+        if self.scan is None or not cand_s:
+            return
+        entries = [
+            e
+            for shard_id in cand_s
+            for e in self.scan.entries.get(shard_id, ())
+            if e.oid in self.reachable and not self.scan.held_elsewhere(e.oid, cand_s)
+        ]
+        self.report.written_shards += gc_shards.write_entries(self.remote, entries, self.tmp_dir)
+
+    def forget_dead(self, shard_id: str, cand_s: set[str]) -> None:
+        """Oids whose last entry left with this shard: gone from the remote (the remote
+        record must forget them)."""
+        assert self.scan is not None
+        for e in self.scan.dead(shard_id, self.reachable):
+            if e.oid not in self.report.manifests and not self.scan.held_elsewhere(e.oid, cand_s):
+                self.report.deleted_manifests.setdefault(e.oid, 0)
 
 
 def collect_garbage(
@@ -199,7 +247,8 @@ def collect_garbage(
 ) -> GcReport:
     """One gc run over `remote`; `reachable` are the oids any ref of its git remote reaches."""
     report = GcReport(confirm, grace_seconds, now=gc_marks.now())
-    if not check_format(remote, create=False, tmp_dir=tmp_dir):
+    version = check_format(remote, create=False, tmp_dir=tmp_dir)
+    if version is None:
         return report  # nothing was ever pushed there
     for entry in remote.list(layout.MANIFESTS_PREFIX):
         if (oid := layout.oid_from_manifest_key(entry.key)) is not None:
@@ -208,6 +257,10 @@ def collect_garbage(
         if (pack_id := layout.pack_id_from_key(entry.key)) is not None:
             report.packs[pack_id] = entry.size
     collector = _Collector(remote, set(reachable), report, tmp_dir, concurrency)
+    if version == 2:
+        collector.scan = gc_shards.scan(remote)
+        report.shards = dict(collector.scan.sizes)
+        report.shard_entries = {e.oid: len(e.manifest) for es in collector.scan.entries.values() for e in es}
     marks = gc_marks.read_marks(remote, kinds=("pending",))
     report.unreadable_notes = list(marks.unreadable)
     collector.due = [n for n in marks.of("pending") if report.now - n.created >= grace_seconds]
@@ -217,9 +270,12 @@ def collect_garbage(
         if confirm:
             collector.delete()
         elif collector.read_keeps():
-            cand_m, cand_p = collector.plan()
+            cand_m, cand_p, cand_s = collector.plan()
             report.deleted_manifests = {o: report.manifests[o] for o in cand_m}
             report.deleted_packs = {p: report.packs[p] for p in cand_p}
+            report.deleted_shards = {i: report.shards[i] for i in cand_s}
+            for shard_id in cand_s:
+                collector.forget_dead(shard_id, cand_s)
         else:
             report.stopped = "a keep note is unreadable"
         if confirm and report.stopped is None:
@@ -235,11 +291,13 @@ def collect_garbage(
     live = report.manifests.keys() - report.deleted_manifests.keys()
     named = collector.tables.packs_of(live & collector.reachable)
     report.marked_manifests = {o: report.manifests[o] for o in sorted(live - collector.reachable)}
+    if collector.scan is not None:
+        named = _mark_shards(collector, marks, named)
     if named is not None:  # else a live manifest is damaged: mark no pack
         unreferenced = report.packs.keys() - report.deleted_packs.keys() - named
         report.marked_packs = {p: report.packs[p] for p in sorted(unreferenced)}
     report.damaged_manifests = collector.tables.damaged
-    if confirm and (report.marked_manifests or report.marked_packs):
+    if confirm and (report.marked_manifests or report.marked_packs or report.marked_shards):
         report.pending_note = gc_marks.write_note(
             remote,
             "pending",
@@ -248,8 +306,31 @@ def collect_garbage(
             report.marked_packs,
             created=report.now,
             extra={"bytes": report.marked_bytes},
+            shards=report.marked_shards,
         )
     return report
+
+
+def _mark_shards(collector: _Collector, marks: gc_marks.Marks, named: set[str] | None) -> set[str] | None:
+    """Phase 1 on shards: each shard holding an entry no ref reaches (and not marked
+    already) is replaced by a compacted shard of its reachable entries, written first (in
+    a confirmed run), then marked; its unreachable oids are marked like manifests. The
+    packs named: by every shard left unmarked and by every reachable entry."""
+    scan, report, reachable = collector.scan, collector.report, collector.reachable
+    assert scan is not None
+    present = report.shards.keys() - report.deleted_shards.keys()
+    already = marks.shards
+    to_mark = sorted(i for i in present - already if scan.dead(i, reachable))
+    if report.confirm and to_mark:
+        kept = [e for i in to_mark for e in scan.entries[i] if e.oid in reachable]
+        report.written_shards += gc_shards.write_entries(collector.remote, kept, collector.tmp_dir)
+    report.marked_shards = {i: report.shards[i] for i in to_mark}
+    for i in to_mark:
+        for e in scan.dead(i, reachable):
+            report.marked_manifests.setdefault(e.oid, 0)
+    if named is None or scan.damaged:
+        return None
+    return named | scan.packs_named(present - already - set(to_mark), reachable)
 
 
 def _remove_expired_notes(remote: Remote, report: GcReport) -> None:

@@ -19,6 +19,7 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.maintenance.fsck import PackSizes, check_manifest_and_packs
 from gitmlx.remotes.base import Remote
 from gitmlx.store.objects import Store, StoredObject
+from gitmlx.transfer import shards
 from gitmlx.transfer.common import check_format, index_for
 
 
@@ -57,7 +58,8 @@ def prune(
     candidates = [o for o in report.total if o.oid not in keep]
     if not candidates:
         return report
-    if not check_format(remote, create=False, tmp_dir=store.tmp_dir):
+    version = check_format(remote, create=False, tmp_dir=store.tmp_dir)
+    if version is None:
         report.not_on_remote = candidates  # nothing was ever pushed there
         return report
     sizes = PackSizes(remote)
@@ -69,7 +71,9 @@ def prune(
             _, problem = check_manifest_and_packs(store, remote, Pointer(obj.oid, obj.size), sizes)
             ok = problem is None
         else:
-            ok = remote.exists(layout.manifest_key(obj.oid))
+            # Format 2: a shard entry (its table was read once), else a format-1 key.
+            in_shard = version == 2 and bool(shards.directory(remote).places(obj.oid))
+            ok = in_shard or remote.exists(layout.manifest_key(obj.oid))
         with lock:
             held[obj.oid] = ok
 

@@ -101,36 +101,50 @@ def parallel(work: Callable[[T], None], items: Iterable[T], concurrency: int) ->
         raise failures[0]
 
 
-def check_format(remote: Remote, create: bool, tmp_dir: Path | None = None) -> bool:
-    """Refuse an unknown remote format; with `create` (and a `tmp_dir` to write from),
-    mark an empty remote as format 1.
+def check_format(remote: Remote, create: bool, tmp_dir: Path | None = None) -> int | None:
+    """The remote's format version (1 or 2), refusing one this client does not know; with
+    `create` (and a `tmp_dir` to write from), mark an empty remote as format 2.
 
-    Returns whether the remote has a marker (False: nothing was ever pushed there).
+    None when the remote has no marker (nothing was ever pushed there).
     """
     try:
         data = remote.read_range(layout.FORMAT_KEY, 0, 4096)
     except ObjectNotFound:
         if not create:
-            return False
+            return None
         assert tmp_dir is not None, "creating the marker needs a folder to write it from"
         put_bytes(remote, layout.FORMAT_KEY, layout.format_document(), tmp_dir)
-        return True
-    layout.check_format(data, remote.display_url)
-    return True
+        return layout.FORMAT_VERSION
+    return layout.check_format(data, remote.display_url)
 
 
 #: Remotes (by identity) whose format marker this process has read and accepted.
 _READABLE: set[str] = set()
+#: Their format versions.
+_VERSIONS: dict[str, int] = {}
+_READ_LOCK = threading.Lock()
+#: How often each remote's marker was read (what the process knows of it starts again).
+READS: dict[str, int] = {}
 
 
-def check_readable(remote: Remote) -> None:
-    """Refuse to read objects from a remote in a format this client does not know.
+def check_readable(remote: Remote) -> int | None:
+    """Refuse to read objects from a remote in a format this client does not know; its
+    format version (None: no marker).
 
     Read once per remote and process: every download path asks, so a filter fetching
     thousands of objects reads the marker once. A remote without a marker passes (nothing
     was pushed there; the download itself then says what is missing)."""
-    if remote.identity not in _READABLE and check_format(remote, create=False):
-        _READABLE.add(remote.identity)
+    if remote.identity in _READABLE:
+        return _VERSIONS.get(remote.identity)
+    with _READ_LOCK:  # one read for threads that ask at once (one generation of READS)
+        if remote.identity in _READABLE:
+            return _VERSIONS.get(remote.identity)
+        version = check_format(remote, create=False)
+        if version is not None:
+            _VERSIONS[remote.identity] = version
+            READS[remote.identity] = READS.get(remote.identity, 0) + 1
+            _READABLE.add(remote.identity)
+    return version
 
 
 def put_bytes(remote: Remote, key: str, data: bytes, tmp_dir: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import Remote
 from gitmlx.store.remote_record import RemoteRecord
-from gitmlx.transfer import gc_marks
+from gitmlx.transfer import gc_marks, shards
 from gitmlx.transfer.common import check_format, parallel
 from gitmlx.transfer.remote_check import PackSizes, RemoteCopy, check_copy
 
@@ -41,6 +41,8 @@ class Confirmation:
     copies: dict[str, RemoteCopy] = field(default_factory=dict)
     #: Objects neither trusted nor asked about (past `ask_at_most`).
     unasked: set[str] = field(default_factory=set)
+    #: The remote's format version (None: no marker, and none was written).
+    format: int | None = None
 
     def present(self) -> set[str]:
         """Objects on the remote: trusted, or checked intact."""
@@ -64,16 +66,19 @@ def look(
     which is how it repairs). `marker_from`: a folder to write the format marker from when
     the remote has none (a writer); None reads only. `ask_at_most`: check only the first
     that many objects the record does not vouch for (a reader that must stay quick)."""
-    if not check_format(remote, create=False):
+    version = check_format(remote, create=False)
+    if version is None:
         if record is not None:
             record.forget(remote.identity)  # new or wiped: nothing recorded of it holds
         if marker_from is not None:
-            check_format(remote, create=True, tmp_dir=marker_from)
+            version = check_format(remote, create=True, tmp_dir=marker_from)
     # Notes first, then the record and the checks: what no note lists now cannot be
     # deleted before a grace period from now (docs/storage-format.md, "Garbage collection").
     looked_at = gc_marks.now()
     marks = gc_marks.read_marks(remote)
-    seen = Confirmation(looked_at, marks)
+    seen = Confirmation(looked_at, marks, format=version)
+    if version == 2 and marks.shards:
+        shards.directory(remote).ignore(marks.shards)
     if record is not None and trust_seconds is not None and trust_seconds > 0:
         seen.trusted = record.known(remote.identity, pointers, looked_at - trust_seconds + 1) - marks.manifests
     todo = [p for p in pointers if p.oid not in seen.trusted]

@@ -6,7 +6,8 @@ encoding, reading them, writing them, and the pusher's half of the handshake (`a
 Must not: decide what is reachable (that is `gitmlx.maintenance.gc`) or print.
 
 Kinds of note, each `gc/<kind>-<UTC time>-<random>.json`:
-* `pending`  — written by gc phase 1: manifests no ref reached and packs no live manifest named.
+* `pending`  — written by gc phase 1: manifests no ref reached and packs no live manifest named
+  (format 2: also shards holding such manifests, each already replaced by a compacted one).
 * `keep`     — written by a pusher before it re-writes a key a pending note lists.
 * `deleting` — written by gc phase 2 while it deletes; removed when it is done.
 """
@@ -58,6 +59,8 @@ class Note:
     created: int
     manifests: frozenset[str] = frozenset()
     packs: frozenset[str] = frozenset()
+    #: Format 2: shard ids (gc replaced each by a compacted shard before marking it).
+    shards: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -81,6 +84,11 @@ class Marks:
         """Pack ids a pending note marks for deletion."""
         return frozenset().union(*(n.packs for n in self.of("pending")))
 
+    @property
+    def shards(self) -> frozenset[str]:
+        """Shard ids a pending note marks for deletion (format 2)."""
+        return frozenset().union(*(n.shards for n in self.of("pending")))
+
 
 def encode_note(
     kind: str,
@@ -88,6 +96,7 @@ def encode_note(
     manifests: Iterable[str] = (),
     packs: Iterable[str] = (),
     extra: Mapping[str, int] | None = None,
+    shards: Iterable[str] = (),
 ) -> bytes:
     doc = {
         "format": NOTE_FORMAT,
@@ -95,6 +104,7 @@ def encode_note(
         "created": created,
         "manifests": sorted(set(manifests)),
         "packs": sorted(set(packs)),
+        **({"shards": sorted(set(shards))} if shards else {}),
         **(extra or {}),
     }
     return (json.dumps(doc, sort_keys=True, indent=0) + "\n").encode()
@@ -111,12 +121,12 @@ def decode_note(key: str, kind: str, created: int, data: bytes) -> Note:
             "upgrade gitmlx (./install.sh from a newer checkout)",
         )
     lists = []
-    for name in ("manifests", "packs"):
+    for name in ("manifests", "packs", "shards"):
         items = doc.get(name, [])
         if not isinstance(items, list) or not all(is_valid_oid(i) for i in items):
             raise ValueError(f"bad {name} list")
         lists.append(frozenset(items))
-    return Note(key, kind, created, lists[0], lists[1])
+    return Note(key, kind, created, lists[0], lists[1], lists[2])
 
 
 def list_notes(remote: Remote) -> list[tuple[str, str, int]]:
@@ -158,11 +168,12 @@ def write_note(
     packs: Iterable[str] = (),
     created: int | None = None,
     extra: Mapping[str, int] | None = None,
+    shards: Iterable[str] = (),
 ) -> str:
     """Put a new note; returns its key."""
     created = now() if created is None else created
     key = layout.gc_key(kind, created, secrets.token_hex(8))
-    put_bytes(remote, key, encode_note(kind, created, manifests, packs, extra), tmp_dir)
+    put_bytes(remote, key, encode_note(kind, created, manifests, packs, extra, shards), tmp_dir)
     return key
 
 
@@ -184,6 +195,7 @@ def announce(
     packs: Iterable[str] = (),
     sleep: Callable[[float], None] = time.sleep,
     waiting: Callable[[str], None] | None = None,
+    shards: Iterable[str] = (),
 ) -> None:
     """A pusher's half of the handshake, before it re-writes keys a pending note lists.
 
@@ -191,7 +203,7 @@ def announce(
     note first and then reads `keep` notes, so one of the two always sees the other: either
     gc skips these keys, or this push writes them only after gc has finished deleting.
     """
-    write_note(remote, "keep", tmp_dir, manifests, packs)
+    write_note(remote, "keep", tmp_dir, manifests, packs, shards=shards)
     deadline = time.monotonic() + DELETING_TIMEOUT
     told = False
     while (busy := active_deleting(remote)) and time.monotonic() < deadline:

@@ -1,6 +1,6 @@
 """What a remote holds, in numbers: objects, logical bytes and bytes stored.
 
-Owns: listing a remote's manifests and packs (the one place gitmlx lists a remote; dedup
+Owns: listing a remote's manifests, shards and packs (the one place gitmlx lists a remote; dedup
 itself never does) for `git mlx du` and `fsck --remote`.
 Must not: change the remote.
 """
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from gitmlx.format import layout
 from gitmlx.remotes.base import Remote
+from gitmlx.transfer import shards
+from gitmlx.transfer.common import check_readable
 
 _SIZE_FIELD = struct.Struct("<Q")
 
@@ -49,4 +51,9 @@ def remote_usage(remote: Remote, known_sizes: Mapping[str, int]) -> RemoteUsage:
         pack_id = layout.pack_id_from_key(entry.key)
         if pack_id is not None:
             usage.packs[pack_id] = entry.size
+    if check_readable(remote) == 2:
+        directory = shards.directory(remote)
+        for oid, place in directory.entries():
+            usage.objects.setdefault(oid, place.size)
+        usage.manifest_bytes += sum(directory.sizes().values())
     return usage

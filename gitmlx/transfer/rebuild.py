@@ -26,9 +26,8 @@ from gitmlx.remotes.base import ProgressCallback, Remote, Sink
 from gitmlx.store.chunk_index import ChunkIndex, LocalChunk
 from gitmlx.store.objects import Store
 from gitmlx.store.writer import ObjectWriter
-from gitmlx.transfer.common import (
-    check_readable,
-)
+from gitmlx.transfer import shards
+from gitmlx.transfer.common import check_readable
 
 #: One ranged read covers at most this many bytes of consecutive chunks in one pack.
 RUN_LIMIT = 32 * 1024 * 1024
@@ -46,19 +45,64 @@ class _Bounded(io.BytesIO):
         return super().write(data)
 
 
-def fetch_manifest(remote: Remote, pointer: Pointer) -> tuple[Manifest, int]:
-    """The validated manifest of `pointer` and its size on the wire."""
-    check_readable(remote)
+def fetch_manifest(remote: Remote, pointer: Pointer, probe_keys: bool = False) -> tuple[Manifest, int]:
+    """The validated manifest of `pointer` and its size on the wire.
+
+    On a format 2 remote, from the shard that names it, else (format-1 data left in an
+    upgraded remote) from its own key. `probe_keys`: an oid no shard names is missing
+    without a request of its own unless a listing of the remote's manifest keys (one per
+    process) names it (push's existence checks, where most oids are new); a download
+    always asks for the key."""
+    damage: IntegrityError | None = None
+    if check_readable(remote) == 2:
+        found, damage = _from_shards(remote, pointer, relist=not probe_keys)
+        if found is not None:
+            return found
+        if probe_keys and damage is None and not shards.directory(remote).holds_key(pointer.oid):
+            raise _not_on(remote)
     buf = _Bounded()
     try:
         remote.get(layout.manifest_key(pointer.oid), buf)
     except ObjectNotFound:
-        raise ObjectNotFound(
-            f"not on remote '{remote.display_url}'",
-            "push it from a clone that has the file, then run 'git mlx pull'",
-        ) from None
+        if damage is not None:
+            raise damage from None
+        raise _not_on(remote) from None
     data = buf.getbuffer()  # no copy: the decoded manifest keeps its records in these bytes
     return decode(data, pointer), len(data)
+
+
+def _not_on(remote: Remote) -> ObjectNotFound:
+    return ObjectNotFound(
+        f"not on remote '{remote.display_url}'",
+        "push it from a clone that has the file, then run 'git mlx pull'",
+    )
+
+
+def _from_shards(
+    remote: Remote, pointer: Pointer, relist: bool
+) -> tuple[tuple[Manifest, int] | None, IntegrityError | None]:
+    """The first manifest of `pointer` a shard holds that validates, and the damage found
+    on the way. A shard gone since the listing (merged, collected) is forgotten and the
+    listing read again; a miss lists again when `relist` (a pusher may have written a
+    shard since; ShardDirectory.relist says how often)."""
+    directory = shards.directory(remote)
+    damage: IntegrityError | None = None
+    places = directory.places(pointer.oid)
+    if not places and relist and directory.relist():
+        places = directory.places(pointer.oid)
+    tried = set()
+    while places:
+        place = places.pop(0)
+        tried.add(place)
+        try:
+            data = directory.manifest_bytes(place)
+            return (decode(data, pointer), len(data)), None
+        except ObjectNotFound:
+            directory.gone(place.shard_id)
+            places = [p for p in directory.places(pointer.oid) if p not in tried]
+        except IntegrityError as exc:
+            damage = exc
+    return None, damage
 
 
 class ChunkSplitter:

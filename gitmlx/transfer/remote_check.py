@@ -64,9 +64,10 @@ class RemoteCopy:
 
 
 def check_copy(remote: Remote, pointer: Pointer, sizes: PackSizes) -> RemoteCopy:
-    """One GET of the manifest, and a size per pack it names (cached in `sizes`)."""
+    """The manifest (one GET, or a shard entry: shards.py), and a size per pack it names
+    (cached in `sizes`)."""
     try:
-        manifest, _ = fetch_manifest(remote, pointer)
+        manifest, _ = fetch_manifest(remote, pointer, probe_keys=True)
     except ObjectNotFound:
         return RemoteCopy(MISSING, f"not on remote '{remote.display_url}' (no manifest)")
     except IntegrityError as exc:

@@ -30,7 +30,7 @@ from gitmlx.osutil import stop
 from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store.objects import Store
 from gitmlx.store.remote_record import RemoteRecord
-from gitmlx.transfer import confirm, gc_marks
+from gitmlx.transfer import confirm, gc_marks, shards
 from gitmlx.transfer.common import (
     FileDone,
     TransferResult,
@@ -135,6 +135,10 @@ def upload(
     result.wire_bytes += packer.wire_bytes
     uploaded = {pack_id for pack_id in packs.values() if isinstance(pack_id, str)} | packer.solo
     lock = threading.Lock()
+    # Format 2: every manifest of this push goes into one shard, written after all of them
+    # are known (so after every pack they name); format 1: one key per object.
+    sharded = seen.format == 2
+    batched: list[tuple[Pointer, bytes]] = []
 
     def finish_object(item: tuple[Pointer, list[ChunkRef | NewChunk]]) -> None:
         pointer, entries = item
@@ -153,10 +157,14 @@ def upload(
                     refs.append(e)
             manifest = Manifest(pointer.oid, pointer.size, tuple(refs))
             data = manifest.encode()
-            put_bytes(remote, layout.manifest_key(pointer.oid), data, store.tmp_dir)
-            with lock:
-                result.wire_bytes += len(data)
-                result.moved.append(pointer)
+            if sharded:
+                with lock:
+                    batched.append((pointer, data))
+            else:
+                put_bytes(remote, layout.manifest_key(pointer.oid), data, store.tmp_dir)
+                with lock:
+                    result.wire_bytes += len(data)
+                    result.moved.append(pointer)
             index.add_local_object(manifest)
         except (MlxError, OSError) as exc:
             with lock:
@@ -166,6 +174,46 @@ def upload(
                 file_done(pointer)
 
     parallel(finish_object, plans, concurrency)  # type: ignore[arg-type]
+    if batched:
+        repaired = {oid for oid, copy in copies.items() if copy.state not in (INTACT, MISSING)} | set(replace)
+        _write_shards(remote, batched, store, result, marks.shards, notice, repaired)
     index.close()
     confirm.remember(record, remote, result.moved, seen)
     return result
+
+
+def _write_shards(
+    remote: Remote,
+    batched: list[tuple[Pointer, bytes]],
+    store: Store,
+    result: TransferResult,
+    marked: frozenset[str],
+    notice: Callable[[str], None] | None,
+    repaired: set[str],
+) -> None:
+    """Put this push's manifests as shards; each object counts as moved once its shard is
+    on the remote (a failure fails every object it would have held). A shard whose name a
+    pending gc note lists (the same manifests as a marked shard) is announced first. The
+    shards holding a damaged copy of a repaired object are rewritten (ShardDirectory.supersede)."""
+
+    def announce(shard_id: str) -> None:
+        if shard_id in marked:
+            gc_marks.announce(remote, store.tmp_dir, shards=[shard_id], waiting=notice)
+
+    directory = shards.directory(remote)
+    try:
+        written = directory.write([(p.oid, p.size, data) for p, data in batched], store.tmp_dir, announce)
+        fixed = {p.oid: data for p, data in batched if p.oid in repaired}
+        if fixed:
+            directory.supersede(fixed, set(written), store.tmp_dir, announce)
+    except (MlxError, OSError) as exc:
+        for pointer, _ in batched:
+            result.fail(pointer, exc)
+        return
+    try:
+        directory.compact(store.tmp_dir, marked, announce)
+    except (MlxError, OSError) as exc:  # the push is complete: merging can wait for the next one
+        if notice is not None:
+            notice(f"could not merge manifest shards on '{remote.display_url}' ({exc}); the next push tries again")
+    result.wire_bytes += sum(len(data) for _, data in batched)
+    result.moved.extend(p for p, _ in batched)

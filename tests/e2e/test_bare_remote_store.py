@@ -17,7 +17,9 @@ from tests.support.repos import Repos, add_commit, remote_store
 
 #: The names the remote writes (docs/storage-format.md, "Layout"; a directory remote's
 #: writes in progress are `tmp/put-*`); the bare repository's store has its own beside them.
-REMOTE_NAME = re.compile(r"mlx-remote\.json|manifests/../../[0-9a-f]{64}|packs/../[0-9a-f]{64}\.pack|tmp/put-.*")
+REMOTE_NAME = re.compile(
+    r"mlx-remote\.json|manifests/../../[0-9a-f]{64}|shards/[0-9a-f]{64}\.shard|packs/../[0-9a-f]{64}\.pack|tmp/put-.*"
+)
 
 
 def remote_contents(bare) -> dict[str, str]:
@@ -41,7 +43,7 @@ def test_store_upkeep_inside_the_bare_remote_leaves_the_remote_whole(repos: Repo
     old = time.time() - 3 * 86400
     os.utime(put, (old, old))
     before = remote_contents(bare)
-    assert any(k.startswith("manifests/") for k in before) and any(k.startswith("packs/") for k in before)
+    assert any(k.startswith(("manifests/", "shards/")) for k in before) and any(k.startswith("packs/") for k in before)
 
     # Give the bare repository what its upkeep needs to act: its own remote (itself) and a
     # git remote whose refs reach everything.

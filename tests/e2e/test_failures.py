@@ -20,8 +20,8 @@ from tests.support.repos import (
     clone,
     commit_all,
     corrupt_remote_object,
+    has_remote_manifest,
     local_store,
-    manifest_path,
     remote_ref,
     snapshot,
 )
@@ -249,7 +249,7 @@ def test_pre_push_refuses_when_an_object_is_missing_locally_and_on_the_remote(re
     assert result.returncode != 0
     assert "'lost.bin'" in result.stderr
     assert remote_ref(repos.remote) is None, "git pushed the ref although an object could not be uploaded"
-    assert not manifest_path(repos.remote, shas["lost.bin"]).exists()
+    assert not has_remote_manifest(repos.remote, shas["lost.bin"])
 
 
 def test_pre_push_accepts_an_object_missing_locally_that_the_remote_has(repos: Repos, sealed) -> None:

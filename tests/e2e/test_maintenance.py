@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import remote_layout
 from tests.support.commands import assert_no_traceback, git, mlx
 from tests.support.content import write_random
 from tests.support.repos import (
@@ -21,7 +22,6 @@ from tests.support.repos import (
     commit_all,
     corrupt_remote_object,
     local_store,
-    manifest_path,
     remote_files,
     remote_oids,
     remote_store,
@@ -194,18 +194,18 @@ def test_prune_never_deletes_an_unpushed_object_or_one_the_remote_lacks(repos: R
     commit_all(repos.work, "v3 (not pushed)")
     write_random(repos.work / "a.bin", SIZE, "v4")
     commit_all(repos.work, "v4 (not pushed)")
-    lost = manifest_path(repos.remote, old)
+    lost = remote_layout.read_manifest_bytes(remote_store(repos.remote), old)
     store = local_store(repos.work)
     now = {"GIT_MLX_NOW": str(MARCH_2024)}
 
-    lost.rename(lost.with_suffix(".away"))  # the remote lacks it for now
+    remote_layout.delete_manifest(remote_store(repos.remote), old)  # the remote lacks it for now
     kept = mlx("prune", cwd=repos.work, env=now)
     assert old in stored_oids(store) and unpushed in stored_oids(store)
     assert v2 not in stored_oids(store)
     assert "pruned 1 of 4" in kept.stdout and "kept 1 object(s) no recent ref needs" in kept.stderr
     assert "does not hold them" in kept.stderr
 
-    lost.with_suffix(".away").rename(lost)
+    remote_layout.put_manifest(remote_store(repos.remote), old, lost)
     pruned = mlx("prune", "--verify-remote", cwd=repos.work, env=now)
     assert old not in stored_oids(store)
     assert unpushed in stored_oids(store), "prune deleted an object of an unpushed commit"
@@ -300,6 +300,9 @@ def test_gc_keeps_what_any_ref_of_the_git_remote_reaches_fetched_or_not(repos: R
 
 
 def test_gc_around_a_push_in_flight_leaves_the_clone_byte_identical(repos: Repos, sealed) -> None:
+    """Format 1, whose manifest keys a file can block (format 2's shard written between a
+    push's packs and its ref: tests/unit/test_shard_remote.py)."""
+    remote_layout.make_format_1(remote_store(repos.remote))
     first = push_file(repos, "a.bin")
     second = write_random(repos.work / "b.bin", SIZE, "b.bin")
     commit_all(repos.work, "add b.bin")

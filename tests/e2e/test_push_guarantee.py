@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import remote_layout
 from tests.support.commands import assert_no_traceback, git, mlx
 from tests.support.content import MIB, sha256_file, write_random
 from tests.support.lfs import lfs_home, path_without_git_lfs
@@ -158,7 +159,7 @@ def test_a_new_empty_artifact_remote_gets_everything_head_needs_from_one_push(re
     for path, sha in shas.items():
         assert_content(dest, path, sha)
     assert_clean_worktree(dest)
-    assert {p.name for p in fresh.glob("manifests/*/*/*")} == set(shas.values())
+    assert remote_layout.manifest_oids(fresh) == set(shas.values())
 
 
 def test_a_push_names_what_a_tip_needs_and_nobody_has_and_refuses(repos: Repos, sealed) -> None:

@@ -250,7 +250,8 @@ def test_a_malformed_committed_mlxconfig_fails_the_checkout_naming_the_file_and_
 # --- a committed local-path remote -----------------------------------------------------------------
 
 ALLOWED_KEYS = re.compile(
-    r"mlx-remote\.json|manifests/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}|packs/[0-9a-f]{2}/[0-9a-f]{64}\.pack"
+    r"mlx-remote\.json|manifests/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}|shards/[0-9a-f]{64}\.shard"
+    r"|packs/[0-9a-f]{2}/[0-9a-f]{64}\.pack"
     r"|gc/(pending|keep|deleting)-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{16}\.json"
 )
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from tests.support import remote_layout
 from tests.support.commands import git, mlx
 from tests.support.content import write_random
-from tests.support.repos import Repos, assert_clean_worktree, assert_content, clone, commit_all, manifest_path
+from tests.support.repos import Repos, assert_clean_worktree, assert_content, clone, commit_all, remote_store
 
 _HEADER = struct.Struct("<8s32sQII")
 _CHUNK = struct.Struct("<32sIQIIB")
@@ -20,12 +21,11 @@ _CHUNK = struct.Struct("<32sIQIIB")
 
 def claim_chunk_hash(bare, oid: str, chunk: int, digest: bytes) -> None:
     """Rewrite one chunk record's sha256 in a manifest and re-seal its checksum."""
-    path = manifest_path(bare, oid)
-    body = bytearray(path.read_bytes()[:-32])
+    body = bytearray(remote_layout.read_manifest_bytes(remote_store(bare), oid)[:-32])
     packs = _HEADER.unpack_from(body)[3]
     at = _HEADER.size + 32 * packs + _CHUNK.size * chunk
     body[at : at + 32] = digest
-    path.write_bytes(bytes(body) + hashlib.sha256(body).digest())
+    remote_layout.write_manifest_bytes(remote_store(bare), oid, bytes(body) + hashlib.sha256(body).digest())
 
 
 def test_a_push_after_fetching_a_poisoned_manifest_uploads_the_right_bytes(repos: Repos, sealed) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import remote_layout
 from tests.support.commands import assert_no_traceback, git, mlx
 from tests.support.content import write_random
 from tests.support.formats import decode_manifest
@@ -140,8 +141,7 @@ def test_objects_damaged_at_rest_on_s3_are_refused_and_named(s3: S3Setup, sealed
         git("push", "-q", "origin", "main", cwd=repos.work)
 
     def manifest(oid: str) -> list:
-        key = f"rest/manifests/{oid[:2]}/{oid[2:4]}/{oid}"
-        return decode_manifest(s3.admin.get_object(Bucket=s3.bucket, Key=key)["Body"].read(), oid)[1]
+        return decode_manifest(remote_layout.s3_manifest_bytes(s3.admin, s3.bucket, "rest", oid), oid)[1]
 
     first = manifest(shas["b.bin"])[0]  # b.bin: same length, bytes flipped inside its first chunk
     key = f"rest/packs/{first.pack[:2]}/{first.pack}.pack"

@@ -18,6 +18,14 @@ from pathlib import Path
 import zstandard
 
 MAGIC = b"MLXMAN01"
+# "Shards (format 2)": header, 56-byte entries, the bounds a reader enforces.
+SHARD_MAGIC = b"MLXSHD01"
+SHARD_HEADER = struct.Struct("<8sII")
+SHARD_ENTRY = struct.Struct("<32sQQQ")
+SHARD_MAX_ENTRIES = 1_000_000
+SHARD_MIN_MANIFEST = 88
+SHARD_MAX_MANIFEST = 1 << 30
+SHARD_NAME = re.compile(r"([0-9a-f]{64})\.shard")
 HEADER = struct.Struct("<8s32sQII")
 RECORD = struct.Struct("<32sIQIIB")
 MAX_RAW = 262_144
@@ -86,13 +94,60 @@ def check_marker(root: Path) -> int:
     if not isinstance(marker, dict):
         raise SpecError(f"{path}: marker is not a JSON object")
     fmt = marker.get("format")
-    if type(fmt) is not int or fmt != 1:
-        raise SpecError(f"{path}: format {fmt!r} is not 1")
+    if type(fmt) is not int or fmt not in (1, 2):
+        raise SpecError(f"{path}: format {fmt!r} is not 1 or 2")
     return fmt
 
 
 def manifest_path(root: Path, oid: str) -> Path:
     return Path(root) / "manifests" / oid[0:2] / oid[2:4] / oid
+
+
+def parse_shard(data: bytes, name: str) -> dict[str, tuple[int, int]]:
+    """oid -> (manifest offset, length) of a whole shard named `name` (its id), after every
+    check the spec lists for a reader of a whole shard."""
+    if hashlib.sha256(data).hexdigest() != name:
+        raise SpecError(f"shard {name}: bytes do not hash to its name")
+    if len(data) < SHARD_HEADER.size + 32 or hashlib.sha256(data[:-32]).digest() != data[-32:]:
+        raise SpecError(f"shard {name}: trailer wrong")
+    magic, count, reserved = SHARD_HEADER.unpack_from(data, 0)
+    if magic != SHARD_MAGIC or reserved != 0 or count > SHARD_MAX_ENTRIES:
+        raise SpecError(f"shard {name}: bad header")
+    table_end = SHARD_HEADER.size + SHARD_ENTRY.size * count
+    if len(data) < table_end + 32:
+        raise SpecError(f"shard {name}: shorter than its table")
+    entries: dict[str, tuple[int, int]] = {}
+    previous = b""
+    for i in range(count):
+        raw_oid, _size, offset, length = SHARD_ENTRY.unpack_from(data, SHARD_HEADER.size + SHARD_ENTRY.size * i)
+        if raw_oid <= previous:
+            raise SpecError(f"shard {name}: entries not in strictly ascending oid order")
+        previous = raw_oid
+        if not SHARD_MIN_MANIFEST <= length <= SHARD_MAX_MANIFEST:
+            raise SpecError(f"shard {name}: manifest length {length} out of range")
+        if offset < table_end or offset + length > len(data) - 32:
+            raise SpecError(f"shard {name}: an entry points outside the manifest area")
+        entries[raw_oid.hex()] = (offset, length)
+    return entries
+
+
+def find_manifest(root: Path, oid: str) -> bytes:
+    """The manifest bytes of `oid`: its key in format 1; in format 2 a shard entry first,
+    then the format-1 key ("Finding an object's manifest")."""
+    root = Path(root)
+    if check_marker(root) == 2 and (root / "shards").is_dir():
+        for path in sorted((root / "shards").iterdir()):
+            m = SHARD_NAME.fullmatch(path.name)
+            if not m or not path.is_file():
+                continue  # an unknown key: never read
+            data = path.read_bytes()
+            where = parse_shard(data, m.group(1)).get(oid)
+            if where is not None:
+                return data[where[0] : where[0] + where[1]]
+    path = manifest_path(root, oid)
+    if not path.is_file():
+        raise SpecError(f"{path}: no manifest for {oid}")
+    return path.read_bytes()
 
 
 def pack_path(root: Path, pack: str) -> Path:
@@ -221,10 +276,7 @@ def read_object(root: Path, oid: str, size: int | None = None, codecs: tuple[int
     if not OID.fullmatch(oid):
         raise SpecError(f"{oid!r} is not an oid")
     fmt = check_marker(root)
-    path = manifest_path(root, oid)
-    if not path.is_file():
-        raise SpecError(f"{path}: no manifest for {oid}")
-    manifest = parse_manifest(path.read_bytes(), oid, size, codecs or CODECS[fmt])
+    manifest = parse_manifest(find_manifest(root, oid), oid, size, codecs or CODECS[fmt])
     parts = [decode_chunk(c, read_range(root, c.pack, c.offset, c.stored)) for c in manifest.chunks]
     data = b"".join(parts)
     if len(data) != manifest.size or hashlib.sha256(data).hexdigest() != oid:

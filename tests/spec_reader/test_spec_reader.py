@@ -83,8 +83,11 @@ def test_reader_from_the_spec_rebuilds_every_object(repos: Repos) -> None:
     for oid, size in pointers.items():
         data = reader.read_object(root, oid, size)
         assert len(data) == size
-        manifests[oid] = reader.parse_manifest(reader.manifest_path(root, oid).read_bytes(), oid, size)
+        manifests[oid] = reader.parse_manifest(reader.find_manifest(root, oid), oid, size)
 
+    # A new remote is format 2: every manifest was found through a shard.
+    assert reader.check_marker(root) == 2 and not (root / "manifests").exists()
+    assert any(reader.SHARD_NAME.fullmatch(p.name) for p in (root / "shards").iterdir())
     expected = {reader.sha256(data): name for name, data in v1.items()}
     for oid, name in expected.items():
         assert oid in manifests, f"{name} is not among the pointers"
@@ -113,7 +116,7 @@ def test_reader_rejects_a_flipped_chunk(repos: Repos) -> None:
     git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=repos.work)
     root = reader.default_root(repos.remote)
     oid = reader.sha256(data)
-    manifest = reader.parse_manifest(reader.manifest_path(root, oid).read_bytes(), oid)
+    manifest = reader.parse_manifest(reader.find_manifest(root, oid), oid)
     chunk = manifest.chunks[-1]
     pack = reader.pack_path(root, chunk.pack)
     pack.chmod(0o644)

@@ -113,6 +113,55 @@ def rebuild(chunks: Iterable[Chunk], read_range: Callable[[str, int, int], bytes
     return digest.hexdigest()
 
 
+# --- the remote (format 2): shards of manifests ---------------------------------------
+
+SHARD_MAGIC = b"MLXSHD01"
+SHARD_HEADER = struct.Struct("<8sII")  # magic, entry count, reserved
+SHARD_ENTRY = struct.Struct("<32sQQQ")  # raw oid, object size, manifest offset, manifest length
+SHARD_KEY = re.compile(r"shards/([0-9a-f]{64})\.shard")
+
+
+def shard_key(shard_id: str) -> str:
+    return f"shards/{shard_id}.shard"
+
+
+def decode_shard(data: bytes) -> list[tuple[str, int, int, int]]:
+    """(oid, object size, manifest offset, manifest length) of each entry of a whole shard,
+    checked against every rule the docs give a reader; ValueError saying which it breaks."""
+    if len(data) < SHARD_HEADER.size + 32:
+        raise ValueError("too short")
+    if hashlib.sha256(data[:-32]).digest() != data[-32:]:
+        raise ValueError("checksum mismatch")
+    magic, count, reserved = SHARD_HEADER.unpack_from(data)
+    if magic != SHARD_MAGIC or reserved != 0 or count > 1_000_000:
+        raise ValueError("header")
+    end = SHARD_HEADER.size + SHARD_ENTRY.size * count
+    if len(data) < end + 32:
+        raise ValueError("shorter than its table")
+    out, previous = [], b""
+    for i in range(count):
+        raw, size, offset, length = SHARD_ENTRY.unpack_from(data, SHARD_HEADER.size + SHARD_ENTRY.size * i)
+        if raw <= previous:
+            raise ValueError("entries not sorted")
+        previous = raw
+        if not (88 <= length <= 2**30) or offset < end or offset + length > len(data) - 32:
+            raise ValueError(f"entry {i} points outside the manifest area")
+        out.append((raw.hex(), size, offset, length))
+    return out
+
+
+def encode_shard(items: Iterable[tuple[str, int, bytes]]) -> bytes:
+    """A shard of (oid, object size, manifest bytes), as the docs tell a writer to make it."""
+    rows = sorted(dict((oid, (size, data)) for oid, size, data in items).items())
+    offset = SHARD_HEADER.size + SHARD_ENTRY.size * len(rows)
+    parts = [SHARD_HEADER.pack(SHARD_MAGIC, len(rows), 0)]
+    for oid, (size, data) in rows:
+        parts.append(SHARD_ENTRY.pack(bytes.fromhex(oid), size, offset, len(data)))
+        offset += len(data)
+    body = b"".join(parts + [data for _, (_, data) in rows])
+    return body + hashlib.sha256(body).digest()
+
+
 # --- the local store: loose objects and store packs --------------------------------------
 
 SMALL_OBJECT_LIMIT = 2 * 1024 * 1024  # objects below this size may go into store packs

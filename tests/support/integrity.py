@@ -20,8 +20,10 @@ from tests.support.content import sha256_file
 from tests.support.formats import (
     MANIFEST_KEY,
     PACK_KEY,
+    SHARD_KEY,
     STORE_PACK_NAME,
     decode_manifest,
+    decode_shard,
     is_loose_object_path,
     pack_key,
     parse_pointer,
@@ -148,7 +150,7 @@ def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
     keys = view.keys()
     if "mlx-remote.json" in keys:
         try:
-            if json.loads(view.read("mlx-remote.json"))["format"] != 1:
+            if json.loads(view.read("mlx-remote.json"))["format"] not in (1, 2):
                 report.problems.append("mlx-remote.json names another format")
         except (ValueError, KeyError, TypeError):
             report.problems.append("mlx-remote.json is unreadable")
@@ -162,13 +164,9 @@ def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
                 report.problems.append(f"pack {pack_id[:10]} does not hash to its name")
             else:
                 report.packs.add(pack_id)
-    for key in keys:
-        m = MANIFEST_KEY.fullmatch(key)
-        if not (m and m.group(3)[:2] == m.group(1) and m.group(3)[2:4] == m.group(2)):
-            continue
-        oid = m.group(3)
+    for oid, read in _manifests(view, keys, report):
         try:
-            size, chunks = decode_manifest(view.read(key), oid)
+            size, chunks = decode_manifest(read(), oid)
         except ValueError as exc:
             report.problems.append(f"manifest {oid[:10]} is invalid: {exc}")
             continue
@@ -187,6 +185,30 @@ def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
                 continue
         report.objects[oid] = size
     return report
+
+
+def _manifests(view: _DirView | _S3View, keys: dict[str, int], report: RemoteReport):
+    """(oid, reader of its manifest bytes) for each manifest key and each shard entry;
+    a shard that breaks the format is a problem."""
+    for key in keys:
+        m = MANIFEST_KEY.fullmatch(key)
+        if m and m.group(3)[:2] == m.group(1) and m.group(3)[2:4] == m.group(2):
+            yield m.group(3), lambda key=key: view.read(key)
+    for key in keys:
+        m = SHARD_KEY.fullmatch(key)
+        if not m:
+            continue
+        data = view.read(key)
+        if hashlib.sha256(data).hexdigest() != m.group(1):
+            report.problems.append(f"shard {m.group(1)[:10]} does not hash to its name")
+            continue
+        try:
+            entries = decode_shard(data)
+        except ValueError as exc:
+            report.problems.append(f"shard {m.group(1)[:10]} is invalid: {exc}")
+            continue
+        for oid, _size, offset, length in entries:
+            yield oid, lambda data=data, offset=offset, length=length: data[offset : offset + length]
 
 
 def check_remote_dir(root: Path, rebuild_objects: bool = True) -> RemoteReport:

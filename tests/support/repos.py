@@ -20,9 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support import remote_layout
 from tests.support.commands import Result, git, mlx
 from tests.support.content import sha256_file, write_artifacts
-from tests.support.formats import OID, decode_manifest, manifest_key, pack_key, parse_pointer
+from tests.support.formats import decode_manifest, manifest_key, pack_key, parse_pointer
 
 HOOK_NAMES = ("pre-push", "post-checkout", "post-merge", "post-commit")
 
@@ -125,7 +126,7 @@ def count_filter_starts(trace_file: Path) -> dict[str, int]:
     return counts
 
 
-# --- the embedded remote beside a bare git remote (format 1) ---------------------------
+# --- the embedded remote beside a bare git remote (either format) ----------------------
 
 
 def remote_store(bare: Path) -> Path:
@@ -134,7 +135,13 @@ def remote_store(bare: Path) -> Path:
 
 
 def manifest_path(bare: Path, oid: str) -> Path:
+    """Where a format-1 key of `oid` lies (format 2 remotes keep manifests in shards:
+    use `has_remote_manifest` to ask whether the remote has one at all)."""
     return remote_store(bare) / manifest_key(oid)
+
+
+def has_remote_manifest(bare: Path, oid: str) -> bool:
+    return remote_layout.has_manifest(remote_store(bare), oid)
 
 
 def pack_path(bare: Path, pack_id: str) -> Path:
@@ -142,11 +149,8 @@ def pack_path(bare: Path, pack_id: str) -> Path:
 
 
 def remote_oids(bare: Path) -> set[str]:
-    """Objects the embedded remote holds: the names of its manifests."""
-    root = remote_store(bare) / "manifests"
-    if not root.is_dir():
-        return set()
-    return {p.name for p in root.glob("*/*/*") if OID.fullmatch(p.name)}
+    """Objects the embedded remote holds a manifest for (keys and shard entries)."""
+    return remote_layout.manifest_oids(remote_store(bare))
 
 
 def remote_files(bare: Path) -> dict[str, int]:
@@ -158,31 +162,28 @@ def remote_files(bare: Path) -> dict[str, int]:
 def read_manifest(bare: Path, oid: str) -> list[tuple[str, int, int, int, int]]:
     """(pack id, offset, stored, raw, codec) per chunk of a valid manifest named `oid`."""
     try:
-        _size, chunks = decode_manifest(manifest_path(bare, oid).read_bytes(), oid)
+        _size, chunks = decode_manifest(remote_layout.read_manifest_bytes(remote_store(bare), oid), oid)
     except ValueError as exc:
         raise AssertionError(f"the manifest of {oid[:10]} on the remote is invalid: {exc}") from exc
     return [(c.pack, c.offset, c.stored, c.raw, c.codec) for c in chunks]
 
 
-def assert_remote_object(bare: Path, oid: str) -> Path:
+def assert_remote_object(bare: Path, oid: str) -> None:
     """The remote has a manifest for `oid` and every pack range it names."""
-    path = manifest_path(bare, oid)
-    assert path.is_file(), f"object {oid[:10]} is not on the remote beside {bare}"
+    assert has_remote_manifest(bare, oid), f"object {oid[:10]} is not on the remote beside {bare}"
     for pack_id, offset, stored, _raw, _codec in read_manifest(bare, oid):
         pack = pack_path(bare, pack_id)
         assert pack.is_file() and pack.stat().st_size >= offset + stored, f"pack {pack_id[:10]} is missing or short"
-    return path
 
 
 def corrupt_remote_object(bare: Path, oid: str, how: str = "flip") -> Path:
     """Damage an object on the embedded remote: 'flip' (its first stored chunk's bytes
     inverted in the pack, same size), 'truncate' (the pack cut inside that chunk), or
-    'delete' (its manifest removed)."""
-    manifest = manifest_path(bare, oid)
-    assert manifest.is_file(), f"object {oid[:10]} is not on the remote"
+    'delete' (its manifest removed: its key, or its entry from its shard)."""
+    assert has_remote_manifest(bare, oid), f"object {oid[:10]} is not on the remote"
     if how == "delete":
-        manifest.unlink()
-        return manifest
+        remote_layout.delete_manifest(remote_store(bare), oid)
+        return manifest_path(bare, oid)
     pack_id, offset, stored, _raw, _codec = read_manifest(bare, oid)[0]
     path = pack_path(bare, pack_id)
     path.chmod(stat.S_IRUSR | stat.S_IWUSR)

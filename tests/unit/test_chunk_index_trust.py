@@ -30,6 +30,7 @@ from gitmlx.store.objects import Store
 from gitmlx.store.worktreelinks import WorktreeLinks
 from gitmlx.transfer.download import download
 from gitmlx.transfer.upload import upload
+from tests.support.remote_layout import new_process, read_manifest_bytes, write_manifest_bytes
 
 
 def _content(rng: random.Random, size: int) -> bytes:
@@ -93,12 +94,12 @@ def test_lying_chunk_records_never_enter_the_chunk_index(tmp_path_factory, seed:
     remote = LocalRemote(tmp / "remote")
     assert upload(source, remote, pointers).ok
     # Hashes of real content a victim might push later: every chunk of every object.
-    claims = [
-        c.hash for p in pointers for c in decode((remote.root / layout.manifest_key(p.oid)).read_bytes(), p).chunks
-    ]
+    claims = [c.hash for p in pointers for c in decode(read_manifest_bytes(remote.root, p.oid), p).chunks]
     for p in pointers:
-        path = remote.root / layout.manifest_key(p.oid)
-        path.write_bytes(_lie(decode(path.read_bytes(), p), rng, claims).encode())
+        write_manifest_bytes(
+            remote.root, p.oid, _lie(decode(read_manifest_bytes(remote.root, p.oid), p), rng, claims).encode()
+        )
+    new_process()
 
     victim = Store(tmp / "victim")
     if rng.random() < 0.5:  # sometimes a local copy of one object, so rebuilds take local chunks
@@ -144,7 +145,7 @@ def test_honest_manifests_still_teach_the_index(tmp_path: Path) -> None:
     not yet trusted), so a push of the same content from the victim proves the claims
     against the stored object and uploads no chunk again."""
     data, pointer, remote = _pushed(tmp_path, 7)
-    hashes = {c.hash for c in decode((remote.root / layout.manifest_key(pointer.oid)).read_bytes(), pointer).chunks}
+    hashes = {c.hash for c in decode(read_manifest_bytes(remote.root, pointer.oid), pointer).chunks}
 
     victim = Store(tmp_path / "victim")
     assert download(victim, remote, [pointer]).ok
@@ -156,7 +157,7 @@ def test_honest_manifests_still_teach_the_index(tmp_path: Path) -> None:
     new_bytes = _pack_bytes_pushed(victim, remote, other)
     assert new_bytes < 300 * 1024, f"{new_bytes} bytes uploaded again"
     remote_rows, _ = _rows(victim)
-    pushed = decode((remote.root / layout.manifest_key(other.oid)).read_bytes(), other)
+    pushed = decode(read_manifest_bytes(remote.root, other.oid), other)
     shared = hashes & {c.hash for c in pushed.chunks}
     assert len(shared) >= len(hashes) - 1  # all but the last chunk
     assert shared <= {r[1] for r in remote_rows}  # proven by that push, and kept
@@ -203,10 +204,11 @@ def _decoy_claiming_zeros(tmp_path: Path, seed: int) -> tuple[Pointer, LocalRemo
     source.sync()
     remote = LocalRemote(tmp_path / "remote")
     assert upload(source, remote, [pointer]).ok
-    path = remote.root / layout.manifest_key(pointer.oid)
-    (chunk,) = decode(path.read_bytes(), pointer).chunks
+    honest = decode(read_manifest_bytes(remote.root, pointer.oid), pointer)
+    (chunk,) = honest.chunks
     lie = ChunkRef(hashlib.sha256(ZEROS).digest(), chunk.pack, chunk.offset, chunk.stored, chunk.raw, chunk.codec)
-    path.write_bytes(Manifest(pointer.oid, pointer.size, (lie,)).encode())
+    write_manifest_bytes(remote.root, pointer.oid, Manifest(honest.oid, honest.size, (lie,)).encode())
+    new_process()
     return pointer, remote
 
 

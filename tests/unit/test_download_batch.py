@@ -20,6 +20,7 @@ from gitmlx.transfer.batch import BATCH_BELOW, BATCH_BYTES, BATCH_OBJECTS, batch
 from gitmlx.transfer.common import index_for
 from gitmlx.transfer.download import download
 from gitmlx.transfer.upload import upload
+from tests.support.remote_layout import delete_manifest, new_process, read_manifest_bytes
 
 
 class CountingRemote(LocalRemote):
@@ -43,6 +44,7 @@ def pushed(tmp_path: Path, contents: list[bytes]) -> tuple[CountingRemote, list[
     remote = CountingRemote(tmp_path / "remote")
     result = upload(source, remote, pointers)
     assert result.ok, result.failed
+    new_process()  # the downloads below are another process's
     return remote, pointers
 
 
@@ -74,7 +76,7 @@ def read(store: Store, pointer: Pointer) -> bytes:
 
 def pack_file(remote: LocalRemote, pointer: Pointer) -> tuple[Path, int, int]:
     """The remote pack file holding `pointer`'s bytes, and where (start, end)."""
-    manifest = decode((remote.root / layout.manifest_key(pointer.oid)).read_bytes(), pointer)
+    manifest = decode(read_manifest_bytes(remote.root, pointer.oid), pointer)
     chunks = manifest.chunks
     return remote.root / layout.pack_key(chunks[0].pack), chunks[0].offset, chunks[-1].offset + chunks[-1].stored
 
@@ -130,7 +132,7 @@ def test_a_damaged_object_fails_alone_and_is_never_stored(tmp_path: Path, store:
 def test_a_missing_manifest_fails_that_object_only(tmp_path: Path, store: Store) -> None:
     data = contents(8, seed=3)
     remote, pointers = pushed(tmp_path, data)
-    (remote.root / layout.manifest_key(pointers[3].oid)).unlink()
+    delete_manifest(remote.root, pointers[3].oid)
 
     outcome = fetched(store, remote, pointers)
 
@@ -217,7 +219,7 @@ def test_download_fetches_small_and_large_objects_alike(tmp_path: Path, store: S
     rng = random.Random(8)
     data = [*contents(20, seed=9), rng.randbytes(BATCH_BELOW + 5)]
     remote, pointers = pushed(tmp_path, data)
-    (remote.root / layout.manifest_key(pointers[2].oid)).unlink()
+    delete_manifest(remote.root, pointers[2].oid)
     done: list[Pointer] = []
 
     result = download(store, remote, pointers, concurrency=concurrency, file_done=done.append)

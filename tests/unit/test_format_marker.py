@@ -28,7 +28,8 @@ from gitmlx.transfer.upload import upload
         b'{"format": true}',
         b'{"format": 1.0}',
         b'{"format": "1"}',
-        b'{"format": 2}',
+        b'{"format": 3}',
+        b'{"format": 2.0}',
         b'{"tool": "gitmlx"}',
         b"[" * 5000 + b"]" * 5000,
         b'{"format": ' + b"[" * 5000 + b"]" * 5000 + b"}",
@@ -36,7 +37,7 @@ from gitmlx.transfer.upload import upload
         b"",
     ],
 )
-def test_a_marker_that_is_not_exactly_format_1_is_refused_by_name(marker: bytes) -> None:
+def test_a_marker_that_is_not_exactly_format_1_or_2_is_refused_by_name(marker: bytes) -> None:
     with pytest.raises(RemoteError, match="remote 'r'"):
         layout.check_format(marker, "r")
 
@@ -51,7 +52,7 @@ def test_any_marker_bytes_are_accepted_or_refused_by_name(marker: bytes) -> None
         layout.check_format(marker, "r")
     except RemoteError:
         return
-    assert json.loads(marker)["format"] == 1
+    assert json.loads(marker)["format"] in (1, 2)
 
 
 def test_a_folder_where_the_marker_belongs_is_a_remote_error(tmp_path: Path) -> None:
@@ -68,11 +69,11 @@ def test_a_download_refuses_a_remote_of_an_unknown_format(tmp_path: Path, monkey
     assert upload(source, remote, [pointer]).ok
     marker = remote.root / layout.FORMAT_KEY
     marker.chmod(0o644)
-    marker.write_bytes(b'{"format": 2, "tool": "gitmlx"}\n')
+    marker.write_bytes(b'{"format": 3, "tool": "gitmlx"}\n')
     monkeypatch.setattr(common, "_READABLE", set())  # a new process: the upload's check is gone
     victim = Store(tmp_path / "victim")
     result = download(victim, remote, [pointer])
     assert not result.ok
     ((_, message),) = result.failed.values()
-    assert "uses gitmlx remote format 2" in message
+    assert "uses gitmlx remote format 3" in message
     assert not victim.has(pointer.oid)

@@ -2,7 +2,9 @@
 no interleaving of a push with gc runs loses an object a ref reaches.
 
 A directory remote and a real store; `reachable` stands for what refs reach (no git). The
-clock is faked with GIT_MLX_NOW; each test names the moment a ref "lands".
+clock is faked with GIT_MLX_NOW; each test names the moment a ref "lands". The remote is
+format 1 (per-object manifest keys, what gc collects); gc of a format 2 remote, whose
+shards it keeps whole, is in test_shard_remote.py.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gitmlx.store.objects import Store
 from gitmlx.transfer import gc_marks
 from gitmlx.transfer.download import download
 from gitmlx.transfer.upload import upload
+from tests.support.remote_layout import make_format_1
 
 DAY = 86400
 T0 = 1_700_000_000
@@ -33,6 +36,7 @@ class Env:
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tmp_path = tmp_path
         self.monkeypatch = monkeypatch
+        make_format_1(tmp_path / "remote")
         self.remote = PausingRemote(tmp_path / "remote")
         self.store = Store(tmp_path / "store")
         self.at(T0)

@@ -56,7 +56,7 @@ def test_format_marker_round_trips() -> None:
     layout.check_format(layout.format_document(), "somewhere")
 
 
-@pytest.mark.parametrize("doc", [json.dumps({"format": 2}).encode(), b"{", b"[]", b"\xff", json.dumps({}).encode()])
+@pytest.mark.parametrize("doc", [json.dumps({"format": 3}).encode(), b"{", b"[]", b"\xff", json.dumps({}).encode()])
 def test_unknown_or_broken_format_is_refused(doc: bytes) -> None:
     with pytest.raises(RemoteError) as caught:
         layout.check_format(doc, "s3://b/p")

@@ -23,6 +23,7 @@ from gitmlx.store.remote_record import RemoteRecord
 from gitmlx.transfer import confirm, gc_marks
 from gitmlx.transfer.remote_check import PackSizes
 from gitmlx.transfer.upload import upload
+from tests.support.remote_layout import make_format_1
 
 NOW = 1_800_000_000
 DAY = 86400
@@ -53,6 +54,9 @@ def store(tmp_path: Path) -> Store:
 
 @pytest.fixture
 def remote(tmp_path: Path) -> CountingRemote:
+    """Format 1, where each object asked about is one GET of its own key (what `asked`
+    counts); a format 2 remote answers from its shard tables (test_shard_remote.py)."""
+    make_format_1(tmp_path / "remote")
     return CountingRemote(tmp_path / "remote")
 
 

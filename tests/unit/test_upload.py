@@ -22,6 +22,7 @@ from gitmlx.store.objects import Store
 from gitmlx.transfer.common import index_for
 from gitmlx.transfer.download import download
 from gitmlx.transfer.upload import upload
+from tests.support.remote_layout import make_format_1, read_manifest_bytes
 
 
 class CountingRemote(LocalRemote):
@@ -56,11 +57,11 @@ def push(store: Store, remote: LocalRemote, *pointers: Pointer) -> None:
 
 
 def manifest_packs(remote: LocalRemote, pointer: Pointer) -> set[str]:
-    return set(decode((remote.root / layout.manifest_key(pointer.oid)).read_bytes(), pointer).packs())
+    return set(decode(read_manifest_bytes(remote.root, pointer.oid), pointer).packs())
 
 
 def lose_everything(remote: LocalRemote) -> None:
-    for kind in ("packs", "manifests"):
+    for kind in ("packs", "manifests", "shards"):
         for path in (remote.root / kind).rglob("*"):
             if path.is_file():
                 path.chmod(0o644)
@@ -107,7 +108,7 @@ def test_chunks_shared_with_a_lost_pack_go_into_a_new_pack_of_the_same_push(
     assert fetched(tmp_path, remote, b) == data_b
     index = index_for(store)
     try:
-        chunks = decode((remote.root / layout.manifest_key(b.oid)).read_bytes(), b).chunks
+        chunks = decode(read_manifest_bytes(remote.root, b.oid), b).chunks
         known = index.remote_chunks(remote.identity, [c.hash for c in chunks])
         assert {ref.pack for ref in known.values()} <= manifest_packs(remote, b)
     finally:
@@ -152,7 +153,8 @@ def test_forget_remote_pack_drops_its_rows_for_that_remote_only(tmp_path: Path) 
 
 def test_a_file_where_a_manifest_folder_goes_is_no_manifest(store: Store, remote: CountingRemote) -> None:
     """As `exists` says: a directory remote answers 'not found', so the push goes on to
-    upload (and then fails to write that one manifest, naming it)."""
+    upload (and then fails to write that one manifest, naming it). Format 1: manifest keys."""
+    make_format_1(remote.root)
     a, _ = add(store, "a")
     blocker = remote.root / layout.manifest_key(a.oid)
     blocker.parent.parent.mkdir(parents=True)

@@ -1,0 +1,356 @@
+"""The shard directory of a format 2 remote: which shard holds which object's manifest.
+
+Owns: listing `shards/` (once per process and remote, again at most once after a miss or
+a shard gone since the listing), reading each listed shard's entry table, serving
+manifests out of shards (whole shards held in memory once several of their manifests were
+asked for, else ranged reads of one manifest), and writing the shards of a push
+(docs/storage-format.md, "Shards").
+Must not: decide what to upload or fetch, or print. A manifest handed out here is still
+checked by `manifest.decode` against the pointer by the caller: a shard only says where
+the bytes are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+from gitmlx.errors import IntegrityError, ObjectNotFound
+from gitmlx.format import layout, shard
+from gitmlx.remotes.base import Remote
+from gitmlx.transfer import common
+
+#: A shard up to this size is read whole at once (its table is most of a small read).
+WHOLE_BELOW = 1024 * 1024
+#: The first read of a larger shard: enough for the header and ~1,000 entries' table.
+HEAD_BYTES = 64 * 1024
+#: After this many ranged manifest reads from one shard, the whole shard is read instead:
+#: a clone asks for many of a shard's manifests, a lazy read for one.
+RANGED_BEFORE_WHOLE = 4
+#: A pusher whose listing shows more shards than this merges the smallest ones, so the
+#: listing (and a reader's table reads) stays about this long whatever the history.
+COMPACT_ABOVE = 32
+#: A miss lists `shards/` again only if the last listing is older than this (seconds).
+RELIST_AFTER = 10.0
+#: Whole shards held in memory by one directory, at most.
+HOLD_LIMIT = 512 * 1024 * 1024
+_READERS = 8
+
+
+class Place(NamedTuple):
+    """Where one manifest lies: `length` bytes at `offset` of shard `shard_id`."""
+
+    shard_id: str
+    size: int
+    offset: int
+    length: int
+
+
+class ShardDirectory:
+    """What this process knows of one remote's shards. Thread-safe: a download's workers
+    share it. Tables are immutable (a shard's name is the sha256 of its bytes), so what
+    was read stays true; only the set of shards changes, and a miss re-lists once."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+        self._state = threading.Lock()
+        self._loading = threading.Lock()
+        self._listed = False
+        self._listed_at = 0.0
+        self._sizes: dict[str, int] = {}  # shard id -> bytes, for every shard whose table is known
+        self._where: dict[bytes, Place] = {}  # raw oid -> its first place
+        self._more: dict[bytes, list[Place]] = {}  # raw oid -> further places (rare)
+        self._held: dict[str, bytes] = {}  # shard id -> its whole bytes
+        self._held_bytes = 0
+        self._ranged: dict[str, int] = {}
+        self._legacy: frozenset[str] | None = None
+        self._ignored: frozenset[str] = frozenset()
+
+    # -- what the remote holds ---------------------------------------------------------
+
+    def places(self, oid: str) -> list[Place]:
+        """Every shard place of `oid`'s manifest known after listing (once) the remote."""
+        self._ensure_listed()
+        raw = bytes.fromhex(oid)
+        with self._state:
+            first = self._where.get(raw)
+            found = [] if first is None else [first, *self._more.get(raw, ())]
+        return [p for p in found if p.shard_id not in self._ignored] if self._ignored else found
+
+    def ignore(self, shard_ids: frozenset[str]) -> None:
+        """Find nothing in these shards (a pusher: `gc --remote` marked them for deletion,
+        so an object only they hold counts as missing and is written again)."""
+        self._ignored = frozenset(shard_ids)
+
+    def relist(self) -> bool:
+        """List `shards/` again after a miss, unless the last listing is younger than
+        RELIST_AFTER (a clone missing many objects lists once, a long-lived reader still
+        sees later pushes); whether it did."""
+        with self._loading:
+            if time.monotonic() - self._listed_at < RELIST_AFTER:
+                return False
+            self._refresh()
+            return True
+
+    def gone(self, shard_id: str) -> None:
+        """A shard listed before is not there any more (merged, collected, replaced):
+        forget it and list again, so its entries are found where they are now."""
+        with self._loading:
+            with self._state:
+                if shard_id not in self._sizes:
+                    return  # another thread did this already
+                del self._sizes[shard_id]
+                self._held_bytes -= len(self._held.pop(shard_id, b""))
+                places = [(raw, p) for raw, first in self._where.items() for p in (first, *self._more.get(raw, ()))]
+                self._where, self._more = {}, {}
+                for raw, place in places:
+                    if place.shard_id != shard_id:
+                        self._place(raw, place)
+            self._refresh()
+
+    def holds_key(self, oid: str) -> bool:
+        """Whether the remote has a per-object manifest key for `oid` (format-1 data, left in
+        an upgraded remote), from one listing of `manifests/` per directory: on a remote
+        that was never format 1 that is one request, and an oid no shard names is then
+        missing with no request of its own; on an upgraded one, one request per 1,000 keys."""
+        with self._loading:
+            if self._legacy is None:
+                keys = (layout.oid_from_manifest_key(e.key) for e in self.remote.list(layout.MANIFESTS_PREFIX))
+                self._legacy = frozenset(oid for oid in keys if oid is not None)
+        return oid in self._legacy
+
+    def manifest_bytes(self, place: Place) -> memoryview | bytes:
+        """The bytes at `place` (ObjectNotFound when the shard is gone)."""
+        with self._state:
+            whole = self._held.get(place.shard_id)
+            ranged = self._ranged.get(place.shard_id, 0)
+            self._ranged[place.shard_id] = ranged + 1
+        if whole is None and ranged >= RANGED_BEFORE_WHOLE:
+            whole = self._hold(place.shard_id)
+        if whole is not None:
+            return memoryview(whole)[place.offset : place.offset + place.length]
+        data = self.remote.read_range(layout.shard_key(place.shard_id), place.offset, place.length)
+        if len(data) != place.length:
+            raise IntegrityError(
+                f"manifest shard {place.shard_id[:10]} on the remote is shorter than its table says",
+                "run 'git mlx fsck --remote'",
+            )
+        return data
+
+    def shard_ids(self) -> list[str]:
+        return sorted(self.sizes())
+
+    def sizes(self) -> dict[str, int]:
+        """Shard id -> bytes, of every shard listed whose table was read."""
+        self._ensure_listed()
+        with self._state:
+            return dict(self._sizes)
+
+    def entries(self) -> Iterator[tuple[str, Place]]:
+        """(oid, place) of every entry of every known shard (after listing once)."""
+        self._ensure_listed()
+        with self._state:
+            items = [(raw, [first, *self._more.get(raw, ())]) for raw, first in self._where.items()]
+        for raw, places in items:
+            for place in places:
+                yield raw.hex(), place
+
+    def whole(self, shard_id: str) -> bytes:
+        """A shard's bytes, checked against its name (held if memory allows)."""
+        data = self._hold(shard_id)
+        return data if data is not None else self._read_whole(shard_id)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(
+        self,
+        manifests: list[tuple[str, int, bytes]],
+        tmp_dir: Path,
+        before: Callable[[str], None] | None = None,
+    ) -> list[str]:
+        """Put shards holding these (oid, object size, manifest) and know them; their ids.
+        `before` hears each id before its shard is put (a pusher announces an id a gc
+        note marked: the same manifests make the same shard)."""
+        ids = []
+        for group in shard.split(manifests):
+            data = shard.encode(group)
+            shard_id = shard.shard_id(data)
+            if before is not None:
+                before(shard_id)
+            common.put_bytes(self.remote, layout.shard_key(shard_id), data, tmp_dir)
+            with self._state:
+                self._add(shard_id, len(data), shard.decode(data))
+            ids.append(shard_id)
+        return ids
+
+    def compact(self, tmp_dir: Path, marked: frozenset[str], announce: Callable[[str], None] | None = None) -> int:
+        """Past COMPACT_ABOVE shards, merge the smallest (never one a gc note marks) into one
+        new shard, written before any input is deleted; how many shards were merged.
+
+        Every entry is kept (dead ones too: only gc decides what is dead, with its grace
+        period), so a reader or pusher relying on an input finds the same manifest in the
+        merged shard; a reader that finds an input gone lists again (`gone`). Two pushers
+        merging at once write two merged shards holding the same entries (harmless) and
+        delete each input once; one that finds an input already gone merges nothing."""
+        sizes = {i: n for i, n in self.sizes().items() if i not in marked}
+        if len(sizes) + len(marked) <= COMPACT_ABOVE:
+            return 0
+        inputs: list[str] = []
+        total = 0
+        for size, shard_id in sorted((n, i) for i, n in sizes.items()):
+            if len(inputs) > len(sizes) - COMPACT_ABOVE // 2 or total + size > shard.WRITE_BYTES:
+                break
+            inputs.append(shard_id)
+            total += size
+        if len(inputs) < 2:
+            return 0
+        entries: list[tuple[str, int, bytes]] = []
+        try:
+            for shard_id in inputs:
+                data = memoryview(self.whole(shard_id))
+                entries += [(e.oid, e.size, bytes(data[e.offset : e.offset + e.length])) for e in shard.decode(data)]
+        except ObjectNotFound:
+            return 0  # another pusher is merging these: leave it to them
+        written = set(self.write(entries, tmp_dir, announce))
+        for shard_id in inputs:
+            if shard_id not in written:
+                self.remote.delete(layout.shard_key(shard_id))
+        return len(inputs)
+
+    def supersede(
+        self, manifests: dict[str, bytes], keep: set[str], tmp_dir: Path, announce: Callable[[str], None] | None
+    ) -> None:
+        """A repair: rewrite each shard (other than `keep`, the repair's own) that names one
+        of these oids with their new manifests, then delete it, as a format 1 repair
+        rewrites the key. Otherwise the damaged entry stays, and a reader that tries it
+        first fails on its packs. Every other entry is kept (the merge argument of
+        docs/storage-format.md); a shard that cannot be read whole is left as it is."""
+        by_shard: dict[str, set[str]] = {}
+        for oid in manifests:
+            for place in self.places(oid):
+                if place.shard_id not in keep:
+                    by_shard.setdefault(place.shard_id, set()).add(oid)
+        for shard_id, oids in sorted(by_shard.items()):
+            try:
+                data = memoryview(self.whole(shard_id))
+                old = shard.decode(data)
+            except (ObjectNotFound, IntegrityError):
+                continue
+            entries = [
+                (e.oid, e.size, manifests[e.oid] if e.oid in oids else bytes(data[e.offset : e.offset + e.length]))
+                for e in old
+            ]
+            if shard_id not in self.write(entries, tmp_dir, announce):
+                self.remote.delete(layout.shard_key(shard_id))
+
+    # -- reading the listing and tables ------------------------------------------------
+
+    def _ensure_listed(self) -> None:
+        if self._listed:
+            return
+        with self._loading:
+            if not self._listed:
+                self._refresh()
+
+    def _refresh(self) -> None:
+        """List `shards/` and read the tables of shards not known yet (caller holds _loading)."""
+        listed = {}
+        for entry in self.remote.list(layout.SHARDS_PREFIX):
+            shard_id = layout.shard_id_from_key(entry.key)
+            if shard_id is not None:
+                listed[shard_id] = entry.size
+        with self._state:
+            new = [(i, size) for i, size in listed.items() if i not in self._sizes]
+        if len(new) > 1:
+            with ThreadPoolExecutor(max_workers=min(_READERS, len(new))) as pool:
+                list(pool.map(lambda item: self._read_table(*item), new))
+        else:
+            for item in new:
+                self._read_table(*item)
+        self._listed = True
+        self._listed_at = time.monotonic()
+
+    def _read_table(self, shard_id: str, size: int) -> None:
+        key = layout.shard_key(shard_id)
+        try:
+            if size <= WHOLE_BELOW:
+                data = self._read_whole(shard_id, size)
+                entries = shard.decode(data)
+            else:
+                data = self.remote.read_range(key, 0, HEAD_BYTES)
+                end = shard.table_length(shard.entry_count(data))
+                if end > len(data):
+                    data += self.remote.read_range(key, len(data), end - len(data))
+                entries = shard.decode_table(data, size)
+                data = None
+        except ObjectNotFound:
+            return  # deleted since the listing (merged or collected): its entries are elsewhere
+        with self._state:
+            self._add(shard_id, size, entries)
+            if data is not None:
+                self._keep(shard_id, data)
+
+    def _read_whole(self, shard_id: str, size: int | None = None) -> bytes:
+        if size is None:
+            with self._state:
+                size = self._sizes.get(shard_id)
+        data = self.remote.read_range(layout.shard_key(shard_id), 0, size if size is not None else shard.MAX_MANIFEST)
+        if hashlib.sha256(data).hexdigest() != shard_id:
+            raise IntegrityError(
+                f"manifest shard {shard_id[:10]} on the remote does not match its name",
+                "the remote copy is damaged: run 'git mlx fsck --remote' and push again",
+            )
+        return data
+
+    def _hold(self, shard_id: str) -> bytes | None:
+        with self._state:
+            if shard_id in self._held:
+                return self._held[shard_id]
+            if self._held_bytes + self._sizes.get(shard_id, HOLD_LIMIT) > HOLD_LIMIT:
+                return None
+        data = self._read_whole(shard_id)
+        with self._state:
+            self._keep(shard_id, data)
+            return self._held.get(shard_id, data)
+
+    def _add(self, shard_id: str, size: int, entries: list[shard.Entry]) -> None:
+        if shard_id in self._sizes:
+            return
+        self._sizes[shard_id] = size
+        for e in entries:
+            self._place(bytes.fromhex(e.oid), Place(shard_id, e.size, e.offset, e.length))
+
+    def _place(self, raw: bytes, place: Place) -> None:
+        if raw in self._where:
+            self._more.setdefault(raw, []).append(place)
+        else:
+            self._where[raw] = place
+
+    def _keep(self, shard_id: str, data: bytes) -> None:
+        if shard_id not in self._held and self._held_bytes + len(data) <= HOLD_LIMIT:
+            self._held[shard_id] = data
+            self._held_bytes += len(data)
+
+
+#: By remote identity (the API opens a remote per file: they share what was listed): the
+#: marker reads it was made after, and the directory.
+_directories: dict[str, tuple[int, ShardDirectory]] = {}
+_directories_lock = threading.Lock()
+
+
+def directory(remote: Remote) -> ShardDirectory:
+    """The one shard directory of this `remote` in this process (a new one whenever the
+    remote's format marker is read again: `common.check_readable`)."""
+    common.check_readable(remote)
+    generation = common.READS.get(remote.identity, 0)
+    with _directories_lock:
+        found = _directories.get(remote.identity)
+        if found is None or found[0] != generation:
+            found = _directories[remote.identity] = (generation, ShardDirectory(remote))
+        found[1].remote = remote  # the caller's (equivalent: the same identity)
+        return found[1]
