@@ -58,7 +58,7 @@ def upload(
     notice: Callable[[str], None] | None = None,
     record: RemoteRecord | None = None,
     trust_seconds: int | None = None,
-    grouped: bool = False,
+    grouped: bool | None = None,
 ) -> TransferResult:
     """Make the remote hold every object in `pointers`; objects missing locally fail.
 
@@ -68,8 +68,9 @@ def upload(
     chunks must not be reused (`fsck --remote --full --repair`: bytes changed in place).
     `record`: the remote record, updated with what is confirmed or written; its rows are
     trusted (no check at all) when `trust_seconds` is given (confirm.py says when).
-    `grouped`: float chunks may be stored byte-grouped (codec 2): only for a remote whose
-    format has that codec (format 2 or later).
+    `grouped`: whether float chunks may be stored byte-grouped (codec 2); None (the
+    default) lets the remote's format decide. Never on a format 1 remote: its readers,
+    the previous release among them, refuse codecs they do not know.
 
     Over 80 lines on purpose: it is the push's write order (module docstring), step by
     step; each step is a call, and splitting them apart would hide that order.
@@ -94,6 +95,7 @@ def upload(
         gc_marks.announce(remote, store.tmp_dir, manifests=revive, waiting=notice)
         missing |= revive
     index = index_for(store, notice)
+    grouped = (seen.format or 0) >= 2 and grouped is not False
     packer = Packer(store, remote, index, concurrency, progress, marks.packs, sizes, damaged, notice, grouped)
     plans: list[tuple[Pointer, list[ChunkRef | NewChunk]]] = []
     plan_lock = threading.Lock()

@@ -2,9 +2,8 @@
 chunks gitmlx encodes at every width, phase and odd length, the doc's own example, and a
 remote gitmlx pushed with byte grouping on, rebuilt object by object.
 
-gitmlx writes codec 2 only to remotes of format 2; until a push picks it by the remote's
-format, the remote here is written by `upload(..., grouped=True)` and the reader is told
-which codecs to take (its marker still says format 1).
+gitmlx writes codec 2 only to remotes of format 2 (a new remote is one); a reader of
+format 1 alone must refuse it.
 """
 
 from __future__ import annotations
@@ -79,18 +78,18 @@ def test_reader_from_the_spec_rebuilds_a_remote_with_byte_grouped_objects(tmp_pa
     pointers = {name: store.insert_stream(io.BytesIO(data)) for name, data in contents.items()}
     store.sync()
     root = tmp_path / "remote"
-    result = upload(store, LocalRemote(root), list(pointers.values()), concurrency=2, grouped=True)
+    result = upload(store, LocalRemote(root), list(pointers.values()), concurrency=2)
     assert result.ok, result.failed
 
     grouped = set()
     for name, pointer in pointers.items():
-        data = reader.read_object(root, pointer.oid, pointer.size, codecs=reader.CODECS[2])
+        data = reader.read_object(root, pointer.oid, pointer.size)
         assert data == contents[name]
         manifest = reader.parse_manifest(
-            reader.manifest_path(root, pointer.oid).read_bytes(), pointer.oid, pointer.size, reader.CODECS[2]
+            reader.find_manifest(root, pointer.oid), pointer.oid, pointer.size, reader.CODECS[2]
         )
         if any(c.codec == 2 for c in manifest.chunks):
             grouped.add(name)
     assert grouped == {"fp32", "fp16", "bf16", "fp64", "header+fp32"}
     with pytest.raises(reader.SpecError, match="unknown codec 2"):
-        reader.read_object(root, pointers["fp32"].oid)  # the marker says format 1
+        reader.read_object(root, pointers["fp32"].oid, codecs=reader.CODECS[1])  # as format 1 reads

@@ -10,7 +10,6 @@ import random
 from pathlib import Path
 
 from gitmlx.api.lazy import RemoteSource
-from gitmlx.format import layout
 from gitmlx.format.manifest import CODEC_GROUPED, Manifest, decode
 from gitmlx.format.pointer import Pointer
 from gitmlx.maintenance.fsck import check_remote
@@ -20,6 +19,7 @@ from gitmlx.transfer.download import download
 from gitmlx.transfer.packer import SOLO_MIN
 from gitmlx.transfer.upload import upload
 from tests.support.content import float_bytes
+from tests.support.remote_layout import make_format_1, read_manifest_bytes, remote_format
 
 KIB = 1024
 
@@ -37,10 +37,14 @@ def _contents() -> dict[str, bytes]:
     }
 
 
-def _push(tmp_path: Path, grouped: bool) -> tuple[LocalRemote, dict[str, tuple[Pointer, bytes]]]:
+def _push(
+    tmp_path: Path, grouped: bool | None, format_1: bool = False
+) -> tuple[LocalRemote, dict[str, tuple[Pointer, bytes]]]:
     source = Store(tmp_path / "source")
     objects = {name: (source.insert_stream(io.BytesIO(data)), data) for name, data in _contents().items()}
     source.sync()
+    if format_1:
+        make_format_1(tmp_path / "remote")
     remote = LocalRemote(tmp_path / "remote")
     result = upload(source, remote, [p for p, _ in objects.values()], concurrency=2, grouped=grouped)
     assert result.ok, result.failed
@@ -48,7 +52,7 @@ def _push(tmp_path: Path, grouped: bool) -> tuple[LocalRemote, dict[str, tuple[P
 
 
 def _manifest(remote: LocalRemote, pointer: Pointer) -> Manifest:
-    return decode((remote.root / layout.manifest_key(pointer.oid)).read_bytes(), pointer)
+    return decode(read_manifest_bytes(remote.root, pointer.oid), pointer)
 
 
 def test_grouped_chunks_are_read_back_by_every_decode_path(tmp_path: Path) -> None:
@@ -76,4 +80,19 @@ def test_grouped_chunks_are_read_back_by_every_decode_path(tmp_path: Path) -> No
 
 def test_without_grouping_no_chunk_is_byte_grouped(tmp_path: Path) -> None:
     remote, objects = _push(tmp_path, grouped=False)
+    assert all(CODEC_GROUPED not in {c.codec for c in _manifest(remote, p).chunks} for p, _ in objects.values())
+
+
+def test_a_format_2_remote_gets_byte_grouped_chunks_by_default(tmp_path: Path) -> None:
+    remote, objects = _push(tmp_path, grouped=None)
+    assert remote_format(remote.root) == 2
+    fp32, _ = objects["fp32"]
+    assert CODEC_GROUPED in {c.codec for c in _manifest(remote, fp32).chunks}
+
+
+def test_a_format_1_remote_never_gets_byte_grouped_chunks(tmp_path: Path) -> None:
+    """Its readers (the previous release among them) refuse a codec they do not know,
+    so even a caller asking for grouping gets zstd or raw chunks there."""
+    remote, objects = _push(tmp_path, grouped=True, format_1=True)
+    assert remote_format(remote.root) == 1
     assert all(CODEC_GROUPED not in {c.codec for c in _manifest(remote, p).chunks} for p, _ in objects.values())
