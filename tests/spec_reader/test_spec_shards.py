@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -244,5 +245,11 @@ def test_a_bomb_plane_never_allocates_past_n() -> None:
     assert len(bomb) < 10_000 and zstandard.get_frame_parameters(bomb).window_size <= 8 << 20
     planes = [bomb] + [raw[j:40_000:4] for j in (1, 2, 3)]
     stored = bytes([4]) + struct.pack("<4I", *map(len, planes)) + b"".join(planes)
-    with pytest.raises(reader.SpecError, match="zstd"):
-        _decode(raw, stored)
+    tracemalloc.start()
+    try:
+        with pytest.raises(reader.SpecError, match="zstd"):
+            _decode(raw, stored)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024, f"decoding a 40 KB chunk allocated {peak} bytes"
