@@ -1,6 +1,12 @@
 """A second implementation of the remote format's read side, written from
 docs/storage-format.md and docs/pointer-format.md alone (stdlib + `zstandard`).
 
+Who wrote what: the format 1 parts (pointer, marker, manifest, reading an object) were
+written by the engineers who wrote those doc sections. The format 2 parts (shards,
+finding an object's manifest) and codec 2 (byte-grouped chunks), below the marked line,
+were written by a second implementer from the doc text alone, without reading gitmlx's
+code or an earlier reader of those sections; what the doc lacked was fixed in the doc.
+
 It owns nothing gitmlx uses: it exists so that the spec, not gitmlx's code, is what a
 test checks a remote against. If this reader needs a fact the docs do not state, the docs
 are what is wrong. It must not import gitmlx.
@@ -18,14 +24,6 @@ from pathlib import Path
 import zstandard
 
 MAGIC = b"MLXMAN01"
-# "Shards (format 2)": header, 56-byte entries, the bounds a reader enforces.
-SHARD_MAGIC = b"MLXSHD01"
-SHARD_HEADER = struct.Struct("<8sII")
-SHARD_ENTRY = struct.Struct("<32sQQQ")
-SHARD_MAX_ENTRIES = 1_000_000
-SHARD_MIN_MANIFEST = 88
-SHARD_MAX_MANIFEST = 1 << 30
-SHARD_NAME = re.compile(r"([0-9a-f]{64})\.shard")
 HEADER = struct.Struct("<8s32sQII")
 RECORD = struct.Struct("<32sIQIIB")
 MAX_RAW = 262_144
@@ -33,9 +31,6 @@ MAX_STORED = 266_240
 MARKER_LIMIT = 4096
 #: The codecs a manifest may name, by remote format ("Manifest"; codec 2: "Byte-grouped chunks").
 CODECS = {1: (0, 1), 2: (0, 1, 2)}
-GROUP_WIDTHS = (2, 4, 8)
-ZSTD_MAGIC = bytes.fromhex("28b52ffd")
-WINDOW_LIMIT = 1 << 23  # the spec's bound on a frame's window (8 MiB)
 OID = re.compile(r"[0-9a-f]{64}")
 POINTER = re.compile(
     rb"version https://gitmlx\.dev/spec/v1\n"
@@ -103,53 +98,6 @@ def manifest_path(root: Path, oid: str) -> Path:
     return Path(root) / "manifests" / oid[0:2] / oid[2:4] / oid
 
 
-def parse_shard(data: bytes, name: str) -> dict[str, tuple[int, int]]:
-    """oid -> (manifest offset, length) of a whole shard named `name` (its id), after every
-    check the spec lists for a reader of a whole shard."""
-    if hashlib.sha256(data).hexdigest() != name:
-        raise SpecError(f"shard {name}: bytes do not hash to its name")
-    if len(data) < SHARD_HEADER.size + 32 or hashlib.sha256(data[:-32]).digest() != data[-32:]:
-        raise SpecError(f"shard {name}: trailer wrong")
-    magic, count, reserved = SHARD_HEADER.unpack_from(data, 0)
-    if magic != SHARD_MAGIC or reserved != 0 or count > SHARD_MAX_ENTRIES:
-        raise SpecError(f"shard {name}: bad header")
-    table_end = SHARD_HEADER.size + SHARD_ENTRY.size * count
-    if len(data) < table_end + 32:
-        raise SpecError(f"shard {name}: shorter than its table")
-    entries: dict[str, tuple[int, int]] = {}
-    previous = b""
-    for i in range(count):
-        raw_oid, _size, offset, length = SHARD_ENTRY.unpack_from(data, SHARD_HEADER.size + SHARD_ENTRY.size * i)
-        if raw_oid <= previous:
-            raise SpecError(f"shard {name}: entries not in strictly ascending oid order")
-        previous = raw_oid
-        if not SHARD_MIN_MANIFEST <= length <= SHARD_MAX_MANIFEST:
-            raise SpecError(f"shard {name}: manifest length {length} out of range")
-        if offset < table_end or offset + length > len(data) - 32:
-            raise SpecError(f"shard {name}: an entry points outside the manifest area")
-        entries[raw_oid.hex()] = (offset, length)
-    return entries
-
-
-def find_manifest(root: Path, oid: str) -> bytes:
-    """The manifest bytes of `oid`: its key in format 1; in format 2 a shard entry first,
-    then the format-1 key ("Finding an object's manifest")."""
-    root = Path(root)
-    if check_marker(root) == 2 and (root / "shards").is_dir():
-        for path in sorted((root / "shards").iterdir()):
-            m = SHARD_NAME.fullmatch(path.name)
-            if not m or not path.is_file():
-                continue  # an unknown key: never read
-            data = path.read_bytes()
-            where = parse_shard(data, m.group(1)).get(oid)
-            if where is not None:
-                return data[where[0] : where[0] + where[1]]
-    path = manifest_path(root, oid)
-    if not path.is_file():
-        raise SpecError(f"{path}: no manifest for {oid}")
-    return path.read_bytes()
-
-
 def pack_path(root: Path, pack: str) -> Path:
     return Path(root) / "packs" / pack[0:2] / f"{pack}.pack"
 
@@ -188,79 +136,6 @@ def parse_manifest(data: bytes, oid: str, size: int | None = None, codecs: tuple
     return Manifest(oid, total, packs, tuple(chunks))
 
 
-def decode_chunk(chunk: Chunk, stored: bytes) -> bytes:
-    """The raw chunk, verified against its hash (the spec makes this a MUST)."""
-    if chunk.codec == 2:
-        raw = _ungroup(stored, chunk.raw)
-    else:
-        raw = stored if chunk.codec == 0 else _unzstd(stored, chunk.raw)
-    if len(raw) != chunk.raw or hashlib.sha256(raw).digest() != chunk.hash:
-        raise SpecError(f"chunk {chunk.hash.hex()} does not match its hash")
-    return raw
-
-
-def _unzstd(stored: bytes, limit: int) -> bytes:
-    """One complete frame, nothing after it, at most `limit` bytes out."""
-    try:
-        params = zstandard.get_frame_parameters(stored)
-    except zstandard.ZstdError as exc:
-        raise SpecError(f"bad zstd frame header: {exc}") from exc
-    if params.dict_id != 0:
-        raise SpecError("zstd frame uses a dictionary")
-    if params.window_size > WINDOW_LIMIT:
-        raise SpecError("zstd window too large")
-    if params.content_size != zstandard.CONTENTSIZE_UNKNOWN and params.content_size != limit:
-        raise SpecError("zstd frame declares another content size")
-    dobj = zstandard.ZstdDecompressor(max_window_size=WINDOW_LIMIT).decompressobj()
-    try:
-        out = dobj.decompress(stored)
-    except zstandard.ZstdError as exc:
-        raise SpecError(f"bad zstd frame: {exc}") from exc
-    if not dobj.eof or dobj.unused_data or len(out) > limit:
-        raise SpecError("stored chunk is not exactly one zstd frame of the raw length")
-    return out
-
-
-def _ungroup(stored: bytes, raw: int) -> bytes:
-    """A codec 2 chunk: width byte, W u32 plane lengths, the T tail bytes, then W planes,
-    each verbatim (length N) or one zstd frame of N bytes (shorter than N)."""
-    if not stored or stored[0] not in GROUP_WIDTHS:
-        raise SpecError("byte-grouped chunk: width not 2, 4 or 8")
-    width = stored[0]
-    groups, tail = raw // width, raw % width
-    header = 1 + 4 * width
-    if groups == 0:
-        raise SpecError("byte-grouped chunk shorter than its width")
-    if len(stored) < header + tail:
-        raise SpecError("byte-grouped chunk shorter than its header")
-    lengths = struct.unpack("<" + "I" * width, stored[1:header])
-    if any(n == 0 or n > groups for n in lengths):
-        raise SpecError("byte-grouped chunk: a plane length is 0 or above N")
-    if header + tail + sum(lengths) != len(stored):
-        raise SpecError("byte-grouped chunk: lengths do not add up to the stored length")
-    # Plane j starts at header + T + L0 + ... + L(j-1); byte i of it is raw byte j + i*W.
-    starts = [header + tail + sum(lengths[:j]) for j in range(width)]
-    planes = [_plane(stored[a : a + n], groups, j) for j, (a, n) in enumerate(zip(starts, lengths, strict=True))]
-    out = bytearray(raw)
-    for i in range(groups):
-        for j in range(width):
-            out[i * width + j] = planes[j][i]
-    out[groups * width :] = stored[header : header + tail]
-    return bytes(out)
-
-
-def _plane(part: bytes, groups: int, j: int) -> bytes:
-    """Plane j's N bytes: verbatim when it is N bytes long, else one zstd frame of them."""
-    if len(part) == groups:
-        return part
-    if not part.startswith(ZSTD_MAGIC):
-        raise SpecError(f"byte-grouped chunk: plane {j} is not a zstd frame")
-    data = _unzstd(part, groups)
-    if len(data) != groups:
-        raise SpecError(f"byte-grouped chunk: plane {j} has the wrong length")
-    return data
-
-
 def read_range(root: Path, pack: str, offset: int, length: int) -> bytes:
     with open(pack_path(root, pack), "rb") as f:
         f.seek(offset)
@@ -286,3 +161,214 @@ def read_object(root: Path, oid: str, size: int | None = None, codecs: tuple[int
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# Format 2 and codec 2, written by a second implementer from docs/storage-format.md alone
+# ("Shards (format 2)", "Finding an object's manifest (format 2)", "Byte-grouped chunks
+# (codec 2)", the zstd frame rules of "Pack"), without reading gitmlx's code.
+# ---------------------------------------------------------------------------------------
+
+SHARD_MAGIC = b"MLXSHD01"
+SHARD_HEADER = struct.Struct("<8sII")  # magic, entry count E, reserved (MUST be 0)
+SHARD_ENTRY = struct.Struct("<32sQQQ")  # oid, object size, manifest offset, manifest length
+SHARD_MAX_ENTRIES = 1_000_000
+SHARD_MIN_MANIFEST = 88  # the empty object's manifest, the shortest there is
+SHARD_MAX_MANIFEST = 1 << 30
+SHARD_NAME = re.compile(r"([0-9a-f]{64})\.shard")
+GROUP_WIDTHS = (2, 4, 8)
+ZSTD_MAGIC = bytes.fromhex("28b52ffd")
+WINDOW_LIMIT = 1 << 23  # "Pack": a frame's window is at most 8 MiB
+
+
+def parse_shard(data: bytes, name: str) -> dict[str, tuple[int, int]]:
+    """oid -> (offset, length) of its manifest in the shard `data` read whole, after every
+    check "Shards (format 2)" makes a reader do; `name` is the shard's key name
+    (`<id>.shard`) or id, which the bytes must hash to."""
+    shard_id = name[: -len(".shard")] if name.endswith(".shard") else name
+    if not OID.fullmatch(shard_id):
+        raise SpecError(f"shard {name!r}: not a shard name")
+    if hashlib.sha256(data).hexdigest() != shard_id:
+        raise SpecError(f"shard {name}: bytes do not hash to its name")
+    if len(data) < SHARD_HEADER.size + 32:
+        raise SpecError(f"shard {name}: shorter than a header and a trailer")
+    if hashlib.sha256(data[:-32]).digest() != data[-32:]:
+        raise SpecError(f"shard {name}: trailer checksum wrong")
+    magic, count, reserved = SHARD_HEADER.unpack_from(data, 0)
+    if magic != SHARD_MAGIC:
+        raise SpecError(f"shard {name}: magic differs")
+    if reserved != 0:
+        raise SpecError(f"shard {name}: reserved field is not 0")
+    if count > SHARD_MAX_ENTRIES:
+        raise SpecError(f"shard {name}: {count} entries, above {SHARD_MAX_ENTRIES}")
+    start = SHARD_HEADER.size + SHARD_ENTRY.size * count
+    end = len(data) - 32
+    if len(data) < start + 32:
+        raise SpecError(f"shard {name}: shorter than its table")
+    table: dict[str, tuple[int, int]] = {}
+    previous = b""
+    for k in range(count):
+        oid, _size, offset, length = SHARD_ENTRY.unpack_from(data, SHARD_HEADER.size + SHARD_ENTRY.size * k)
+        if k and oid <= previous:
+            raise SpecError(f"shard {name}: entries not in strictly ascending oid order")
+        if not SHARD_MIN_MANIFEST <= length <= SHARD_MAX_MANIFEST:
+            raise SpecError(f"shard {name}: manifest length {length} out of range")
+        if offset < start or offset + length > end:
+            raise SpecError(f"shard {name}: manifest range outside the manifest area")
+        previous = oid
+        table[oid.hex()] = (offset, length)
+    return table
+
+
+def _list_shards(root: Path) -> list[str]:
+    """The shard key names under `shards/`; every other name there is an unknown key."""
+    folder = Path(root) / "shards"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if SHARD_NAME.fullmatch(p.name) and p.is_file())
+
+
+def _shard_candidates(root: Path, oid: str, names: list[str], tables: dict) -> list[bytes] | None:
+    """The manifests the listed shards hold for `oid`; None when a listed shard is gone.
+    A shard a reader must reject contributes nothing (its entries are not used)."""
+    found = []
+    for name in names:
+        try:
+            data = (Path(root) / "shards" / name).read_bytes()
+        except FileNotFoundError:
+            return None
+        if name not in tables:
+            try:
+                tables[name] = parse_shard(data, name)
+            except SpecError:
+                tables[name] = {}
+        where = tables[name].get(oid)
+        if where is not None:
+            found.append(data[where[0] : where[0] + where[1]])
+    return found
+
+
+def find_manifest(root: Path, oid: str) -> bytes:
+    """The manifest bytes of `oid` on a directory remote, found as the remote's format says:
+    format 1 by its key; format 2 through the shards (list, read tables, list again once
+    if a shard vanished or no table names the oid), then the format-1 key. Among several
+    manifests of the object (several shards, a shard and a key), the first that validates."""
+    key = manifest_path(root, oid)
+    candidates: list[bytes] = []
+    if check_marker(root) >= 2:
+        tables: dict[str, dict[str, tuple[int, int]]] = {}
+        for _attempt in range(2):
+            found = _shard_candidates(root, oid, _list_shards(root), tables)
+            if found:
+                candidates = found
+                break
+    if key.is_file():
+        candidates.append(key.read_bytes())
+    reasons = []
+    for data in candidates:
+        try:
+            parse_manifest(data, oid, None, CODECS[2])
+        except SpecError as exc:
+            reasons.append(str(exc))
+            continue
+        return data
+    if reasons:
+        raise SpecError(f"object {oid}: no valid manifest ({'; '.join(reasons)})")
+    raise SpecError(f"object {oid}: no manifest on the remote")
+
+
+def _frame_length(data: memoryview) -> int:
+    """How many bytes the zstd frame at the start of `data` spans (RFC 8878: header, blocks,
+    optional checksum); SpecError if `data` does not start with a complete frame."""
+    if bytes(data[:4]) != ZSTD_MAGIC:
+        raise SpecError("stored bytes do not start with a zstd frame")
+    try:
+        pos = zstandard.frame_header_size(bytes(data[:18]))
+    except zstandard.ZstdError as exc:
+        raise SpecError(f"bad zstd frame header: {exc}") from exc
+    checksum = data[4] & 0x04
+    while True:
+        if pos + 3 > len(data):
+            raise SpecError("zstd frame truncated")
+        header = int.from_bytes(data[pos : pos + 3], "little")
+        kind, size = (header >> 1) & 3, header >> 3
+        if kind == 3:
+            raise SpecError("zstd block of the reserved type")
+        pos += 3 + (1 if kind == 1 else size)  # an RLE block stores one byte
+        if header & 1:
+            break
+    pos += 4 if checksum else 0
+    if pos > len(data):
+        raise SpecError("zstd frame truncated")
+    return pos
+
+
+def _unzstd(stored: memoryview, raw: int) -> bytes:
+    """The `raw` bytes one zstd frame holds, under "Pack"'s rules (no dictionary, window at
+    most 8 MiB, content size absent or `raw`, checksum checked). The frame must end where
+    `stored` does: a plane's MUST, and for a codec 1 chunk the stricter option the doc
+    allows (writers MUST NOT put bytes after the frame). Never allocates more than `raw`
+    bytes of output, whatever the header declares."""
+    if _frame_length(stored) != len(stored):
+        raise SpecError("bytes after the zstd frame")
+    frame = bytes(stored)
+    params = zstandard.get_frame_parameters(frame)
+    if params.dict_id != 0:
+        raise SpecError("zstd frame names a dictionary")
+    if params.window_size > WINDOW_LIMIT:
+        raise SpecError("zstd frame window above 8 MiB")
+    if params.content_size != zstandard.CONTENTSIZE_UNKNOWN and params.content_size != raw:
+        raise SpecError("zstd frame declares another content size")
+    try:
+        out = zstandard.ZstdDecompressor(max_window_size=WINDOW_LIMIT).decompress(frame, max_output_size=raw)
+    except zstandard.ZstdError as exc:
+        raise SpecError(f"zstd frame does not decode: {exc}") from exc
+    if len(out) != raw:
+        raise SpecError("zstd frame decodes to another length")
+    return out
+
+
+def _ungroup(stored: memoryview, raw: int) -> bytes:
+    """A codec 2 chunk's raw bytes from its stored form, with every reject rule of
+    "Byte-grouped chunks": output of `raw` bytes, one plane of N bytes at a time."""
+    if not stored or stored[0] not in GROUP_WIDTHS:
+        raise SpecError("byte-grouped chunk: width is not 2, 4 or 8")
+    width = stored[0]
+    groups = raw // width
+    tail = raw - groups * width
+    head = 1 + 4 * width + tail
+    if groups == 0:
+        raise SpecError("byte-grouped chunk shorter than its width")
+    if len(stored) < head:
+        raise SpecError("byte-grouped chunk shorter than its header")
+    lengths = struct.unpack_from(f"<{width}I", stored, 1)
+    if any(not 0 < n <= groups for n in lengths):
+        raise SpecError("byte-grouped chunk: a plane length is 0 or above N")
+    if len(stored) != head + sum(lengths):
+        raise SpecError("byte-grouped chunk: stored length is not header + tail + planes")
+    out = bytearray(raw)
+    out[groups * width :] = stored[head - tail : head]
+    pos = head
+    for j, n in enumerate(lengths):
+        part = stored[pos : pos + n]
+        out[j : groups * width : width] = part if n == groups else _unzstd(part, groups)
+        pos += n
+    return bytes(out)
+
+
+def decode_chunk(chunk: Chunk, stored: bytes) -> bytes:
+    """The raw bytes of one stored chunk (codec 0, 1 or 2), checked against its hash."""
+    if len(stored) != chunk.stored:
+        raise SpecError("stored chunk of another length than its record says")
+    view = memoryview(stored)
+    if chunk.codec == 0:
+        data = bytes(stored)
+    elif chunk.codec == 1:
+        data = _unzstd(view, chunk.raw)
+    elif chunk.codec == 2:
+        data = _ungroup(view, chunk.raw)
+    else:
+        raise SpecError(f"unknown codec {chunk.codec}")
+    if len(data) != chunk.raw or hashlib.sha256(data).digest() != chunk.hash:
+        raise SpecError(f"chunk {chunk.hash.hex()} does not match its hash")
+    return data

@@ -2,9 +2,10 @@
 object, by tests/spec_reader/reader.py, which knows only what docs/storage-format.md says.
 
 The repository is built to hold every kind of object the spec describes (empty, tiny, many
-small ones sharing packs, a solo pack, zstd chunks, a chunk named twice, chunks reused out
-of offset order), and the test asserts that the remote really holds each kind, so a writer
-change that stops producing one is noticed rather than silently untested.
+small ones sharing packs, a solo pack, zstd chunks, byte-grouped fp16 and fp32 chunks, a
+chunk named twice, chunks reused out of offset order), and the test asserts that the
+remote really holds each kind, so a writer change that stops producing one is noticed
+rather than silently untested.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from tests.spec_reader import reader
 from tests.support.commands import git, mlx
+from tests.support.content import float_bytes
 from tests.support.repos import Repos, blob_at, commit_all, tracked_files
 from tests.support.sealed import Sealed
 
@@ -65,6 +67,8 @@ def test_reader_from_the_spec_rebuilds_every_object(repos: Repos) -> None:
         "text.bin": _compressible(3 * MIB, 1),  # zstd chunks
         "repeat.bin": block * 4,  # the same chunks named more than once
         "model.bin": a + b + c,
+        "fp32.bin": float_bytes(100_000, 32, "f"),  # byte-grouped chunks (codec 2)
+        "fp16.bin": float_bytes(150_000, 16, "e")[1:],  # ... starting inside an element
     }
     _write(repos.work, v1)
     commit_all(repos.work, "v1")
@@ -79,15 +83,20 @@ def test_reader_from_the_spec_rebuilds_every_object(repos: Repos) -> None:
     root = reader.default_root(git_dir)
     pointers = _pointers(repos.work)
     assert len(pointers) == len(v1) + 1
+    # A new remote is format 2: every shard passes every check, and every object it holds
+    # (no more, no fewer than the history names) is found through a shard and rebuilt.
+    assert reader.check_marker(root) == 2 and not (root / "manifests").exists()
+    on_remote: set[str] = set()
+    for shard in (root / "shards").iterdir():
+        assert reader.SHARD_NAME.fullmatch(shard.name), shard.name
+        on_remote |= set(reader.parse_shard(shard.read_bytes(), shard.name))
+    assert on_remote == set(pointers)
     manifests = {}
     for oid, size in pointers.items():
         data = reader.read_object(root, oid, size)
-        assert len(data) == size
-        manifests[oid] = reader.parse_manifest(reader.find_manifest(root, oid), oid, size)
+        assert len(data) == size and reader.sha256(data) == oid
+        manifests[oid] = reader.parse_manifest(reader.find_manifest(root, oid), oid, size, reader.CODECS[2])
 
-    # A new remote is format 2: every manifest was found through a shard.
-    assert reader.check_marker(root) == 2 and not (root / "manifests").exists()
-    assert any(reader.SHARD_NAME.fullmatch(p.name) for p in (root / "shards").iterdir())
     expected = {reader.sha256(data): name for name, data in v1.items()}
     for oid, name in expected.items():
         assert oid in manifests, f"{name} is not among the pointers"
@@ -97,6 +106,8 @@ def test_reader_from_the_spec_rebuilds_every_object(repos: Repos) -> None:
     solo = by_name["solo.bin"]
     assert solo.packs == (solo.oid,), "a new raw object of 9 MiB is stored as a solo pack"
     assert any(c.codec == 1 for c in by_name["text.bin"].chunks)
+    for name in ("fp32.bin", "fp16.bin"):
+        assert any(c.codec == 2 for c in by_name[name].chunks), f"{name} has byte-grouped chunks"
     small_packs = {p for name, m in by_name.items() if name.startswith("small/") for p in m.packs}
     assert len(small_packs) < 10, "small objects share packs"
     hashes = [c.hash for c in by_name["repeat.bin"].chunks]
