@@ -34,10 +34,10 @@ from gitmlx.transfer.rebuild import (
 #: Objects under this size are fetched in batches (`fetch_batch`), as the store packs them.
 BATCH_BELOW = PACK_BELOW
 #: A batch holds at most this many objects and bytes: enough for one read to cover many
-#: objects pushed together (a clone's requests grow with N / BATCH_OBJECTS per pack: 1024
+#: objects pushed together (a clone's requests grow with N / BATCH_OBJECTS per pack: 512
 #: keeps a clone of 20,000 small files under 200 requests), few enough that the first of
 #: them are ready soon (each object is stored as soon as its last byte arrives).
-BATCH_OBJECTS = 1024
+BATCH_OBJECTS = 512
 BATCH_BYTES = 16 * 1024 * 1024
 #: A batched read may read and throw away this many bytes between two objects' spans
 #: (objects the batch does not need, pushed in between) instead of starting a new read.
