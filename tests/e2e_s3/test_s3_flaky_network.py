@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -58,12 +59,7 @@ def test_push_and_clone_of_200_files_survive_dropped_connections_and_503s(
     assert remote_ref(repos.remote) == git("rev-parse", "HEAD", cwd=repos.work).stdout.strip()
     assert push_stats[0] > 0 and push_upload_cuts > 0, f"the push met no faults: {proxy.stats}"
 
-    dest = sealed.root / "clone"
-    cloned = clone(repos.remote, dest)
-    assert_no_traceback(pushed, cloned)
-    for path, sha in shas.items():
-        assert_content(dest, path, sha)
-    assert_clean_worktree(dest)
+    _clone_restores(repos, sealed.root / "clone", pushed, shas)
     clone_slowdowns = proxy.stats.slowdowns - push_stats[0]
     clone_cuts = proxy.stats.cuts - push_stats[1]
     assert clone_slowdowns > 0 and clone_cuts > 0, f"the clone met no faults: {proxy.stats}"
@@ -78,12 +74,16 @@ def test_a_format_2_push_and_clone_of_200_files_survive_dropped_connections_and_
         shas = add_commit(repos.work, two_hundred_sizes())
         pushed = git("push", "origin", "main", cwd=repos.work, timeout=300)
         assert remote_ref(repos.remote) == git("rev-parse", "HEAD", cwd=repos.work).stdout.strip()
-        dest = sealed.root / "clone"
-        cloned = clone(repos.remote, dest)
-        assert_no_traceback(pushed, cloned)
-        for path, sha in shas.items():
-            assert_content(dest, path, sha)
-        assert_clean_worktree(dest)
+        _clone_restores(repos, sealed.root / "clone", pushed, shas)
         assert proxy.stats.slowdowns > 0 and proxy.stats.cuts > 0, f"no faults met: {proxy.stats}"
     assert any(o.key.startswith("team/models/shards/") for o in bucket_objects(s3.admin, s3.bucket))
     assert not open_multipart_uploads(s3.admin, s3.bucket)
+
+
+def _clone_restores(repos, dest: Path, pushed, shas: dict[str, str]) -> None:
+    """A clone through the proxy restores every file pushed, and its work tree is clean."""
+    cloned = clone(repos.remote, dest)
+    assert_no_traceback(pushed, cloned)
+    for path, sha in shas.items():
+        assert_content(dest, path, sha)
+    assert_clean_worktree(dest)
