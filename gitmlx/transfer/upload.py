@@ -140,7 +140,8 @@ def upload(
     # Format 2: every manifest of this push goes into one shard, written after all of them
     # are known (so after every pack they name); format 1: one key per object.
     sharded = seen.format == 2
-    batched: list[tuple[Pointer, bytes]] = []
+    batched: list[tuple[str, int, bytes]] = []  # (oid, size, manifest), a shard's input as is
+    batched_pointers: list[Pointer] = []
 
     def finish_object(item: tuple[Pointer, list[ChunkRef | NewChunk]]) -> None:
         pointer, entries = item
@@ -161,7 +162,8 @@ def upload(
             data = manifest.encode()
             if sharded:
                 with lock:
-                    batched.append((pointer, data))
+                    batched.append((pointer.oid, pointer.size, data))
+                    batched_pointers.append(pointer)
             else:
                 put_bytes(remote, layout.manifest_key(pointer.oid), data, store.tmp_dir)
                 with lock:
@@ -176,9 +178,10 @@ def upload(
                 file_done(pointer)
 
     parallel(finish_object, plans, concurrency)  # type: ignore[arg-type]
+    plans.clear()  # each object's chunk list: its manifest is encoded now
     if batched:
         repaired = {oid for oid, copy in copies.items() if copy.state not in (INTACT, MISSING)} | set(replace)
-        _write_shards(remote, batched, store, result, marks.shards, notice, repaired)
+        _write_shards(remote, batched, batched_pointers, store, result, marks.shards, notice, repaired)
     index.close()
     confirm.remember(record, remote, result.moved, seen)
     return result
@@ -186,7 +189,8 @@ def upload(
 
 def _write_shards(
     remote: Remote,
-    batched: list[tuple[Pointer, bytes]],
+    batched: list[tuple[str, int, bytes]],
+    pointers: list[Pointer],
     store: Store,
     result: TransferResult,
     marked: frozenset[str],
@@ -204,12 +208,12 @@ def _write_shards(
 
     directory = shards.directory(remote)
     try:
-        written = directory.write([(p.oid, p.size, data) for p, data in batched], store.tmp_dir, announce)
-        fixed = {p.oid: data for p, data in batched if p.oid in repaired}
+        written = directory.write(batched, store.tmp_dir, announce)
+        fixed = {oid: data for oid, _, data in batched if oid in repaired}
         if fixed:
             directory.supersede(fixed, set(written), store.tmp_dir, announce)
     except (MlxError, OSError) as exc:
-        for pointer, _ in batched:
+        for pointer in pointers:
             result.fail(pointer, exc)
         return
     try:
@@ -217,5 +221,5 @@ def _write_shards(
     except (MlxError, OSError) as exc:  # the push is complete: merging can wait for the next one
         if notice is not None:
             notice(f"could not merge manifest shards on '{remote.display_url}' ({exc}); the next push tries again")
-    result.wire_bytes += sum(len(data) for _, data in batched)
-    result.moved.extend(p for p, _ in batched)
+    result.wire_bytes += sum(len(data) for _, _, data in batched)
+    result.moved.extend(pointers)
