@@ -13,6 +13,9 @@ the bytes are.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
+import secrets
 import struct
 import threading
 import time
@@ -203,16 +206,33 @@ class ShardDirectory:
         note marked: the same manifests make the same shard)."""
         ids = []
         for group in shard.split(manifests):
-            data = shard.encode(group)
-            shard_id = shard.shard_id(data)
+            ids.append(self._put(group, tmp_dir, before))
+        return ids
+
+    def _put(self, group: list[tuple[str, int, bytes]], tmp_dir: Path, before: Callable[[str], None] | None) -> str:
+        """Write one shard to a temporary file as it is encoded (no second copy of its
+        manifests in memory), then put it; its id."""
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        path = tmp_dir / f"shard-{os.getpid()}-{secrets.token_hex(8)}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(path, "wb") as out:
+                parts = shard.encode_parts(group)
+                head = next(parts)
+                for part in itertools.chain([head], parts):
+                    out.write(part)
+                    digest.update(part)
+                    size += len(part)
+            shard_id = digest.hexdigest()
             if before is not None:
                 before(shard_id)
-            common.put_bytes(self.remote, layout.shard_key(shard_id), data, tmp_dir)
-            table = bytes(memoryview(data)[shard.HEADER.size : shard.table_length(shard.entry_count(data))])
-            with self._state:
-                self._add(_Table(shard_id, len(data), table))
-            ids.append(shard_id)
-        return ids
+            self.remote.put_file(layout.shard_key(shard_id), path)
+        finally:
+            path.unlink(missing_ok=True)
+        with self._state:
+            self._add(_Table(shard_id, size, bytes(memoryview(head)[shard.HEADER.size :])))
+        return shard_id
 
     def compact(self, tmp_dir: Path, marked: frozenset[str], announce: Callable[[str], None] | None = None) -> int:
         """Past COMPACT_ABOVE shards, merge the smallest (never one a gc note marks) into one
@@ -342,7 +362,9 @@ class ShardDirectory:
                 return None
         data = self._read_whole(shard_id)
         with self._state:
-            self._keep(shard_id, data)
+            known = self._tables.get(shard_id)
+            if self._keep(shard_id, data) and known is not None:
+                known.table = memoryview(data)[shard.HEADER.size : shard.HEADER.size + len(known.table)]
             return self._held.get(shard_id, data)
 
     def _add(self, table: _Table) -> None:

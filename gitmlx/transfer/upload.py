@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterable
 
 from gitmlx.errors import MlxError
@@ -97,7 +98,7 @@ def upload(
     index = index_for(store, notice)
     grouped = (seen.format or 0) >= 2 and grouped is not False
     packer = Packer(store, remote, index, concurrency, progress, marks.packs, sizes, damaged, notice, grouped)
-    plans: list[tuple[Pointer, list[ChunkRef | NewChunk]]] = []
+    plans: deque[tuple[Pointer, list[ChunkRef | NewChunk]]] = deque()
     plan_lock = threading.Lock()
 
     def plan(p: Pointer) -> None:
@@ -177,8 +178,10 @@ def upload(
             if file_done:
                 file_done(pointer)
 
-    parallel(finish_object, plans, concurrency)  # type: ignore[arg-type]
-    plans.clear()  # each object's chunk list: its manifest is encoded now
+    # Each plan is let go as its manifest is made, so a push of 100,000 small objects
+    # never holds every chunk list and every manifest at once; then the push's chunks.
+    parallel(finish_object, (plans.popleft() for _ in range(len(plans))), concurrency)
+    packer.new.clear()
     if batched:
         repaired = {oid for oid, copy in copies.items() if copy.state not in (INTACT, MISSING)} | set(replace)
         _write_shards(remote, batched, batched_pointers, store, result, marks.shards, notice, repaired)
