@@ -331,14 +331,14 @@ class ShardDirectory:
                 whole = None
                 data = self.remote.read_range(key, 0, HEAD_BYTES)
                 end = shard.table_length(shard.entry_count(data))
-                if end > len(data):
-                    data += self.remote.read_range(key, len(data), end - len(data))
+                if end > len(data):  # the whole table in a second read: one buffer, not two joined
+                    data = self.remote.read_range(key, 0, end)
                 table = shard.check_table(data, size)
         except ObjectNotFound:
             return  # deleted since the listing (merged or collected): its entries are elsewhere
         with self._state:
-            if whole is None or not self._keep(shard_id, whole):
-                table = table.tobytes()  # not a view of bytes nothing else keeps
+            if whole is not None and not self._keep(shard_id, whole):
+                table = table.tobytes()  # not a view of a whole shard nothing keeps
             self._add(_Table(shard_id, size, table))
 
     def _read_whole(self, shard_id: str, size: int | None = None) -> bytes:
