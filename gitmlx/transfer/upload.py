@@ -89,12 +89,13 @@ def upload(
     seen = confirm.look(remote, todo, record, trust_seconds, concurrency, sizes, marker_from=store.tmp_dir)
     marks, copies = seen.marks, seen.copies
     result.checked = len(copies)
-    missing = {oid for oid, copy in copies.items() if not copy.intact} | set(replace)
+    # Missing: checked and not intact, or named by `replace` or `revive` (asked of
+    # `copies`, not copied into a set of 100,000 oids on a first push).
     damaged = frozenset(damaged_packs).union(*(copy.bad_packs for copy in copies.values()))
     revive = {p.oid for p in todo if p.oid in marks.manifests}
     if revive:
         gc_marks.announce(remote, store.tmp_dir, manifests=revive, waiting=notice)
-        missing |= revive
+    again = set(replace) | revive
     index = index_for(store, notice)
     grouped = (seen.format or 0) >= 2 and grouped is not False
     packer = Packer(store, remote, index, concurrency, progress, marks.packs, sizes, damaged, notice, grouped)
@@ -105,7 +106,7 @@ def upload(
         """Chunk one object (several at once: hashing, chunking and zstd release the GIL)."""
         failure: BaseException | None = None
         copy = copies.get(p.oid, TRUSTED)
-        if p.oid not in missing:
+        if p.oid not in again and copy.intact:
             with plan_lock:
                 result.skipped.append(p)
         elif not store.has(p.oid):
