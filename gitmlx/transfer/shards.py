@@ -68,7 +68,7 @@ class _Table:
 
     def __init__(self, shard_id: str, size: int, table: bytes | memoryview) -> None:
         self.shard_id, self.size, self.table = shard_id, size, table
-        self.keys = array("Q", [key for (key,) in _KEY.iter_unpack(table)])
+        self.keys = array("Q", (key for (key,) in _KEY.iter_unpack(table)))  # no list of ints first
 
     def find(self, raw: bytes) -> Place | None:
         key = int.from_bytes(raw[:8], "big")
