@@ -88,6 +88,12 @@ def read_pointers(cwd: Path, shas: Iterable[str]) -> dict[str, Pointer]:
     return found
 
 
+def pointer_shas(cwd: Path, shas: Iterable[str]) -> set[str]:
+    """Which of the given (small) blobs are pointers: `read_pointers` without a Pointer
+    kept for each (the pre-push hook asks this of every file it pushes)."""
+    return {header.sha for header, body in _batch(cwd, list(dict.fromkeys(shas))) if pointers.parse(body) is not None}
+
+
 def _with_shas(cwd: Path, entries: list[tuple[str, str, str]], sizes: dict[str, int]) -> list[tuple[str, TrackedFile]]:
     """(blob sha, file) for each (mode, sha, path) entry whose blob is a pointer."""
     small = [sha for _, sha, _ in entries if sizes.get(sha, MAX_POINTER_SIZE) < MAX_POINTER_SIZE]

@@ -46,7 +46,7 @@ def _raw(cwd: Path, listed: Entries, sources: Sequence[str | None], where: str) 
         values = attributes.filters(cwd, todo, source)
         tracked.update(p for p in todo if values[p] == "mlx")
     small = [candidates[p] for p in tracked if sizes.get(candidates[p], MAX_POINTER_SIZE) < MAX_POINTER_SIZE]
-    pointers = scan.read_pointers(cwd, small)
+    pointers = scan.pointer_shas(cwd, small)
     return {p: RawFile(p, sizes.get(candidates[p], 0), where) for p in sorted(tracked) if candidates[p] not in pointers}
 
 

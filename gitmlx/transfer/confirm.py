@@ -86,8 +86,13 @@ def look(
         seen.unasked = {p.oid for p in todo[ask_at_most:]}
         todo = todo[:ask_at_most]
 
+    same: dict[RemoteCopy, RemoteCopy] = {}
+
     def check(p: Pointer) -> None:
-        seen.copies[p.oid] = check_copy(remote, p, sizes)
+        copy = check_copy(remote, p, sizes)
+        if copy.manifest is None:  # one object for every "missing" (a first push: all of them)
+            copy = same.setdefault(copy, copy)
+        seen.copies[p.oid] = copy
 
     parallel(check, todo, concurrency)
     if record is not None:

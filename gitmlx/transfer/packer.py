@@ -107,9 +107,10 @@ class _Planned:
     width: int  # codec.encode's width for it (byte planes), 0 when not byte-grouped
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewChunk:
-    """A chunk written into pack number `seq` of this push (its id is known once sealed)."""
+    """A chunk written into pack number `seq` of this push (its id is known once sealed).
+    Slotted: a push holds one per new chunk until its packs are up (100,000 small files)."""
 
     hash: bytes
     seq: int

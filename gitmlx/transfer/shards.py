@@ -13,8 +13,14 @@ the bytes are.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
+import secrets
+import struct
 import threading
 import time
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +46,9 @@ RELIST_AFTER = 10.0
 #: Whole shards held in memory by one directory, at most.
 HOLD_LIMIT = 512 * 1024 * 1024
 _READERS = 8
+#: The first 8 bytes of an entry's oid as a big-endian number: a table sorted by oid is
+#: sorted by it too, so a C-speed bisect over an array of them finds an entry.
+_KEY = struct.Struct(">Q" + "x" * (shard.ENTRY.size - 8))
 
 
 class Place(NamedTuple):
@@ -49,6 +58,33 @@ class Place(NamedTuple):
     size: int
     offset: int
     length: int
+
+
+class _Table:
+    """One shard's entry table, kept as its bytes (56 per entry) plus an 8-byte key per
+    entry: a directory of 100,000 entries holds ~6.4 MiB, not an object per entry."""
+
+    __slots__ = ("shard_id", "size", "table", "keys")
+
+    def __init__(self, shard_id: str, size: int, table: bytes | memoryview) -> None:
+        self.shard_id, self.size, self.table = shard_id, size, table
+        self.keys = array("Q", (key for (key,) in _KEY.iter_unpack(table)))  # no list of ints first
+
+    def find(self, raw: bytes) -> Place | None:
+        key = int.from_bytes(raw[:8], "big")
+        keys = self.keys
+        i = bisect_left(keys, key)
+        while i < len(keys) and keys[i] == key:
+            start = i * shard.ENTRY.size
+            if self.table[start : start + 32] == raw:
+                _, size, offset, length = shard.ENTRY.unpack_from(self.table, start)
+                return Place(self.shard_id, size, offset, length)
+            i += 1
+        return None
+
+    def places(self) -> Iterator[tuple[str, Place]]:
+        for raw, size, offset, length in shard.ENTRY.iter_unpack(self.table):
+            yield raw.hex(), Place(self.shard_id, size, offset, length)
 
 
 class ShardDirectory:
@@ -62,9 +98,7 @@ class ShardDirectory:
         self._loading = threading.Lock()
         self._listed = False
         self._listed_at = 0.0
-        self._sizes: dict[str, int] = {}  # shard id -> bytes, for every shard whose table is known
-        self._where: dict[bytes, Place] = {}  # raw oid -> its first place
-        self._more: dict[bytes, list[Place]] = {}  # raw oid -> further places (rare)
+        self._tables: dict[str, _Table] = {}  # shard id -> its table, for every shard whose table is known
         self._held: dict[str, bytes] = {}  # shard id -> its whole bytes
         self._held_bytes = 0
         self._ranged: dict[str, int] = {}
@@ -78,8 +112,8 @@ class ShardDirectory:
         self._ensure_listed()
         raw = bytes.fromhex(oid)
         with self._state:
-            first = self._where.get(raw)
-            found = [] if first is None else [first, *self._more.get(raw, ())]
+            tables = list(self._tables.values())
+        found = [place for table in tables if (place := table.find(raw)) is not None]
         return [p for p in found if p.shard_id not in self._ignored] if self._ignored else found
 
     def ignore(self, shard_ids: frozenset[str]) -> None:
@@ -102,15 +136,10 @@ class ShardDirectory:
         forget it and list again, so its entries are found where they are now."""
         with self._loading:
             with self._state:
-                if shard_id not in self._sizes:
+                if shard_id not in self._tables:
                     return  # another thread did this already
-                del self._sizes[shard_id]
+                del self._tables[shard_id]
                 self._held_bytes -= len(self._held.pop(shard_id, b""))
-                places = [(raw, p) for raw, first in self._where.items() for p in (first, *self._more.get(raw, ()))]
-                self._where, self._more = {}, {}
-                for raw, place in places:
-                    if place.shard_id != shard_id:
-                        self._place(raw, place)
             self._refresh()
 
     def holds_key(self, oid: str) -> bool:
@@ -149,16 +178,15 @@ class ShardDirectory:
         """Shard id -> bytes, of every shard listed whose table was read."""
         self._ensure_listed()
         with self._state:
-            return dict(self._sizes)
+            return {shard_id: table.size for shard_id, table in self._tables.items()}
 
     def entries(self) -> Iterator[tuple[str, Place]]:
         """(oid, place) of every entry of every known shard (after listing once)."""
         self._ensure_listed()
         with self._state:
-            items = [(raw, [first, *self._more.get(raw, ())]) for raw, first in self._where.items()]
-        for raw, places in items:
-            for place in places:
-                yield raw.hex(), place
+            tables = list(self._tables.values())
+        for table in tables:
+            yield from table.places()
 
     def whole(self, shard_id: str) -> bytes:
         """A shard's bytes, checked against its name (held if memory allows)."""
@@ -178,15 +206,33 @@ class ShardDirectory:
         note marked: the same manifests make the same shard)."""
         ids = []
         for group in shard.split(manifests):
-            data = shard.encode(group)
-            shard_id = shard.shard_id(data)
+            ids.append(self._put(group, tmp_dir, before))
+        return ids
+
+    def _put(self, group: list[tuple[str, int, bytes]], tmp_dir: Path, before: Callable[[str], None] | None) -> str:
+        """Write one shard to a temporary file as it is encoded (no second copy of its
+        manifests in memory), then put it; its id."""
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        path = tmp_dir / f"shard-{os.getpid()}-{secrets.token_hex(8)}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(path, "wb") as out:
+                parts = shard.encode_parts(group)
+                head = next(parts)
+                for part in itertools.chain([head], parts):
+                    out.write(part)
+                    digest.update(part)
+                    size += len(part)
+            shard_id = digest.hexdigest()
             if before is not None:
                 before(shard_id)
-            common.put_bytes(self.remote, layout.shard_key(shard_id), data, tmp_dir)
-            with self._state:
-                self._add(shard_id, len(data), shard.decode(data))
-            ids.append(shard_id)
-        return ids
+            self.remote.put_file(layout.shard_key(shard_id), path)
+        finally:
+            path.unlink(missing_ok=True)
+        with self._state:
+            self._add(_Table(shard_id, size, bytes(memoryview(head)[shard.HEADER.size :])))
+        return shard_id
 
     def compact(self, tmp_dir: Path, marked: frozenset[str], announce: Callable[[str], None] | None = None) -> int:
         """Past COMPACT_ABOVE shards, merge the smallest (never one a gc note marks) into one
@@ -265,7 +311,7 @@ class ShardDirectory:
             if shard_id is not None:
                 listed[shard_id] = entry.size
         with self._state:
-            new = [(i, size) for i, size in listed.items() if i not in self._sizes]
+            new = [(i, size) for i, size in listed.items() if i not in self._tables]
         if len(new) > 1:
             with ThreadPoolExecutor(max_workers=min(_READERS, len(new))) as pool:
                 list(pool.map(lambda item: self._read_table(*item), new))
@@ -279,26 +325,26 @@ class ShardDirectory:
         key = layout.shard_key(shard_id)
         try:
             if size <= WHOLE_BELOW:
-                data = self._read_whole(shard_id, size)
-                entries = shard.decode(data)
+                whole: bytes | None = self._read_whole(shard_id, size)
+                table = shard.check(whole)
             else:
+                whole = None
                 data = self.remote.read_range(key, 0, HEAD_BYTES)
                 end = shard.table_length(shard.entry_count(data))
-                if end > len(data):
-                    data += self.remote.read_range(key, len(data), end - len(data))
-                entries = shard.decode_table(data, size)
-                data = None
+                if end > len(data):  # the whole table in a second read: one buffer, not two joined
+                    data = self.remote.read_range(key, 0, end)
+                table = shard.check_table(data, size)
         except ObjectNotFound:
             return  # deleted since the listing (merged or collected): its entries are elsewhere
         with self._state:
-            self._add(shard_id, size, entries)
-            if data is not None:
-                self._keep(shard_id, data)
+            if whole is not None and not self._keep(shard_id, whole):
+                table = table.tobytes()  # not a view of a whole shard nothing keeps
+            self._add(_Table(shard_id, size, table))
 
     def _read_whole(self, shard_id: str, size: int | None = None) -> bytes:
         if size is None:
             with self._state:
-                size = self._sizes.get(shard_id)
+                size = self._tables[shard_id].size if shard_id in self._tables else None
         data = self.remote.read_range(layout.shard_key(shard_id), 0, size if size is not None else shard.MAX_MANIFEST)
         if hashlib.sha256(data).hexdigest() != shard_id:
             raise IntegrityError(
@@ -311,30 +357,25 @@ class ShardDirectory:
         with self._state:
             if shard_id in self._held:
                 return self._held[shard_id]
-            if self._held_bytes + self._sizes.get(shard_id, HOLD_LIMIT) > HOLD_LIMIT:
+            known = self._tables.get(shard_id)
+            if self._held_bytes + (known.size if known is not None else HOLD_LIMIT) > HOLD_LIMIT:
                 return None
         data = self._read_whole(shard_id)
         with self._state:
-            self._keep(shard_id, data)
+            known = self._tables.get(shard_id)
+            if self._keep(shard_id, data) and known is not None:
+                known.table = memoryview(data)[shard.HEADER.size : shard.HEADER.size + len(known.table)]
             return self._held.get(shard_id, data)
 
-    def _add(self, shard_id: str, size: int, entries: list[shard.Entry]) -> None:
-        if shard_id in self._sizes:
-            return
-        self._sizes[shard_id] = size
-        for e in entries:
-            self._place(bytes.fromhex(e.oid), Place(shard_id, e.size, e.offset, e.length))
+    def _add(self, table: _Table) -> None:
+        self._tables.setdefault(table.shard_id, table)
 
-    def _place(self, raw: bytes, place: Place) -> None:
-        if raw in self._where:
-            self._more.setdefault(raw, []).append(place)
-        else:
-            self._where[raw] = place
-
-    def _keep(self, shard_id: str, data: bytes) -> None:
+    def _keep(self, shard_id: str, data: bytes) -> bool:
+        """Hold `data` if memory allows; whether `data` itself is held now."""
         if shard_id not in self._held and self._held_bytes + len(data) <= HOLD_LIMIT:
             self._held[shard_id] = data
             self._held_bytes += len(data)
+        return self._held.get(shard_id) is data
 
 
 #: By remote identity (the API opens a remote per file: they share what was listed): the

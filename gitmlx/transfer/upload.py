@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterable
 
 from gitmlx.errors import MlxError
@@ -88,23 +89,24 @@ def upload(
     seen = confirm.look(remote, todo, record, trust_seconds, concurrency, sizes, marker_from=store.tmp_dir)
     marks, copies = seen.marks, seen.copies
     result.checked = len(copies)
-    missing = {oid for oid, copy in copies.items() if not copy.intact} | set(replace)
+    # Missing: checked and not intact, or named by `replace` or `revive` (asked of
+    # `copies`, not copied into a set of 100,000 oids on a first push).
     damaged = frozenset(damaged_packs).union(*(copy.bad_packs for copy in copies.values()))
     revive = {p.oid for p in todo if p.oid in marks.manifests}
     if revive:
         gc_marks.announce(remote, store.tmp_dir, manifests=revive, waiting=notice)
-        missing |= revive
+    again = set(replace) | revive
     index = index_for(store, notice)
     grouped = (seen.format or 0) >= 2 and grouped is not False
     packer = Packer(store, remote, index, concurrency, progress, marks.packs, sizes, damaged, notice, grouped)
-    plans: list[tuple[Pointer, list[ChunkRef | NewChunk]]] = []
+    plans: deque[tuple[Pointer, list[ChunkRef | NewChunk]]] = deque()
     plan_lock = threading.Lock()
 
     def plan(p: Pointer) -> None:
         """Chunk one object (several at once: hashing, chunking and zstd release the GIL)."""
         failure: BaseException | None = None
         copy = copies.get(p.oid, TRUSTED)
-        if p.oid not in missing:
+        if p.oid not in again and copy.intact:
             with plan_lock:
                 result.skipped.append(p)
         elif not store.has(p.oid):
@@ -140,7 +142,8 @@ def upload(
     # Format 2: every manifest of this push goes into one shard, written after all of them
     # are known (so after every pack they name); format 1: one key per object.
     sharded = seen.format == 2
-    batched: list[tuple[Pointer, bytes]] = []
+    batched: list[tuple[str, int, bytes]] = []  # (oid, size, manifest), a shard's input as is
+    batched_pointers: list[Pointer] = []
 
     def finish_object(item: tuple[Pointer, list[ChunkRef | NewChunk]]) -> None:
         pointer, entries = item
@@ -161,7 +164,8 @@ def upload(
             data = manifest.encode()
             if sharded:
                 with lock:
-                    batched.append((pointer, data))
+                    batched.append((pointer.oid, pointer.size, data))
+                    batched_pointers.append(pointer)
             else:
                 put_bytes(remote, layout.manifest_key(pointer.oid), data, store.tmp_dir)
                 with lock:
@@ -175,10 +179,13 @@ def upload(
             if file_done:
                 file_done(pointer)
 
-    parallel(finish_object, plans, concurrency)  # type: ignore[arg-type]
+    # Each plan is let go as its manifest is made, so a push of 100,000 small objects
+    # never holds every chunk list and every manifest at once; then the push's chunks.
+    parallel(finish_object, (plans.popleft() for _ in range(len(plans))), concurrency)
+    packer.new.clear()
     if batched:
         repaired = {oid for oid, copy in copies.items() if copy.state not in (INTACT, MISSING)} | set(replace)
-        _write_shards(remote, batched, store, result, marks.shards, notice, repaired)
+        _write_shards(remote, batched, batched_pointers, store, result, marks.shards, notice, repaired)
     index.close()
     confirm.remember(record, remote, result.moved, seen)
     return result
@@ -186,7 +193,8 @@ def upload(
 
 def _write_shards(
     remote: Remote,
-    batched: list[tuple[Pointer, bytes]],
+    batched: list[tuple[str, int, bytes]],
+    pointers: list[Pointer],
     store: Store,
     result: TransferResult,
     marked: frozenset[str],
@@ -204,12 +212,12 @@ def _write_shards(
 
     directory = shards.directory(remote)
     try:
-        written = directory.write([(p.oid, p.size, data) for p, data in batched], store.tmp_dir, announce)
-        fixed = {p.oid: data for p, data in batched if p.oid in repaired}
+        written = directory.write(batched, store.tmp_dir, announce)
+        fixed = {oid: data for oid, _, data in batched if oid in repaired}
         if fixed:
             directory.supersede(fixed, set(written), store.tmp_dir, announce)
     except (MlxError, OSError) as exc:
-        for pointer, _ in batched:
+        for pointer in pointers:
             result.fail(pointer, exc)
         return
     try:
@@ -217,5 +225,5 @@ def _write_shards(
     except (MlxError, OSError) as exc:  # the push is complete: merging can wait for the next one
         if notice is not None:
             notice(f"could not merge manifest shards on '{remote.display_url}' ({exc}); the next push tries again")
-    result.wire_bytes += sum(len(data) for _, data in batched)
-    result.moved.extend(p for p, _ in batched)
+    result.wire_bytes += sum(len(data) for _, _, data in batched)
+    result.moved.extend(pointers)
