@@ -90,7 +90,12 @@ class _Table:
 class ShardDirectory:
     """What this process knows of one remote's shards. Thread-safe: a download's workers
     share it. Tables are immutable (a shard's name is the sha256 of its bytes), so what
-    was read stays true; only the set of shards changes, and a miss re-lists once."""
+    was read stays true; only the set of shards changes, and a miss re-lists once.
+
+    Over 250 lines on purpose: listing, table reads, held shards, writing, merging and a
+    repair's rewrite all change one state (known shards, their tables, held bytes) under
+    the same two locks; split apart, each part would need the others' locks and fields.
+    """
 
     def __init__(self, remote: Remote) -> None:
         self.remote = remote
