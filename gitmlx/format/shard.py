@@ -137,12 +137,6 @@ def entries(table: bytes | memoryview) -> list[Entry]:
     return [Entry(raw_oid.hex(), size, offset, length) for raw_oid, size, offset, length in ENTRY.iter_unpack(table)]
 
 
-def decode_table(data: bytes | memoryview, shard_size: int) -> list[Entry]:
-    """The entries of a shard of `shard_size` bytes, from at least its first
-    `table_length(E)` bytes; IntegrityError if the header or table breaks a rule."""
-    return entries(check_table(data, shard_size))
-
-
 def check(data: bytes | memoryview) -> memoryview:
     """The entry table of a whole shard (`check_table`), after checking its trailing sha256."""
     view = memoryview(data)

@@ -84,7 +84,7 @@ def _header_and_table(count: int, entries: list[tuple[bytes, int, int, int]], re
 def test_a_bad_header_is_refused_by_the_table_decoder(mutate, why: str) -> None:
     data = mutate(shard.encode([_manifest(i) for i in range(3)]))
     with pytest.raises(IntegrityError, match=why):
-        shard.decode_table(data, len(data))
+        shard.entries(shard.check_table(data, len(data)))
 
 
 def test_unsorted_or_repeated_entries_are_refused() -> None:
@@ -93,7 +93,7 @@ def test_unsorted_or_repeated_entries_are_refused() -> None:
         table = _header_and_table(2, [(oid, 0, 128, 88) for oid in order])
         data = table + b"\0" * (88 + 32)
         with pytest.raises(IntegrityError, match="not sorted"):
-            shard.decode_table(data, len(data))
+            shard.entries(shard.check_table(data, len(data)))
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_an_entry_pointing_outside_the_manifest_area_is_refused(offset: int, len
     table = _header_and_table(1, [(bytes(32), 0, offset, length)])
     data = table + b"\0" * (88 + 32)  # room for one 88-byte manifest, then the trailer
     with pytest.raises(IntegrityError, match="outside"):
-        shard.decode_table(data, len(data))
+        shard.entries(shard.check_table(data, len(data)))
 
 
 def test_a_whole_shard_with_a_wrong_trailer_is_refused() -> None:
@@ -121,7 +121,7 @@ def test_an_empty_shard_is_read_but_never_written_by_split() -> None:
 
 @given(st.binary(max_size=400))
 def test_any_bytes_decode_or_fail_with_an_integrity_error(data: bytes) -> None:
-    for attempt in (lambda: shard.decode(data), lambda: shard.decode_table(data, len(data) + 64)):
+    for attempt in (lambda: shard.decode(data), lambda: shard.entries(shard.check_table(data, len(data) + 64))):
         try:
             entries = attempt()
         except IntegrityError:
