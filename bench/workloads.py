@@ -320,6 +320,8 @@ def clone(b: Bench, name: str, ds: inputs.DataSet, steps: dict[str, str], thin: 
         sb.git("push", "-q", "origin", "main", cwd=src)
         leftovers.remove(src)  # only the remote is needed from here on
     for rep in range(b.reps):
+        if thin:
+            thin_reference(b, boxes["mlx"], ds, steps["clone"], rep)
         for tool in [t for t in b.tools if t.key in boxes]:
             sb = boxes[tool.key]
             remote, dest = sb.remotes / "remote.git", sb.root / f"clone-{rep}"
@@ -337,6 +339,21 @@ def clone(b: Bench, name: str, ds: inputs.DataSet, steps: dict[str, str], thin: 
     leftovers.clear()
     for sb in boxes.values():
         sb.destroy()
+
+
+def thin_reference(b: Bench, sb: Sandbox, ds: inputs.DataSet, name: str, rep: int) -> None:
+    """The physical reference of a thin clone, timed right before each of its reps (not in
+    `floor`'s reps, minutes earlier, so load drift hits both alike): copy the file onto the
+    clone's file system and hash it (`cp` + `openssl dgst -sha256`)."""
+    out = sb.root / "reference.out"
+    env = {"PATH": SYSTEM_PATH, "LC_ALL": "C", "HOME": str(sb.root)}
+    script = f'cp "{ds.root / ds.files[0].rel}" "{out}" && openssl dgst -sha256 "{out}" > /dev/null'
+    os.sync()
+    m = measure(["sh", "-c", script], sb.root, env, sb.root / "reference.log", b.poll_interval)
+    out.unlink(missing_ok=True)
+    if m.returncode:
+        raise BenchError(f"reference `{script}` failed")
+    b.record(name, "reference", "floor", rep, m)
 
 
 def push(b: Bench, name: str, ds: inputs.DataSet) -> None:
