@@ -49,16 +49,17 @@ def fetch_manifest(remote: Remote, pointer: Pointer, probe_keys: bool = False) -
     """The validated manifest of `pointer` and its size on the wire.
 
     On a format 2 remote, from the shard that names it, else (format-1 data left in an
-    upgraded remote) from its own key. `probe_keys`: an oid no shard names is missing
-    without a request of its own unless a listing of the remote's manifest keys (one per
-    process) names it (push's existence checks, where most oids are new); a download
-    always asks for the key."""
+    upgraded remote) from its own key. `probe_keys`: an oid no shard names is missing,
+    with no request of its own (push's existence checks, where most oids are new: the
+    upgrade put every valid key into a shard, so a miss can only re-upload an object a
+    format 1 client wrote while the remote was being upgraded); a download always asks
+    for the key."""
     damage: IntegrityError | None = None
     if check_readable(remote) == 2:
         found, damage = _from_shards(remote, pointer, relist=not probe_keys)
         if found is not None:
             return found
-        if probe_keys and damage is None and not shards.directory(remote).holds_key(pointer.oid):
+        if probe_keys and damage is None:
             raise _not_on(remote)
     buf = _Bounded()
     try:

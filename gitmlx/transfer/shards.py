@@ -107,7 +107,6 @@ class ShardDirectory:
         self._held: dict[str, bytes] = {}  # shard id -> its whole bytes
         self._held_bytes = 0
         self._ranged: dict[str, int] = {}
-        self._legacy: frozenset[str] | None = None
         self._ignored: frozenset[str] = frozenset()
 
     # -- what the remote holds ---------------------------------------------------------
@@ -146,17 +145,6 @@ class ShardDirectory:
                 del self._tables[shard_id]
                 self._held_bytes -= len(self._held.pop(shard_id, b""))
             self._refresh()
-
-    def holds_key(self, oid: str) -> bool:
-        """Whether the remote has a per-object manifest key for `oid` (format-1 data, left in
-        an upgraded remote), from one listing of `manifests/` per directory: on a remote
-        that was never format 1 that is one request, and an oid no shard names is then
-        missing with no request of its own; on an upgraded one, one request per 1,000 keys."""
-        with self._loading:
-            if self._legacy is None:
-                keys = (layout.oid_from_manifest_key(e.key) for e in self.remote.list(layout.MANIFESTS_PREFIX))
-                self._legacy = frozenset(oid for oid in keys if oid is not None)
-        return oid in self._legacy
 
     def manifest_bytes(self, place: Place) -> memoryview | bytes:
         """The bytes at `place` (ObjectNotFound when the shard is gone)."""
