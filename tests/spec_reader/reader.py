@@ -102,9 +102,10 @@ def pack_path(root: Path, pack: str) -> Path:
     return Path(root) / "packs" / pack[0:2] / f"{pack}.pack"
 
 
-def parse_manifest(data: bytes, oid: str, size: int | None = None, codecs: tuple[int, ...] = CODECS[1]) -> Manifest:
+def parse_manifest(data: bytes, oid: str, size: int | None, codecs: tuple[int, ...]) -> Manifest:
     """Every check the spec lists for a manifest; `size` None skips the pointer-size check;
-    `codecs`: those the remote's format allows."""
+    `codecs`: those the remote's format allows (no default: a reader always knows the
+    format it read from the marker)."""
     if len(data) < HEADER.size + 32:
         raise SpecError("manifest too short")
     if hashlib.sha256(data[:-32]).digest() != data[-32:]:

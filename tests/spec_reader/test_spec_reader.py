@@ -127,7 +127,9 @@ def test_reader_rejects_a_flipped_chunk(repos: Repos) -> None:
     git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=repos.work)
     root = reader.default_root(repos.remote)
     oid = reader.sha256(data)
-    manifest = reader.parse_manifest(reader.find_manifest(root, oid), oid)
+    manifest = reader.parse_manifest(
+        reader.find_manifest(root, oid), oid, None, reader.CODECS[reader.check_marker(root)]
+    )
     chunk = manifest.chunks[-1]
     pack = reader.pack_path(root, chunk.pack)
     pack.chmod(0o644)
