@@ -227,14 +227,18 @@ def run_gitmlx(
         shutil.copyfile(path, work / path.name)
     sh(["git", "add", "-A"], work, env)  # clean filter: hashes into the local store (not timed)
     sh(["git", "commit", "-q", "-m", "inputs"], work, env)
+    os.sync()  # before each timed step: no step pays for the dirty pages of the one before
     push = sh(["git", "push", "-q", "origin", "main"], work, env)  # the pre-push hook uploads
 
     lazy = {**env, "GIT_MLX_SKIP_SMUDGE": "1"}
     for name in ("fetch-clone", "pull-clone", "thin-clone"):
         sh(["git", "clone", "-q", str(bare), str(root / name)], root, lazy)
     sh(["git", "config", "mlx.thin", "true"], root / "thin-clone", env)
+    os.sync()
     fetch = sh(["git", "mlx", "fetch", "-q"], root / "fetch-clone", env)
+    os.sync()
     pull = sh(["git", "mlx", "pull", "-q"], root / "pull-clone", env)
+    os.sync()
     thin_pull = sh(["git", "mlx", "pull", "-q"], root / "thin-clone", env)
     for clone in ("pull-clone", "thin-clone"):
         for path in inputs[:: max(1, len(inputs) // 8)]:  # spot-check the restored bytes
@@ -267,9 +271,11 @@ def run_boto3(client, bucket: str, inputs: list[Path], out: Path, concurrency: i
     """The baseline: the same files through upload_file / download_file, `concurrency` at a time."""
     out.mkdir()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        os.sync()  # as before each of gitmlx's steps
         started = time.perf_counter()
         list(pool.map(lambda p: client.upload_file(str(p), bucket, f"base/{p.name}"), inputs))
         upload = time.perf_counter() - started
+        os.sync()
         started = time.perf_counter()
         list(pool.map(lambda p: client.download_file(bucket, f"base/{p.name}", str(out / p.name)), inputs))
         download = time.perf_counter() - started
