@@ -93,6 +93,9 @@ class SpareFile:
             self._device = self._start()
         if self._device != device:
             return None
+        # The last swap left a pointer file here: deleted first, since a rename that replaces
+        # a file makes ext4 start writing the renamed one back at once (auto_da_alloc).
+        self.remove()
         fd = move(self.path)
         if fd is not None:
             self._exists = True
