@@ -230,6 +230,8 @@ class Packer:
         """The object's chunks in order: each already on the remote, or added to a pack."""
         if SOLO_MIN <= pointer.size <= SOLO_MAX:
             return self._chunk_large(pointer)
+        if chunking.one_chunk(pointer.size):
+            return [self._chunk_whole(pointer)]
         entries: list[ChunkRef | NewChunk] = []
         sampler = codec.Sampler(self.grouped)
         stream = self.store.open(pointer.oid)
@@ -245,6 +247,25 @@ class Packer:
             if self.progress:
                 self.progress(len(view))
         return entries
+
+    def _chunk_whole(self, pointer: Pointer) -> ChunkRef | NewChunk:
+        """A small object is one chunk (chunking.one_chunk): its hash is the oid, which the
+        store verified when the object came in (solo packs trust it the same way), so its
+        bytes are neither cut nor hashed, and read only when the remote lacks them."""
+        stop.check()
+        digest = bytes.fromhex(pointer.oid)
+        entry = self._known(digest)
+        if entry is None:
+            with self.store.open(pointer.oid) as stream:
+                data = stream.read(pointer.size + 1)
+            if len(data) != pointer.size:
+                raise MlxError(f"local object {pointer.short_oid} changed while it was being pushed")
+            width = codec.lone_width(data, self.grouped)
+            kind, stored = (CODEC_RAW, data) if width is None else codec.encode(data, width)
+            entry = self._add(digest, len(data), kind, stored)
+        if self.progress:
+            self.progress(pointer.size)
+        return entry
 
     def _known(self, digest: bytes) -> ChunkRef | NewChunk | None:
         """Where this push may take the chunk from: its own packs, or a confirmed remote pack."""
