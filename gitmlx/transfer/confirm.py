@@ -94,7 +94,19 @@ def look(
             copy = same.setdefault(copy, copy)
         seen.copies[p.oid] = copy
 
-    parallel(check, todo, concurrency)
+    asked = todo
+    if version == 2:
+        # No request for an oid no shard names and no per-object key holds (after one listing
+        # of each): most of a first push. Those are checked in a loop; a pool's hand-offs
+        # would cost more than the lookups. The rest read a manifest and stat packs.
+        directory = shards.directory(remote)
+        asked = []
+        for p in todo:
+            if directory.places(p.oid) or directory.holds_key(p.oid):
+                asked.append(p)
+            else:
+                check(p)
+    parallel(check, asked, concurrency)
     if record is not None:
         intact = [p for p in todo if seen.copies[p.oid].intact and p.oid not in marks.manifests]
         record.add(remote.identity, intact, looked_at)

@@ -38,6 +38,7 @@ from gitmlx.transfer.common import (
     index_for,
     parallel,
     put_bytes,
+    runs,
     unique,
 )
 from gitmlx.transfer.packer import NewChunk, Packer
@@ -129,8 +130,12 @@ def upload(
         if file_done:
             file_done(p)
 
+    def plan_run(run: list[Pointer]) -> None:
+        for p in run:
+            plan(p)
+
     try:
-        parallel(plan, todo, min(concurrency, os.cpu_count() or 2))
+        parallel(plan_run, runs(todo), min(concurrency, os.cpu_count() or 2))
         packs = packer.finish()
     except KeyboardInterrupt:
         stop.request()  # pack uploads in flight fail at their next block; S3 aborts their parts
@@ -181,7 +186,14 @@ def upload(
 
     # Each plan is let go as its manifest is made, so a push of 100,000 small objects
     # never holds every chunk list and every manifest at once; then the push's chunks.
-    parallel(finish_object, (plans.popleft() for _ in range(len(plans))), concurrency)
+    # Format 2 makes manifests in memory (pure Python: a loop beats a pool's hand-offs);
+    # format 1 writes one key per object, so its requests overlap.
+    made = (plans.popleft() for _ in range(len(plans)))
+    if sharded:
+        for item in made:
+            finish_object(item)
+    else:
+        parallel(finish_object, made, concurrency)
     packer.new.clear()
     if batched:
         repaired = {oid for oid, copy in copies.items() if copy.state not in (INTACT, MISSING)} | set(replace)
