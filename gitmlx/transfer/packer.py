@@ -121,15 +121,15 @@ class NewChunk:
 
 
 class PackWriter:
-    """One pack being filled in a local temporary file. A worker thread hashes and writes
-    it (blockio.BackgroundWriter), so chunking the object and writing the pack overlap.
-    Chunks are copied once, into 1 MiB blocks the worker hands back once written."""
+    """One pack being filled in a temporary file (where: `Packer._pack_path`). A worker
+    thread hashes and writes it (blockio.BackgroundWriter), so chunking the object and
+    writing the pack overlap. Chunks are copied once, into 1 MiB blocks the worker hands
+    back once written."""
 
     BLOCK = 1024 * 1024
 
-    def __init__(self, tmp_dir: Path, seq: int) -> None:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.path = tmp_dir / f"pack-{os.getpid()}-{secrets.token_hex(8)}"
+    def __init__(self, path: Path, seq: int) -> None:
+        self.path = path
         self.seq = seq
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._hash = hashlib.sha256()
@@ -361,13 +361,23 @@ class Packer:
                 self._seal(thread)
                 writer = None
             if writer is None:
-                writer = self.writers[thread] = PackWriter(self.store.tmp_dir, self._next_seq)
+                writer = self.writers[thread] = PackWriter(self._pack_path(), self._next_seq)
                 self._next_seq += 1
             offset = writer.append(stored)
             chunk = NewChunk(digest, writer.seq, offset, len(stored), raw, kind)
             self.new[digest] = chunk
             writer.chunks.append(chunk)
             return chunk
+
+    def _pack_path(self) -> Path:
+        """Where a new pack is built: in the remote's staging folder when it has one (a
+        directory remote: the pack is then renamed into place, not copied again, even
+        across file systems), else in the store's temporary folder (S3)."""
+        staged = self.remote.staging_path()
+        if staged is not None:
+            return staged
+        self.store.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return self.store.tmp_dir / f"pack-{os.getpid()}-{secrets.token_hex(8)}"
 
     def _seal(self, thread: int) -> None:
         writer = self.writers.pop(thread, None)
@@ -386,6 +396,8 @@ class Packer:
             # gc: same chunks in the same order as a marked pack, so the same key; protect it first.
             gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id], waiting=self.notice)
         try:
+            if os.stat(writer.path).st_size != writer.size:  # named only once whole
+                raise MlxError(f"pack {pack_id[:10]} was not written whole ({writer.path})")
             self.remote.put_file(layout.pack_key(pack_id), writer.path, consume=True)
         finally:
             writer.path.unlink(missing_ok=True)

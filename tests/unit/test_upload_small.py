@@ -1,5 +1,6 @@
 """A push of small objects: an object of at most chunking.MAX_SIZE bytes is one chunk named
-by its oid (no cutting, no second hash), and its compression is decided from a sample.
+by its oid (no cutting, no second hash), its compression is decided from a sample, and new
+packs are built where a directory remote renames them in (no second copy of their bytes).
 
 A directory remote and a real store; no git.
 """
@@ -23,11 +24,24 @@ from tests.support.remote_layout import read_manifest_bytes
 KIB = 1024
 
 
-def _push(tmp_path: Path, contents: dict[str, bytes]) -> tuple[LocalRemote, dict[str, Manifest], Store]:
+class PackPaths(LocalRemote):
+    """Records the folder each pack is put from."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.pack_sources: list[Path] = []
+
+    def put_file(self, key, path, progress=None, consume=False) -> None:  # type: ignore[override]
+        if key.startswith("packs/"):
+            self.pack_sources.append(Path(path).parent)
+        super().put_file(key, path, progress, consume)
+
+
+def _push(tmp_path: Path, contents: dict[str, bytes]) -> tuple[PackPaths, dict[str, Manifest], Store]:
     store = Store(tmp_path / "store")
     pointers = {name: store.insert_stream(io.BytesIO(data)) for name, data in contents.items()}
     store.sync()
-    remote = LocalRemote(tmp_path / "remote")
+    remote = PackPaths(tmp_path / "remote")
     result = upload(store, remote, list(pointers.values()), concurrency=2)
     assert result.ok, result.failed
     manifests = {name: decode(read_manifest_bytes(remote.root, p.oid), p) for name, p in pointers.items()}
@@ -78,3 +92,10 @@ def test_small_objects_are_compressed_only_when_they_shrink(tmp_path: Path) -> N
     for name, data in contents.items():
         with clone.open(manifests[name].oid) as f:
             assert f.read() == data
+
+
+def test_packs_are_built_in_a_directory_remotes_own_staging_folder(tmp_path: Path) -> None:
+    rng = random.Random(9)
+    remote, _, store = _push(tmp_path, {f"f{i}": rng.randbytes(50 * KIB) for i in range(20)})
+    assert remote.pack_sources and set(remote.pack_sources) == {remote.root / "tmp"}
+    assert not list((remote.root / "tmp").iterdir())  # each renamed in, none left behind
