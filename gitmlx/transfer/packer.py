@@ -226,12 +226,24 @@ class Packer:
         self.forget(ref.pack)
         return False
 
-    def chunk_object(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
-        """The object's chunks in order: each already on the remote, or added to a pack."""
+    def indexed(self, pointers: list[Pointer]) -> dict[bytes, ChunkRef]:
+        """What the index places on the remote for the one-chunk objects among `pointers`
+        (their chunk hash is the oid): one query for a run of small objects instead of one
+        per object. Hand it to `chunk_object` for each of them."""
+        wanted = [bytes.fromhex(p.oid) for p in pointers if chunking.one_chunk(p.size)]
+        return self.index.remote_chunks(self.remote_id, wanted) if wanted else {}
+
+    def chunk_object(self, pointer: Pointer, indexed: dict[bytes, ChunkRef] | None = None) -> list[ChunkRef | NewChunk]:
+        """The object's chunks in order: each already on the remote, or added to a pack.
+        `indexed`: `self.indexed` of a list holding `pointer`, when the caller has it.
+        FileNotFoundError when the store lacks the object; MlxError when its size is not
+        the pointer's (a pointer lying about the size must never get a manifest under the
+        real oid)."""
+        if chunking.one_chunk(pointer.size):
+            return [self._chunk_whole(pointer, indexed)]  # checks the size as it reads
+        self._check_size(pointer)
         if SOLO_MIN <= pointer.size <= SOLO_MAX:
             return self._chunk_large(pointer)
-        if chunking.one_chunk(pointer.size):
-            return [self._chunk_whole(pointer)]
         entries: list[ChunkRef | NewChunk] = []
         sampler = codec.Sampler(self.grouped)
         stream = self.store.open(pointer.oid)
@@ -248,17 +260,20 @@ class Packer:
                 self.progress(len(view))
         return entries
 
-    def _chunk_whole(self, pointer: Pointer) -> ChunkRef | NewChunk:
+    def _chunk_whole(self, pointer: Pointer, indexed: dict[bytes, ChunkRef] | None) -> ChunkRef | NewChunk:
         """A small object is one chunk (chunking.one_chunk): its hash is the oid, which the
         store verified when the object came in (solo packs trust it the same way), so its
         bytes are neither cut nor hashed, and read only when the remote lacks them."""
         stop.check()
         digest = bytes.fromhex(pointer.oid)
-        entry = self._known(digest)
-        if entry is None:
+        entry = self._known(digest, indexed)
+        if entry is not None:
+            self._check_size(pointer)  # the remote's copy is named only for the object we hold
+        else:
             with self.store.open(pointer.oid) as stream:
                 data = stream.read(pointer.size + 1)
             if len(data) != pointer.size:
+                self._check_size(pointer)
                 raise MlxError(f"local object {pointer.short_oid} changed while it was being pushed")
             width = codec.lone_width(data, self.grouped)
             kind, stored = (CODEC_RAW, data) if width is None else codec.encode(data, width)
@@ -267,9 +282,19 @@ class Packer:
             self.progress(pointer.size)
         return entry
 
-    def _known(self, digest: bytes) -> ChunkRef | NewChunk | None:
-        """Where this push may take the chunk from: its own packs, or a confirmed remote pack."""
-        entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest) or self.claims.proven(digest)
+    def _check_size(self, pointer: Pointer) -> None:
+        """FileNotFoundError when the store lacks the object, MlxError when its size differs."""
+        size = self.store.size(pointer.oid)
+        if size != pointer.size:
+            raise MlxError(f"the pointer says {pointer.size} bytes, the stored object has {size}")
+
+    def _known(self, digest: bytes, indexed: dict[bytes, ChunkRef] | None = None) -> ChunkRef | NewChunk | None:
+        """Where this push may take the chunk from: its own packs, or a confirmed remote pack.
+        `indexed`: the index's answers for a run of chunks this one is in (`indexed`)."""
+        entry = self.new.get(digest)
+        if entry is None:
+            entry = indexed.get(digest) if indexed is not None else self.index.remote_chunk(self.remote_id, digest)
+        entry = entry or self.claims.proven(digest)
         if isinstance(entry, ChunkRef) and not self.reusable(entry):
             return None  # stored anew, in a pack of this push
         return entry

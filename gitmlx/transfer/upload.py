@@ -103,36 +103,35 @@ def upload(
     plans: deque[tuple[Pointer, list[ChunkRef | NewChunk]]] = deque()
     plan_lock = threading.Lock()
 
-    def plan(p: Pointer) -> None:
+    def plan(p: Pointer, indexed: dict[bytes, ChunkRef]) -> None:
         """Chunk one object (several at once: hashing, chunking and zstd release the GIL)."""
-        failure: BaseException | None = None
+        failure: BaseException
         copy = copies.get(p.oid, TRUSTED)
         if p.oid not in again and copy.intact:
             with plan_lock:
                 result.skipped.append(p)
-        elif not store.has(p.oid):
+            if file_done:
+                file_done(p)
+            return
+        try:
+            entries = packer.chunk_object(p, indexed)  # and checks the stored object's size
+            with plan_lock:
+                plans.append((p, entries))
+            return
+        except FileNotFoundError:
             damage = "" if copy.state in (MISSING, INTACT) else f"the remote's copy is damaged ({copy.problem}) and "
             failure = MlxError(f"{damage}not in the local store")
-        elif store.size(p.oid) != p.size:
-            # A pointer lying about the size must never get a manifest under the real oid.
-            failure = MlxError(f"the pointer says {p.size} bytes, the stored object has {store.size(p.oid)}")
-        else:
-            try:
-                entries = packer.chunk_object(p)
-                with plan_lock:
-                    plans.append((p, entries))
-                return
-            except (MlxError, OSError) as exc:
-                failure = exc
-        if failure is not None:
-            with plan_lock:
-                result.fail(p, failure)
+        except (MlxError, OSError) as exc:
+            failure = exc
+        with plan_lock:
+            result.fail(p, failure)
         if file_done:
             file_done(p)
 
     def plan_run(run: list[Pointer]) -> None:
+        indexed = packer.indexed(run)
         for p in run:
-            plan(p)
+            plan(p, indexed)
 
     try:
         parallel(plan_run, runs(todo), min(concurrency, os.cpu_count() or 2))
