@@ -1,9 +1,10 @@
 """Packing for upload: chunk an object, find which chunks the remote lacks, and write those
 into packs that upload in the background while chunking goes on.
 
-Owns: the pack size target, solo packs (an object's own bytes as its pack), the hashing
-pipeline, and confirming that packs the chunk index names still exist before a manifest
-names them (upload.py owns the order of the whole push around this).
+Owns: the pack size target, solo packs (an object's own bytes as its pack), one-chunk
+objects (their chunk hash is the oid), where a pack is built, and confirming that packs
+the chunk index names still exist before a manifest names them (upload.py owns the order
+of the whole push around this; chunk_digests.py the hashing pipeline).
 Must not: write manifests or decide which objects to push.
 """
 
@@ -13,12 +14,11 @@ import hashlib
 import os
 import secrets
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import NamedTuple
 
 from gitmlx.errors import MlxError
 from gitmlx.format import chunking, codec, layout
@@ -30,6 +30,7 @@ from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
 from gitmlx.transfer import gc_marks
+from gitmlx.transfer.chunk_digests import digested_chunks, plain_digests
 from gitmlx.transfer.claims import ClaimProver
 from gitmlx.transfer.remote_check import PackSizes
 
@@ -50,47 +51,6 @@ SOLO_MAX = 4 * 1024 * 1024 * 1024
 #: To a directory remote, the copy of a would-be solo pack starts once this much of the
 #: object was found new and incompressible.
 SPECULATE_AFTER = 16 * 1024 * 1024
-#: A worker thread hashes one batch of chunks while the next is cut.
-HASH_BATCH = 4 * 1024 * 1024
-
-
-def _plain_digests(stream: BinaryIO) -> Iterator[tuple[bytes, memoryview]]:
-    """(sha256, view) of each chunk of `stream`, in order, closing it at the end; each view
-    is valid until the next."""
-    with stream:
-        for view in chunking.chunks(stream):
-            yield hashlib.sha256(view).digest(), view
-
-
-def _digested_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
-    """(sha256, bytes) of each chunk of `stream`, in order, closing it at the end.
-
-    A worker thread hashes a batch of chunks while the next batch is cut (hashlib and the
-    chunker release the GIL), so one large object keeps two cores busy; at most three
-    batches (12 MiB) are held at once.
-    """
-
-    def digests(batch: list[bytes]) -> list[bytes]:
-        return [hashlib.sha256(chunk).digest() for chunk in batch]
-
-    with stream, ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmlx-hash") as pool:
-        pending: deque[tuple[list[bytes], Future[list[bytes]]]] = deque()
-        batch: list[bytes] = []
-        size = 0
-        for view in chunking.chunks(stream):
-            batch.append(bytes(view))
-            size += len(view)
-            if size >= HASH_BATCH:
-                pending.append((batch, pool.submit(digests, batch)))
-                batch, size = [], 0
-                while len(pending) > 2:
-                    done, future = pending.popleft()
-                    yield from zip(future.result(), done, strict=True)
-        if batch:
-            pending.append((batch, pool.submit(digests, batch)))
-        while pending:
-            done, future = pending.popleft()
-            yield from zip(future.result(), done, strict=True)
 
 
 @dataclass(frozen=True)
@@ -105,6 +65,13 @@ class _Planned:
     #: pass, since once the object cannot be a solo pack the first need not compress at all.
     codec: int | None
     width: int  # codec.encode's width for it (byte planes), 0 when not byte-grouped
+
+
+class RunIndex(NamedTuple):
+    """The chunk index's answers for a run of one-chunk objects (`Packer.indexed`)."""
+
+    found: dict[bytes, ChunkRef]  # chunk hash -> where the index places it on the remote
+    claims: bool  # whether any claim is recorded (else none is looked up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,14 +193,16 @@ class Packer:
         self.forget(ref.pack)
         return False
 
-    def indexed(self, pointers: list[Pointer]) -> dict[bytes, ChunkRef]:
-        """What the index places on the remote for the one-chunk objects among `pointers`
-        (their chunk hash is the oid): one query for a run of small objects instead of one
-        per object. Hand it to `chunk_object` for each of them."""
+    def indexed(self, pointers: list[Pointer]) -> RunIndex:
+        """What the index knows of the one-chunk objects among `pointers` (their chunk hash
+        is the oid): one query and one lock for a run of small objects instead of one per
+        object. Hand it to `chunk_object` for each of them."""
         wanted = [bytes.fromhex(p.oid) for p in pointers if chunking.one_chunk(p.size)]
-        return self.index.remote_chunks(self.remote_id, wanted) if wanted else {}
+        if not wanted:
+            return RunIndex({}, True)
+        return RunIndex(self.index.remote_chunks(self.remote_id, wanted), self.index.may_have_claims())
 
-    def chunk_object(self, pointer: Pointer, indexed: dict[bytes, ChunkRef] | None = None) -> list[ChunkRef | NewChunk]:
+    def chunk_object(self, pointer: Pointer, indexed: RunIndex | None = None) -> list[ChunkRef | NewChunk]:
         """The object's chunks in order: each already on the remote, or added to a pack.
         `indexed`: `self.indexed` of a list holding `pointer`, when the caller has it.
         FileNotFoundError when the store lacks the object; MlxError when its size is not
@@ -248,7 +217,7 @@ class Packer:
         sampler = codec.Sampler(self.grouped)
         stream = self.store.open(pointer.oid)
         # Above SOLO_MAX, a second core hashes; small objects are chunked in parallel already.
-        source = _digested_chunks(stream) if pointer.size > SOLO_MAX else _plain_digests(stream)
+        source = digested_chunks(stream) if pointer.size > SOLO_MAX else plain_digests(stream)
         for digest, view in source:
             stop.check()
             entry = self._known(digest)
@@ -260,7 +229,7 @@ class Packer:
                 self.progress(len(view))
         return entries
 
-    def _chunk_whole(self, pointer: Pointer, indexed: dict[bytes, ChunkRef] | None) -> ChunkRef | NewChunk:
+    def _chunk_whole(self, pointer: Pointer, indexed: RunIndex | None) -> ChunkRef | NewChunk:
         """A small object is one chunk (chunking.one_chunk): its hash is the oid, which the
         store verified when the object came in (solo packs trust it the same way), so its
         bytes are neither cut nor hashed, and read only when the remote lacks them."""
@@ -288,13 +257,16 @@ class Packer:
         if size != pointer.size:
             raise MlxError(f"the pointer says {pointer.size} bytes, the stored object has {size}")
 
-    def _known(self, digest: bytes, indexed: dict[bytes, ChunkRef] | None = None) -> ChunkRef | NewChunk | None:
+    def _known(self, digest: bytes, indexed: RunIndex | None = None) -> ChunkRef | NewChunk | None:
         """Where this push may take the chunk from: its own packs, or a confirmed remote pack.
         `indexed`: the index's answers for a run of chunks this one is in (`indexed`)."""
         entry = self.new.get(digest)
         if entry is None:
-            entry = indexed.get(digest) if indexed is not None else self.index.remote_chunk(self.remote_id, digest)
-        entry = entry or self.claims.proven(digest)
+            entry = (
+                indexed.found.get(digest) if indexed is not None else self.index.remote_chunk(self.remote_id, digest)
+            )
+        if entry is None and (indexed is None or indexed.claims):
+            entry = self.claims.proven(digest)
         if isinstance(entry, ChunkRef) and not self.reusable(entry):
             return None  # stored anew, in a pack of this push
         return entry
@@ -314,7 +286,7 @@ class Packer:
         copying: Future[None] | None = None
         speculate = self.remote.copies_are_local and pointer.oid not in self.marked_packs
         offset = 0
-        for digest, data in _digested_chunks(self.store.open(pointer.oid)):
+        for digest, data in digested_chunks(self.store.open(pointer.oid)):
             stop.check()
             known = self._known(digest)
             kind: int | None = None

@@ -41,7 +41,7 @@ from gitmlx.transfer.common import (
     runs,
     unique,
 )
-from gitmlx.transfer.packer import NewChunk, Packer
+from gitmlx.transfer.packer import NewChunk, Packer, RunIndex
 from gitmlx.transfer.remote_check import INTACT, MISSING, PackSizes, RemoteCopy
 
 #: What an object the remote record vouched for counts as (it was not asked about).
@@ -103,7 +103,7 @@ def upload(
     plans: deque[tuple[Pointer, list[ChunkRef | NewChunk]]] = deque()
     plan_lock = threading.Lock()
 
-    def plan(p: Pointer, indexed: dict[bytes, ChunkRef]) -> None:
+    def plan(p: Pointer, indexed: RunIndex) -> None:
         """Chunk one object (several at once: hashing, chunking and zstd release the GIL)."""
         failure: BaseException
         copy = copies.get(p.oid, TRUSTED)
