@@ -97,8 +97,7 @@ class Remote(Protocol):
 
     def abort_stale_uploads(self, started_before: float) -> int:
         """Abort uploads under this remote's prefix left unfinished since before
-        `started_before` (Unix seconds): a killed push's multipart uploads (S3), its
-        temporary files (a directory). How many."""
+        `started_before` (Unix seconds): a killed push's multipart uploads. How many."""
 
 
 def check_key(key: str) -> str:

@@ -46,7 +46,7 @@ class LocalRemote:
     def staging_path(self) -> Path:
         """`tmp/put-…`: a file built there (a push's pack) is renamed to its key, never
         copied, even when the remote is on another file system than the local store. A
-        killed writer's file is left there like a killed copy's (`abort_stale_uploads`)."""
+        killed writer's file is left there, as a killed copy's is."""
         tmp_dir = self.root / "tmp"
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -173,26 +173,7 @@ class LocalRemote:
             pass
 
     def abort_stale_uploads(self, started_before: float) -> int:
-        """Delete `tmp/put-*` files untouched since `started_before`: what killed writers left
-        (a copy, or a push's pack built in place, up to 64 MiB each). A writer still at it
-        would only fail its rename, never name a partial file."""
-        count = 0
-        try:
-            entries = list(os.scandir(self.root / "tmp"))
-        except (FileNotFoundError, NotADirectoryError):
-            return 0
-        for entry in entries:
-            try:
-                if (
-                    entry.name.startswith(layout.DIRECTORY_WRITE_PREFIX)
-                    and entry.is_file(follow_symlinks=False)
-                    and entry.stat(follow_symlinks=False).st_mtime < started_before
-                ):
-                    os.unlink(entry.path)
-                    count += 1
-            except FileNotFoundError:
-                continue
-        return count
+        return 0  # a directory has no multipart uploads: a killed copy is a temp file only
 
     def __repr__(self) -> str:
         return f"LocalRemote({self.display_url!r})"

@@ -10,7 +10,6 @@ shards it keeps whole, is in test_shard_remote.py.
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -309,17 +308,3 @@ def test_notes_from_a_newer_gitmlx_are_refused_by_push_and_gc(env: Env) -> None:
         upload(env.store, env.remote, [other])
     with pytest.raises(RemoteError, match="format 2"):
         env.gc({obj.oid})
-
-
-def test_a_confirmed_run_deletes_what_killed_writers_left_in_a_directory_remotes_tmp(env: Env) -> None:
-    kept, kept_bytes = env.add("kept")
-    env.push(kept)
-    tmp = env.remote.root / "tmp"
-    stale, young, other = tmp / "put-1-00000000000000aa", tmp / "put-2-00000000000000bb", tmp / "notes.txt"
-    for path, age in ((stale, 8 * DAY), (young, 6 * DAY), (other, 30 * DAY)):
-        path.write_bytes(b"half a pack")
-        os.utime(path, (T0 - age, T0 - age))
-    assert env.gc({kept.oid}, grace=7 * DAY, confirm=False).aborted_uploads == 0 and stale.exists()
-    assert env.gc({kept.oid}, grace=7 * DAY).aborted_uploads == 1
-    assert not stale.exists() and young.exists() and other.exists()
-    assert env.clone_bytes(kept) == kept_bytes
