@@ -7,7 +7,8 @@ stored compressed: only when that saves at least 1/16 of it. Model weights barel
 as a byte stream, but the byte of each float that holds its sign and exponent does, once
 it is split out into a plane of its own; text datasets shrink several-fold either way.
 zstd gives up quickly on incompressible input, so trying every chunk is cheap
-(bench/README.md, "Design measurements").
+(bench/README.md, "Design measurements"); a chunk that is a whole small object is only
+tried in full when a sample of its start shrinks (`lone_width`).
 Must not: do I/O, or decide which remotes may hold codec 2 (a format 1 remote's readers
 refuse it: the caller asks for byte grouping only where the remote's format allows it).
 """
@@ -184,11 +185,37 @@ def choose_width(chunk: bytes | memoryview) -> int:
     exponent bytes skew the byte histogram), random or compressed bytes never do, and
     those are the chunks where three more attempts would be wasted.
     """
+    probed = _probe(chunk)
+    return 0 if probed is None else _best_width(*probed)
+
+
+def lone_width(chunk: bytes | memoryview, grouped: bool) -> int | None:
+    """How to encode a chunk tried on its own (a one-chunk object, no Sampler to learn from):
+    None when its first PROBE_BYTES do not shrink by 1/64 under zstd (the chunk is then
+    stored raw without a full attempt: random or already compressed bytes, most of a push
+    of many small files), else `encode`'s width (`choose_width` when `grouped`, else 0).
+    A chunk no longer than the sample is tried whole: the sample would be all of it.
+    """
+    if len(chunk) <= PROBE_BYTES:
+        return choose_width(chunk) if grouped else 0
+    probed = _probe(chunk)
+    if probed is None:
+        return None
+    return _best_width(*probed) if grouped else 0
+
+
+def _probe(chunk: bytes | memoryview) -> tuple[bytes, int] | None:
+    """(sample, its zstd size) of `chunk`'s start, or None when zstd saves less than 1/64 of it."""
     sample = bytes(chunk[:PROBE_BYTES])
-    compress = _compressor().compressor.compress
-    smallest = len(compress(sample))
+    smallest = len(_compressor().compressor.compress(sample))
     if smallest > len(sample) - len(sample) // 64:
-        return 0
+        return None
+    return sample, smallest
+
+
+def _best_width(sample: bytes, smallest: int) -> int:
+    """The width storing `sample` smallest, given its plain zstd size `smallest` (0: plain)."""
+    compress = _compressor().compressor.compress
     best = 0
     for width in WIDTHS:
         body = len(sample) // width * width

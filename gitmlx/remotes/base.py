@@ -70,6 +70,12 @@ class Remote(Protocol):
         instead of copying it (a directory remote on the same file system does).
         """
 
+    def staging_path(self) -> Path | None:
+        """A new file name on the remote's own file system, for a file the caller builds
+        and then hands to `put_file` with `consume` (renamed in: no second write and read
+        of its bytes); None when the backend has no such place (the caller builds the file
+        in a local temporary folder). The name is not yet taken; its folder exists."""
+
     def get(
         self,
         key: str,

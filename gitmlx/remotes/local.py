@@ -43,6 +43,24 @@ class LocalRemote:
         except (FileNotFoundError, NotADirectoryError):  # a file where a folder goes: no key, as in exists()
             return None
 
+    def staging_path(self) -> Path:
+        """`tmp/put-…`: a file built there (a push's pack) is renamed to its key, never
+        copied, even when the remote is on another file system than the local store. A
+        killed writer's file is left there, as a killed copy's is."""
+        tmp_dir = self.root / "tmp"
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RemoteError(
+                f"cannot write to remote '{self.display_url}': {exc.strerror or exc}",
+                "check that the directory exists and is writable",
+            ) from exc
+        return tmp_dir / self._tmp_name()
+
+    @staticmethod
+    def _tmp_name() -> str:
+        return f"{layout.DIRECTORY_WRITE_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+
     @trace.timed("remote", "dir PUT", size=lambda args: os.stat(args[0]).st_size)
     def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False) -> None:
         final = self._path(key)
@@ -51,7 +69,7 @@ class LocalRemote:
             return
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
-            tmp = tmp_dir / f"{layout.DIRECTORY_WRITE_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+            tmp = tmp_dir / self._tmp_name()
             try:
                 with open(path, "rb") as src, open(tmp, "xb") as dst:
                     size = os.fstat(src.fileno()).st_size
@@ -74,7 +92,7 @@ class LocalRemote:
         """Rename `path` in (same file system only), after an fsync; False to copy instead."""
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
-            tmp = tmp_dir / f"{layout.DIRECTORY_WRITE_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+            tmp = tmp_dir / self._tmp_name()
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
             size = os.stat(path).st_size

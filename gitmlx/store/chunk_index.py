@@ -233,6 +233,16 @@ class ChunkIndex:
                 if self._pending() >= self.FLUSH_ROWS:
                     self._flush_locked()
 
+    def may_have_claims(self) -> bool:
+        """Whether any claim is recorded: False lets a caller skip `claim` for a run of
+        chunks (one lock instead of one per chunk, while a pack upload flushes rows)."""
+        with self._lock:
+            if self._claim_rows:
+                return True
+            if self._db_has_claims is None:
+                self._db_has_claims = self._exists_locked("claimed_chunks")
+            return bool(self._db_has_claims)
+
     def claim(self, remote: str, digest: bytes) -> Claim | None:
         """What a fetch recorded about chunk `digest` on `remote`, unproven."""
         with self._lock:

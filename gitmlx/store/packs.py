@@ -39,6 +39,8 @@ HEADER = struct.Struct(">8sII")  # magic, version, reserved (0)
 ENTRY = struct.Struct(">32sQQ")  # raw oid, offset of the object's bytes, size
 TRAILER = struct.Struct(">QQ32s8s")  # index offset, entry count, sha256(index), magic
 RECORD = struct.Struct(">32sQ")  # before each object's bytes: raw oid, size (for recovery)
+#: A finished pack builds its fan-out table (`PackFile._build_fanout`) at this many finds.
+FANOUT_AFTER = 64
 #: Name prefix of a store pack being written in tmp/ (push's upload packs use `pack-`).
 ORPHAN_PREFIX = "spack-"
 TRAILER_MAGIC = b"MLXSIDX1"
@@ -60,6 +62,9 @@ class PackFile:
             self._index_offset, self.count, self.index_digest = _read_trailer(self.fd, self.file_size)
             self._map: mmap.mmap | None = None
             self._base = 0
+            #: First-byte fan-out of the index (`_build_fanout`), and the finds before it.
+            self._fanout: list[int] | None = None
+            self._finds = 0
             if self.count:
                 length = self.count * ENTRY.size
                 # mmap needs a page-aligned offset: map from the page that holds the index.
@@ -75,7 +80,15 @@ class PackFile:
     def find(self, oid: str) -> tuple[int, int] | None:
         """(offset, size) of `oid`'s bytes in this pack, or None."""
         key = bytes.fromhex(oid)
-        lo, hi = 0, self.count
+        fanout = self._fanout
+        if fanout is None:
+            self._finds += 1
+            if self._finds >= FANOUT_AFTER:  # two threads may both build it: the same list
+                self._fanout = fanout = self._build_fanout()
+        if fanout is not None:
+            lo, hi = fanout[key[0]], fanout[key[0] + 1]
+        else:
+            lo, hi = 0, self.count
         while lo < hi:
             mid = (lo + hi) // 2
             at = self._base + mid * ENTRY.size
@@ -88,6 +101,20 @@ class PackFile:
                 _, offset, size = ENTRY.unpack_from(self._map, at)  # type: ignore[arg-type]
                 return offset, size
         return None
+
+    def _build_fanout(self) -> list[int]:
+        """fanout[b]: the index of the first entry whose oid's first byte is b or more
+        (fanout[256] = count), as git's pack index has: a find then bisects ~count / 256
+        entries. One read of every entry's first byte, so only once a pack was searched
+        FANOUT_AFTER times (a push or status of thousands of small objects), never for a
+        filter's few lookups."""
+        counts = [0] * 257
+        data, base, size = self._map, self._base, ENTRY.size
+        for i in range(self.count):
+            counts[data[base + i * size] + 1] += 1  # type: ignore[index]
+        for b in range(256):
+            counts[b + 1] += counts[b]
+        return counts
 
     def entries(self) -> Iterator[tuple[str, int, int]]:
         """(oid, offset, size) for every object, in oid order."""

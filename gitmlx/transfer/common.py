@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +62,28 @@ def unique(pointers: Iterable[Pointer]) -> list[Pointer]:
 def index_for(store: Store, warn: Callable[[str], None] | None = None) -> ChunkIndex:
     """The store's chunk index; `warn` hears if it was damaged and started over."""
     return ChunkIndex(store.root / "index.sqlite", warn)
+
+
+#: `runs` hands objects to workers in runs of at most this many bytes or RUN_OBJECTS objects.
+RUN_BYTES = 4 * 1024 * 1024
+RUN_OBJECTS = 256
+
+
+def runs(pointers: Iterable[Pointer]) -> Iterator[list[Pointer]]:
+    """`pointers` in order, in runs for one worker task each: a push of 20,000 small files
+    is then ~100 tasks, not 20,000 (each a Future with its lock, and a hand-off between
+    threads that costs more than packing a 16 KiB file). An object of RUN_BYTES or more
+    is a run of its own."""
+    run: list[Pointer] = []
+    size = 0
+    for p in pointers:
+        run.append(p)
+        size += p.size
+        if size >= RUN_BYTES or len(run) >= RUN_OBJECTS:
+            yield run
+            run, size = [], 0
+    if run:
+        yield run
 
 
 def parallel(work: Callable[[T], None], items: Iterable[T], concurrency: int) -> None:

@@ -25,7 +25,7 @@ from gitmlx.remotes.base import Remote
 from gitmlx.store.remote_record import RemoteRecord
 from gitmlx.transfer import gc_marks, shards
 from gitmlx.transfer.common import check_format, parallel
-from gitmlx.transfer.remote_check import PackSizes, RemoteCopy, check_copy
+from gitmlx.transfer.remote_check import PackSizes, RemoteCopy, check_copy, missing_copy
 
 
 @dataclass
@@ -94,7 +94,20 @@ def look(
             copy = same.setdefault(copy, copy)
         seen.copies[p.oid] = copy
 
-    parallel(check, todo, concurrency)
+    asked = todo
+    if version == 2:
+        # No request for an oid no shard names and no per-object key holds (after one listing
+        # of each): most of a first push. Those are checked in a loop; a pool's hand-offs
+        # would cost more than the lookups. The rest read a manifest and stat packs.
+        directory = shards.directory(remote)
+        missing = missing_copy(remote)  # what check() finds for them, without asking again
+        asked = []
+        for p in todo:
+            if directory.places(p.oid) or directory.holds_key(p.oid):
+                asked.append(p)
+            else:
+                seen.copies[p.oid] = missing
+    parallel(check, asked, concurrency)
     if record is not None:
         intact = [p for p in todo if seen.copies[p.oid].intact and p.oid not in marks.manifests]
         record.add(remote.identity, intact, looked_at)

@@ -1,9 +1,10 @@
 """Packing for upload: chunk an object, find which chunks the remote lacks, and write those
 into packs that upload in the background while chunking goes on.
 
-Owns: the pack size target, solo packs (an object's own bytes as its pack), the hashing
-pipeline, and confirming that packs the chunk index names still exist before a manifest
-names them (upload.py owns the order of the whole push around this).
+Owns: the pack size target, solo packs (an object's own bytes as its pack), one-chunk
+objects (their chunk hash is the oid), where a pack is built, and confirming that packs
+the chunk index names still exist before a manifest names them (upload.py owns the order
+of the whole push around this; chunk_digests.py the hashing pipeline).
 Must not: write manifests or decide which objects to push.
 """
 
@@ -13,12 +14,11 @@ import hashlib
 import os
 import secrets
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import NamedTuple
 
 from gitmlx.errors import MlxError
 from gitmlx.format import chunking, codec, layout
@@ -30,6 +30,7 @@ from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
 from gitmlx.transfer import gc_marks
+from gitmlx.transfer.chunk_digests import digested_chunks, plain_digests
 from gitmlx.transfer.claims import ClaimProver
 from gitmlx.transfer.remote_check import PackSizes
 
@@ -50,47 +51,6 @@ SOLO_MAX = 4 * 1024 * 1024 * 1024
 #: To a directory remote, the copy of a would-be solo pack starts once this much of the
 #: object was found new and incompressible.
 SPECULATE_AFTER = 16 * 1024 * 1024
-#: A worker thread hashes one batch of chunks while the next is cut.
-HASH_BATCH = 4 * 1024 * 1024
-
-
-def _plain_digests(stream: BinaryIO) -> Iterator[tuple[bytes, memoryview]]:
-    """(sha256, view) of each chunk of `stream`, in order, closing it at the end; each view
-    is valid until the next."""
-    with stream:
-        for view in chunking.chunks(stream):
-            yield hashlib.sha256(view).digest(), view
-
-
-def _digested_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
-    """(sha256, bytes) of each chunk of `stream`, in order, closing it at the end.
-
-    A worker thread hashes a batch of chunks while the next batch is cut (hashlib and the
-    chunker release the GIL), so one large object keeps two cores busy; at most three
-    batches (12 MiB) are held at once.
-    """
-
-    def digests(batch: list[bytes]) -> list[bytes]:
-        return [hashlib.sha256(chunk).digest() for chunk in batch]
-
-    with stream, ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmlx-hash") as pool:
-        pending: deque[tuple[list[bytes], Future[list[bytes]]]] = deque()
-        batch: list[bytes] = []
-        size = 0
-        for view in chunking.chunks(stream):
-            batch.append(bytes(view))
-            size += len(view)
-            if size >= HASH_BATCH:
-                pending.append((batch, pool.submit(digests, batch)))
-                batch, size = [], 0
-                while len(pending) > 2:
-                    done, future = pending.popleft()
-                    yield from zip(future.result(), done, strict=True)
-        if batch:
-            pending.append((batch, pool.submit(digests, batch)))
-        while pending:
-            done, future = pending.popleft()
-            yield from zip(future.result(), done, strict=True)
 
 
 @dataclass(frozen=True)
@@ -107,6 +67,13 @@ class _Planned:
     width: int  # codec.encode's width for it (byte planes), 0 when not byte-grouped
 
 
+class RunIndex(NamedTuple):
+    """The chunk index's answers for a run of one-chunk objects (`Packer.indexed`)."""
+
+    found: dict[bytes, ChunkRef]  # chunk hash -> where the index places it on the remote
+    claims: bool  # whether any claim is recorded (else none is looked up)
+
+
 @dataclass(frozen=True, slots=True)
 class NewChunk:
     """A chunk written into pack number `seq` of this push (its id is known once sealed).
@@ -121,15 +88,15 @@ class NewChunk:
 
 
 class PackWriter:
-    """One pack being filled in a local temporary file. A worker thread hashes and writes
-    it (blockio.BackgroundWriter), so chunking the object and writing the pack overlap.
-    Chunks are copied once, into 1 MiB blocks the worker hands back once written."""
+    """One pack being filled in a temporary file (where: `Packer._pack_path`). A worker
+    thread hashes and writes it (blockio.BackgroundWriter), so chunking the object and
+    writing the pack overlap. Chunks are copied once, into 1 MiB blocks the worker hands
+    back once written."""
 
     BLOCK = 1024 * 1024
 
-    def __init__(self, tmp_dir: Path, seq: int) -> None:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.path = tmp_dir / f"pack-{os.getpid()}-{secrets.token_hex(8)}"
+    def __init__(self, path: Path, seq: int) -> None:
+        self.path = path
         self.seq = seq
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._hash = hashlib.sha256()
@@ -226,15 +193,31 @@ class Packer:
         self.forget(ref.pack)
         return False
 
-    def chunk_object(self, pointer: Pointer) -> list[ChunkRef | NewChunk]:
-        """The object's chunks in order: each already on the remote, or added to a pack."""
+    def indexed(self, pointers: list[Pointer]) -> RunIndex:
+        """What the index knows of the one-chunk objects among `pointers` (their chunk hash
+        is the oid): one query and one lock for a run of small objects instead of one per
+        object. Hand it to `chunk_object` for each of them."""
+        wanted = [bytes.fromhex(p.oid) for p in pointers if chunking.one_chunk(p.size)]
+        if not wanted:
+            return RunIndex({}, True)
+        return RunIndex(self.index.remote_chunks(self.remote_id, wanted), self.index.may_have_claims())
+
+    def chunk_object(self, pointer: Pointer, indexed: RunIndex | None = None) -> list[ChunkRef | NewChunk]:
+        """The object's chunks in order: each already on the remote, or added to a pack.
+        `indexed`: `self.indexed` of a list holding `pointer`, when the caller has it.
+        FileNotFoundError when the store lacks the object; MlxError when its size is not
+        the pointer's (a pointer lying about the size must never get a manifest under the
+        real oid)."""
+        if chunking.one_chunk(pointer.size):
+            return [self._chunk_whole(pointer, indexed)]  # checks the size as it reads
+        self._check_size(pointer)
         if SOLO_MIN <= pointer.size <= SOLO_MAX:
             return self._chunk_large(pointer)
         entries: list[ChunkRef | NewChunk] = []
         sampler = codec.Sampler(self.grouped)
         stream = self.store.open(pointer.oid)
         # Above SOLO_MAX, a second core hashes; small objects are chunked in parallel already.
-        source = _digested_chunks(stream) if pointer.size > SOLO_MAX else _plain_digests(stream)
+        source = digested_chunks(stream) if pointer.size > SOLO_MAX else plain_digests(stream)
         for digest, view in source:
             stop.check()
             entry = self._known(digest)
@@ -246,9 +229,44 @@ class Packer:
                 self.progress(len(view))
         return entries
 
-    def _known(self, digest: bytes) -> ChunkRef | NewChunk | None:
-        """Where this push may take the chunk from: its own packs, or a confirmed remote pack."""
-        entry = self.new.get(digest) or self.index.remote_chunk(self.remote_id, digest) or self.claims.proven(digest)
+    def _chunk_whole(self, pointer: Pointer, indexed: RunIndex | None) -> ChunkRef | NewChunk:
+        """A small object is one chunk (chunking.one_chunk): its hash is the oid, which the
+        store verified when the object came in (solo packs trust it the same way), so its
+        bytes are neither cut nor hashed, and read only when the remote lacks them."""
+        stop.check()
+        digest = bytes.fromhex(pointer.oid)
+        entry = self._known(digest, indexed)
+        if entry is not None:
+            self._check_size(pointer)  # the remote's copy is named only for the object we hold
+        else:
+            with self.store.open(pointer.oid) as stream:
+                data = stream.read(pointer.size + 1)
+            if len(data) != pointer.size:
+                self._check_size(pointer)
+                raise MlxError(f"local object {pointer.short_oid} changed while it was being pushed")
+            width = codec.lone_width(data, self.grouped)
+            kind, stored = (CODEC_RAW, data) if width is None else codec.encode(data, width)
+            entry = self._add(digest, len(data), kind, stored)
+        if self.progress:
+            self.progress(pointer.size)
+        return entry
+
+    def _check_size(self, pointer: Pointer) -> None:
+        """FileNotFoundError when the store lacks the object, MlxError when its size differs."""
+        size = self.store.size(pointer.oid)
+        if size != pointer.size:
+            raise MlxError(f"the pointer says {pointer.size} bytes, the stored object has {size}")
+
+    def _known(self, digest: bytes, indexed: RunIndex | None = None) -> ChunkRef | NewChunk | None:
+        """Where this push may take the chunk from: its own packs, or a confirmed remote pack.
+        `indexed`: the index's answers for a run of chunks this one is in (`indexed`)."""
+        entry = self.new.get(digest)
+        if entry is None:
+            entry = (
+                indexed.found.get(digest) if indexed is not None else self.index.remote_chunk(self.remote_id, digest)
+            )
+        if entry is None and (indexed is None or indexed.claims):
+            entry = self.claims.proven(digest)
         if isinstance(entry, ChunkRef) and not self.reusable(entry):
             return None  # stored anew, in a pack of this push
         return entry
@@ -268,7 +286,7 @@ class Packer:
         copying: Future[None] | None = None
         speculate = self.remote.copies_are_local and pointer.oid not in self.marked_packs
         offset = 0
-        for digest, data in _digested_chunks(self.store.open(pointer.oid)):
+        for digest, data in digested_chunks(self.store.open(pointer.oid)):
             stop.check()
             known = self._known(digest)
             kind: int | None = None
@@ -340,13 +358,23 @@ class Packer:
                 self._seal(thread)
                 writer = None
             if writer is None:
-                writer = self.writers[thread] = PackWriter(self.store.tmp_dir, self._next_seq)
+                writer = self.writers[thread] = PackWriter(self._pack_path(), self._next_seq)
                 self._next_seq += 1
             offset = writer.append(stored)
             chunk = NewChunk(digest, writer.seq, offset, len(stored), raw, kind)
             self.new[digest] = chunk
             writer.chunks.append(chunk)
             return chunk
+
+    def _pack_path(self) -> Path:
+        """Where a new pack is built: in the remote's staging folder when it has one (a
+        directory remote: the pack is then renamed into place, not copied again, even
+        across file systems), else in the store's temporary folder (S3)."""
+        staged = self.remote.staging_path()
+        if staged is not None:
+            return staged
+        self.store.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return self.store.tmp_dir / f"pack-{os.getpid()}-{secrets.token_hex(8)}"
 
     def _seal(self, thread: int) -> None:
         writer = self.writers.pop(thread, None)
@@ -365,6 +393,8 @@ class Packer:
             # gc: same chunks in the same order as a marked pack, so the same key; protect it first.
             gc_marks.announce(self.remote, self.store.tmp_dir, packs=[pack_id], waiting=self.notice)
         try:
+            if os.stat(writer.path).st_size != writer.size:  # named only once whole
+                raise MlxError(f"pack {pack_id[:10]} was not written whole ({writer.path})")
             self.remote.put_file(layout.pack_key(pack_id), writer.path, consume=True)
         finally:
             writer.path.unlink(missing_ok=True)

@@ -63,13 +63,18 @@ class RemoteCopy:
         return self.state == INTACT
 
 
+def missing_copy(remote: Remote) -> RemoteCopy:
+    """What `check_copy` finds for an object the remote has no manifest of."""
+    return RemoteCopy(MISSING, f"not on remote '{remote.display_url}' (no manifest)")
+
+
 def check_copy(remote: Remote, pointer: Pointer, sizes: PackSizes) -> RemoteCopy:
     """The manifest (one GET, or a shard entry: shards.py), and a size per pack it names
     (cached in `sizes`)."""
     try:
         manifest, _ = fetch_manifest(remote, pointer, probe_keys=True)
     except ObjectNotFound:
-        return RemoteCopy(MISSING, f"not on remote '{remote.display_url}' (no manifest)")
+        return missing_copy(remote)
     except IntegrityError as exc:
         return RemoteCopy(INVALID, exc.message)
     needed: dict[str, int] = {}

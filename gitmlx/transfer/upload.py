@@ -38,9 +38,10 @@ from gitmlx.transfer.common import (
     index_for,
     parallel,
     put_bytes,
+    runs,
     unique,
 )
-from gitmlx.transfer.packer import NewChunk, Packer
+from gitmlx.transfer.packer import NewChunk, Packer, RunIndex
 from gitmlx.transfer.remote_check import INTACT, MISSING, PackSizes, RemoteCopy
 
 #: What an object the remote record vouched for counts as (it was not asked about).
@@ -102,35 +103,38 @@ def upload(
     plans: deque[tuple[Pointer, list[ChunkRef | NewChunk]]] = deque()
     plan_lock = threading.Lock()
 
-    def plan(p: Pointer) -> None:
+    def plan(p: Pointer, indexed: RunIndex) -> None:
         """Chunk one object (several at once: hashing, chunking and zstd release the GIL)."""
-        failure: BaseException | None = None
+        failure: BaseException
         copy = copies.get(p.oid, TRUSTED)
         if p.oid not in again and copy.intact:
             with plan_lock:
                 result.skipped.append(p)
-        elif not store.has(p.oid):
+            if file_done:
+                file_done(p)
+            return
+        try:
+            entries = packer.chunk_object(p, indexed)  # and checks the stored object's size
+            with plan_lock:
+                plans.append((p, entries))
+            return
+        except FileNotFoundError:
             damage = "" if copy.state in (MISSING, INTACT) else f"the remote's copy is damaged ({copy.problem}) and "
             failure = MlxError(f"{damage}not in the local store")
-        elif store.size(p.oid) != p.size:
-            # A pointer lying about the size must never get a manifest under the real oid.
-            failure = MlxError(f"the pointer says {p.size} bytes, the stored object has {store.size(p.oid)}")
-        else:
-            try:
-                entries = packer.chunk_object(p)
-                with plan_lock:
-                    plans.append((p, entries))
-                return
-            except (MlxError, OSError) as exc:
-                failure = exc
-        if failure is not None:
-            with plan_lock:
-                result.fail(p, failure)
+        except (MlxError, OSError) as exc:
+            failure = exc
+        with plan_lock:
+            result.fail(p, failure)
         if file_done:
             file_done(p)
 
+    def plan_run(run: list[Pointer]) -> None:
+        indexed = packer.indexed(run)
+        for p in run:
+            plan(p, indexed)
+
     try:
-        parallel(plan, todo, min(concurrency, os.cpu_count() or 2))
+        parallel(plan_run, runs(todo), min(concurrency, os.cpu_count() or 2))
         packs = packer.finish()
     except KeyboardInterrupt:
         stop.request()  # pack uploads in flight fail at their next block; S3 aborts their parts
@@ -181,7 +185,14 @@ def upload(
 
     # Each plan is let go as its manifest is made, so a push of 100,000 small objects
     # never holds every chunk list and every manifest at once; then the push's chunks.
-    parallel(finish_object, (plans.popleft() for _ in range(len(plans))), concurrency)
+    # Format 2 makes manifests in memory (pure Python: a loop beats a pool's hand-offs);
+    # format 1 writes one key per object, so its requests overlap.
+    made = (plans.popleft() for _ in range(len(plans)))
+    if sharded:
+        for item in made:
+            finish_object(item)
+    else:
+        parallel(finish_object, made, concurrency)
     packer.new.clear()
     if batched:
         repaired = {oid for oid, copy in copies.items() if copy.state not in (INTACT, MISSING)} | set(replace)

@@ -32,8 +32,18 @@ def gear_table() -> list[int]:
     return [int.from_bytes(hashlib.md5(bytes([i]) * 64).digest()[:8], "big") for i in range(256)]
 
 
+def object_cuts(data: bytes, params: dict[str, int] | None = None) -> list[int]:
+    """The end offset of each chunk of an object whose bytes are `data`: one chunk up to MAX
+    bytes, else `cut_points`."""
+    p = params or parameters()
+    if 0 < len(data) <= p["MAX"]:
+        return [len(data)]
+    return list(cut_points(data, p))
+
+
 def cut_points(data: bytes, params: dict[str, int] | None = None) -> Iterator[int]:
-    """The end offset of each chunk of `data`, in order."""
+    """The end offset of each chunk of `data`, cut by content, in order (also how the rest
+    of a larger object is cut once some chunks are off it)."""
     p = params or parameters()
     gear = gear_table()
     lo, avg, hi, mask_s, mask_l = p["MIN"], p["AVG"], p["MAX"], p["MASK_S"], p["MASK_L"]

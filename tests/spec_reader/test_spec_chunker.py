@@ -9,7 +9,7 @@ import hashlib
 import io
 import random
 
-from gitmlx.format.chunking import chunks
+from gitmlx.format.chunking import chunks, one_chunk
 from tests.spec_reader import chunker
 
 KIB = 1024
@@ -50,3 +50,10 @@ def test_short_and_empty_inputs() -> None:
     for size in (0, 1, 16 * KIB, 16 * KIB + 1, 16 * KIB + 2, 70 * KIB + 1):
         data = random.Random(size).randbytes(size)
         assert list(chunker.cut_points(data)) == _gitmlx_cuts(data), size
+
+
+def test_an_object_up_to_max_is_one_chunk_as_the_spec_says() -> None:
+    for size in (0, 1, 70 * KIB + 1, 256 * KIB, 256 * KIB + 1, 300 * KIB):
+        data = random.Random(size).randbytes(size)
+        gitmlx = [size] if one_chunk(size) else _gitmlx_cuts(data)
+        assert chunker.object_cuts(data) == gitmlx, size

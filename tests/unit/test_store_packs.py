@@ -567,6 +567,24 @@ def test_write_pack_and_pack_file_round_trip(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("spack-")]  # no temporary left
 
 
+def test_finds_past_the_fanout_threshold_give_the_same_answers(tmp_path: Path) -> None:
+    datas = [b"fan %d" % i for i in range(600)]  # every first byte of the oid, several times
+    readers = [(sha(d), io.BytesIO(d)) for d in datas]
+    out = store_packs.write_pack(tmp_path, tmp_path / "packs", readers)  # type: ignore[arg-type]
+    assert out is not None
+    pack = store_packs.PackFile(out)
+    absent = [sha(b"absent %d" % i) for i in range(50)] + ["00" * 32, "ff" * 32]
+    try:
+        for _ in range(2):  # the first round crosses FANOUT_AFTER, the second uses the table
+            for d in datas:
+                found = pack.find(sha(d))
+                assert found is not None and pack.reader(*found).read() == d
+            assert all(pack.find(oid) is None for oid in absent)
+        assert pack._fanout is not None and pack._fanout[256] == len(datas)
+    finally:
+        pack.close()
+
+
 def test_a_damaged_index_is_detected(tmp_path: Path) -> None:
     store = Store(tmp_path / "mlx")
     for d in blobs(3):

@@ -189,6 +189,11 @@ class S3Remote:
         self._bucket_seen = True
         return int(head["ContentLength"])
 
+    def staging_path(self) -> None:
+        """None: a pack is built in the local store's temporary folder, since an upload
+        reads it from a local file whatever happens (and retries re-read it)."""
+        return None
+
     def put_file(self, key: str, path: Path, progress: ProgressCallback | None = None, consume: bool = False) -> None:
         full = self._key(key)
         size = os.stat(path).st_size

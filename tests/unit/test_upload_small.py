@@ -1,0 +1,101 @@
+"""A push of small objects: an object of at most chunking.MAX_SIZE bytes is one chunk named
+by its oid (no cutting, no second hash), its compression is decided from a sample, and new
+packs are built where a directory remote renames them in (no second copy of their bytes).
+
+A directory remote and a real store; no git.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+from gitmlx.format import chunking
+from gitmlx.format.manifest import CODEC_GROUPED, CODEC_RAW, CODEC_ZSTD, Manifest, decode
+from gitmlx.format.pointer import Pointer
+from gitmlx.remotes.local import LocalRemote
+from gitmlx.store.objects import Store
+from gitmlx.transfer.download import download
+from gitmlx.transfer.upload import upload
+from tests.support.content import float_bytes
+from tests.support.remote_layout import read_manifest_bytes
+
+KIB = 1024
+
+
+class PackPaths(LocalRemote):
+    """Records the folder each pack is put from."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.pack_sources: list[Path] = []
+
+    def put_file(self, key, path, progress=None, consume=False) -> None:  # type: ignore[override]
+        if key.startswith("packs/"):
+            self.pack_sources.append(Path(path).parent)
+        super().put_file(key, path, progress, consume)
+
+
+def _push(tmp_path: Path, contents: dict[str, bytes]) -> tuple[PackPaths, dict[str, Manifest], Store]:
+    store = Store(tmp_path / "store")
+    pointers = {name: store.insert_stream(io.BytesIO(data)) for name, data in contents.items()}
+    store.sync()
+    remote = PackPaths(tmp_path / "remote")
+    result = upload(store, remote, list(pointers.values()), concurrency=2)
+    assert result.ok, result.failed
+    manifests = {name: decode(read_manifest_bytes(remote.root, p.oid), p) for name, p in pointers.items()}
+    return remote, manifests, store
+
+
+def test_an_object_up_to_the_chunk_maximum_is_one_chunk_named_by_its_oid(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    contents = {
+        "200k": rng.randbytes(200 * KIB),
+        "max": rng.randbytes(chunking.MAX_SIZE),
+        "300k": rng.randbytes(300 * KIB),
+    }
+    # Content-defined chunking would cut the small ones: the rule, not luck, keeps them whole.
+    assert len(list(chunking.chunks(io.BytesIO(contents["200k"])))) > 1
+    assert len(list(chunking.chunks(io.BytesIO(contents["max"])))) > 1
+    _, manifests, _ = _push(tmp_path, contents)
+    for name in ("200k", "max"):
+        (chunk,) = manifests[name].chunks
+        assert chunk.hash == bytes.fromhex(manifests[name].oid)
+        assert (chunk.raw, chunk.codec) == (len(contents[name]), CODEC_RAW)
+    large = manifests["300k"].chunks
+    assert len(large) > 1 and all(c.hash != bytes.fromhex(manifests["300k"].oid) for c in large)
+
+
+def test_small_objects_are_compressed_only_when_they_shrink(tmp_path: Path) -> None:
+    rng = random.Random(8)
+    contents = {
+        "random": rng.randbytes(64 * KIB),
+        "text": b"".join(rng.choice((b"alpha ", b"beta ", b"gamma\n")) for _ in range(20_000)),
+        "fp32": float_bytes(30_000, "small-fp32"),
+        "tiny": b"abc" * 500,  # shorter than the sample: tried whole
+        "incompressible start": rng.randbytes(8 * KIB) + bytes(100 * KIB),  # the sample decides
+    }
+    remote, manifests, store = _push(tmp_path, contents)
+    codecs = {name: m.chunks[0].codec for name, m in manifests.items()}
+    assert codecs == {
+        "random": CODEC_RAW,
+        "text": CODEC_ZSTD,
+        "fp32": CODEC_GROUPED,
+        "tiny": CODEC_ZSTD,
+        "incompressible start": CODEC_RAW,
+    }
+    assert all(len(m.chunks) == 1 and m.chunks[0].stored <= m.chunks[0].raw for m in manifests.values())
+    clone = Store(tmp_path / "clone")
+    pointers = [Pointer(m.oid, m.size) for m in manifests.values()]
+    assert download(clone, remote, pointers, concurrency=2).ok
+    for name, data in contents.items():
+        with clone.open(manifests[name].oid) as f:
+            assert f.read() == data
+
+
+def test_packs_are_built_in_a_directory_remotes_own_staging_folder(tmp_path: Path) -> None:
+    rng = random.Random(9)
+    remote, _, store = _push(tmp_path, {f"f{i}": rng.randbytes(50 * KIB) for i in range(20)})
+    assert remote.pack_sources and set(remote.pack_sources) == {remote.root / "tmp"}
+    assert not list((remote.root / "tmp").iterdir())  # each renamed in, none left behind
