@@ -96,14 +96,15 @@ def look(
 
     asked = todo
     if version == 2:
-        # No request for an oid no shard names and no per-object key holds (after one listing
-        # of each): most of a first push. Those are checked in a loop; a pool's hand-offs
-        # would cost more than the lookups. The rest read a manifest and stat packs.
+        # No request for an oid no shard names (after one listing of shards/): most of a
+        # first push, and missing (rebuild.fetch_manifest's `probe_keys` says why no key is
+        # asked for). Those are looked up in a loop; a pool's hand-offs would cost more than
+        # the lookups. The rest read a manifest and stat packs.
         directory = shards.directory(remote)
         missing = missing_copy(remote)  # what check() finds for them, without asking again
         asked = []
         for p in todo:
-            if directory.places(p.oid) or directory.holds_key(p.oid):
+            if directory.places(p.oid):
                 asked.append(p)
             else:
                 seen.copies[p.oid] = missing
