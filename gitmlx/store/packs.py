@@ -20,11 +20,13 @@ mid-read.
 
 from __future__ import annotations
 
+import bisect
 import io
 import mmap
 import os
 import struct
 from _thread import allocate_lock  # threading's Lock: `threading` itself is not on the filter's start
+from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -37,6 +39,7 @@ MAGIC = b"MLXSPACK"
 VERSION = 1
 HEADER = struct.Struct(">8sII")  # magic, version, reserved (0)
 ENTRY = struct.Struct(">32sQQ")  # raw oid, offset of the object's bytes, size
+_KEY_PREFIX = struct.Struct(f">Q{ENTRY.size - 8}x")  # an entry's first 8 bytes, as one integer
 TRAILER = struct.Struct(">QQ32s8s")  # index offset, entry count, sha256(index), magic
 RECORD = struct.Struct(">32sQ")  # before each object's bytes: raw oid, size (for recovery)
 #: Name prefix of a store pack being written in tmp/ (push's upload packs use `pack-`).
@@ -59,6 +62,7 @@ class PackFile:
             self.file_size = os.fstat(self.fd).st_size
             self._index_offset, self.count, self.index_digest = _read_trailer(self.fd, self.file_size)
             self._map: mmap.mmap | None = None
+            self._keys: array[int] | None = None  # built on the first lookup (`find`)
             self._base = 0
             if self.count:
                 length = self.count * ENTRY.size
@@ -73,21 +77,35 @@ class PackFile:
             raise
 
     def find(self, oid: str) -> tuple[int, int] | None:
-        """(offset, size) of `oid`'s bytes in this pack, or None."""
+        """(offset, size) of `oid`'s bytes in this pack, or None.
+
+        Bisects an array of the entries' first 8 bytes (C code, 8 bytes an entry), then
+        compares whole oids among the entries sharing that prefix: a checkout looks up
+        every file's object a few times, and a bisection in Python cost ~6 µs a lookup."""
+        if not self.count:
+            return None
+        keys = self._keys if self._keys is not None else self._load_keys()
         key = bytes.fromhex(oid)
-        lo, hi = 0, self.count
-        while lo < hi:
-            mid = (lo + hi) // 2
-            at = self._base + mid * ENTRY.size
-            here = self._map[at : at + 32]  # type: ignore[index]
-            if here < key:
-                lo = mid + 1
-            elif here > key:
-                hi = mid
-            else:
+        prefix = int.from_bytes(key[:8], "big")
+        i = bisect.bisect_left(keys, prefix)
+        while i < self.count and keys[i] == prefix:
+            at = self._base + i * ENTRY.size
+            if self._map[at : at + 32] == key:  # type: ignore[index]
                 _, offset, size = ENTRY.unpack_from(self._map, at)  # type: ignore[arg-type]
                 return offset, size
+            i += 1
         return None
+
+    def _load_keys(self) -> array[int]:
+        """The first 8 bytes of every entry's oid, as integers in index (oid) order."""
+        assert self._map is not None
+        table = memoryview(self._map)[self._base : self._base + self.count * ENTRY.size]
+        try:
+            keys = array("Q", (k for (k,) in _KEY_PREFIX.iter_unpack(table)))
+        finally:
+            table.release()
+        self._keys = keys  # two threads may both build it: the same array either way
+        return keys
 
     def entries(self) -> Iterator[tuple[str, int, int]]:
         """(oid, offset, size) for every object, in oid order."""

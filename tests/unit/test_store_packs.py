@@ -710,3 +710,25 @@ def test_big_packs_are_never_merged(store: Store, monkeypatch: pytest.MonkeyPatc
     assert big <= after, "a big pack was rewritten"
     assert len(after - big) <= 2, "the small packs were not merged"
     assert_all_readable(Store(store.root), every)
+
+
+def test_find_tells_apart_oids_sharing_their_first_bytes(tmp_path: Path) -> None:
+    """Lookups bisect on each oid's first 8 bytes: oids sharing them (and an absent oid
+    sharing them) must still be told apart by the whole oid."""
+    (tmp_path / "tmp").mkdir()
+    shared = "ab" * 8
+    oids = [shared + f"{k:02x}" * 24 for k in (1, 5, 9)] + ["00" * 32, "ff" * 32, "ab" * 7 + "aa" + "00" * 24]
+    pending = store_packs.PendingPack(tmp_path / "tmp")
+    for n, oid in enumerate(oids):
+        pending.add(oid, bytes([n]) * (n + 1), durable=False)
+    pack = store_packs.PackFile(pending.finish(tmp_path / "packs"))
+    try:
+        for n, oid in enumerate(oids):
+            offset, size = pack.find(oid)
+            assert size == n + 1
+            assert os.pread(pack.fd, size, offset) == bytes([n]) * size
+        assert pack.find(shared + "07" * 24) is None
+        assert pack.find(shared + "ff" * 24) is None
+        assert pack.find("01" * 32) is None
+    finally:
+        pack.close()
