@@ -204,8 +204,10 @@ class Downloads:
             stored = self._ctx.store.size(pointer.oid)  # one lookup: this runs for every file
         except FileNotFoundError:
             stored = None
+        if stored == pointer.size:
+            return finished()
         if stored is not None:
-            lying = filters.check_stored_size(self._ctx.store, pointer, path) if stored != pointer.size else None
+            lying = filters.check_stored_size(self._ctx.store, pointer, path)
             if lying is not None:
                 return finished(lying)
             if self._ctx.store.has(pointer.oid):  # else quarantined just now: fetch it

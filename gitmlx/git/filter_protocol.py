@@ -129,7 +129,9 @@ def serve(
         if body is DELAYED:
             _status(out, "delayed")
             continue
-        _status(out, "success")
+        # The status goes out with the content, in one write: a small file's whole answer
+        # then wakes git once, not twice (git reads the status list, then the content).
+        _status(out, "success", flush=False)
         writer = ContentWriter(out)
         try:
             body(writer)
@@ -147,7 +149,8 @@ def serve(
             idle()
 
 
-def _status(out: BinaryIO, status: str) -> None:
+def _status(out: BinaryIO, status: str, flush: bool = True) -> None:
     pktline.write_text(out, f"status={status}")
     pktline.write_flush(out)
-    out.flush()
+    if flush:
+        out.flush()

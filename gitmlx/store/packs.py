@@ -20,11 +20,13 @@ mid-read.
 
 from __future__ import annotations
 
+import bisect
 import io
 import mmap
 import os
 import struct
 from _thread import allocate_lock  # threading's Lock: `threading` itself is not on the filter's start
+from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -37,10 +39,11 @@ MAGIC = b"MLXSPACK"
 VERSION = 1
 HEADER = struct.Struct(">8sII")  # magic, version, reserved (0)
 ENTRY = struct.Struct(">32sQQ")  # raw oid, offset of the object's bytes, size
+_KEY_PREFIX = struct.Struct(f">Q{ENTRY.size - 8}x")  # an entry's first 8 bytes, as one integer
 TRAILER = struct.Struct(">QQ32s8s")  # index offset, entry count, sha256(index), magic
 RECORD = struct.Struct(">32sQ")  # before each object's bytes: raw oid, size (for recovery)
-#: A finished pack builds its fan-out table (`PackFile._build_fanout`) at this many finds.
-FANOUT_AFTER = 64
+#: A finished pack builds its array of oid prefixes (`PackFile._load_keys`) at this many finds.
+KEYS_AFTER = 64
 #: Name prefix of a store pack being written in tmp/ (push's upload packs use `pack-`).
 ORPHAN_PREFIX = "spack-"
 TRAILER_MAGIC = b"MLXSIDX1"
@@ -61,10 +64,9 @@ class PackFile:
             self.file_size = os.fstat(self.fd).st_size
             self._index_offset, self.count, self.index_digest = _read_trailer(self.fd, self.file_size)
             self._map: mmap.mmap | None = None
-            self._base = 0
-            #: First-byte fan-out of the index (`_build_fanout`), and the finds before it.
-            self._fanout: list[int] | None = None
+            self._keys: array[int] | None = None  # built once KEYS_AFTER lookups were made
             self._finds = 0
+            self._base = 0
             if self.count:
                 length = self.count * ENTRY.size
                 # mmap needs a page-aligned offset: map from the page that holds the index.
@@ -78,17 +80,36 @@ class PackFile:
             raise
 
     def find(self, oid: str) -> tuple[int, int] | None:
-        """(offset, size) of `oid`'s bytes in this pack, or None."""
+        """(offset, size) of `oid`'s bytes in this pack, or None.
+
+        From its KEYS_AFTER-th lookup on, bisects an array of the entries' first 8 bytes (C
+        code, 8 bytes an entry), then compares whole oids among the entries sharing that
+        prefix: a checkout or a push looks up every file's object a few times, and a
+        bisection in Python cost ~6 µs a lookup. Before, it bisects the mapped index, so
+        a filter's few lookups never read every entry."""
+        if not self.count:
+            return None
         key = bytes.fromhex(oid)
-        fanout = self._fanout
-        if fanout is None:
+        keys = self._keys
+        if keys is None:
             self._finds += 1
-            if self._finds >= FANOUT_AFTER:  # two threads may both build it: the same list
-                self._fanout = fanout = self._build_fanout()
-        if fanout is not None:
-            lo, hi = fanout[key[0]], fanout[key[0] + 1]
-        else:
-            lo, hi = 0, self.count
+            if self._finds >= KEYS_AFTER:
+                keys = self._load_keys()
+        if keys is None:
+            return self._bisect_map(key)
+        prefix = int.from_bytes(key[:8], "big")
+        i = bisect.bisect_left(keys, prefix)
+        while i < self.count and keys[i] == prefix:
+            at = self._base + i * ENTRY.size
+            if self._map[at : at + 32] == key:  # type: ignore[index]
+                _, offset, size = ENTRY.unpack_from(self._map, at)  # type: ignore[arg-type]
+                return offset, size
+            i += 1
+        return None
+
+    def _bisect_map(self, key: bytes) -> tuple[int, int] | None:
+        """`find` before the prefix array pays for itself."""
+        lo, hi = 0, self.count
         while lo < hi:
             mid = (lo + hi) // 2
             at = self._base + mid * ENTRY.size
@@ -102,19 +123,16 @@ class PackFile:
                 return offset, size
         return None
 
-    def _build_fanout(self) -> list[int]:
-        """fanout[b]: the index of the first entry whose oid's first byte is b or more
-        (fanout[256] = count), as git's pack index has: a find then bisects ~count / 256
-        entries. One read of every entry's first byte, so only once a pack was searched
-        FANOUT_AFTER times (a push or status of thousands of small objects), never for a
-        filter's few lookups."""
-        counts = [0] * 257
-        data, base, size = self._map, self._base, ENTRY.size
-        for i in range(self.count):
-            counts[data[base + i * size] + 1] += 1  # type: ignore[index]
-        for b in range(256):
-            counts[b + 1] += counts[b]
-        return counts
+    def _load_keys(self) -> array[int]:
+        """The first 8 bytes of every entry's oid, as integers in index (oid) order."""
+        assert self._map is not None
+        table = memoryview(self._map)[self._base : self._base + self.count * ENTRY.size]
+        try:
+            keys = array("Q", (k for (k,) in _KEY_PREFIX.iter_unpack(table)))
+        finally:
+            table.release()
+        self._keys = keys  # two threads may both build it: the same array either way
+        return keys
 
     def entries(self) -> Iterator[tuple[str, int, int]]:
         """(oid, offset, size) for every object, in oid order."""
@@ -232,9 +250,8 @@ class PendingPack:
             if oid in self.entries:
                 return True
             view = memoryview(data).cast("B")
-            _pwrite_all(self.fd, RECORD.pack(bytes.fromhex(oid), len(view)), self.end)
             at = self.end + RECORD.size
-            _pwrite_all(self.fd, view, at)
+            _pwrite_record(self.fd, RECORD.pack(bytes.fromhex(oid), len(view)), view, self.end)
             self.end = at + len(view)
             self.entries[oid] = (at, len(view))
             if self.end - self._written_back >= WRITEBACK_STEP:
@@ -282,6 +299,17 @@ class PendingPack:
             os.unlink(self.tmp_path)
         except FileNotFoundError:
             pass
+
+
+def _pwrite_record(fd: int, header: bytes, data: memoryview, at: int) -> None:
+    """A record's header and bytes at `at`: one system call for the two, where there is
+    `pwritev` (a clone of many small files adds one record per file)."""
+    done = os.pwritev(fd, [header, data], at) if hasattr(os, "pwritev") else 0
+    if done < len(header):
+        _pwrite_all(fd, header[done:], at + done)
+        done = len(header)
+    if done - len(header) < len(data):
+        _pwrite_all(fd, data[done - len(header) :], at + done)
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, at: int) -> None:

@@ -190,7 +190,9 @@ def fetch_batch(
             done(p, exc)
             continue
         wire[0] += size
-        manifests.append(manifest)
+        # Its chunk records decoded once (a small object has few): the batch reads them
+        # several times, and a ChunkTable decodes a record at each read.
+        manifests.append(Manifest(manifest.oid, manifest.size, tuple(manifest.chunks)))
 
     def stored(manifest: Manifest, taken: Taken, failure: BaseException | None) -> None:
         if failure is None:

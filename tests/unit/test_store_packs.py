@@ -567,7 +567,7 @@ def test_write_pack_and_pack_file_round_trip(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("spack-")]  # no temporary left
 
 
-def test_finds_past_the_fanout_threshold_give_the_same_answers(tmp_path: Path) -> None:
+def test_finds_past_the_prefix_array_threshold_give_the_same_answers(tmp_path: Path) -> None:
     datas = [b"fan %d" % i for i in range(600)]  # every first byte of the oid, several times
     readers = [(sha(d), io.BytesIO(d)) for d in datas]
     out = store_packs.write_pack(tmp_path, tmp_path / "packs", readers)  # type: ignore[arg-type]
@@ -575,12 +575,12 @@ def test_finds_past_the_fanout_threshold_give_the_same_answers(tmp_path: Path) -
     pack = store_packs.PackFile(out)
     absent = [sha(b"absent %d" % i) for i in range(50)] + ["00" * 32, "ff" * 32]
     try:
-        for _ in range(2):  # the first round crosses FANOUT_AFTER, the second uses the table
+        for _ in range(2):  # the first round crosses KEYS_AFTER, the second uses the array
             for d in datas:
                 found = pack.find(sha(d))
                 assert found is not None and pack.reader(*found).read() == d
             assert all(pack.find(oid) is None for oid in absent)
-        assert pack._fanout is not None and pack._fanout[256] == len(datas)
+        assert pack._keys is not None and len(pack._keys) == len(datas)
     finally:
         pack.close()
 
@@ -728,3 +728,25 @@ def test_big_packs_are_never_merged(store: Store, monkeypatch: pytest.MonkeyPatc
     assert big <= after, "a big pack was rewritten"
     assert len(after - big) <= 2, "the small packs were not merged"
     assert_all_readable(Store(store.root), every)
+
+
+def test_find_tells_apart_oids_sharing_their_first_bytes(tmp_path: Path) -> None:
+    """Lookups bisect on each oid's first 8 bytes: oids sharing them (and an absent oid
+    sharing them) must still be told apart by the whole oid."""
+    (tmp_path / "tmp").mkdir()
+    shared = "ab" * 8
+    oids = [shared + f"{k:02x}" * 24 for k in (1, 5, 9)] + ["00" * 32, "ff" * 32, "ab" * 7 + "aa" + "00" * 24]
+    pending = store_packs.PendingPack(tmp_path / "tmp")
+    for n, oid in enumerate(oids):
+        pending.add(oid, bytes([n]) * (n + 1), durable=False)
+    pack = store_packs.PackFile(pending.finish(tmp_path / "packs"))
+    try:
+        for n, oid in enumerate(oids):
+            offset, size = pack.find(oid)
+            assert size == n + 1
+            assert os.pread(pack.fd, size, offset) == bytes([n]) * size
+        assert pack.find(shared + "07" * 24) is None
+        assert pack.find(shared + "ff" * 24) is None
+        assert pack.find("01" * 32) is None
+    finally:
+        pack.close()
