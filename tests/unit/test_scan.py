@@ -8,7 +8,9 @@ subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ import pytest
 
 from gitmlx import actions
 from gitmlx.format.pointer import LFS_VERSION, Pointer
-from gitmlx.git import attributes, scan
+from gitmlx.git import attributes, batch, scan
 from gitmlx.git.plumbing import GitError
 
 TOP = Path("/repo")
@@ -118,12 +120,20 @@ class FakeGit:
     def count(self, name: str) -> int:
         return sum(1 for call in self.calls if call[0] == name)
 
+    def output(
+        self, args: Sequence[str], cwd: Path | str | None = None, input: bytes | None = None, check: bool = True
+    ) -> contextlib.AbstractContextManager[io.BytesIO]:
+        """Stands for plumbing.GitOutput: the same answers, read as a stream."""
+        return contextlib.nullcontext(io.BytesIO(self(args, cwd, input, check=check)))
+
 
 @pytest.fixture
 def git(monkeypatch: pytest.MonkeyPatch) -> FakeGit:
     fake = FakeGit()
     monkeypatch.setattr(scan, "run_git", fake)
     monkeypatch.setattr(attributes, "run_git", fake)
+    monkeypatch.setattr(scan, "GitOutput", fake.output)
+    monkeypatch.setattr(batch, "GitOutput", fake.output)
     return fake
 
 
