@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Container, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from gitmlx import ui
 from gitmlx.checkout import worktree
@@ -173,9 +174,17 @@ def remote_record(ctx: RepoContext) -> RemoteRecord:
 class PushNeeds:
     """What a push must leave on the artifact remote."""
 
-    files: list[TrackedFile]
-    #: Objects the pushed tips' trees need: a push that cannot place one there is refused.
-    at_tips: frozenset[str]
+    files: Sequence[TrackedFile]
+    #: How many of `files`, from the first, are in the pushed tips' trees.
+    tip_files: int = 0
+
+    @cached_property
+    def at_tips(self) -> frozenset[str]:
+        """Objects the pushed tips' trees need: a push that cannot place one there is
+        refused. Made when asked (a refusal, Git LFS objects): a set of 100,000 oids
+        costs 5 MiB that the upload would otherwise hold beside everything else."""
+        pointers = self.files.pointers if isinstance(self.files, scan.PackedFiles) else [f.pointer for f in self.files]
+        return frozenset(p.oid for p in pointers[: self.tip_files])
 
 
 def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str]) -> PushNeeds:
@@ -185,10 +194,14 @@ def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str]) ->
     before (a new or emptied artifact remote, history from before `migrate from-lfs`)."""
     trees = scan.trees_of(ctx.top, tips)
     blobs: set[str] = set()  # the tips' pointer blobs: the range scan need not read them again
-    in_trees = [f for tree in trees for f in scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs)]
+    files = scan.PackedFiles()
+    for tree in trees:
+        files.extend(scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs))
+    in_trees = len(files)
     found = scan.range_pointers(ctx.top, tips, exclude, trees, blobs) if tips else scan.RangePointers([], [])
     del blobs
-    return PushNeeds(in_trees + range_uploads(ctx, found), frozenset(f.pointer.oid for f in in_trees))
+    files.extend(range_uploads(ctx, found))
+    return PushNeeds(files, in_trees)
 
 
 def push(
@@ -207,7 +220,8 @@ def push(
     for f in needs.files:
         if not ctx.store.has(f.pointer.oid):
             from_lfs.import_lfs_object(ctx, f.pointer)
-    old_lfs = {f.pointer.oid for f in needs.files if f.pointer.is_lfs} - needs.at_tips
+    lfs = {f.pointer.oid for f in needs.files if f.pointer.is_lfs}
+    old_lfs = lfs - needs.at_tips if lfs else set()
     trust = record_trust_seconds(ctx) if trust_record else None
     record = remote_record(ctx)
     try:

@@ -357,3 +357,25 @@ def test_check_attr_answers_map_to_the_paths_asked_in_order() -> None:
     assert attributes.parse_check_attr(out, ["a b.bin", "docs/x"]) == {"a b.bin": "mlx", "docs/x": "unspecified"}
     with pytest.raises(GitError):
         attributes.parse_check_attr(out, ["a b.bin"])
+
+
+def test_packed_files_give_back_each_file_as_it_was_added() -> None:
+    files = [
+        scan.TrackedFile(f"d{i // 7}/f {i}.bin", _pointer(str(i), i), "100755" if i % 3 else "100644")
+        for i in range(2 * scan.PackedFiles.BLOCK + 5)
+    ]
+    packed = scan.PackedFiles()
+    packed.extend(files[:10])
+    packed.extend(files[10:])
+
+    assert len(packed) == len(files)
+    assert list(packed) == files
+    assert [packed[i] for i in (0, scan.PackedFiles.BLOCK, len(files) - 1, -1)] == [
+        files[0],
+        files[scan.PackedFiles.BLOCK],
+        files[-1],
+        files[-1],
+    ]
+    assert packed.pointers == [f.pointer for f in files]
+    with pytest.raises(IndexError):
+        packed[len(files)]
