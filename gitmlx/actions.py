@@ -317,6 +317,13 @@ def push_refused(result: TransferResult, needs: PushNeeds, remote: Remote) -> Ml
     )
 
 
+#: Objects handed to one `transfer.upload.upload` at a time. An upload holds ~600 bytes
+#: per object until its end (chunk plans, new chunks, manifests waiting for their shard):
+#: a push of 100,000 small files held ~60 MiB of it at once. A push of up to this many
+#: objects is still one upload, one shard; each further batch costs a few requests.
+UPLOAD_BATCH = 20_000
+
+
 def upload(
     ctx: RepoContext,
     remote: Remote,
@@ -331,20 +338,29 @@ def upload(
     """Upload `files`' objects the remote lacks; `summary`: end with a line saying what
     moved (stderr). Failures of objects in `tolerate` are warned about and dropped from
     the result's `failed`; the others are errors."""
-    pointers = [f.pointer for f in files]
-    total = sum(p.size for p in {p.oid: p for p in pointers}.values())
-    with ui.progress(total, len({p.oid for p in pointers}), "push", quiet) as bar:
-        result = uploads.upload(
-            ctx.store,
-            remote,
-            pointers,
-            ctx.config.integer("mlx.concurrency"),
-            bar.bytes_done,
-            bar.file_done,
-            notice=ui.warn,
-            record=record,
-            trust_seconds=trust_seconds,
-        )
+    todo = unique(f.pointer for f in files)
+    sizes = {p.oid: p.size for p in todo}
+    total, count = sum(sizes.values()), len(sizes)
+    del sizes
+    result = TransferResult()
+    with ui.progress(total, count, "push", quiet) as bar:
+        for start in range(0, len(todo), UPLOAD_BATCH):
+            part = uploads.upload(
+                ctx.store,
+                remote,
+                todo[start : start + UPLOAD_BATCH],
+                ctx.config.integer("mlx.concurrency"),
+                bar.bytes_done,
+                bar.file_done,
+                notice=ui.warn,
+                record=record,
+                trust_seconds=trust_seconds,
+            )
+            result.moved += part.moved
+            result.skipped += part.skipped
+            result.failed.update(part.failed)
+            result.wire_bytes += part.wire_bytes
+            result.checked += part.checked
         if result.moved and summary:
             bar.close_summary = (
                 f"uploaded {len(result.moved)} objects to '{remote.display_url}' ({len(result.skipped)} already there; "
@@ -395,6 +411,8 @@ def _paths_by_oid(files: Sequence[TrackedFile]) -> dict[str, list[str]]:
 
 
 def report_failures(result: TransferResult, files: Sequence[TrackedFile], verb: str, remote: Remote) -> None:
+    if not result.failed:
+        return  # no path of 100,000 to look up
     by_oid = _paths_by_oid(files)
     for oid, (pointer, why) in sorted(result.failed.items()):
         for path in by_oid.get(oid, ["?"]):
