@@ -198,6 +198,18 @@ class ShardDirectory:
         data = self._hold(shard_id)
         return data if data is not None else self._read_whole(shard_id)
 
+    def release(self) -> None:
+        """Let go of the whole shards held (a checkout whose downloads are all in: a clone
+        of 100,000 files held a 23 MiB shard to its end). Each table held as a view of
+        its shard becomes bytes of its own; later reads start with ranged reads again."""
+        with self._state:
+            for table in self._tables.values():
+                if isinstance(table.table, memoryview):
+                    table.table = table.table.tobytes()
+            self._held.clear()
+            self._held_bytes = 0
+            self._ranged.clear()
+
     # -- writing -------------------------------------------------------------------------
 
     def write(
@@ -387,6 +399,14 @@ class ShardDirectory:
 #: marker reads it was made after, and the directory.
 _directories: dict[str, tuple[int, ShardDirectory]] = {}
 _directories_lock = threading.Lock()
+
+
+def release_held() -> None:
+    """Every shard directory of this process lets go of its whole shards (`release`)."""
+    with _directories_lock:
+        known = [found for _, found in _directories.values()]
+    for found in known:
+        found.release()
 
 
 def directory(remote: Remote) -> ShardDirectory:

@@ -34,3 +34,20 @@ def test_lookup_tells_apart_oids_sharing_the_key_and_finds_every_shard(tmp_path:
         assert sorted(p.shard_id for p in directory.places(same[1])) == sorted(ids)
         assert directory.places(oid("ab" * 8, 5)) == [] and directory.places(oid("ff" * 8, 0)) == []
         assert sorted(o for o, _ in directory.entries()) == sorted([*same, *other, same[1]])
+
+
+def test_a_directory_that_let_go_of_its_shards_still_finds_every_manifest(tmp_path: Path) -> None:
+    remote = LocalRemote(tmp_path / "remote")
+    oids = [oid(f"{n:02x}" * 8, n) for n in range(1, 40)]
+    ShardDirectory(remote).write([(o, i, bytes([i]) * 150) for i, o in enumerate(oids)], tmp_path / "tmp")
+    reader = ShardDirectory(remote)
+    for o in oids:  # past RANGED_BEFORE_WHOLE reads the whole shard is held
+        reader.manifest_bytes(reader.places(o)[0])
+    assert reader._held_bytes > 0
+
+    reader.release()
+
+    assert reader._held == {} and reader._held_bytes == 0
+    assert all(isinstance(table.table, bytes) for table in reader._tables.values())
+    for i, o in enumerate(oids):
+        assert bytes(reader.manifest_bytes(reader.places(o)[0])) == bytes([i]) * 150
