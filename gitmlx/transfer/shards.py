@@ -412,6 +412,10 @@ def release_held() -> None:
         known = [found for _, found in _directories.values()]
     for found in known:
         found.release()
+    if known:
+        from gitmlx.osutil import oscalls
+
+        oscalls.give_back_free_memory()
 
 
 def directory(remote: Remote) -> ShardDirectory:
