@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Container, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from gitmlx import ui
 from gitmlx.checkout import worktree
@@ -173,9 +174,17 @@ def remote_record(ctx: RepoContext) -> RemoteRecord:
 class PushNeeds:
     """What a push must leave on the artifact remote."""
 
-    files: list[TrackedFile]
-    #: Objects the pushed tips' trees need: a push that cannot place one there is refused.
-    at_tips: frozenset[str]
+    files: Sequence[TrackedFile]
+    #: How many of `files`, from the first, are in the pushed tips' trees.
+    tip_files: int = 0
+
+    @cached_property
+    def at_tips(self) -> frozenset[str]:
+        """Objects the pushed tips' trees need: a push that cannot place one there is
+        refused. Made when asked (a refusal, Git LFS objects): a set of 100,000 oids
+        costs 5 MiB that the upload would otherwise hold beside everything else."""
+        pointers = self.files.pointers if isinstance(self.files, scan.PackedFiles) else [f.pointer for f in self.files]
+        return frozenset(p.oid for p in pointers[: self.tip_files])
 
 
 def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str]) -> PushNeeds:
@@ -185,10 +194,14 @@ def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str]) ->
     before (a new or emptied artifact remote, history from before `migrate from-lfs`)."""
     trees = scan.trees_of(ctx.top, tips)
     blobs: set[str] = set()  # the tips' pointer blobs: the range scan need not read them again
-    in_trees = [f for tree in trees for f in scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs)]
+    files = scan.PackedFiles()
+    for tree in trees:
+        files.extend(scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs))
+    in_trees = len(files)
     found = scan.range_pointers(ctx.top, tips, exclude, trees, blobs) if tips else scan.RangePointers([], [])
     del blobs
-    return PushNeeds(in_trees + range_uploads(ctx, found), frozenset(f.pointer.oid for f in in_trees))
+    files.extend(range_uploads(ctx, found))
+    return PushNeeds(files, in_trees)
 
 
 def push(
@@ -207,7 +220,8 @@ def push(
     for f in needs.files:
         if not ctx.store.has(f.pointer.oid):
             from_lfs.import_lfs_object(ctx, f.pointer)
-    old_lfs = {f.pointer.oid for f in needs.files if f.pointer.is_lfs} - needs.at_tips
+    lfs = {f.pointer.oid for f in needs.files if f.pointer.is_lfs}
+    old_lfs = lfs - needs.at_tips if lfs else set()
     trust = record_trust_seconds(ctx) if trust_record else None
     record = remote_record(ctx)
     try:
@@ -303,6 +317,13 @@ def push_refused(result: TransferResult, needs: PushNeeds, remote: Remote) -> Ml
     )
 
 
+#: Objects handed to one `transfer.upload.upload` at a time. An upload holds ~600 bytes
+#: per object until its end (chunk plans, new chunks, manifests waiting for their shard):
+#: a push of 100,000 small files held ~60 MiB of it at once. A push of up to this many
+#: objects is still one upload, one shard; each further batch costs a few requests.
+UPLOAD_BATCH = 20_000
+
+
 def upload(
     ctx: RepoContext,
     remote: Remote,
@@ -317,20 +338,29 @@ def upload(
     """Upload `files`' objects the remote lacks; `summary`: end with a line saying what
     moved (stderr). Failures of objects in `tolerate` are warned about and dropped from
     the result's `failed`; the others are errors."""
-    pointers = [f.pointer for f in files]
-    total = sum(p.size for p in {p.oid: p for p in pointers}.values())
-    with ui.progress(total, len({p.oid for p in pointers}), "push", quiet) as bar:
-        result = uploads.upload(
-            ctx.store,
-            remote,
-            pointers,
-            ctx.config.integer("mlx.concurrency"),
-            bar.bytes_done,
-            bar.file_done,
-            notice=ui.warn,
-            record=record,
-            trust_seconds=trust_seconds,
-        )
+    todo = unique(f.pointer for f in files)
+    sizes = {p.oid: p.size for p in todo}
+    total, count = sum(sizes.values()), len(sizes)
+    del sizes
+    result = TransferResult()
+    with ui.progress(total, count, "push", quiet) as bar:
+        for start in range(0, len(todo), UPLOAD_BATCH):
+            part = uploads.upload(
+                ctx.store,
+                remote,
+                todo[start : start + UPLOAD_BATCH],
+                ctx.config.integer("mlx.concurrency"),
+                bar.bytes_done,
+                bar.file_done,
+                notice=ui.warn,
+                record=record,
+                trust_seconds=trust_seconds,
+            )
+            result.moved += part.moved
+            result.skipped += part.skipped
+            result.failed.update(part.failed)
+            result.wire_bytes += part.wire_bytes
+            result.checked += part.checked
         if result.moved and summary:
             bar.close_summary = (
                 f"uploaded {len(result.moved)} objects to '{remote.display_url}' ({len(result.skipped)} already there; "
@@ -381,6 +411,8 @@ def _paths_by_oid(files: Sequence[TrackedFile]) -> dict[str, list[str]]:
 
 
 def report_failures(result: TransferResult, files: Sequence[TrackedFile], verb: str, remote: Remote) -> None:
+    if not result.failed:
+        return  # no path of 100,000 to look up
     by_oid = _paths_by_oid(files)
     for oid, (pointer, why) in sorted(result.failed.items()):
         for path in by_oid.get(oid, ["?"]):

@@ -301,8 +301,11 @@ class Downloads:
 
     def finish_pack(self) -> None:
         """Every download is in: name their pack now, so the hooks git runs before this
-        process ends find the objects too."""
+        process ends find the objects too; the manifest shards held for them are let go."""
         self._ctx.store.finish_pack()
+        from gitmlx.transfer import shards
+
+        shards.release_held()
 
     @property
     def started(self) -> bool:

@@ -373,7 +373,7 @@ def refresh_index(work_tree: Path, placed: Mapping[str, _Placed]) -> None:
     index_path, object_format = index_location(work_tree)
     wanted = _Wanted(placed, object_format)
     try:
-        index_file.record_stat(index_path, wanted, object_format)
+        index_file.record_stat(index_path, wanted, object_format, report=False)
     except index_file.IndexLocked as exc:
         raise MlxError(
             f"git's index is locked ('{exc}'): another git command is running",

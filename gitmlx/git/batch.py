@@ -3,19 +3,19 @@
 Owns: the header cat-file answers with (`<sha> <type> <size>`, followed for `--batch` by
 the content and an LF), and BlobReader, which keeps cat-file open to answer blob by blob
 and streams content of any size in blocks: a history rewrite asks once per file change
-and cannot list the blobs up front. scan.py reads known lists of small blobs in one
-process run to completion, with the same header parser.
+and cannot list the blobs up front. `small_blobs` reads a known list of small blobs in
+one process run to completion (scan.py's pointers), streamed.
 Must not: parse pointers, or know about the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitmlx.errors import MlxError
-from gitmlx.git.plumbing import GitProcess
+from gitmlx.git.plumbing import GitOutput, GitProcess
 
 #: The `--batch-check` format whose answers parse_header reads.
 HEADER_FORMAT = "%(objectname) %(objecttype) %(objectsize)"
@@ -43,6 +43,25 @@ def parse_header(line: bytes) -> ObjectHeader | None:
     if len(parts) != 3 or not parts[2].isdigit():
         return None
     return ObjectHeader(parts[0].decode("utf-8", "surrogateescape"), parts[1].decode(), int(parts[2]))
+
+
+def small_blobs(cwd: Path, shas: Sequence[str]) -> Iterator[tuple[ObjectHeader, bytes]]:
+    """(header, content) of each of `shas` that exists, in order, from one `cat-file
+    --batch`: for small blobs (each is read whole; BlobReader streams any size).
+
+    The output is read as it comes (100,000 pointers are ~18 MiB of it), and `--buffer`
+    makes git write it in blocks, not with a flush per object (which costs more than the
+    objects themselves when there are thousands of small ones).
+    """
+    if not shas:
+        return
+    with GitOutput(["cat-file", "--batch", "--buffer"], cwd, "\n".join(shas).encode() + b"\n") as out:
+        while line := out.readline():
+            header = parse_header(line)
+            if header is None:  # "<sha> missing": no content follows
+                continue
+            yield header, out.read(header.size)
+            out.read(1)  # the LF after the content
 
 
 class BlobReader:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from array import array
 from collections import namedtuple
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -144,34 +145,39 @@ def _entries(data: bytes | bytearray, object_format: str) -> Iterator[_Entry]:
 
 
 def patch(data: bytearray, wanted: Mapping[str, Wanted], object_format: str = "sha1") -> set[str]:
+    """Rewrite the stat data of `wanted` entries in `data`; see `_patch`."""
+    return _patch(data, wanted, object_format)[1]
+
+
+def _patch(
+    data: bytearray, wanted: Mapping[str, Wanted], object_format: str, report: bool = True
+) -> tuple[int, set[str], int]:
     """Rewrite the stat data of `wanted` entries in `data` (a whole index file), in place.
 
-    Returns the paths patched; an entry is skipped unless it is at stage 0 and holds one
-    of the wanted blob ids. Raises ValueError for anything that is not a complete,
-    checksummed index this code understands (and then `data` is unchanged).
+    Returns how many entries were patched, their paths (only with `report`) and the
+    newest mtime (ns) of their files (0 when none); an entry is skipped unless it is at
+    stage 0 and holds one of the wanted blob ids. Raises ValueError for anything that is
+    not a complete, checksummed index this code understands (and then `data` is
+    unchanged).
     """
-    return _patch(data, wanted, object_format)[0]
-
-
-def _patch(data: bytearray, wanted: Mapping[str, Wanted], object_format: str) -> tuple[set[str], int]:
-    """`patch`, and the newest modification time (ns) among the patched files (-1: none).
-
-    Each entry of `wanted` is asked for once: the filter's is made when asked, two blob
-    ids per file."""
-    # Where each entry starts, its path and the stat data: not the entries and Wanted
-    # values themselves, which for 100,000 placed files took ~50 MiB until the end.
-    todo = []
+    # Where each entry starts, its path and the stat data, side by side: not the entries
+    # and Wanted values themselves, which for 100,000 placed files took ~50 MiB until the
+    # end, nor a tuple per entry (6 MiB more at the filter's peak).
+    starts, paths, stats = array("Q"), [], []
     for entry in _entries(data, object_format):
         want = wanted.get(entry.path)
         if want is not None and not entry.flags & _STAGE_MASK and entry.oid in want.blob_ids:
-            todo.append((entry.start, entry.path, want.stat))
-    for start, _path, st in todo:
+            starts.append(entry.start)
+            if report:
+                paths.append(entry.path)
+            stats.append(want.stat)
+    for start, st in zip(starts, stats, strict=True):
         (mode,) = struct.unpack_from(">L", data, start + 24)
         data[start : start + _STAT.size] = _stat_fields(st, mode)
     body_end = len(data) - _HASHES[object_format]
-    if todo and data[body_end:] != bytes(len(data) - body_end):
+    if starts and data[body_end:] != bytes(len(data) - body_end):
         data[body_end:] = digests.new(object_format, memoryview(data)[:body_end]).digest()
-    return {path for _start, path, _st in todo}, max((st.st_mtime_ns for _start, _path, st in todo), default=-1)
+    return len(starts), set(paths), max((st.st_mtime_ns for st in stats), default=0)
 
 
 def blob_ids(index_path: Path, object_format: str = "sha1") -> dict[str, bytes | None]:
@@ -216,8 +222,11 @@ def _stamp_after(fd: int, newest_ns: int) -> None:
         os.utime(fd)
 
 
-def record_stat(index_path: Path, wanted: Mapping[str, Wanted], object_format: str = "sha1") -> set[str]:
-    """Patch the entries of `wanted` in the index file under git's lock; the paths patched.
+def record_stat(
+    index_path: Path, wanted: Mapping[str, Wanted], object_format: str = "sha1", *, report: bool = True
+) -> set[str]:
+    """Patch the entries of `wanted` in the index file under git's lock; the paths patched
+    (none with `report` False: a set of 100,000 paths is 11 MiB at the filter's peak).
 
     Raises IndexLocked when `index.lock` exists (another git command is running: waiting
     could deadlock against the git process that started us), ValueError for an index this
@@ -233,13 +242,19 @@ def record_stat(index_path: Path, wanted: Mapping[str, Wanted], object_format: s
     committed = False
     try:
         with open(index_path, "rb") as f:
-            data = bytearray(f.read())  # the index, not content: kilobytes to megabytes
-        patched, newest = _patch(data, wanted, object_format)
-        if patched:
+            # Read into its one buffer: bytearray(f.read()) held the index twice (the
+            # filter's peak at the end of a clone of 100,000 files).
+            data = bytearray(os.fstat(f.fileno()).st_size)
+            if f.readinto(data) != len(data):
+                raise ValueError("index changed size while read")
+        count, patched, newest = _patch(data, wanted, object_format, report)
+        if count:
             with os.fdopen(fd, "wb", closefd=True) as out:
                 fd = -1
                 out.write(data)
                 out.flush()
+                # The patched files' times, not every wanted one's: asking `wanted` again
+                # made each Wanted once more (the filter's peak after a clone).
                 _stamp_after(out.fileno(), newest)
                 os.fsync(out.fileno())
             os.replace(lock, index_path)

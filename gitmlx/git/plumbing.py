@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from gitmlx.errors import MlxError, NotARepository
@@ -68,6 +68,89 @@ def stream_git(args: Sequence[str], sink: _Sink, cwd: Path | str | None = None, 
         message = stderr.decode("utf-8", "replace").strip().splitlines()
         first = message[0] if message else f"exit status {proc.returncode}"
         raise GitError(f"git {args[0]} failed: {first.removeprefix('fatal: ')}")
+
+
+class GitOutput:
+    """`git ARGS` run to completion, its stdout read as a stream while a thread writes
+    `input` to its stdin: `with GitOutput(...) as out: ...` reads `out` (a binary file).
+
+    For outputs as large as the repository (`ls-tree -r` of 100,000 files, `cat-file
+    --batch` of their pointers): run_git holds the whole output, twice while it joins
+    the pieces it read, and the pieces freed after it leave the process's heap larger
+    for the rest of a hook's run. The exit status is checked when the block ends (then
+    GitError, as run_git, with `check`); leaving the block early, or with an exception,
+    kills git.
+    """
+
+    def __init__(
+        self, args: Sequence[str], cwd: Path | str | None = None, input: bytes | None = None, check: bool = True
+    ) -> None:
+        import subprocess
+        import threading
+
+        self._args, self._check = args, check
+        self._proc = subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=256 * 1024,
+        )
+        self._stderr: list[bytes] = []
+        self._threads = [threading.Thread(target=self._read_stderr, daemon=True)]
+        if input is not None:
+            self._threads.append(threading.Thread(target=self._write, args=(input,), daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def _read_stderr(self) -> None:
+        assert self._proc.stderr is not None
+        self._stderr.append(self._proc.stderr.read())
+
+    def _write(self, data: bytes) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write(data)
+            stdin.close()
+        except OSError:
+            pass  # git exited early (an error, or killed): its status says why
+
+    def __enter__(self) -> IO[bytes]:
+        assert self._proc.stdout is not None
+        return self._proc.stdout
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        proc = self._proc
+        assert proc.stdout is not None
+        complete = exc_type is None and not proc.stdout.read(1)
+        if not complete:
+            proc.kill()
+        proc.stdout.close()
+        for thread in self._threads:
+            thread.join()
+        proc.wait()
+        if complete and self._check and proc.returncode != 0:
+            message = b"".join(self._stderr).decode("utf-8", "replace").strip().splitlines()
+            first = message[0] if message else f"exit status {proc.returncode}"
+            raise GitError(f"git {self._args[0]} failed: {first.removeprefix('fatal: ')}")
+
+
+def nul_records(stream: IO[bytes], block: int = 256 * 1024) -> Iterator[bytes]:
+    """The NUL-terminated records of `stream` (git's `-z` output), one at a time, read a
+    block at a time: never the whole output, nor a bytes object per record at once."""
+    rest = b""
+    while data := stream.read(block):
+        data = rest + data if rest else data
+        start = 0
+        while (end := data.find(b"\0", start)) >= 0:
+            if end > start:
+                yield data[start:end]
+            start = end + 1
+        rest = data[start:]
+    if rest:
+        yield rest
 
 
 class GitProcess:

@@ -24,7 +24,7 @@ from gitmlx.format import pointer as pointers
 from gitmlx.format.patterns import never_tracked
 from gitmlx.format.pointer import MAX_POINTER_SIZE, Pointer
 from gitmlx.git import attributes, batch
-from gitmlx.git.plumbing import run_git
+from gitmlx.git.plumbing import GitOutput, nul_records, run_git
 
 SYMLINK = "120000"
 GITLINK = "160000"
@@ -39,49 +39,73 @@ class TrackedFile:
     mode: str = "100644"
 
 
+class PackedFiles(Sequence[TrackedFile]):
+    """TrackedFiles kept as their pointers, their paths joined by NULs a block at a time,
+    and a byte per mode: what a push holds for every file it uploads (a path only names
+    a file in an error), ~120 bytes per file less than a list of TrackedFile. A
+    TrackedFile is made again when asked for."""
+
+    BLOCK = 1024
+
+    def __init__(self) -> None:
+        self.pointers: list[Pointer] = []
+        self._modes = bytearray()
+        self._mode_names: list[str] = []
+        self._blocks: list[str] = []
+        self._pending: list[str] = []
+
+    def extend(self, files: Iterable[TrackedFile]) -> None:
+        for f in files:
+            if f.mode not in self._mode_names:
+                self._mode_names.append(f.mode)
+            self.pointers.append(f.pointer)
+            self._modes.append(self._mode_names.index(f.mode))
+            self._pending.append(f.path)  # git paths hold no NUL
+            if len(self._pending) == self.BLOCK:
+                self._blocks.append("\0".join(self._pending))
+                self._pending = []
+
+    def _paths(self, block: int) -> list[str]:
+        return self._blocks[block].split("\0") if block < len(self._blocks) else self._pending
+
+    def _file(self, i: int, path: str) -> TrackedFile:
+        return TrackedFile(path, self.pointers[i], self._mode_names[self._modes[i]])
+
+    def __len__(self) -> int:
+        return len(self.pointers)
+
+    def __getitem__(self, i: int) -> TrackedFile:  # type: ignore[override] - no slices
+        if i < 0:
+            i += len(self.pointers)
+        if not 0 <= i < len(self.pointers):
+            raise IndexError(i)
+        return self._file(i, self._paths(i // self.BLOCK)[i % self.BLOCK])
+
+    def __iter__(self) -> Iterator[TrackedFile]:
+        for block in range(len(self._blocks) + 1):
+            base = block * self.BLOCK
+            for k, path in enumerate(self._paths(block)):
+                yield self._file(base + k, path)
+
+
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
 def _sizes(cwd: Path, shas: Sequence[str]) -> dict[str, int]:
-    """Blob sizes via one `cat-file --batch-check`."""
+    """Blob sizes via one `cat-file --batch-check`, its answers read as they come."""
     if not shas:
         return {}
-    out = run_git(
-        ["cat-file", f"--batch-check={batch.HEADER_FORMAT}", "--buffer"],
-        cwd=cwd,
-        input="\n".join(shas).encode() + b"\n",
-    )
-    headers = (batch.parse_header(line) for line in out.splitlines())
-    return {h.sha: h.size for h in headers if h is not None and h.kind == "blob"}
-
-
-def _batch(cwd: Path, shas: Sequence[str]) -> Iterator[tuple[batch.ObjectHeader, bytes]]:
-    """(header, content) of each object that exists, via one `cat-file --batch`.
-
-    Read whole, in one process run to completion: for small blobs only (batch.BlobReader
-    streams content of any size).
-    """
-    if not shas:
-        return
-    # --buffer: one write when stdin ends, not a flush per object (which costs more than
-    # the objects themselves when there are thousands of small ones).
-    out = run_git(["cat-file", "--batch", "--buffer"], cwd=cwd, input="\n".join(shas).encode() + b"\n")
-    pos = 0
-    while pos < len(out):
-        end = out.index(b"\n", pos)
-        header = batch.parse_header(out[pos:end])
-        pos = end + 1
-        if header is None:  # "<sha> missing": no content follows
-            continue
-        yield header, out[pos : pos + header.size]
-        pos += header.size + 1
+    args = ["cat-file", f"--batch-check={batch.HEADER_FORMAT}", "--buffer"]
+    with GitOutput(args, cwd, "\n".join(shas).encode() + b"\n") as out:
+        headers = (batch.parse_header(line) for line in out)
+        return {h.sha: h.size for h in headers if h is not None and h.kind == "blob"}
 
 
 def read_pointers(cwd: Path, shas: Iterable[str]) -> dict[str, Pointer]:
     """Parse the given (small) blobs via one `cat-file --batch`; non-pointers are omitted."""
     found: dict[str, Pointer] = {}
-    for header, body in _batch(cwd, list(dict.fromkeys(shas))):
+    for header, body in batch.small_blobs(cwd, list(dict.fromkeys(shas))):
         parsed = pointers.parse(body)
         if parsed is not None:
             found[header.sha] = parsed
@@ -91,7 +115,7 @@ def read_pointers(cwd: Path, shas: Iterable[str]) -> dict[str, Pointer]:
 def pointer_shas(cwd: Path, shas: Iterable[str]) -> set[str]:
     """Which of the given (small) blobs are pointers: `read_pointers` without a Pointer
     kept for each (the pre-push hook asks this of every file it pushes)."""
-    return {header.sha for header, body in _batch(cwd, list(dict.fromkeys(shas))) if pointers.parse(body) is not None}
+    return {h.sha for h, body in batch.small_blobs(cwd, list(dict.fromkeys(shas))) if pointers.parse(body) is not None}
 
 
 def _with_shas(cwd: Path, entries: list[tuple[str, str, str]], sizes: dict[str, int]) -> list[tuple[str, TrackedFile]]:
@@ -163,10 +187,9 @@ def iter_pointers_in_tree(
     Whole, a tree of 100,000 files held ~1.3 KiB per file at once (the entries, their
     sizes, cat-file's and check-attr's input and output, the parsed pointers): ~130 MiB.
     A tree of up to CHUNK files costs the same git processes as before."""
-    out = run_git(["ls-tree", "-r", "-l", "-z", "--full-tree", rev, "--", *paths], cwd=cwd, check=False)
     entries: list[tuple[str, str, str]] = []
     sizes: dict[str, int] = {}
-    for mode, sha, path, size in _tree_entries(out):
+    for mode, sha, path, size in _tree_entries(cwd, rev, paths):
         if size >= MAX_POINTER_SIZE:
             continue  # not a pointer: not worth keeping
         entries.append((mode, sha, path))
@@ -196,33 +219,22 @@ def _chunk_of_tree(
 def files_in_tree(cwd: Path, rev: str, paths: Sequence[str] = ()) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
     """The regular files (not symlinks or submodules) in the tree of `rev`, as (mode, blob,
     path), and each blob's size; nothing when `rev` does not exist yet. One ls-tree."""
-    out = run_git(["ls-tree", "-r", "-l", "-z", "--full-tree", rev, "--", *paths], cwd=cwd, check=False)
     entries, sizes = [], {}
-    for mode, sha, path, size in _tree_entries(out):
+    for mode, sha, path, size in _tree_entries(cwd, rev, paths):
         entries.append((mode, sha, path))
         sizes[sha] = size
     return entries, sizes
 
 
-def _tree_entries(out: bytes) -> Iterator[tuple[str, str, str, int]]:
-    """(mode, blob, path, size) of each regular file in `ls-tree -r -l -z` output."""
-    for record in _records(out):
-        meta, _, path = record.partition(b"\t")
-        mode, kind, sha, size = meta.decode().split()
-        if kind == "blob" and mode != SYMLINK and size != "-":
-            yield sys.intern(mode), sha, _decode(path), int(size)
-
-
-def _records(out: bytes) -> Iterator[bytes]:
-    """The NUL-terminated records of `out`, one at a time: `out.split` would hold a
-    second copy of a 100,000-file listing, as 100,000 bytes objects."""
-    start = 0
-    while (end := out.find(b"\0", start)) >= 0:
-        if end > start:
-            yield out[start:end]
-        start = end + 1
-    if start < len(out):
-        yield out[start:]
+def _tree_entries(cwd: Path, rev: str, paths: Sequence[str]) -> Iterator[tuple[str, str, str, int]]:
+    """(mode, blob, path, size) of each regular file in the tree of `rev` (nothing when
+    `rev` does not exist), from one `ls-tree -r -l -z` read as it comes."""
+    with GitOutput(["ls-tree", "-r", "-l", "-z", "--full-tree", rev, "--", *paths], cwd, check=False) as out:
+        for record in nul_records(out):
+            meta, _, path = record.partition(b"\t")
+            mode, kind, sha, size = meta.decode().split()
+            if kind == "blob" and mode != SYMLINK and size != "-":
+                yield sys.intern(mode), sha, _decode(path), int(size)
 
 
 def pointers_in_index(cwd: Path, paths: Sequence[str] = (), *, tracked_only: bool = True) -> list[TrackedFile]:
@@ -256,12 +268,12 @@ def files_in_index(cwd: Path, paths: Sequence[str] = ()) -> tuple[list[tuple[str
 
 def _index_entries(cwd: Path, paths: Sequence[str]) -> Iterator[tuple[str, str, str]]:
     """(mode, blob, path) of each regular file staged in the index (stage 0); one ls-files."""
-    out = run_git(["ls-files", "-s", "-z", "--", *(f":(literal,top){p}" for p in paths)], cwd=cwd)
-    for record in _records(out):
-        meta, _, path = record.partition(b"\t")
-        mode, sha, stage = meta.decode().split()
-        if stage == "0" and mode != SYMLINK and mode != GITLINK:
-            yield sys.intern(mode), sha, _decode(path)
+    with GitOutput(["ls-files", "-s", "-z", "--", *(f":(literal,top){p}" for p in paths)], cwd) as out:
+        for record in nul_records(out):
+            meta, _, path = record.partition(b"\t")
+            mode, sha, stage = meta.decode().split()
+            if stage == "0" and mode != SYMLINK and mode != GITLINK:
+                yield sys.intern(mode), sha, _decode(path)
 
 
 def changed_entries(out: bytes) -> list[tuple[str, str, str]]:
@@ -270,18 +282,22 @@ def changed_entries(out: bytes) -> list[tuple[str, str, str]]:
 
     With -z a change is `:<old mode> <new mode> <old id> <new id> <status>` NUL `<path>` NUL.
     """
-    tokens = out.split(b"\0")
+    return _changes(iter(out.split(b"\0")))
+
+
+def _changes(records: Iterator[bytes], known: Container[str] = ()) -> list[tuple[str, str, str]]:
+    """`changed_entries` of diff-tree's NUL-terminated records, leaving out the blobs in
+    `known` as they are read."""
     entries: dict[tuple[str, str, str], None] = {}
-    i = 0
-    while i < len(tokens) - 1:
-        meta, path = tokens[i], tokens[i + 1]
+    for meta in records:
         if not meta.startswith(b":"):
-            i += 1
             continue
-        i += 2
+        path = next(records, None)
+        if path is None:
+            break
         fields = meta[1:].split()
-        if len(fields) == 5 and fields[3].strip(b"0"):
-            entries[(sys.intern(fields[1].decode()), fields[3].decode(), _decode(path))] = None
+        if len(fields) == 5 and fields[3].strip(b"0") and (sha := fields[3].decode()) not in known:
+            entries[(sys.intern(fields[1].decode()), sha, _decode(path))] = None
     return list(entries)
 
 
@@ -290,9 +306,12 @@ def first_parent_pairs(rev_list_parents: bytes) -> bytes:
     return b"".join(b" ".join(line.split(b" ")[:2]) + b"\n" for line in rev_list_parents.splitlines() if line)
 
 
-def _changes_in_range(cwd: Path, include: Sequence[str], exclude: Sequence[str]) -> list[tuple[str, str, str]]:
+def _changes_in_range(
+    cwd: Path, include: Sequence[str], exclude: Sequence[str], known: Container[str] = ()
+) -> list[tuple[str, str, str]]:
     """Every (mode, blob, path) that a commit of the range brings, compared with its first
-    parent (a root commit or a shallow boundary: with the empty tree); two git processes.
+    parent (a root commit or a shallow boundary: with the empty tree), but blobs in
+    `known`; two git processes, diff-tree's output read as it comes.
 
     A merge's first-parent diff holds what it brings from its other parents, and those
     branches' commits that are in the range are listed themselves, so no blob a commit of
@@ -301,12 +320,9 @@ def _changes_in_range(cwd: Path, include: Sequence[str], exclude: Sequence[str])
     commits = run_git(["rev-list", "--parents", *include, "--not", *exclude], cwd=cwd)
     if not commits.strip():
         return []
-    out = run_git(
-        ["diff-tree", "--stdin", "-r", "-z", "--root", "--no-renames", "--no-commit-id", "--no-abbrev"],
-        cwd=cwd,
-        input=first_parent_pairs(commits),
-    )
-    return changed_entries(out)
+    args = ["diff-tree", "--stdin", "-r", "-z", "--root", "--no-renames", "--no-commit-id", "--no-abbrev"]
+    with GitOutput(args, cwd, first_parent_pairs(commits)) as out:
+        return _changes(nul_records(out), known)
 
 
 def files_in_range(
@@ -348,9 +364,7 @@ def range_pointers(
     the pushed tips) are left out before they are read: a first push of 100,000 files
     would read each twice.
     """
-    entries = _changes_in_range(cwd, include, exclude) if include else []
-    if known:
-        entries = [e for e in entries if e[1] not in known]
+    entries = _changes_in_range(cwd, include, exclude, known) if include else []
     found = _with_shas(cwd, entries, _sizes(cwd, list(dict.fromkeys(sha for _, sha, _ in entries))))
     regular = [f.path for _, f in found if f.mode not in (SYMLINK, GITLINK)]
     keep = attributes.tracked(cwd, regular, tracked_at) if regular else set()

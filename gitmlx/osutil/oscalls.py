@@ -1,7 +1,7 @@
-"""Linux file-system calls Python's os module lacks, made through ctypes.
+"""Linux calls Python's os module lacks, made through ctypes.
 
-Owns: ctypes and the C library's `renameat2` (glibc 2.28+, musl 1.2.3+) and
-`sync_file_range`.
+Owns: ctypes and the C library's `renameat2` (glibc 2.28+, musl 1.2.3+),
+`sync_file_range` and glibc's `malloc_trim`.
 Must not: fall back to other calls; callers decide what to do where a call is missing
 (`can_exchange()` is False) or refused (OSError).
 """
@@ -84,3 +84,13 @@ def data_sync(fd: int) -> None:
     """fdatasync(2) where the system has it (not macOS), else fsync(2)."""
     sync = None if portable.enabled() else getattr(os, "fdatasync", None)
     (sync or os.fsync)(fd)
+
+
+def give_back_free_memory() -> None:
+    """Return the heap's free pages to the system (glibc's malloc_trim): after a large
+    working set is let go (the manifest shards of a clone's downloads, read in worker
+    threads, whose heaps the main thread never reuses), the process's resident size drops
+    to what it still uses. Does nothing where the call is missing (musl, macOS)."""
+    function = _function("malloc_trim", "c_size_t")
+    if function is not None:
+        function(0)

@@ -59,9 +59,9 @@ def break_filter(repo: Path) -> None:
     git(repo, "config", "filter.p.required", "true")
 
 
-def record(repo: Path, names: list[str], fmt: str = "sha1") -> set[str]:
+def record(repo: Path, names: list[str], fmt: str = "sha1", report: bool = True) -> set[str]:
     wanted = {n: index_file.Wanted(frozenset({index_file.blob_id(POINTER, fmt)}), os.lstat(repo / n)) for n in names}
-    return index_file.record_stat(repo / ".git" / "index", wanted, fmt)
+    return index_file.record_stat(repo / ".git" / "index", wanted, fmt, report=report)
 
 
 @pytest.mark.parametrize("version", ["2", "3", "4"])
@@ -155,3 +155,16 @@ def test_recorded_sizes(tmp_path: Path) -> None:
     git(repo, "update-index", "--index-version", "4")
     sizes = index_file.recorded_sizes(repo / ".git" / "index")
     assert sizes == {".gitattributes": 15, "a.bin": 8, "dir/b.bin": 8, "dir/c.bin": 8, "plain.txt": 6}
+
+
+def test_stat_data_is_recorded_as_well_without_the_paths_reported(tmp_path: Path) -> None:
+    """The filter's index refresh asks for no paths back; the index is written all the same."""
+    repo = make_repo(tmp_path)
+    names = ["a.bin", "dir/b.bin"]
+    replace_content(repo, names)
+
+    assert record(repo, names, report=False) == set()
+
+    break_filter(repo)
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "diff-files", "--name-only") == ""

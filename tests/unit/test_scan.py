@@ -8,7 +8,9 @@ subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ import pytest
 
 from gitmlx import actions
 from gitmlx.format.pointer import LFS_VERSION, Pointer
-from gitmlx.git import attributes, scan
+from gitmlx.git import attributes, batch, scan
 from gitmlx.git.plumbing import GitError
 
 TOP = Path("/repo")
@@ -118,12 +120,20 @@ class FakeGit:
     def count(self, name: str) -> int:
         return sum(1 for call in self.calls if call[0] == name)
 
+    def output(
+        self, args: Sequence[str], cwd: Path | str | None = None, input: bytes | None = None, check: bool = True
+    ) -> contextlib.AbstractContextManager[io.BytesIO]:
+        """Stands for plumbing.GitOutput: the same answers, read as a stream."""
+        return contextlib.nullcontext(io.BytesIO(self(args, cwd, input, check=check)))
+
 
 @pytest.fixture
 def git(monkeypatch: pytest.MonkeyPatch) -> FakeGit:
     fake = FakeGit()
     monkeypatch.setattr(scan, "run_git", fake)
     monkeypatch.setattr(attributes, "run_git", fake)
+    monkeypatch.setattr(scan, "GitOutput", fake.output)
+    monkeypatch.setattr(batch, "GitOutput", fake.output)
     return fake
 
 
@@ -347,3 +357,25 @@ def test_check_attr_answers_map_to_the_paths_asked_in_order() -> None:
     assert attributes.parse_check_attr(out, ["a b.bin", "docs/x"]) == {"a b.bin": "mlx", "docs/x": "unspecified"}
     with pytest.raises(GitError):
         attributes.parse_check_attr(out, ["a b.bin"])
+
+
+def test_packed_files_give_back_each_file_as_it_was_added() -> None:
+    files = [
+        scan.TrackedFile(f"d{i // 7}/f {i}.bin", _pointer(str(i), i), "100755" if i % 3 else "100644")
+        for i in range(2 * scan.PackedFiles.BLOCK + 5)
+    ]
+    packed = scan.PackedFiles()
+    packed.extend(files[:10])
+    packed.extend(files[10:])
+
+    assert len(packed) == len(files)
+    assert list(packed) == files
+    assert [packed[i] for i in (0, scan.PackedFiles.BLOCK, len(files) - 1, -1)] == [
+        files[0],
+        files[scan.PackedFiles.BLOCK],
+        files[-1],
+        files[-1],
+    ]
+    assert packed.pointers == [f.pointer for f in files]
+    with pytest.raises(IndexError):
+        packed[len(files)]
