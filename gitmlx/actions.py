@@ -177,6 +177,9 @@ class PushNeeds:
     files: Sequence[TrackedFile]
     #: How many of `files`, from the first, are in the pushed tips' trees.
     tip_files: int = 0
+    #: Files of the pushed range with `filter=mlx` committed as content, not as pointers
+    #: (path, size): only when `push_needs` was asked for them.
+    unfiltered: Sequence[tuple[str, int]] = ()
 
     @cached_property
     def at_tips(self) -> frozenset[str]:
@@ -187,21 +190,27 @@ class PushNeeds:
         return frozenset(p.oid for p in pointers[: self.tip_files])
 
 
-def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str]) -> PushNeeds:
+def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str], *, unfiltered: bool = False) -> PushNeeds:
     """Every artifact in the tree of each of `tips`, and what the commits `tips` reach
     and `exclude` does not bring (`range_uploads`): a clone of any tip, or a checkout of
     any pushed commit, then finds its objects on the remote, whatever the remote held
-    before (a new or emptied artifact remote, history from before `migrate from-lfs`)."""
+    before (a new or emptied artifact remote, history from before `migrate from-lfs`).
+    `unfiltered`: also list the range's files committed without the filter (the same
+    scan: scan.range_pointers)."""
     trees = scan.trees_of(ctx.top, tips)
     blobs: set[str] = set()  # the tips' pointer blobs: the range scan need not read them again
     files = scan.PackedFiles()
     for tree in trees:
         files.extend(scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs))
     in_trees = len(files)
-    found = scan.range_pointers(ctx.top, tips, exclude, trees, blobs) if tips else scan.RangePointers([], [])
+    found = (
+        scan.range_pointers(ctx.top, tips, exclude, trees, blobs, unfiltered=unfiltered)
+        if tips
+        else scan.RangePointers([], [])
+    )
     del blobs
     files.extend(range_uploads(ctx, found))
-    return PushNeeds(files, in_trees)
+    return PushNeeds(files, in_trees, found.unfiltered)
 
 
 def push(

@@ -14,13 +14,13 @@ whole push, listing the files, so no ref ever points at missing content.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from gitmlx import actions, ui
 from gitmlx.context import RepoContext
 from gitmlx.format.sizes import human_size
 from gitmlx.git.plumbing import run_git
-from gitmlx.maintenance import raw_files
 
 ZERO = "0" * 40
 
@@ -50,13 +50,13 @@ def known_commits(ctx: RepoContext, shas: list[str]) -> list[str]:
     return [line.split()[0] for line in out.decode().splitlines() if line.endswith(" commit")]
 
 
-def warn_raw_files(ctx: RepoContext, include: list[str], excludes: list[str]) -> None:
+def warn_raw_files(found: Sequence[tuple[str, int]]) -> None:
     """Warn, without refusing the push, about tracked files the pushed commits hold as
     content instead of pointers (committed where gitmlx was not installed): git pushes
-    them as they are, into every clone's history."""
-    found = raw_files.in_range(ctx.top, include, excludes)
-    for raw in found:
-        ui.warn(f"'{raw.path}' ({human_size(raw.size)}) is pushed as plain git content, not a pointer (filter=mlx)")
+    them as they are, into every clone's history. `found`: (path, size) of each, from
+    the scan that finds what to upload (actions.push_needs)."""
+    for path, size in found:
+        ui.warn(f"'{path}' ({human_size(size)}) is pushed as plain git content, not a pointer (filter=mlx)")
     if found:
         ui.warn(
             "to store such files with gitmlx: 'git add --renormalize -- PATH', commit and push again "
@@ -71,8 +71,8 @@ def run(*, remote_name: str, remote_url: str, stdin: TextIO | None = None, quiet
         return 0
     git_remote = remote_name if remote_name in ctx.git_remotes() else None
     excludes = known_commits(ctx, exclude) + ([f"--remotes={git_remote}"] if git_remote else [])
-    warn_raw_files(ctx, include, excludes)
-    needs = actions.push_needs(ctx, include, excludes)
+    needs = actions.push_needs(ctx, include, excludes, unfiltered=True)
+    warn_raw_files(needs.unfiltered)
     if not needs.files:
         return 0
     remote = ctx.open_remote(git_remote, git_url=remote_url)

@@ -92,6 +92,16 @@ def filters(cwd: Path, paths: Sequence[str], source: str | None = WORK_TREE) -> 
         return _check_attr(cwd, paths, cached=True, env=env)
 
 
+def filters_by_source(cwd: Path, paths: Sequence[str], sources: Sequence[str | None]) -> dict[str, set[str]]:
+    """The `filter` values each of `paths` has in any of `sources` (one check-attr per
+    source): for a caller that asks two questions of the same paths at once."""
+    found: dict[str, set[str]] = {p: set() for p in paths}
+    for source in dict.fromkeys(sources):
+        for path, value in filters(cwd, list(found), source).items():
+            found[path].add(value)
+    return found
+
+
 def tracked(cwd: Path, paths: Iterable[str], sources: Sequence[str | None] = (WORK_TREE,)) -> set[str]:
     """Those of `paths` whose `filter` is gitmlx's (or Git LFS's) in at least one source.
     git's own configuration files never are: clean passes them through (patterns.NEVER_TRACKED)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Container, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitmlx.errors import MlxError
@@ -325,15 +325,6 @@ def _changes_in_range(
         return _changes(nul_records(out), known)
 
 
-def files_in_range(
-    cwd: Path, include: Sequence[str], exclude: Sequence[str]
-) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
-    """The regular files the commits `include` reach and `exclude` do not bring (see
-    `_changes_in_range`), as (mode, blob, path), and each blob's size."""
-    entries = [e for e in _changes_in_range(cwd, include, exclude) if e[0] not in (SYMLINK, GITLINK)]
-    return entries, _sizes(cwd, list(dict.fromkeys(sha for _, sha, _ in entries)))
-
-
 @dataclass(frozen=True)
 class RangePointers:
     """The pointer blobs a range of commits brings, each once: artifacts, and pointer text
@@ -341,6 +332,9 @@ class RangePointers:
 
     artifacts: list[TrackedFile]
     elsewhere: list[TrackedFile]
+    #: Only when asked (`range_pointers`): regular files of the range whose path has
+    #: gitmlx's own filter (`filter=mlx`) but whose blob is not a pointer, as (path, size).
+    unfiltered: list[tuple[str, int]] = field(default_factory=list)
 
 
 def range_pointers(
@@ -349,6 +343,7 @@ def range_pointers(
     exclude: Sequence[str],
     tracked_at: Sequence[str],
     known: Container[str] = (),
+    unfiltered: bool = False,
 ) -> RangePointers:
     """Pointers in the files brought by the commits that `include` reaches and `exclude` does not.
 
@@ -362,12 +357,27 @@ def range_pointers(
     `elsewhere`, for a caller that wants the objects it can (the pre-push hook uploads
     those the store has). Blobs in `known` (ids the caller has already, as artifacts of
     the pushed tips) are left out before they are read: a first push of 100,000 files
-    would read each twice.
+    would read each twice. With `unfiltered`, also the files of `RangePointers.unfiltered`
+    (judged by the same attributes, in the same check-attr): the pre-push hook's warning
+    about content committed without the filter then costs no scan of its own.
     """
     entries = _changes_in_range(cwd, include, exclude, known) if include else []
-    found = _with_shas(cwd, entries, _sizes(cwd, list(dict.fromkeys(sha for _, sha, _ in entries))))
+    sizes = _sizes(cwd, list(dict.fromkeys(sha for _, sha, _ in entries)))
+    found = _with_shas(cwd, entries, sizes)
     regular = [f.path for _, f in found if f.mode not in (SYMLINK, GITLINK)]
-    keep = attributes.tracked(cwd, regular, tracked_at) if regular else set()
+    plain: dict[str, str] = {}
+    if unfiltered:
+        pointer_blobs = {sha for sha, _ in found}
+        plain = {
+            path: sha
+            for mode, sha, path in entries
+            if mode not in (SYMLINK, GITLINK) and sha not in pointer_blobs and not never_tracked(path)
+        }
+    if plain:
+        values = attributes.filters_by_source(cwd, list(dict.fromkeys([*regular, *plain])), tracked_at)
+        keep = {p for p in regular if not never_tracked(p) and values[p] & attributes.ARTIFACT_FILTERS}
+    else:
+        keep = attributes.tracked(cwd, regular, tracked_at) if regular else set()
     artifacts: dict[str, TrackedFile] = {}
     for sha, f in found:
         if f.path in keep and f.mode not in (SYMLINK, GITLINK):
@@ -376,7 +386,8 @@ def range_pointers(
     for sha, f in found:
         if sha not in artifacts:
             elsewhere.setdefault(sha, f)
-    return RangePointers(list(artifacts.values()), list(elsewhere.values()))
+    raw = [(path, sizes.get(sha, 0)) for path, sha in sorted(plain.items()) if "mlx" in values[path]] if plain else []
+    return RangePointers(list(artifacts.values()), list(elsewhere.values()), raw)
 
 
 def pointers_in_range(

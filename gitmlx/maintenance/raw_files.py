@@ -2,9 +2,9 @@
 
 Owns: finding the regular files whose `filter` attribute is gitmlx's but whose blob holds
 the content itself (committed on a machine without gitmlx, or with the filter switched
-off), in HEAD and the index, or in the commits a push brings; a constant number of git
-processes whatever the number of files (ls-tree / ls-files / diff-tree, cat-file,
-check-attr).
+off), in HEAD and the index; a constant number of git processes whatever the number of
+files (ls-tree / ls-files, cat-file, check-attr). The commits a push brings are checked by
+the push's own scan (scan.range_pointers, `unfiltered`), which reads them anyway.
 Must not: touch the store or a remote, or print.
 
 Only `filter=mlx` counts: `filter=lfs` content belongs to Git LFS's own checks. git's and
@@ -27,8 +27,8 @@ Entries = tuple[list[tuple[str, str, str]], dict[str, int]]  # (mode, blob, path
 
 @dataclass(frozen=True)
 class RawFile:
-    """A tracked path whose blob is not a pointer; `where` says in which of HEAD, the
-    index or the pushed commits ("HEAD", "index", "HEAD and index", "pushed commits")."""
+    """A tracked path whose blob is not a pointer; `where` says in which of HEAD and the
+    index ("HEAD", "index", "HEAD and index")."""
 
     path: str
     size: int
@@ -59,12 +59,3 @@ def in_head_and_index(cwd: Path, has_head: bool) -> list[RawFile]:
     for path, raw in index.items():
         found[path] = RawFile(path, raw.size, "HEAD and index") if path in head else raw
     return [found[p] for p in sorted(found)]
-
-
-def in_range(cwd: Path, include: Sequence[str], exclude: Sequence[str]) -> list[RawFile]:
-    """The raw files the commits `include` reach and `exclude` do not bring, judged by the
-    attributes of the `include` commits (as the pre-push hook judges artifacts)."""
-    if not include:
-        return []
-    found = _raw(cwd, scan.files_in_range(cwd, include, exclude), include, "pushed commits")
-    return list(found.values())

@@ -64,3 +64,22 @@ def test_pre_push_warns_about_content_committed_under_a_tracked_pattern_and_stil
 
     clean = git("push", "origin", "main", cwd=repos.work)  # nothing new: no warning again
     assert "plain git content" not in clean.stderr
+
+
+def test_pre_push_warns_only_about_filter_mlx_content(repos: Repos) -> None:
+    """The warning comes from the push's own scan of the range: content under `filter=lfs`
+    (Git LFS's to check) and git's own files are not named; pointers never are."""
+    attributes = repos.work / ".gitattributes"
+    attributes.write_text(attributes.read_text() + "*.lfs filter=lfs diff=lfs merge=lfs -text\n")
+    add_commit(repos.work, {"models/a.bin": 100_000})
+    for name in ("models/raw.bin", "other/raw.lfs"):
+        raw = repos.work / "raw-content"
+        write_random(raw, 300_000, name)
+        blob = git("hash-object", "-w", str(raw), cwd=repos.work).stdout.strip()
+        git("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", cwd=repos.work)
+    git("commit", "-q", "-m", "raw through plumbing", cwd=repos.work)
+
+    pushed = git("push", "origin", "main", cwd=repos.work)
+    assert "'models/raw.bin' (293.0 KiB) is pushed as plain git content" in pushed.stderr, pushed
+    assert "raw.lfs" not in pushed.stderr and ".gitattributes" not in pushed.stderr
+    assert "'models/a.bin'" not in pushed.stderr
