@@ -99,25 +99,43 @@ def parallel(work: Callable[[T], None], items: Iterable[T], concurrency: int) ->
         return
     slots = threading.BoundedSemaphore(concurrency * 4)
     failures: list[BaseException] = []
+    abandoned = threading.Event()  # set when the caller gives up: items not started are skipped
+    settled = threading.Condition()
+    unsettled = 0  # items handed to the pool that have not finished or been skipped
 
     def run(item: T) -> None:
+        nonlocal unsettled
         try:
-            work(item)
+            if not abandoned.is_set():
+                work(item)
         except BaseException as exc:  # noqa: BLE001 - raised on the calling thread below
             failures.append(exc)
         finally:
             slots.release()
+            with settled:
+                unsettled -= 1
+                settled.notify_all()
 
     pool = ThreadPoolExecutor(max_workers=concurrency)
     try:
         for item in items:
             slots.acquire()
+            with settled:
+                unsettled += 1
             pool.submit(run, item)
         pool.shutdown(wait=True)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             stop.request()  # the workers stop at their next block instead of finishing
-        pool.shutdown(wait=True, cancel_futures=True)
+        abandoned.set()
+        # Waited for by counting, not by joining the pool's threads again: a join that a
+        # signal interrupted (Ctrl-C, SIGTERM) can return at once the second time while
+        # the thread still runs (CPython < 3.13), and the process would exit with a worker
+        # mid-upload, leaving an S3 multipart upload open.
+        with settled:
+            while unsettled:
+                settled.wait()
+        pool.shutdown(wait=False)
         raise
     if failures:
         raise failures[0]

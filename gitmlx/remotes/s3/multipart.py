@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ from gitmlx.remotes.s3.errors import error_code, http_status
 
 #: Journals older than this (seconds since the upload was created) are not resumed.
 RESUME_WITHIN = 24 * 3600
+#: How often (seconds) a wait for parts in flight looks whether a stop was requested.
+STOP_POLL = 0.1
 _VERSION = 1
 _READ = 1024 * 1024
 
@@ -334,6 +337,12 @@ class Upload:
             futures = [pool.submit(self._send, n) for n in todo]
             try:
                 for future in futures:
+                    # A stop is noticed while parts are in flight, not once they are all
+                    # sent: on a worker thread (a push of several objects) nothing else
+                    # would interrupt this wait, and the upload would be completed.
+                    while not future.done():
+                        stop.check()
+                        wait_for([future], timeout=STOP_POLL)
                     future.result()
             finally:
                 for future in futures:
