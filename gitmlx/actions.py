@@ -21,6 +21,7 @@ from gitmlx.format import patterns
 from gitmlx.format.pointer import Pointer
 from gitmlx.format.sizes import human_size
 from gitmlx.git import scan
+from gitmlx.git.packed_files import PackedFiles
 from gitmlx.git.scan import TrackedFile
 from gitmlx.maintenance.gc import DEFAULT_GRACE_DAYS
 from gitmlx.migrate import from_lfs
@@ -186,7 +187,7 @@ class PushNeeds:
         """Objects the pushed tips' trees need: a push that cannot place one there is
         refused. Made when asked (a refusal, Git LFS objects): a set of 100,000 oids
         costs 5 MiB that the upload would otherwise hold beside everything else."""
-        pointers = self.files.pointers if isinstance(self.files, scan.PackedFiles) else [f.pointer for f in self.files]
+        pointers = self.files.pointers if isinstance(self.files, PackedFiles) else [f.pointer for f in self.files]
         return frozenset(p.oid for p in pointers[: self.tip_files])
 
 
@@ -199,7 +200,7 @@ def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str], *,
     scan: scan.range_pointers)."""
     trees = scan.trees_of(ctx.top, tips)
     blobs: set[str] = set()  # the tips' pointer blobs: the range scan need not read them again
-    files = scan.PackedFiles()
+    files = PackedFiles()
     for tree in trees:
         files.extend(scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs))
     in_trees = len(files)

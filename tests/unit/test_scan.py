@@ -22,6 +22,7 @@ import pytest
 from gitmlx import actions
 from gitmlx.format.pointer import LFS_VERSION, Pointer
 from gitmlx.git import attributes, batch, scan
+from gitmlx.git.packed_files import PackedFiles
 from gitmlx.git.plumbing import GitError
 
 TOP = Path("/repo")
@@ -362,17 +363,17 @@ def test_check_attr_answers_map_to_the_paths_asked_in_order() -> None:
 def test_packed_files_give_back_each_file_as_it_was_added() -> None:
     files = [
         scan.TrackedFile(f"d{i // 7}/f {i}.bin", _pointer(str(i), i), "100755" if i % 3 else "100644")
-        for i in range(2 * scan.PackedFiles.BLOCK + 5)
+        for i in range(2 * PackedFiles.BLOCK + 5)
     ]
-    packed = scan.PackedFiles()
+    packed = PackedFiles()
     packed.extend(files[:10])
     packed.extend(files[10:])
 
     assert len(packed) == len(files)
     assert list(packed) == files
-    assert [packed[i] for i in (0, scan.PackedFiles.BLOCK, len(files) - 1, -1)] == [
+    assert [packed[i] for i in (0, PackedFiles.BLOCK, len(files) - 1, -1)] == [
         files[0],
-        files[scan.PackedFiles.BLOCK],
+        files[PackedFiles.BLOCK],
         files[-1],
         files[-1],
     ]
