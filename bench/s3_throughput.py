@@ -195,6 +195,7 @@ class Round:
     boto_upload: float
     boto_download: float
     ranged_ceiling: float  # boto3 reading gitmlx's bucket in 16 MiB ranges, into memory
+    boto_download_process: float  # the download_file loop as a command: a new Python process
 
 
 def write_inputs(folder: Path, files: int, size: int) -> list[Path]:
@@ -285,6 +286,29 @@ def run_boto3(client, bucket: str, inputs: list[Path], out: Path, concurrency: i
     return upload, download
 
 
+#: The download_file loop of `run_boto3`, run as its own process: it pays what a command
+#: pays (starting Python, importing boto3, making a client) and `git mlx fetch` pays too.
+PROCESS_DOWNLOAD = """
+import os, sys
+from concurrent.futures import ThreadPoolExecutor
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from s3_throughput import make_client
+endpoint, bucket, out, concurrency, *names = sys.argv[1:]
+client = make_client(endpoint, int(concurrency))
+with ThreadPoolExecutor(int(concurrency)) as pool:
+    list(pool.map(lambda n: client.download_file(bucket, "base/" + n, os.path.join(out, n)), names))
+"""
+
+
+def run_boto3_process(endpoint: str, bucket: str, inputs: list[Path], out: Path, concurrency: int) -> float:
+    """`run_boto3`'s downloads again, timed as a whole new process (information only)."""
+    out.mkdir()
+    env = {**os.environ, "BENCH_DIR": str(Path(__file__).resolve().parent)}
+    args = [sys.executable, "-c", PROCESS_DOWNLOAD, endpoint, bucket, str(out), str(concurrency)]
+    os.sync()
+    return sh([*args, *(p.name for p in inputs)], out, env)
+
+
 # --- report ----------------------------------------------------------------------------
 
 
@@ -294,10 +318,13 @@ def rate(total: int, seconds: float) -> float:
 
 def report(rounds: list[Round], total: int, files: int, concurrency: int, endpoint: str) -> dict[str, float]:
     print(f"\n{total // MIB} MiB in {files} files, concurrency {concurrency}, endpoint {endpoint}")
-    heads = ("mlx push", "mlx fetch", "mlx pull", "thin pull", "boto3 up", "boto3 down", "ranged*")
+    heads = ("mlx push", "mlx fetch", "mlx pull", "thin pull", "boto3 up", "boto3 down", "ranged*", "down proc**")
     print(f"{'round':>5} {'first':>6} | " + " ".join(f"{h:>11}" for h in heads))
     for r in rounds:
-        cells = [r.mlx_push, r.mlx_fetch, r.mlx_pull, r.mlx_thin_pull, r.boto_upload, r.boto_download, r.ranged_ceiling]
+        cells = [
+            *(r.mlx_push, r.mlx_fetch, r.mlx_pull, r.mlx_thin_pull),
+            *(r.boto_upload, r.boto_download, r.ranged_ceiling, r.boto_download_process),
+        ]
         print(f"{r.index:>5} {r.first:>6} | " + " ".join(f"{rate(total, s):>5.0f} MiB/s" for s in cells))
 
     def med(field: str) -> float:
@@ -309,12 +336,20 @@ def report(rounds: list[Round], total: int, files: int, concurrency: int, endpoi
         "pull / download_file": med("boto_download") / med("mlx_pull"),
         "thin pull / download_file": med("boto_download") / med("mlx_thin_pull"),
     }
-    extra = {"fetch / ranged ceiling": med("ranged_ceiling") / med("mlx_fetch")}
+    extra = {
+        "fetch / ranged ceiling": med("ranged_ceiling") / med("mlx_fetch"),
+        "fetch / download proc**": med("boto_download_process") / med("mlx_fetch"),
+        "thin pull / download proc**": med("boto_download_process") / med("mlx_thin_pull"),
+    }
     fields = [f for f in asdict(rounds[0]) if f not in ("index", "first")]
     print("\nmedian seconds: " + ", ".join(f"{f}={med(f):.2f}" for f in fields))
     print(
         "* ranged: boto3 reading the objects gitmlx stored in 16 MiB ranged GETs into memory, "
         "the server's ceiling for that access pattern (not a target)"
+    )
+    print(
+        "** down proc: the same download_file loop run as a new Python process (start-up, boto3 "
+        "import, client), as a command pays them (not a target)"
     )
     print(f"gitmlx / boto3 throughput (target >= {TARGET:.1f}):")
     for name, value in ratios.items():
@@ -385,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
                 ceiling, stored = read_bucket_by_ranges(client, bucket_mlx, args.concurrency)
                 # Scaled to the logical bytes, so it reads as a throughput like the others.
                 ceiling *= total / stored
-                rounds.append(Round(index, first, push, fetch, pull, thin_pull, upload, download, ceiling))
+                process = run_boto3_process(endpoint, bucket_base, inputs, here / "boto3-proc", args.concurrency)
+                fields = (push, fetch, pull, thin_pull, upload, download, ceiling, process)
+                rounds.append(Round(index, first, *fields))
             finally:
                 for bucket in (bucket_mlx, bucket_base):
                     empty_and_delete(client, bucket)
