@@ -23,8 +23,9 @@ server (`moto[server]`) in its own process on 127.0.0.1 (so neither side shares 
 interpreter, or its GIL, with the server). gitmlx runs as a user runs it: the real `git` and
 `git-mlx`, under a sealed HOME whose only git config is what `git mlx install` wrote.
 
-Prints a table and the gitmlx / boto3 throughput ratios (target: >= 0.8); `--json PATH`
-writes the raw numbers. Exit status 0, or 1 with `--check` when a ratio misses the target.
+Prints a table and the gitmlx / boto3 throughput ratios against their targets (push 0.8,
+fetch 1.0, thin pull 0.8; the two-copy pull is reported without one); `--json PATH` writes
+the raw numbers. Exit status 0, or 1 with `--check` when a ratio misses its target.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 MIB = 1024 * 1024
-TARGET = 0.8
+#: gitmlx / boto3 throughput each ratio must reach. A pull that keeps a store copy writes
+#: every byte twice where `download_file` writes it once: reported, with no target.
+TARGETS = {"push / upload_file": 0.8, "fetch / download_file": 1.0, "thin pull / download_file": 0.8}
 REGION = "us-east-1"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -351,9 +354,11 @@ def report(rounds: list[Round], total: int, files: int, concurrency: int, endpoi
         "** down proc: the same download_file loop run as a new Python process (start-up, boto3 "
         "import, client), as a command pays them (not a target)"
     )
-    print(f"gitmlx / boto3 throughput (target >= {TARGET:.1f}):")
+    print("gitmlx / boto3 throughput:")
     for name, value in ratios.items():
-        print(f"  {name:<26} {value:5.2f}  {'ok' if value >= TARGET else 'BELOW TARGET'}")
+        target = TARGETS.get(name)
+        verdict = "(no target)" if target is None else f"target {target:.1f}: " + ("ok" if value >= target else "BELOW")
+        print(f"  {name:<26} {value:5.2f}  {verdict}")
     for name, value in extra.items():
         print(f"  {name:<26} {value:5.2f}  (information)")
     return {**ratios, **extra}
@@ -441,8 +446,8 @@ def main(argv: list[str] | None = None) -> int:
                 "cpus": os.cpu_count(),
             }
             args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        targets = [v for k, v in ratios.items() if "ceiling" not in k]
-        return 1 if args.check and min(targets) < TARGET else 0
+        missed = [name for name, target in TARGETS.items() if ratios[name] < target]
+        return 1 if args.check and missed else 0
     finally:
         if moto is not None:
             moto.stop()
