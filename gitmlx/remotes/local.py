@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from gitmlx.osutil import fastcopy
 from gitmlx.remotes.base import ProgressCallback, RemoteEntry, Sink, check_key
 
 _BLOCK = 1024 * 1024
+#: A writer never leaves a `tmp/put-*` file untouched this long (docs/storage-format.md):
+#: older ones are a killed writer's, whatever grace period the caller asks for.
+_WRITER_IDLE_MAX = 86400
 
 
 class LocalRemote:
@@ -46,7 +50,8 @@ class LocalRemote:
     def staging_path(self) -> Path:
         """`tmp/put-…`: a file built there (a push's pack) is renamed to its key, never
         copied, even when the remote is on another file system than the local store. A
-        killed writer's file is left there, as a killed copy's is."""
+        killed writer's file is left there, as a killed copy's is, until `gc --remote`
+        (`abort_stale_uploads`)."""
         tmp_dir = self.root / "tmp"
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +178,25 @@ class LocalRemote:
             pass
 
     def abort_stale_uploads(self, started_before: float) -> int:
-        return 0  # a directory has no multipart uploads: a killed copy is a temp file only
+        """Delete the `tmp/put-*` files a killed writer left (the directory's form of an
+        unfinished multipart upload: a pack or a copy never renamed to its key), untouched
+        since `started_before` and for at least a day. How many."""
+        cutoff = min(started_before, time.time() - _WRITER_IDLE_MAX)
+        try:
+            entries = list(os.scandir(self.root / "tmp"))
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        removed = 0
+        for entry in entries:
+            if not entry.name.startswith(layout.DIRECTORY_WRITE_PREFIX):
+                continue  # not a remote writer's: the repository's own store shares tmp/
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                pass  # renamed into place or removed meanwhile
+        return removed
 
     def __repr__(self) -> str:
         return f"LocalRemote({self.display_url!r})"

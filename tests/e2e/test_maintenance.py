@@ -4,6 +4,7 @@ gc never deletes what a ref of the git remote reaches, even around a push in fli
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import time
@@ -271,6 +272,31 @@ def test_gc_deletes_what_no_ref_reaches_only_after_the_grace_period(repos: Repos
     clone(repos.remote, dest)
     assert_content(dest, "a.bin", keep)
     assert mlx("fsck", "--remote", "--full", cwd=dest).returncode == 0
+
+
+def test_gc_deletes_a_killed_writers_old_temp_files_on_a_directory_remote_and_nothing_else(repos: Repos) -> None:
+    keep = push_file(repos, "a.bin")
+    tmp = remote_store(repos.remote) / "tmp"
+    tmp.mkdir(exist_ok=True)
+    old = time.time() - 8 * 86400
+    (tmp / "put-1-00000000000000aa").write_bytes(b"a killed push's pack")  # past grace and a day
+    (tmp / "put-2-00000000000000bb").write_bytes(b"a push in flight")  # fresh
+    (tmp / "spack-not-the-remotes").write_bytes(b"the repository's own store's")  # not put-*
+    for name in ("put-1-00000000000000aa", "spack-not-the-remotes"):
+        os.utime(tmp / name, (old, old))
+
+    dry = gc(repos, "--grace", "0")
+    assert sorted(p.name for p in tmp.iterdir()) == [
+        "put-1-00000000000000aa",
+        "put-2-00000000000000bb",
+        "spack-not-the-remotes",
+    ]
+    swept = gc(repos, "--confirm", "--grace", "0")
+
+    assert "aborted 1 unfinished upload" in swept.stdout, swept.stdout
+    assert "aborted" not in dry.stdout
+    assert sorted(p.name for p in tmp.iterdir()) == ["put-2-00000000000000bb", "spack-not-the-remotes"]
+    assert remote_oids(repos.remote) == {keep}
 
 
 def test_gc_keeps_what_any_ref_of_the_git_remote_reaches_fetched_or_not(repos: Repos, sealed) -> None:
