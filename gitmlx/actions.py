@@ -26,6 +26,7 @@ from gitmlx.git.scan import TrackedFile
 from gitmlx.maintenance.gc import DEFAULT_GRACE_DAYS
 from gitmlx.migrate import from_lfs
 from gitmlx.remotes.base import Remote
+from gitmlx.store import pointer_record
 from gitmlx.store.remote_record import RemoteRecord
 from gitmlx.transfer import confirm
 from gitmlx.transfer import download as downloads
@@ -196,16 +197,18 @@ def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str], *,
     and `exclude` does not bring (`range_uploads`): a clone of any tip, or a checkout of
     any pushed commit, then finds its objects on the remote, whatever the remote held
     before (a new or emptied artifact remote, history from before `migrate from-lfs`).
+    Pointer blobs the clean filter recorded (store/pointer_record.py) are not read from git.
     `unfiltered`: also list the range's files committed without the filter (the same
     scan: scan.range_pointers)."""
     trees = scan.trees_of(ctx.top, tips)
     blobs: set[str] = set()  # the tips' pointer blobs: the range scan need not read them again
     files = PackedFiles()
+    recorded = pointer_record.reader(ctx.store.root)
     for tree in trees:
-        files.extend(scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs))
+        files.extend(scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs, recorded=recorded))
     in_trees = len(files)
     found = (
-        scan.range_pointers(ctx.top, tips, exclude, trees, blobs, unfiltered=unfiltered)
+        scan.range_pointers(ctx.top, tips, exclude, trees, blobs, unfiltered=unfiltered, recorded=recorded)
         if tips
         else scan.RangePointers([], [])
     )
