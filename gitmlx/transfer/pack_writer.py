@@ -94,11 +94,11 @@ class StoreMaps:
 
     Store packs are never changed in place (rewrites make new files), so a view stays
     valid while its map lives. Every MAPPED_RSS bytes handed out, the maps' pages leave
-    this process's page tables (madvise DONTNEED: they stay in the page cache, and a later
-    read maps them again; safe while a writer reads): the pages a push reads would
+    this process's page tables (madvise DONTNEED: they stay in the page cache, and a
+    later read maps them again; safe while a writer reads): the pages a push reads would
     otherwise count in its RSS, 400 MiB for 100,000 objects of 4 KiB."""
 
-    MAPPED_RSS = 32 * 1024 * 1024
+    MAPPED_RSS = 8 * 1024 * 1024
 
     def __init__(self) -> None:
         self._maps: dict[int, mmap.mmap] = {}
