@@ -93,12 +93,14 @@ class StoreMaps:
     """Store packs mapped read-only, one map per descriptor, for `PackWriter.append_mapped`.
 
     Store packs are never changed in place (rewrites make new files), so a view stays
-    valid while its map lives. Every MAPPED_RSS bytes handed out, the maps' pages leave
-    this process's page tables (madvise DONTNEED: they stay in the page cache, and a
-    later read maps them again; safe while a writer reads): the pages a push reads would
-    otherwise count in its RSS, 400 MiB for 100,000 objects of 4 KiB."""
+    valid while its map lives. Every MAPPED_RSS bytes handed out, every mapped page leaves
+    this process's page tables (madvise DONTNEED on the whole map: the pages stay in the
+    page cache, and a later read maps them again; safe while a writer reads): the pages
+    a push reads would otherwise count in its RSS, 400 MiB for 100,000 objects of 4 KiB.
+    Whole maps, not just the span handed out: the writers read each view after it was
+    handed out, and would map its pages again for good."""
 
-    MAPPED_RSS = 8 * 1024 * 1024
+    MAPPED_RSS = 1024 * 1024
 
     def __init__(self) -> None:
         self._maps: dict[int, mmap.mmap] = {}
@@ -119,10 +121,18 @@ class StoreMaps:
                 return None
             self._handed += size
             if self._handed >= self.MAPPED_RSS:
-                self._handed = 0
-                for each in self._maps.values():
-                    _drop_pages(each)
+                self._drop_pages()
         return memoryview(found)[offset : offset + size]
+
+    def _drop_pages(self) -> None:
+        """(The caller holds the lock.)"""
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        for found in self._maps.values() if advice is not None else ():
+            try:
+                found.madvise(advice)
+            except OSError:
+                pass
+        self._handed = 0
 
     def close(self) -> None:
         """Close every map; one a view still holds (an error path) is left to the collector."""
@@ -133,12 +143,3 @@ class StoreMaps:
                 except BufferError:
                     pass
             self._maps.clear()
-
-
-def _drop_pages(mapped: mmap.mmap) -> None:
-    advice = getattr(mmap, "MADV_DONTNEED", None)
-    if advice is not None:
-        try:
-            mapped.madvise(advice)
-        except OSError:
-            pass

@@ -19,6 +19,7 @@ from gitmlx.format.manifest import CODEC_GROUPED, CODEC_RAW, CODEC_ZSTD, Manifes
 from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.local import LocalRemote
 from gitmlx.store.objects import Store
+from gitmlx.transfer import packer
 from gitmlx.transfer.download import download
 from gitmlx.transfer.pack_writer import StoreMaps
 from gitmlx.transfer.upload import upload
@@ -113,6 +114,7 @@ def test_objects_in_store_packs_go_into_upload_packs_whole_and_in_order(
     comes back. 300 objects: past a batch of views, in both packs of two threads, with
     the maps' pages dropped while the writers read them."""
     monkeypatch.setattr(StoreMaps, "MAPPED_RSS", 64 * KIB)
+    monkeypatch.setattr(packer, "MAP_MIN", 4 * KIB)  # small objects, many of them, mapped too
     rng = random.Random(10)
     contents = {}
     for i in range(300):
