@@ -100,7 +100,7 @@ class StoreMaps:
     Whole maps, not just the span handed out: the writers read each view after it was
     handed out, and would map its pages again for good."""
 
-    MAPPED_RSS = 1024 * 1024
+    MAPPED_RSS = 4 * 1024 * 1024
 
     def __init__(self) -> None:
         self._maps: dict[int, mmap.mmap] = {}
