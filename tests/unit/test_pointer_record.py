@@ -4,6 +4,8 @@ computes them (git is the oracle), lines checked before use, rotation past its l
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,24 @@ def test_the_record_rotates_past_its_limit_and_both_files_are_read(
     assert sum(f.stat().st_size for f in files if f.exists()) <= 2 * (5000 + pointer_record.WRITE_MAX)
     assert ids[0] not in found and ids[-1] in found  # the oldest lines went with a rotated file
     assert all(found[i] == p for i, p in zip(ids, pointers, strict=True) if i in found)
+
+
+def test_writers_in_several_processes_at_once_lose_no_line(tmp_path: Path) -> None:
+    """Filter processes of concurrent git commands append to one record: O_APPEND and
+    whole-line writes keep every line whole."""
+    script = (
+        "import hashlib, sys\nfrom pathlib import Path\n"
+        "from gitmlx.format.pointer import Pointer\n"
+        "from gitmlx.store.pointer_record import PointerRecordWriter\n"
+        "w = PointerRecordWriter(Path(sys.argv[1]), 'sha1')\n"
+        "for n in range(int(sys.argv[2]), int(sys.argv[2]) + 1500):\n"
+        "    p = Pointer(hashlib.sha256(b'%d' % n).hexdigest(), n)\n"
+        "    w.add(p.encode(), p)\n"
+        "w.close()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(k * 1500)]) for k in range(4)]
+    assert all(proc.wait(timeout=60) == 0 for proc in procs)
+    pointers = [_pointer(n) for n in range(6000)]
+    ids = {pointer_record.blob_id(p.encode(), "sha1"): p for p in pointers}
+
+    assert lookup(tmp_path, set(ids)) == ids
