@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from gitmlx import ui
-from gitmlx.checkout import worktree
-from gitmlx.config import MAX_DAYS, parse_days, split_patterns
+from gitmlx.config import DEFAULT_GRACE_DAYS, MAX_DAYS, parse_days, split_patterns
 from gitmlx.context import RepoContext
 from gitmlx.errors import ConfigError, MlxError, UsageError
 from gitmlx.format import patterns
@@ -23,15 +22,17 @@ from gitmlx.format.sizes import human_size
 from gitmlx.git import scan
 from gitmlx.git.packed_files import PackedFiles
 from gitmlx.git.scan import TrackedFile
-from gitmlx.maintenance.gc import DEFAULT_GRACE_DAYS
-from gitmlx.migrate import from_lfs
 from gitmlx.remotes.base import Remote
+from gitmlx.store import pointer_record
 from gitmlx.store.remote_record import RemoteRecord
 from gitmlx.transfer import confirm
-from gitmlx.transfer import download as downloads
 from gitmlx.transfer import upload as uploads
 from gitmlx.transfer.common import TransferResult, unique
 from gitmlx.transfer.remote_check import PackSizes
+
+TYPE_CHECKING = False  # the pre-push hook loads this module: what only checkouts use loads on use
+if TYPE_CHECKING:
+    from gitmlx.checkout import worktree
 
 
 def fetch_selection(ctx: RepoContext, include: Sequence[str], exclude: Sequence[str]) -> patterns.Selection:
@@ -112,6 +113,8 @@ def choose(found: Sequence[TrackedFile], selection: patterns.Selection, where: s
 
 def pointer_files(ctx: RepoContext, files: Sequence[TrackedFile]) -> list[TrackedFile]:
     """The work-tree files among `files` that still hold their pointer."""
+    from gitmlx.checkout import worktree
+
     work_tree = ctx.paths.work_tree
     return [f for f in files if work_tree is not None and worktree.holds_pointer(work_tree, f)]
 
@@ -120,6 +123,8 @@ def download(
     ctx: RepoContext, remote: Remote, files: Sequence[TrackedFile], quiet: bool = False, summary: bool = True
 ) -> TransferResult:
     """Fetch what the store lacks; `summary`: end with a line saying what moved (stderr)."""
+    from gitmlx.transfer import download as downloads
+
     todo = [f.pointer for f in files if not ctx.store.has(f.pointer.oid)]
     with ui.progress(sum(p.size for p in todo), len(todo), "fetch", quiet) as bar:
         result = downloads.download(
@@ -196,16 +201,18 @@ def push_needs(ctx: RepoContext, tips: Sequence[str], exclude: Sequence[str], *,
     and `exclude` does not bring (`range_uploads`): a clone of any tip, or a checkout of
     any pushed commit, then finds its objects on the remote, whatever the remote held
     before (a new or emptied artifact remote, history from before `migrate from-lfs`).
+    Pointer blobs the clean filter recorded (store/pointer_record.py) are not read from git.
     `unfiltered`: also list the range's files committed without the filter (the same
     scan: scan.range_pointers)."""
     trees = scan.trees_of(ctx.top, tips)
     blobs: set[str] = set()  # the tips' pointer blobs: the range scan need not read them again
     files = PackedFiles()
+    recorded = pointer_record.reader(ctx.store.root)
     for tree in trees:
-        files.extend(scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs))
+        files.extend(scan.iter_pointers_in_tree(ctx.top, tree, blobs=blobs, recorded=recorded))
     in_trees = len(files)
     found = (
-        scan.range_pointers(ctx.top, tips, exclude, trees, blobs, unfiltered=unfiltered)
+        scan.range_pointers(ctx.top, tips, exclude, trees, blobs, unfiltered=unfiltered, recorded=recorded)
         if tips
         else scan.RangePointers([], [])
     )
@@ -229,6 +236,8 @@ def push(
     """
     for f in needs.files:
         if not ctx.store.has(f.pointer.oid):
+            from gitmlx.migrate import from_lfs
+
             from_lfs.import_lfs_object(ctx, f.pointer)
     lfs = {f.pointer.oid for f in needs.files if f.pointer.is_lfs}
     old_lfs = lfs - needs.at_tips if lfs else set()
@@ -432,6 +441,8 @@ def report_failures(result: TransferResult, files: Sequence[TrackedFile], verb: 
 def place(ctx: RepoContext, files: Sequence[TrackedFile], verified: Container[str] = ()) -> worktree.PlaceResult:
     """Replace pointer files in the work tree with their content (`worktree.check_out`),
     naming each file that could not be placed."""
+    from gitmlx.checkout import worktree
+
     result = worktree.check_out(ctx, files, verified)
     for message in result.failure_messages():
         ui.error(message)

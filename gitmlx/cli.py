@@ -68,6 +68,10 @@ def _fast_path(argv: list[str]) -> Callable[[], int] | None:
         from gitmlx.commands import hook_events
 
         return lambda: hook_events.run(event=name, args=rest)
+    if name == "pre-push" and 1 <= len(rest) <= 2 and not any(arg.startswith("-") for arg in rest):
+        from gitmlx.commands import pre_push  # the hook: REMOTE [URL]; anything else goes to click
+
+        return lambda: pre_push.run(remote_name=rest[0], remote_url=rest[1] if len(rest) > 1 else "")
     if name == "textconv":  # diff.mlx.textconv: git appends the file name as the last argument
         from gitmlx.commands import textconv
 

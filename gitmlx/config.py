@@ -206,6 +206,9 @@ def parse_count(text: str) -> int | None:
 
 #: The longest span of days a setting may hold (a century).
 MAX_DAYS = 36500.0
+#: `mlx.gcgrace` when unset: how long `gc --remote` keeps what a note marked, and how long
+#: a push trusts the remote record.
+DEFAULT_GRACE_DAYS = 7.0
 
 
 def parse_days(text: str) -> float | None:

@@ -71,6 +71,7 @@ def clean(
     known: bytes | None = None,
     path: str = "",
     warn: Callable[[str], None] | None = None,
+    stored: Callable[[bytes, Pointer], None] | None = None,
 ) -> bytes:
     """Store the content read from `source`; return the pointer text for git.
 
@@ -83,6 +84,8 @@ def clean(
     difference the bytes already compared are taken from the store and cleaning goes on.
     Content that is a strict prefix of that object is most likely a file git was killed
     while writing (it writes checkouts in place): stored as asked, with a warning.
+    `stored` is told the pointer text returned for content it stored (not for content
+    that was a pointer, nor for the index's own pointer returned as it was).
     """
     head = read_head(source)
     if len(head) < MAX_POINTER_SIZE and pointers.parse(head) is not None:
@@ -103,12 +106,19 @@ def clean(
             writer.write(rest)
             while block := source.read(BLOCK_SIZE):
                 writer.write(block)
-            return writer.commit().encode()
+            return _emitted(writer.commit(), stored)
     with store.writer() as writer:
         writer.write(head)
         while block := source.read(BLOCK_SIZE):
             writer.write(block)
-        return writer.commit().encode()
+        return _emitted(writer.commit(), stored)
+
+
+def _emitted(pointer: Pointer, stored: Callable[[bytes, Pointer], None] | None) -> bytes:
+    text = pointer.encode()
+    if stored is not None:
+        stored(text, pointer)
+    return text
 
 
 def clean_unchanged(source: Source, known: bytes, path: str) -> bytes:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from gitmlx.checkout.gitwrite import GitWriteCheck
     from gitmlx.checkout.placement import Placer
     from gitmlx.checkout.progress import CheckoutProgress, Display
+    from gitmlx.store.pointer_record import PointerRecordWriter
 
     Body = Callable[[filters.Sink], None]
 
@@ -150,6 +151,7 @@ class FilterSession:
         #: The files git writes itself in a checkout, checked when git moves on.
         self._git_writes: GitWriteCheck | None = None
         self._delayed = DelayedFiles()
+        self._pointer_record: PointerRecordWriter | None = None  # made at the first clean that stores
 
     @property
     def skip_smudge(self) -> bool:
@@ -196,7 +198,16 @@ class FilterSession:
         known = self._stat_cache.untouched(work_tree, path) if path and work_tree is not None else None
         if known is not None:
             return filters.clean_unchanged(source, known, path)
-        return filters.clean(source, self.ctx.store, self._index.pointer(path), path, self._warn)
+        return filters.clean(source, self.ctx.store, self._index.pointer(path), path, self._warn, self._recorded)
+
+    def _recorded(self, text: bytes, pointer: Pointer) -> None:
+        """Note the blob git makes of `text`, so a push finds its pointer without asking git."""
+        if self._pointer_record is None:
+            from gitmlx.store.pointer_record import PointerRecordWriter
+
+            object_format = self.ctx.config.git("extensions.objectformat") or "sha1"
+            self._pointer_record = PointerRecordWriter(self.ctx.store.root, object_format)
+        self._pointer_record.add(text, pointer)
 
     # -- smudge --------------------------------------------------------------------------------
 
@@ -402,6 +413,8 @@ class FilterSession:
                     "free space there; the next git mlx command picks up the objects written so far",
                 )
         self._stat_cache.close()
+        if self._pointer_record is not None:
+            self._pointer_record.close()
         if self._progress is not None:
             self._progress.finish()
         if self._placer is not None:

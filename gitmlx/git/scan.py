@@ -15,7 +15,7 @@ needs loses data.
 from __future__ import annotations
 
 import sys
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,10 @@ from gitmlx.git.plumbing import GitOutput, nul_records, run_git
 
 SYMLINK = "120000"
 GITLINK = "160000"
+
+#: Given blob ids, the pointers each holds, as far as the caller already knows (the
+#: clean filter's record: store/pointer_record.py); scans ask git only about the rest.
+PointerLookup = Callable[[Collection[str]], Mapping[str, Pointer]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +73,25 @@ def pointer_shas(cwd: Path, shas: Iterable[str]) -> set[str]:
     return {h.sha for h, body in batch.small_blobs(cwd, list(dict.fromkeys(shas))) if pointers.parse(body) is not None}
 
 
-def _with_shas(cwd: Path, entries: list[tuple[str, str, str]], sizes: dict[str, int]) -> list[tuple[str, TrackedFile]]:
-    """(blob sha, file) for each (mode, sha, path) entry whose blob is a pointer."""
-    small = [sha for _, sha, _ in entries if sizes.get(sha, MAX_POINTER_SIZE) < MAX_POINTER_SIZE]
+def _with_shas(
+    cwd: Path, entries: list[tuple[str, str, str]], sizes: dict[str, int], said: Mapping[str, Pointer] | None = None
+) -> list[tuple[str, TrackedFile]]:
+    """(blob sha, file) for each (mode, sha, path) entry whose blob is a pointer: those in
+    `said` as it says, the others read from git when `sizes` says they are small."""
+    said = said or {}
+    small = [sha for _, sha, _ in entries if sha not in said and sizes.get(sha, MAX_POINTER_SIZE) < MAX_POINTER_SIZE]
     parsed = read_pointers(cwd, small)
+    parsed.update(said)
     return [(sha, TrackedFile(path, parsed[sha], mode)) for mode, sha, path in entries if sha in parsed]
+
+
+def _ask_record(
+    cwd: Path, shas: Iterable[str], recorded: PointerLookup | None
+) -> tuple[Mapping[str, Pointer], dict[str, int]]:
+    """What `recorded` says of `shas`, and the sizes of the others (one cat-file, when any)."""
+    distinct = dict.fromkeys(shas)
+    said = recorded(distinct.keys()) if recorded is not None else {}
+    return said, _sizes(cwd, [sha for sha in distinct if sha not in said])
 
 
 def _collect(cwd: Path, entries: list[tuple[str, str, str]], sizes: dict[str, int]) -> list[TrackedFile]:
@@ -131,24 +149,29 @@ def iter_pointers_in_tree(
     *,
     tracked_only: bool = True,
     blobs: set[str] | None = None,
+    recorded: PointerLookup | None = None,
 ) -> Iterator[TrackedFile]:
     """`pointers_in_tree`, CHUNK entries at a time (a cat-file and a check-attr each);
     the blob id of each file yielded goes into `blobs`, when given.
+
+    `recorded`: the pointers of blobs the caller knows already. Then the tree is listed
+    without sizes (`ls-tree -l` opens every blob), and git is asked for the sizes and
+    contents of the other blobs only; none at all when it knows every one.
 
     Whole, a tree of 100,000 files held ~1.3 KiB per file at once (the entries, their
     sizes, cat-file's and check-attr's input and output, the parsed pointers): ~130 MiB.
     A tree of up to CHUNK files costs the same git processes as before."""
     entries: list[tuple[str, str, str]] = []
     sizes: dict[str, int] = {}
-    for mode, sha, path, size in _tree_entries(cwd, rev, paths):
-        if size >= MAX_POINTER_SIZE:
-            continue  # not a pointer: not worth keeping
+    for mode, sha, path, size in _tree_entries(cwd, rev, paths, with_sizes=recorded is None):
+        if size >= MAX_POINTER_SIZE or (tracked_only and never_tracked(path)):
+            continue  # not a pointer, or never an artifact: not worth keeping or reading
         entries.append((mode, sha, path))
         sizes[sha] = size
         if len(entries) >= CHUNK:
-            yield from _chunk_of_tree(cwd, rev, entries, sizes, tracked_only, blobs)
+            yield from _chunk_of_tree(cwd, rev, entries, sizes, tracked_only, blobs, recorded)
             entries, sizes = [], {}
-    yield from _chunk_of_tree(cwd, rev, entries, sizes, tracked_only, blobs)
+    yield from _chunk_of_tree(cwd, rev, entries, sizes, tracked_only, blobs, recorded)
 
 
 def _chunk_of_tree(
@@ -158,8 +181,12 @@ def _chunk_of_tree(
     sizes: dict[str, int],
     tracked_only: bool,
     blobs: set[str] | None,
+    recorded: PointerLookup | None = None,
 ) -> list[TrackedFile]:
-    found = _with_shas(cwd, entries, sizes)
+    said: Mapping[str, Pointer] | None = None
+    if recorded is not None:
+        said, sizes = _ask_record(cwd, (sha for _, sha, _ in entries), recorded)
+    found = _with_shas(cwd, entries, sizes, said)
     keep = attributes.tracked(cwd, (f.path for _, f in found), [rev]) if tracked_only and found else None
     chosen = [(sha, f) for sha, f in found if keep is None or f.path in keep]
     if blobs is not None:
@@ -177,15 +204,19 @@ def files_in_tree(cwd: Path, rev: str, paths: Sequence[str] = ()) -> tuple[list[
     return entries, sizes
 
 
-def _tree_entries(cwd: Path, rev: str, paths: Sequence[str]) -> Iterator[tuple[str, str, str, int]]:
+def _tree_entries(
+    cwd: Path, rev: str, paths: Sequence[str], with_sizes: bool = True
+) -> Iterator[tuple[str, str, str, int]]:
     """(mode, blob, path, size) of each regular file in the tree of `rev` (nothing when
-    `rev` does not exist), from one `ls-tree -r -l -z` read as it comes."""
-    with GitOutput(["ls-tree", "-r", "-l", "-z", "--full-tree", rev, "--", *paths], cwd, check=False) as out:
+    `rev` does not exist), from one `ls-tree -r -l -z` read as it comes; without
+    `with_sizes`, from `ls-tree -r -z`, which reads trees only, and the size is -1."""
+    sized = ["-l"] if with_sizes else []
+    with GitOutput(["ls-tree", "-r", *sized, "-z", "--full-tree", rev, "--", *paths], cwd, check=False) as out:
         for record in nul_records(out):
             meta, _, path = record.partition(b"\t")
-            mode, kind, sha, size = meta.decode().split()
-            if kind == "blob" and mode != SYMLINK and size != "-":
-                yield sys.intern(mode), sha, _decode(path), int(size)
+            mode, kind, sha, *size = meta.decode().split()
+            if kind == "blob" and mode != SYMLINK and size != ["-"]:
+                yield sys.intern(mode), sha, _decode(path), int(size[0]) if size else -1
 
 
 def pointers_in_index(cwd: Path, paths: Sequence[str] = (), *, tracked_only: bool = True) -> list[TrackedFile]:
@@ -295,6 +326,7 @@ def range_pointers(
     tracked_at: Sequence[str],
     known: Container[str] = (),
     unfiltered: bool = False,
+    recorded: PointerLookup | None = None,
 ) -> RangePointers:
     """Pointers in the files brought by the commits that `include` reaches and `exclude` does not.
 
@@ -310,11 +342,12 @@ def range_pointers(
     the pushed tips) are left out before they are read: a first push of 100,000 files
     would read each twice. With `unfiltered`, also the files of `RangePointers.unfiltered`
     (judged by the same attributes, in the same check-attr): the pre-push hook's warning
-    about content committed without the filter then costs no scan of its own.
+    about content committed without the filter then costs no scan of its own. `recorded`:
+    as in `iter_pointers_in_tree` (git reads only the blobs it does not know).
     """
     entries = _changes_in_range(cwd, include, exclude, known) if include else []
-    sizes = _sizes(cwd, list(dict.fromkeys(sha for _, sha, _ in entries)))
-    found = _with_shas(cwd, entries, sizes)
+    pointers_known, sizes = _ask_record(cwd, (sha for _, sha, _ in entries), recorded)
+    found = _with_shas(cwd, entries, sizes, pointers_known)
     regular = [f.path for _, f in found if f.mode not in (SYMLINK, GITLINK)]
     plain: dict[str, str] = {}
     if unfiltered:

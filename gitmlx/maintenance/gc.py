@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitmlx.config import DEFAULT_GRACE_DAYS
 from gitmlx.errors import IntegrityError, ObjectNotFound
 from gitmlx.format import layout
 from gitmlx.format.manifest import decode
@@ -29,7 +30,6 @@ from gitmlx.transfer import gc_marks
 from gitmlx.transfer.common import check_format
 from gitmlx.transfer.rebuild import MANIFEST_LIMIT
 
-DEFAULT_GRACE_DAYS = 7.0
 _SIZE_FIELD = struct.Struct("<Q")  # the object size in a manifest header, at offset 40
 
 

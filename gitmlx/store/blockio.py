@@ -63,7 +63,10 @@ class BackgroundWriter:
         self._thread = threading.Thread(target=self._run, name="gitmlx-writer", daemon=True)
         self._thread.start()
 
-    def write(self, block: bytes | memoryview) -> None:
+    def write(self, block: bytes | memoryview | list[memoryview]) -> None:
+        """Queue `block` (or several, in order, written with one writev(2)). The caller
+        leaves the bytes alone until they are written (a bytearray comes back through
+        `recycle`; what other buffers view must stay unchanged until `finish`)."""
         if self._error is not None:
             raise self._error
         self._queue.put(block)
@@ -74,19 +77,43 @@ class BackgroundWriter:
             if self._error is not None:
                 continue  # keep draining so the producer never blocks forever
             try:
-                if self._digest is not None:
-                    self._digest.update(block)
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(self._fd, view) :]
-                unsynced += len(block)
-                if self._recycle is not None and isinstance(block, bytearray):
-                    self._recycle(block)
+                if isinstance(block, list):
+                    unsynced += self._write_views(block)
+                else:
+                    unsynced += self._write_block(block)
                 if self._sync and unsynced >= self.SYNC_EVERY:
                     oscalls.data_sync(self._fd)
                     unsynced = 0
             except OSError as exc:
                 self._error = exc
+
+    def _write_block(self, block: bytes | memoryview) -> int:
+        if self._digest is not None:
+            self._digest.update(block)
+        view = memoryview(block)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        if self._recycle is not None and isinstance(block, bytearray):
+            self._recycle(block)
+        return len(block)
+
+    def _write_views(self, views: list[memoryview]) -> int:
+        """Hash and write `views` in order: one writev(2), then single writes for the rest
+        of a short one. Returns the bytes written."""
+        for view in views:
+            if self._digest is not None:
+                self._digest.update(view)
+        written = total = os.writev(self._fd, views)
+        for view in views:
+            if written >= len(view):
+                written -= len(view)
+                continue
+            rest = view[written:]
+            while rest:
+                rest = rest[os.write(self._fd, rest) :]
+            total += len(view) - written
+            written = 0
+        return total
 
     def finish(self) -> None:
         """Wait for every queued block; raise the first write error."""

@@ -32,3 +32,17 @@ def test_the_filter_waits_for_its_first_request_before_the_rest(tmp_path) -> Non
     """What a filter process imports before git's first request is what every `git add`
     waits for: nothing a request loads when it needs it."""
     assert loaded("gitmlx.cli, gitmlx.commands.filter_process", FILTER_LAZY, tmp_path) == []
+
+
+def test_the_pre_push_hook_is_dispatched_without_click_or_checkout_code(tmp_path) -> None:
+    """The hook runs on every `git push`: it parses its two arguments itself, and loads
+    what uploads need, not what checkouts, gc or the Git LFS migration need."""
+    probe = (
+        "import sys\nfrom gitmlx import cli\n"
+        "assert cli._fast_path(['pre-push', 'origin', 'file:///x.git']) is not None\n"
+        "assert cli._fast_path(['pre-push', '--help']) is None\n"
+        "names = ('click', 'gitmlx.checkout.worktree', 'gitmlx.maintenance.gc', 'gitmlx.migrate.from_lfs')\n"
+        "print(' '.join(m for m in names if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.split() == []

@@ -7,16 +7,21 @@ A directory remote and a real store; no git.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 from pathlib import Path
+
+import pytest
 
 from gitmlx.format import chunking
 from gitmlx.format.manifest import CODEC_GROUPED, CODEC_RAW, CODEC_ZSTD, Manifest, decode
 from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.local import LocalRemote
 from gitmlx.store.objects import Store
+from gitmlx.transfer import packer
 from gitmlx.transfer.download import download
+from gitmlx.transfer.pack_writer import StoreMaps
 from gitmlx.transfer.upload import upload
 from tests.support.content import float_bytes
 from tests.support.remote_layout import read_manifest_bytes
@@ -99,3 +104,31 @@ def test_packs_are_built_in_a_directory_remotes_own_staging_folder(tmp_path: Pat
     remote, _, store = _push(tmp_path, {f"f{i}": rng.randbytes(50 * KIB) for i in range(20)})
     assert remote.pack_sources and set(remote.pack_sources) == {remote.root / "tmp"}
     assert not list((remote.root / "tmp").iterdir())  # each renamed in, none left behind
+
+
+def test_objects_in_store_packs_go_into_upload_packs_whole_and_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects read from their mapped store pack (no copy) among objects that compress
+    (copied into the pack's blocks): every pack hashes to its name and every object
+    comes back. 300 objects: past a batch of views, in both packs of two threads, with
+    the maps' pages dropped while the writers read them."""
+    monkeypatch.setattr(StoreMaps, "MAPPED_RSS", 64 * KIB)
+    monkeypatch.setattr(packer, "MAP_MIN", 4 * KIB)  # small objects, many of them, mapped too
+    rng = random.Random(10)
+    contents = {}
+    for i in range(300):
+        if i % 7 == 3:
+            contents[f"text{i}"] = b"".join(rng.choice((b"alpha ", b"beta ")) for _ in range(900 + i))
+        else:
+            contents[f"raw{i}"] = rng.randbytes(rng.randrange(4 * KIB, 20 * KIB))
+    remote, manifests, store = _push(tmp_path, contents)
+    assert all(isinstance(store.locate(m.oid), tuple) for m in manifests.values())  # packed in the store
+    packs = list((remote.root / "packs").rglob("*.pack"))
+    assert len(packs) >= 2
+    assert all(hashlib.sha256(p.read_bytes()).hexdigest() == p.stem for p in packs)
+    clone = Store(tmp_path / "clone")
+    assert download(clone, remote, [Pointer(m.oid, m.size) for m in manifests.values()], concurrency=2).ok
+    for name, data in contents.items():
+        with clone.open(manifests[name].oid) as f:
+            assert f.read() == data
