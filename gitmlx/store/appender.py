@@ -41,8 +41,14 @@ class PackAppender:
         self._store = store
         self._packs = packs
         self._pending: store_packs.PendingPack | None = None
-        #: Descriptors of named pending packs, kept open for readers they handed out.
-        self._retired_fds: list[int] = []
+        #: Named pending packs, kept (their descriptors open) for readers they handed out,
+        #: as long as this store lives.
+        self._retired: list[store_packs.PendingPack] = []
+
+    @property
+    def pending(self) -> bool:
+        """Whether a pack is being written (objects not yet visible to other processes)."""
+        return self._pending is not None
 
     def find(self, oid: str) -> PackedRange | None:
         """Where the pending pack holds `oid` (without a lock), or None."""
@@ -97,7 +103,7 @@ class PackAppender:
         if final is not None:
             self._packs.register(final)
         # Readers the pending pack handed out read its descriptor: it stays open.
-        self._retired_fds.append(pending.fd)
+        self._retired.append(pending)
 
     def _store_loose(self, pending: store_packs.PendingPack) -> bool:
         """Store a pack's only object as a loose file instead: as cheap for a process that
@@ -119,7 +125,7 @@ class PackAppender:
         except OSError:
             return False
         os.unlink(pending.tmp_path)
-        self._retired_fds.append(pending.fd)
+        self._retired.append(pending)
         return True
 
     def abandon(self) -> None:

@@ -125,6 +125,16 @@ class Store:
             self._sync_registered = True
             atexit.register(self._sync_at_exit)
 
+    def _forget_exit_sync(self) -> None:
+        """Nothing is left to sync: drop the exit hook, and with it the hold it has on
+        this store (a store an API caller drops is then freed, its packs' descriptors
+        closed). A writer registers after it made its pack or set `unsynced`, so either
+        this sees that state under the lock, or the writer registers again."""
+        with self._pack_set.lock:
+            if self._sync_registered and not self.unsynced and not self._appender.pending:
+                atexit.unregister(self._sync_at_exit)
+                self._sync_registered = False
+
     def _sync_at_exit(self) -> None:
         try:
             self.sync()
@@ -135,10 +145,10 @@ class Store:
         """End of a batch: finish the pack being written (visible to other processes from
         now on) and flush small loose objects written without their own fsync (syncfs(2))."""
         self.finish_pack()
-        if not self.unsynced:
-            return
-        self.unsynced = False
-        sync_file_system(self.objects_dir)
+        if self.unsynced:
+            self.unsynced = False
+            sync_file_system(self.objects_dir)
+        self._forget_exit_sync()
 
     # -- finding objects -------------------------------------------------------------------
 
@@ -267,8 +277,10 @@ class Store:
     def add_packed(self, oid: str, data: bytes | bytearray, durable: bool) -> None:
         """Append a verified small object to this process's pack (found by this process
         at once, by others once `sync` finishes the pack)."""
-        self._register_sync()
-        self._appender.add(oid, data, durable)
+        try:
+            self._appender.add(oid, data, durable)
+        finally:  # after the pack exists: see _forget_exit_sync
+            self._register_sync()
 
     def finish_pack(self) -> None:
         """Name the pack being written (if any) so every process finds its objects."""

@@ -78,6 +78,10 @@ class PackFile:
         except BaseException:
             os.close(self.fd)
             raise
+        #: Until `close`. A store dropped without closing its packs (an API caller's, a
+        #: test's) must not keep their descriptors: `__del__` closes them once nothing
+        #: holds the pack (its readers do).
+        self._fd_open = True
 
     def find(self, oid: str) -> tuple[int, int] | None:
         """(offset, size) of `oid`'s bytes in this pack, or None.
@@ -148,13 +152,20 @@ class PackFile:
         return hashlib.sha256(data).digest() == self.index_digest
 
     def reader(self, offset: int, size: int) -> PackedObjectReader:
-        return PackedObjectReader(self.fd, offset, size)
+        return PackedObjectReader(self.fd, offset, size, self)
 
     def close(self) -> None:
         if self._map is not None:
             self._map.close()
             self._map = None
-        os.close(self.fd)
+        self._release()
+
+    def _release(self) -> None:
+        if getattr(self, "_fd_open", False):
+            self._fd_open = False
+            os.close(self.fd)
+
+    __del__ = _release
 
 
 def _read_trailer(fd: int, file_size: int) -> tuple[int, int, bytes]:
@@ -177,9 +188,10 @@ class PackedObjectReader(io.RawIOBase):
     kernel copy gets the pack's descriptor and offset from `Store.locate` instead.
     """
 
-    def __init__(self, fd: int, offset: int, size: int) -> None:
+    def __init__(self, fd: int, offset: int, size: int, pack: object) -> None:
         super().__init__()
         self._fd, self._start, self._size, self._pos = fd, offset, size, 0
+        self._pack = pack  # the pack owning `fd`, kept alive (and its descriptor open) while this reads
 
     def readable(self) -> bool:
         return True
@@ -240,6 +252,8 @@ class PendingPack:
         self._closed = False
         #: Where the last `start_writeback` ended.
         self._written_back = 0
+        #: Until finish or abort, else until nothing holds the pack (as PackFile's).
+        self._fd_open = True
 
     def add(self, oid: str, data: bytes | bytearray | memoryview, durable: bool) -> bool:
         """Append a record: its header (oid, size), then the object's bytes. False (nothing
@@ -275,7 +289,7 @@ class PendingPack:
         return self.entries.get(oid)
 
     def reader(self, offset: int, size: int) -> PackedObjectReader:
-        return PackedObjectReader(self.fd, offset, size)
+        return PackedObjectReader(self.fd, offset, size, self)
 
     def finish(self, packs_dir: Path, close: bool = True) -> Path | None:
         """Write the index, fsync if needed, rename into `packs_dir`; None if empty.
@@ -287,14 +301,21 @@ class PendingPack:
                 return None
             final = _seal(self.fd, self.end, sorted(self.entries.items()), packs_dir, self.durable, self.tmp_path)
             if close:
-                os.close(self.fd)
+                self._release()
             return final
 
+    def _release(self) -> None:
+        if getattr(self, "_fd_open", False):
+            self._fd_open = False
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+
+    __del__ = _release
+
     def abort(self) -> None:
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        self._release()
         try:
             os.unlink(self.tmp_path)
         except FileNotFoundError:
