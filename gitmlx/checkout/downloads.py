@@ -199,7 +199,16 @@ class Downloads:
 
     def for_placement(self, path: str, pointer: Pointer) -> Download:
         """Done when `pointer`'s object is in the store (or could not be fetched), for a
-        file this process places itself."""
+        file this process places itself.
+
+        No fetch-ahead here (`ahead`): git gets each such file's pointer at once, so its
+        requests come as fast as it writes pointers, and the downloads queued from them
+        start every BATCH_OBJECTS requests. Listing HEAD first cost a clone of 20,000
+        files more time before git's first answer than the early start saved.
+        """
+        pending = self.pending(pointer)
+        if pending is not None:
+            return pending
         try:
             stored = self._ctx.store.size(pointer.oid)  # one lookup: this runs for every file
         except FileNotFoundError:
@@ -212,14 +221,11 @@ class Downloads:
                 return finished(lying)
             if self._ctx.store.has(pointer.oid):  # else quarantined just now: fetch it
                 return finished()
-        ahead = self.ahead(path, pointer)
-        if ahead is not None:
-            return ahead
+        # A download that ended with a failure (a running one was found above; one that
+        # landed since is in the store, since objects are stored before their download ends).
         known = self._by_key.get(_key(pointer))
         if known is not None:
             return known
-        if stored is None and self._ctx.store.has(pointer.oid):
-            return self.for_placement(path, pointer)  # its download ended just now (`_landed`)
         unusable = self._open_pool()
         if unusable is not None:
             future = self._by_key[_key(pointer)] = finished(unusable)
@@ -230,6 +236,16 @@ class Downloads:
         if pointer.size >= BATCH_BELOW or len(self._queued) >= BATCH_OBJECTS:
             self.start_queued()
         return future
+
+    def pending(self, pointer: Pointer) -> Download | None:
+        """The running (or queued) download of `pointer`'s object, else None; no store
+        lookup. In a clone nearly every request finds its object on its way here, and
+        asking the store first cost a miss (three stats and a listing check) per file."""
+        key = _key(pointer)
+        download = self._ahead.get(key) if self._ahead else None
+        if download is None:
+            download = self._by_key.get(key)
+        return download if download is not None and not download.done() else None
 
     def _queue(self, pointer: Pointer) -> Download:
         future = self._by_key.get(_key(pointer))
