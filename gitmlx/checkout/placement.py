@@ -22,7 +22,6 @@ import itertools
 import os
 import struct
 from collections.abc import Callable, Container
-from dataclasses import dataclass, replace
 
 from gitmlx.checkout import filters, worktree
 from gitmlx.checkout.handoff import Claim
@@ -99,16 +98,21 @@ class PlacedFile:
     st_ctime = property(lambda self: self._field(4) / 1e9)
 
 
-@dataclass(frozen=True, slots=True)
 class Placement:
-    """One file this process puts in place over the pointer `text` git writes."""
+    """One file this process puts in place over the pointer `text` git writes.
 
-    path: str
-    pointer: Pointer
-    text: bytes
-    #: Done when the object is in the store, or failed with why it is not.
-    download: Download
-    stage: Stage = Stage.ANSWERED
+    A plain class whose `stage` moves on in place: a frozen dataclass copied at each
+    stage cost a copy per file of a checkout."""
+
+    __slots__ = ("path", "pointer", "text", "download", "stage")
+
+    def __init__(self, path: str, pointer: Pointer, text: bytes, download: Download) -> None:
+        self.path = path
+        self.pointer = pointer
+        self.text = text
+        #: Done when the object is in the store, or failed with why it is not.
+        self.download = download
+        self.stage = Stage.ANSWERED
 
 
 class Placer:
@@ -159,13 +163,10 @@ class Placer:
 
     def git_moved_on(self) -> None:
         """git sent another message: it has written every pointer it took from us before."""
-        answered = []
         for placement in reversed(self._waiting.values()):
             if placement.stage is not Stage.ANSWERED:
                 break  # every message moves all answered ones on: the rest are older
-            answered.append(placement)
-        for placement in answered:
-            self._waiting[placement.path] = replace(placement, stage=Stage.WRITTEN)
+            placement.stage = Stage.WRITTEN
 
     def place_ready(self) -> None:
         """Place the oldest written files whose objects are in, while git writes the next.
