@@ -239,8 +239,8 @@ class Downloads:
 
     def pending(self, pointer: Pointer) -> Download | None:
         """The running (or queued) download of `pointer`'s object, else None; no store
-        lookup. In a clone nearly every request finds its object on its way here, and
-        asking the store first cost a miss (three stats and a listing check) per file."""
+        lookup (a miss costs three stats and a listing check): an object already on its
+        way, for another file with the same content or from the fetch-ahead, is waited for."""
         key = _key(pointer)
         download = self._ahead.get(key) if self._ahead else None
         if download is None:
