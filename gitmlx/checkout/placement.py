@@ -22,7 +22,6 @@ import itertools
 import os
 import struct
 from collections.abc import Callable, Container
-from dataclasses import dataclass, replace
 
 from gitmlx.checkout import filters, worktree
 from gitmlx.checkout.handoff import Claim
@@ -63,6 +62,15 @@ _FIELDS = [
 ]
 
 
+def _stat_field(i: int, scale: float = 0) -> property:
+    """The property reading stat field `i` of a PlacedFile (in seconds with `scale`): one
+    unpack, no further call (the stat cache and the index refresh read 15 per file)."""
+    unpack_from, offset = _FIELDS[i][0].unpack_from, _FIELDS[i][1]
+    if scale:
+        return property(lambda self: unpack_from(self._packed, offset)[0] / scale)
+    return property(lambda self: unpack_from(self._packed, offset)[0])
+
+
 class PlacedFile:
     """A placed file's pointer and the stat data the stat cache and git's index keep of
     it, packed into one bytes object.
@@ -78,37 +86,38 @@ class PlacedFile:
         raw = bytes.fromhex(pointer.oid)
         self._packed = _PLACED.pack(*fields, st.st_mode, raw, pointer.size, pointer.is_lfs)
 
-    def _field(self, i: int) -> int:
-        field, offset = _FIELDS[i]
-        return field.unpack_from(self._packed, offset)[0]
-
     @property
     def pointer(self) -> Pointer:
         fields = _PLACED.unpack(self._packed)
         return Pointer(fields[8].hex(), fields[9], LFS_VERSION if fields[10] else MLX_VERSION)
 
-    st_dev = property(lambda self: self._field(0))
-    st_ino = property(lambda self: self._field(1))
-    st_size = property(lambda self: self._field(2))
-    st_mtime_ns = property(lambda self: self._field(3))
-    st_ctime_ns = property(lambda self: self._field(4))
-    st_uid = property(lambda self: self._field(5))
-    st_gid = property(lambda self: self._field(6))
-    st_mode = property(lambda self: self._field(7))
-    st_mtime = property(lambda self: self._field(3) / 1e9)
-    st_ctime = property(lambda self: self._field(4) / 1e9)
+    st_dev = _stat_field(0)
+    st_ino = _stat_field(1)
+    st_size = _stat_field(2)
+    st_mtime_ns = _stat_field(3)
+    st_ctime_ns = _stat_field(4)
+    st_uid = _stat_field(5)
+    st_gid = _stat_field(6)
+    st_mode = _stat_field(7)
+    st_mtime = _stat_field(3, 1e9)
+    st_ctime = _stat_field(4, 1e9)
 
 
-@dataclass(frozen=True, slots=True)
 class Placement:
-    """One file this process puts in place over the pointer `text` git writes."""
+    """One file this process puts in place over the pointer `text` git writes.
 
-    path: str
-    pointer: Pointer
-    text: bytes
-    #: Done when the object is in the store, or failed with why it is not.
-    download: Download
-    stage: Stage = Stage.ANSWERED
+    A plain class whose `stage` moves on in place: a frozen dataclass copied at each
+    stage cost a copy per file of a checkout."""
+
+    __slots__ = ("path", "pointer", "text", "download", "stage")
+
+    def __init__(self, path: str, pointer: Pointer, text: bytes, download: Download) -> None:
+        self.path = path
+        self.pointer = pointer
+        self.text = text
+        #: Done when the object is in the store, or failed with why it is not.
+        self.download = download
+        self.stage = Stage.ANSWERED
 
 
 class Placer:
@@ -159,13 +168,10 @@ class Placer:
 
     def git_moved_on(self) -> None:
         """git sent another message: it has written every pointer it took from us before."""
-        answered = []
         for placement in reversed(self._waiting.values()):
             if placement.stage is not Stage.ANSWERED:
                 break  # every message moves all answered ones on: the rest are older
-            answered.append(placement)
-        for placement in answered:
-            self._waiting[placement.path] = replace(placement, stage=Stage.WRITTEN)
+            placement.stage = Stage.WRITTEN
 
     def place_ready(self) -> None:
         """Place the oldest written files whose objects are in, while git writes the next.

@@ -228,10 +228,10 @@ class FilterSession:
             head = filters.read_head(source)
             pointer = pointers.parse(head) if len(head) < MAX_POINTER_SIZE else None
             if pointer is not None:
-                if can_delay and self._progress is not None:
-                    self._progress.want(pointer, self.ctx.store.has(pointer.oid))
                 if can_delay and self._sizes().places(pointer):
                     return self._place_later(path, pointer, head)
+                if can_delay and self._progress is not None:
+                    self._progress.want(pointer, self.ctx.store.has(pointer.oid))
                 if can_delay and not self.ctx.store.has(pointer.oid):
                     return self._delay(path, pointer)
                 if self._sizes().defers(pointer):
@@ -292,6 +292,10 @@ class FilterSession:
 
     def _place_later(self, path: str, pointer: Pointer, text: bytes) -> Body:
         download = self._scheduler().for_placement(path, pointer)
+        if self._progress is not None:
+            # Its download tells whether the object is in the store: asking the store
+            # again cost a lookup per file.
+            self._progress.want(pointer, download.done() and download.exception() is None)
         placer = self._placement()
         placer.claim(path)
         if not self._delayed.barrier:

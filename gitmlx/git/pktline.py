@@ -7,7 +7,7 @@ Must not: interpret what the packets mean (that is filter_protocol.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from gitmlx.errors import MlxError
 
@@ -81,6 +81,11 @@ def read_text_list(stream: BinaryIO) -> list[str]:
 
 def read_key_values(stream: BinaryIO) -> dict[str, str]:
     """A list of `key=value` text packets up to a flush."""
+    peek = getattr(stream, "peek", None)
+    if peek is not None:
+        buffered = _buffered_key_values(stream, peek)
+        if buffered is not None:
+            return buffered
     result: dict[str, str] = {}
     for line in read_text_list(stream):
         key, sep, value = line.partition("=")
@@ -88,6 +93,34 @@ def read_key_values(stream: BinaryIO) -> dict[str, str]:
             raise PacketError(f"expected key=value, got {line!r}")
         result[key] = value
     return result
+
+
+def _buffered_key_values(stream: BinaryIO, peek: Callable[[int], bytes]) -> dict[str, str] | None:
+    """`read_key_values` parsed from the bytes the stream has buffered, consuming them in
+    one read; None, consuming nothing, when the list does not end there or anything is
+    off (the packet-by-packet reader then reads it, and raises what it has to).
+
+    git writes a smudge request's packets in one go, so they are all buffered after its
+    first read: one read per request instead of two per packet."""
+    data = peek(1)
+    result: dict[str, str] = {}
+    at, end = 0, len(data)
+    while at + 4 <= end:
+        header = data[at : at + 4]
+        if header.strip(_HEX_DIGITS):
+            return None
+        length = int(header, 16)
+        if length == 0:
+            stream.read(at + 4)
+            return result
+        if length < 4 or at + length > end:
+            return None
+        key, sep, value = data[at + 4 : at + length].decode("utf-8", "surrogateescape").partition("=")
+        if not sep:
+            return None
+        result[key] = value.removesuffix("\n")
+        at += length
+    return None
 
 
 def iter_content(stream: BinaryIO) -> Iterator[bytes]:

@@ -245,12 +245,7 @@ class ObjectWriter:
     def _check(self, expected: Pointer | None, oid: str) -> None:
         if expected is not None and (oid != expected.oid or self.size != expected.size):
             self.abort()
-            raise IntegrityError(
-                f"object {expected.short_oid} failed verification: expected "
-                f"sha256 {expected.oid} ({expected.size} bytes), got {oid} ({self.size} bytes)",
-                "the copy on the remote is damaged; from a clone that has the file, run "
-                "'git mlx fsck --remote --full --repair'",
-            )
+            raise failed_verification(expected, oid, self.size)
 
     def abort(self, keep_partial: bool = False) -> None:
         """Drop what was written; a partial file (`resume_as`) stays when `keep_partial`,
@@ -284,6 +279,16 @@ class ObjectWriter:
             # A partial download is kept for the next one (it is verified before reuse), unless
             # the disk filled up: then its space is worth more than what it saves.
             self.abort(keep_partial=not _out_of_space(error))
+
+
+def failed_verification(expected: Pointer, oid: str, size: int) -> IntegrityError:
+    """The error for downloaded bytes that are not the object `expected` names."""
+    return IntegrityError(
+        f"object {expected.short_oid} failed verification: expected "
+        f"sha256 {expected.oid} ({expected.size} bytes), got {oid} ({size} bytes)",
+        "the copy on the remote is damaged; from a clone that has the file, run "
+        "'git mlx fsck --remote --full --repair'",
+    )
 
 
 def _out_of_space(error: BaseException | None) -> bool:

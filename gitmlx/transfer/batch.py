@@ -15,12 +15,12 @@ from typing import NamedTuple
 
 from gitmlx.errors import IntegrityError, MlxError
 from gitmlx.format import layout
-from gitmlx.format.manifest import Manifest
+from gitmlx.format.manifest import CODEC_RAW, Manifest
 from gitmlx.format.pointer import Pointer
 from gitmlx.remotes.base import ProgressCallback, Remote
 from gitmlx.store.chunk_index import ChunkIndex
 from gitmlx.store.objects import Store
-from gitmlx.store.writer import PACK_BELOW, ObjectWriter
+from gitmlx.store.writer import PACK_BELOW, ObjectWriter, failed_verification
 from gitmlx.transfer.rebuild import (
     RUN_LIMIT,
     ChunkSplitter,
@@ -72,6 +72,11 @@ def _span(manifest: Manifest) -> _Span | None:
     return _Span(chunks[0].pack, chunks[0].offset, end, manifest)
 
 
+def _raw(manifest: Manifest) -> bool:
+    """Whether every chunk is stored raw: the span's bytes are then the object's."""
+    return all(c.codec == CODEC_RAW for c in manifest.chunks)
+
+
 def _runs(spans: list[_Span]) -> list[list[_Span]]:
     """Spans grouped into reads: same pack, in order, gaps under GAP_LIMIT, at most
     RUN_LIMIT bytes; an overlapping span (a chunk shared by two objects) starts a new read."""
@@ -121,6 +126,11 @@ class _SpanReader:
                 self.pos += skip
                 continue
             take = min(span.end - self.pos, len(view) - i)
+            if take == span.end - span.start and _raw(span.manifest):
+                self._store_whole(span, view[i : i + take])  # the whole object in this block
+                i += take
+                self.pos += take
+                continue
             if self.failure is None:
                 try:
                     self._splitter(span).write(view[i : i + take])
@@ -131,6 +141,29 @@ class _SpanReader:
             self.pos += take
             if self.pos == span.end:
                 self._complete(span)
+
+    def _store_whole(self, span: _Span, data: memoryview) -> None:
+        """Verify and store an object of raw chunks whose bytes all came in one block:
+        hashed where they lie and appended to the store's pack, without a writer and a
+        splitter (most objects of a clone of small files: per object, that machinery
+        cost the thread more than hashing and writing the bytes)."""
+        import hashlib  # not at module level: the filter's start waits for OpenSSL's load
+
+        manifest = span.manifest
+        expected = manifest.pointer
+        taken = Taken()
+        failure: BaseException | None = None
+        oid = hashlib.sha256(data).hexdigest()
+        if oid != expected.oid or len(data) != expected.size:
+            failure = failed_verification(expected, oid, len(data))
+        else:
+            try:
+                self.store.add_packed(oid, data, durable=False)
+                taken.fetched.extend(range(len(manifest.chunks)))
+            except OSError as exc:
+                failure = exc
+        self.k += 1
+        self.stored(manifest, taken, failure)
 
     def _splitter(self, span: _Span) -> ChunkSplitter:
         if self.splitter is None:

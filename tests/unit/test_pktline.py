@@ -207,6 +207,52 @@ def test_read_key_values_eof_before_anything_is_eoferror() -> None:
         read_key_values(io.BytesIO(b""))
 
 
+def test_read_key_values_from_a_buffered_stream_leaves_it_at_the_content() -> None:
+    # The filter's stream is buffered: the whole request is parsed from the buffer at once.
+    data = packets(b"command=smudge\n", b"pathname=a=b.bin\n", None, b"content", None).getvalue()
+    stream = io.BufferedReader(io.BytesIO(data))
+    assert read_key_values(stream) == {"command": "smudge", "pathname": "a=b.bin"}
+    assert ContentReader(stream).read() == b"content"
+
+
+def test_read_key_values_of_a_request_split_across_reads() -> None:
+    data = packets(b"command=smudge\n", b"pathname=x.bin\n", b"can-delay=1\n", None, None).getvalue()
+    stream = io.BufferedReader(TrickleInto(data, step=7))
+    assert read_key_values(stream) == {"command": "smudge", "pathname": "x.bin", "can-delay": "1"}
+    assert ContentReader(stream).read() == b""
+
+
+class TrickleInto(Trickle):
+    """A Trickle that io.BufferedReader can read from (it calls `readinto`)."""
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+_REQUEST_PARTS = [b"0000", b"0004", b"0005a", b"000ahello\n", b"0008k=v\n", b"000bk=v\n\n", b"00", b"zz", b"0x1f"]
+
+
+def _key_value_lists(stream: io.RawIOBase | io.BufferedIOBase) -> list[object]:
+    """Every key=value list `read_key_values` reads from `stream`, then how it ended."""
+    found: list[object] = []
+    try:
+        while True:
+            found.append(read_key_values(stream))  # type: ignore[arg-type]
+    except (PacketError, EOFError) as exc:
+        found.append(type(exc))
+    return found
+
+
+@given(st.lists(st.sampled_from(_REQUEST_PARTS)), st.integers(1, 40))
+def test_read_key_values_reads_the_same_buffered_or_not(parts: list[bytes], step: int) -> None:
+    data = b"".join(parts)
+    unbuffered = _key_value_lists(io.BytesIO(data))
+    assert _key_value_lists(io.BufferedReader(io.BytesIO(data))) == unbuffered
+    assert _key_value_lists(io.BufferedReader(TrickleInto(data, step), buffer_size=64)) == unbuffered
+
+
 # --- ContentReader ------------------------------------------------------------------
 
 
