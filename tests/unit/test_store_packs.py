@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import os
@@ -756,38 +757,35 @@ def _open_descriptors() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def _stored_then_dropped(root: Path, datas: list[bytes]) -> None:
+    """`datas` put into the store at `root` by a store that is synced, then let go."""
+    store = Store(root)
+    for d in datas:
+        put(store, d)
+    store.sync()
+    del store
+    gc.collect()
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
 def test_a_dropped_store_closes_its_packs_after_its_batch_is_synced(tmp_path: Path) -> None:
     # A long-lived process (a Python API caller) opens a store per call: each dropped store
     # must give its pack descriptors back, else the process runs out after a few hundred.
-    import gc
-
     datas = blobs(3)
-    first = Store(tmp_path / "store")
-    for d in datas:
-        put(first, d)
-    first.sync()
-    del first
-    gc.collect()
+    _stored_then_dropped(tmp_path / "store", datas)
     before = _open_descriptors()
-    for _ in range(20):
+    for i in range(20):
         store = Store(tmp_path / "store")
         assert_all_readable(store, datas)  # opens the pack, reads through its descriptor
-        put(store, b"one more object %d" % _)  # a pending pack, named by the sync
-        store.sync()
         del store
+        _stored_then_dropped(tmp_path / "store", [b"one more object %d" % i])  # a pending pack, named
     gc.collect()
     assert _open_descriptors() - before <= 2
 
 
 def test_a_reader_keeps_its_pack_open_after_its_store_is_dropped(tmp_path: Path) -> None:
-    import gc
-
     data = blobs(2)
-    store = Store(tmp_path / "store")
-    for d in data:
-        put(store, d)
-    store.sync()
+    _stored_then_dropped(tmp_path / "store", data)
     store = Store(tmp_path / "store")
     reader = store.open(sha(data[1]))
     del store
