@@ -42,7 +42,7 @@ class PackAppender:
         self._packs = packs
         self._pending: store_packs.PendingPack | None = None
         #: Named pending packs, kept (their descriptors open) for readers they handed out,
-        #: as long as this store lives.
+        #: as long as this store lives; their entries are dropped (`_retire`).
         self._retired: list[store_packs.PendingPack] = []
 
     @property
@@ -103,6 +103,13 @@ class PackAppender:
         if final is not None:
             self._packs.register(final)
         # Readers the pending pack handed out read its descriptor: it stays open.
+        self._retire(pending)
+
+    def _retire(self, pending: store_packs.PendingPack) -> None:
+        """Keep a named pending pack's descriptor, not its entries: the pack set (or the
+        loose file) answers for its objects now, and a clone of 100,000 small files would
+        hold ~25 MiB of them."""
+        pending.entries = {}  # a new dict: a lookup racing this one just misses
         self._retired.append(pending)
 
     def _store_loose(self, pending: store_packs.PendingPack) -> bool:
@@ -125,7 +132,7 @@ class PackAppender:
         except OSError:
             return False
         os.unlink(pending.tmp_path)
-        self._retired.append(pending)
+        self._retire(pending)
         return True
 
     def abandon(self) -> None:
