@@ -21,6 +21,7 @@ mid-read.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import io
 import mmap
 import os
@@ -54,6 +55,14 @@ class PackFormatError(ValueError):
     """A file in `packs/` that is not a whole, well-formed store pack."""
 
 
+def _close_once(pack: PackFile | PendingPack) -> None:  # both classes' __del__ too
+    """Close a pack's descriptor unless done already (or its constructor failed first)."""
+    if getattr(pack, "_fd_open", False):
+        pack._fd_open = False
+        with contextlib.suppress(OSError):
+            os.close(pack.fd)
+
+
 class PackFile:
     """A finished pack, opened once: its index is memory-mapped and searched by bisection."""
 
@@ -78,9 +87,8 @@ class PackFile:
         except BaseException:
             os.close(self.fd)
             raise
-        #: Until `close`. A store dropped without closing its packs (an API caller's, a
-        #: test's) must not keep their descriptors: `__del__` closes them once nothing
-        #: holds the pack (its readers do).
+        #: Until `close`, or `__del__` once nothing holds the pack (its readers do): a store
+        #: dropped unclosed (an API caller's) must not keep its descriptors.
         self._fd_open = True
 
     def find(self, oid: str) -> tuple[int, int] | None:
@@ -158,14 +166,9 @@ class PackFile:
         if self._map is not None:
             self._map.close()
             self._map = None
-        self._release()
+        _close_once(self)
 
-    def _release(self) -> None:
-        if getattr(self, "_fd_open", False):
-            self._fd_open = False
-            os.close(self.fd)
-
-    __del__ = _release
+    __del__ = _close_once
 
 
 def _read_trailer(fd: int, file_size: int) -> tuple[int, int, bytes]:
@@ -252,8 +255,7 @@ class PendingPack:
         self._closed = False
         #: Where the last `start_writeback` ended.
         self._written_back = 0
-        #: Until finish or abort, else until nothing holds the pack (as PackFile's).
-        self._fd_open = True
+        self._fd_open = True  # until finish or abort, else as PackFile's
 
     def add(self, oid: str, data: bytes | bytearray | memoryview, durable: bool) -> bool:
         """Append a record: its header (oid, size), then the object's bytes. False (nothing
@@ -301,21 +303,13 @@ class PendingPack:
                 return None
             final = _seal(self.fd, self.end, sorted(self.entries.items()), packs_dir, self.durable, self.tmp_path)
             if close:
-                self._release()
+                _close_once(self)
             return final
 
-    def _release(self) -> None:
-        if getattr(self, "_fd_open", False):
-            self._fd_open = False
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-
-    __del__ = _release
+    __del__ = _close_once
 
     def abort(self) -> None:
-        self._release()
+        _close_once(self)
         try:
             os.unlink(self.tmp_path)
         except FileNotFoundError:
