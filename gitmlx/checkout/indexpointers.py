@@ -43,7 +43,7 @@ class IndexPointers:
                 from gitmlx.git import loose
 
                 text = loose.read_small_blob(
-                    self._ctx.paths.common_dir, blob_id, self._object_format(), pointers.MAX_POINTER_SIZE
+                    self._ctx.paths.common_dir, blob_id, self.object_format(), pointers.MAX_POINTER_SIZE
                 )
                 if text is not None:
                     found = pointers.parse(text)
@@ -55,7 +55,8 @@ class IndexPointers:
             self._listed = {f.path: f.pointer.encode() for f in listed}
         return self._listed.get(path)
 
-    def _object_format(self) -> str:
+    def object_format(self) -> str:
+        """The repository's object format: "sha1" or "sha256"."""
         return self._ctx.config.git("extensions.objectformat") or "sha1"
 
     def _entries(self) -> dict[str, bytes | None] | None:
@@ -67,7 +68,7 @@ class IndexPointers:
                 from gitmlx.git import index_file
 
                 try:
-                    self._index_ids = index_file.blob_ids(self._ctx.paths.git_dir / "index", self._object_format())
+                    self._index_ids = index_file.blob_ids(self._ctx.paths.git_dir / "index", self.object_format())
                 except FileNotFoundError:
                     self._index_ids = {}  # no index yet: nothing is in it
                 except (OSError, ValueError, KeyError):

@@ -205,8 +205,7 @@ class FilterSession:
         if self._pointer_record is None:
             from gitmlx.store.pointer_record import PointerRecordWriter
 
-            object_format = self.ctx.config.git("extensions.objectformat") or "sha1"
-            self._pointer_record = PointerRecordWriter(self.ctx.store.root, object_format)
+            self._pointer_record = PointerRecordWriter(self.ctx.store.root, self._index.object_format())
         self._pointer_record.add(text, pointer)
 
     # -- smudge --------------------------------------------------------------------------------

@@ -59,9 +59,8 @@ class Wanted(namedtuple("_WantedFields", ("blob_ids", "stat"))):
     __slots__ = ()
 
 
-def blob_id(data: bytes, object_format: str = "sha1") -> bytes:
-    """git's object id of a blob holding `data` (raw bytes, not hex)."""
-    return digests.new(object_format, b"blob %d\0" % len(data) + data).digest()
+#: git's object id of a blob holding `data` (raw bytes, not hex).
+blob_id = digests.git_blob_id
 
 
 def _stat_fields(st: os.stat_result, mode: int) -> bytes:

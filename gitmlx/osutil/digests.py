@@ -55,3 +55,8 @@ def _builtin(name: str):  # -> a hash constructor, or None; not annotated: typin
     except ImportError:
         pass  # a Python built without them: hashlib has OpenSSL's
     return None
+
+
+def git_blob_id(data: bytes, object_format: str = "sha1") -> bytes:
+    """git's object id of a blob holding `data` ("blob <len>\\0" + data, hashed; raw bytes)."""
+    return new(object_format, b"blob %d\0" % len(data) + data).digest()

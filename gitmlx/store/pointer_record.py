@@ -33,8 +33,8 @@ _FORMATS = {40: "sha1", 64: "sha256"}
 
 
 def blob_id(text: bytes, object_format: str) -> str:
-    """The id git gives a blob holding `text` ("blob <len>\\0" + text, hashed)."""
-    return digests.new(object_format, b"blob %d\0" % len(text) + text).hexdigest()
+    """The id git gives a blob holding `text`, in hex."""
+    return digests.git_blob_id(text, object_format).hex()
 
 
 class PointerRecordWriter:
