@@ -1,7 +1,8 @@
-"""Linux calls Python's os module lacks, made through ctypes.
+"""Linux calls Python's os module lacks, made through ctypes, and whole positioned writes.
 
 Owns: ctypes and the C library's `renameat2` (glibc 2.28+, musl 1.2.3+),
-`sync_file_range` and glibc's `malloc_trim`.
+`sync_file_range` and glibc's `malloc_trim`; writing buffers whole at an offset, many per
+call (`pwrite_buffers`, over pwritev(2)).
 Must not: fall back to other calls; callers decide what to do where a call is missing
 (`can_exchange()` is False) or refused (OSError).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Sequence
 
 from gitmlx.osutil import portable
 
@@ -94,3 +96,28 @@ def give_back_free_memory() -> None:
     function = _function("malloc_trim", "c_size_t")
     if function is not None:
         function(0)
+
+
+#: Buffers one pwritev(2) takes at most (Linux's and the BSDs' IOV_MAX).
+IOV_MAX = 1024
+
+
+def pwrite_buffers(fd: int, buffers: Sequence[bytes | memoryview], at: int) -> None:
+    """`buffers` back to back from `at`: one pwritev(2) per IOV_MAX of them where there is
+    `pwritev`; the rest of a short write one buffer at a time."""
+    for first in range(0, len(buffers), IOV_MAX):
+        part = buffers[first : first + IOV_MAX]
+        done = os.pwritev(fd, part, at) if hasattr(os, "pwritev") else 0
+        for buffer in part:
+            size = len(buffer)
+            if done < size:
+                pwrite_all(fd, memoryview(buffer)[done:], at + done)
+            done = max(done - size, 0)
+            at += size
+
+
+def pwrite_all(fd: int, data: bytes | memoryview, at: int) -> None:
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], at + done)

@@ -14,7 +14,7 @@ find them once `Store.sync` (at the latest at exit) has named it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from gitmlx.format.pointer import Pointer
 from gitmlx.store import packs as store_packs
@@ -57,15 +57,16 @@ class PackAppender:
             return PackedRange(pending, *at)
         return None
 
-    def add(self, oid: str, data: bytes | bytearray, durable: bool) -> None:
-        """Append a verified small object; name the pack once it holds PACK_MAX bytes."""
+    def add(self, objects: Sequence[tuple[str, bytes | bytearray | memoryview]], durable: bool) -> None:
+        """Append verified small objects (oid, bytes), in one write; name the pack once it
+        holds PACK_MAX bytes."""
         while True:
             with self._packs.lock:
                 if self._pending is None:
                     self._pending = store_packs.PendingPack(self._packs.pack_tmp_dir())
                 pending = self._pending
             # Written outside the lock; False when the pack was named meanwhile.
-            if pending.add(oid, data, durable):
+            if pending.add_many(objects, durable):
                 break
         if pending.end >= PACK_MAX:
             self.finish()

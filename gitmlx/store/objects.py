@@ -21,7 +21,7 @@ import errno
 import os
 import stat
 from collections import namedtuple
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from gitmlx import trace
@@ -277,8 +277,12 @@ class Store:
     def add_packed(self, oid: str, data: bytes | bytearray, durable: bool) -> None:
         """Append a verified small object to this process's pack (found by this process
         at once, by others once `sync` finishes the pack)."""
+        self.add_packed_many([(oid, data)], durable)
+
+    def add_packed_many(self, objects: Sequence[tuple[str, bytes | bytearray | memoryview]], durable: bool) -> None:
+        """`add_packed` for several verified objects (oid, bytes), written at once."""
         try:
-            self._appender.add(oid, data, durable)
+            self._appender.add(objects, durable)
         finally:  # after the pack exists: see _forget_exit_sync
             self._register_sync()
 

@@ -28,7 +28,7 @@ import os
 import struct
 from _thread import allocate_lock  # threading's Lock: `threading` itself is not on the filter's start
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from gitmlx.osutil import digests, oscalls
@@ -260,16 +260,30 @@ class PendingPack:
     def add(self, oid: str, data: bytes | bytearray | memoryview, durable: bool) -> bool:
         """Append a record: its header (oid, size), then the object's bytes. False (nothing
         written) once `close_for_adds` was called: the caller adds it to the next pack."""
+        return self.add_many([(oid, data)], durable)
+
+    def add_many(self, objects: Sequence[tuple[str, bytes | bytearray | memoryview]], durable: bool) -> bool:
+        """`add` for several objects, written with one system call for up to 512 of them
+        (a clone of many small files stores a block's objects at once: one call per object
+        cost its thread a wait for the interpreter lock at each return). An object in the
+        pack already, or twice in `objects`, is written once. False, nothing written, once
+        `close_for_adds` was called. The objects are found only once all are written."""
         with self._lock:
             if self._closed:
                 return False
-            if oid in self.entries:
-                return True
-            view = memoryview(data).cast("B")
-            at = self.end + RECORD.size
-            _pwrite_record(self.fd, RECORD.pack(bytes.fromhex(oid), len(view)), view, self.end)
-            self.end = at + len(view)
-            self.entries[oid] = (at, len(view))
+            buffers: list[bytes | memoryview] = []
+            placed: dict[str, tuple[int, int]] = {}
+            end = self.end
+            for oid, data in objects:
+                if oid in self.entries or oid in placed:
+                    continue
+                view = memoryview(data).cast("B")
+                buffers += (RECORD.pack(bytes.fromhex(oid), len(view)), view)
+                placed[oid] = (end + RECORD.size, len(view))
+                end += RECORD.size + len(view)
+            oscalls.pwrite_buffers(self.fd, buffers, self.end)
+            self.end = end
+            self.entries.update(placed)
             if self.end - self._written_back >= WRITEBACK_STEP:
                 # Write back as we go: the pages can then leave the page cache once their
                 # objects are placed (Store.copied_out), and a final fsync has less to do.
@@ -314,24 +328,6 @@ class PendingPack:
             os.unlink(self.tmp_path)
         except FileNotFoundError:
             pass
-
-
-def _pwrite_record(fd: int, header: bytes, data: memoryview, at: int) -> None:
-    """A record's header and bytes at `at`: one system call for the two, where there is
-    `pwritev` (a clone of many small files adds one record per file)."""
-    done = os.pwritev(fd, [header, data], at) if hasattr(os, "pwritev") else 0
-    if done < len(header):
-        _pwrite_all(fd, header[done:], at + done)
-        done = len(header)
-    if done - len(header) < len(data):
-        _pwrite_all(fd, data[done - len(header) :], at + done)
-
-
-def _pwrite_all(fd: int, data: bytes | memoryview, at: int) -> None:
-    view = memoryview(data).cast("B")
-    done = 0
-    while done < len(view):
-        done += os.pwrite(fd, view[done:], at + done)
 
 
 def _try_lock(fd: int, blocking: bool = False) -> bool:
@@ -425,10 +421,10 @@ def write_pack(
                 continue
             size = reader.seek(0, io.SEEK_END)
             reader.seek(0)
-            _pwrite_all(pending.fd, RECORD.pack(bytes.fromhex(oid), size), pending.end)
+            oscalls.pwrite_all(pending.fd, RECORD.pack(bytes.fromhex(oid), size), pending.end)
             at = pending.end = pending.end + RECORD.size
             while block := reader.read(1 << 20):
-                _pwrite_all(pending.fd, block, pending.end)
+                oscalls.pwrite_all(pending.fd, block, pending.end)
                 pending.end += len(block)
             if pending.end - at != size:
                 raise OSError(f"object {oid[:10]} changed size while being copied")

@@ -115,6 +115,14 @@ class _SpanReader:
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
+        whole: list[tuple[_Span, memoryview]] = []  # objects all in this block: stored at once
+        try:
+            self._take(view, whole)
+        finally:
+            if whole:
+                self._store_whole(whole)
+
+    def _take(self, view: memoryview, whole: list[tuple[_Span, memoryview]]) -> None:
         i = 0
         while i < len(view):
             if self.k >= len(self.spans):
@@ -127,7 +135,8 @@ class _SpanReader:
                 continue
             take = min(span.end - self.pos, len(view) - i)
             if take == span.end - span.start and _raw(span.manifest):
-                self._store_whole(span, view[i : i + take])  # the whole object in this block
+                whole.append((span, view[i : i + take]))  # the whole object in this block
+                self.k += 1
                 i += take
                 self.pos += take
                 continue
@@ -142,28 +151,32 @@ class _SpanReader:
             if self.pos == span.end:
                 self._complete(span)
 
-    def _store_whole(self, span: _Span, data: memoryview) -> None:
-        """Verify and store an object of raw chunks whose bytes all came in one block:
-        hashed where they lie and appended to the store's pack, without a writer and a
-        splitter (most objects of a clone of small files: per object, that machinery
-        cost the thread more than hashing and writing the bytes)."""
+    def _store_whole(self, objects: list[tuple[_Span, memoryview]]) -> None:
+        """Verify and store objects of raw chunks whose bytes all came in one block:
+        hashed where they lie and appended to the store's pack together, without a writer
+        and a splitter each (most objects of a clone of small files: per object, that
+        machinery, and a write each, cost the thread more than hashing and writing the
+        bytes)."""
         import hashlib  # not at module level: the filter's start waits for OpenSSL's load
 
-        manifest = span.manifest
-        expected = manifest.pointer
-        taken = Taken()
-        failure: BaseException | None = None
-        oid = hashlib.sha256(data).hexdigest()
-        if oid != expected.oid or len(data) != expected.size:
-            failure = failed_verification(expected, oid, len(data))
-        else:
-            try:
-                self.store.add_packed(oid, data, durable=False)
-                taken.fetched.extend(range(len(manifest.chunks)))
-            except OSError as exc:
-                failure = exc
-        self.k += 1
-        self.stored(manifest, taken, failure)
+        verified: list[tuple[_Span, memoryview]] = []
+        for span, data in objects:
+            expected = span.manifest.pointer
+            oid = hashlib.sha256(data).hexdigest()
+            if oid != expected.oid or len(data) != expected.size:
+                self.stored(span.manifest, Taken(), failed_verification(expected, oid, len(data)))
+            else:
+                verified.append((span, data))
+        failure: OSError | None = None
+        try:
+            self.store.add_packed_many([(span.manifest.oid, data) for span, data in verified], durable=False)
+        except OSError as exc:
+            failure = exc  # none of them was stored
+        for span, _ in verified:
+            taken = Taken()
+            if failure is None:
+                taken.fetched.extend(range(len(span.manifest.chunks)))
+            self.stored(span.manifest, taken, failure)
 
     def _splitter(self, span: _Span) -> ChunkSplitter:
         if self.splitter is None:

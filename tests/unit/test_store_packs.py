@@ -792,3 +792,26 @@ def test_a_reader_keeps_its_pack_open_after_its_store_is_dropped(tmp_path: Path)
     gc.collect()
     assert reader.read() == data[1]
     reader.close()
+
+
+def test_add_many_writes_each_object_once_across_several_calls(tmp_path: Path) -> None:
+    """A batch of more records than one pwritev(2) takes (IOV_MAX buffers), with a
+    repeat inside the batch and one already in the pack: each object is written once,
+    and every one reads back whole from the named pack."""
+    (tmp_path / "tmp").mkdir()
+    datas = [bytes([k % 251]) * (k % 97 + 1) + k.to_bytes(4, "big") for k in range(1500)]
+    oids = [hashlib.sha256(d).hexdigest() for d in datas]
+    pending = store_packs.PendingPack(tmp_path / "tmp")
+    pending.add(oids[7], datas[7], durable=False)
+    end_before = pending.end
+    batch = list(zip(oids, datas, strict=True)) + [(oids[3], datas[3])]
+    assert pending.add_many(batch, durable=False)
+    record = store_packs.RECORD.size
+    assert pending.end == end_before + sum(record + len(d) for k, d in enumerate(datas) if k != 7)
+    pack = store_packs.PackFile(pending.finish(tmp_path / "packs"))
+    try:
+        for oid, data in zip(oids, datas, strict=True):
+            offset, size = pack.find(oid)
+            assert os.pread(pack.fd, size, offset) == data
+    finally:
+        pack.close()
