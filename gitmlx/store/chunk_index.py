@@ -132,11 +132,15 @@ class ChunkIndex:
             return
 
         def write(db: sqlite3.Connection) -> None:
+            # In key order: hashes come in random order, and a transaction inserting
+            # thousands of rows at random places outgrew sqlite's page cache, which then
+            # wrote and read pages back to the WAL (a clone of 20,000 small files: 10,000
+            # page writes and 11,000 reads); in order, each page is filled once.
             db.execute("BEGIN")
-            db.executemany("INSERT OR REPLACE INTO remote_chunks VALUES (?,?,?,?,?,?,?)", self._remote_rows.values())
-            db.executemany("INSERT OR REPLACE INTO local_chunks VALUES (?,?,?,?)", self._local_rows.values())
+            db.executemany("INSERT OR REPLACE INTO remote_chunks VALUES (?,?,?,?,?,?,?)", _in_order(self._remote_rows))
+            db.executemany("INSERT OR REPLACE INTO local_chunks VALUES (?,?,?,?)", _in_order(self._local_rows))
             claims = "INSERT OR REPLACE INTO claimed_chunks VALUES (?,?,?,?,?,?,?,?,?)"
-            db.executemany(claims, self._claim_rows.values())
+            db.executemany(claims, _in_order(self._claim_rows))
             db.execute("COMMIT")
 
         self._run(write)
@@ -312,3 +316,8 @@ class ChunkIndex:
         with self._lock:
             self._flush_locked()
             self._run(lambda db: db.execute("DELETE FROM local_chunks WHERE oid = ?", (oid,)))
+
+
+def _in_order(rows: dict) -> list[tuple]:
+    """Buffered rows sorted by their table's primary key (each dict's key is the row's)."""
+    return [rows[key] for key in sorted(rows)]
