@@ -1,9 +1,11 @@
 """The least a Python filter process can do: git's long-running filter protocol, answering
-every clean request with a pointer, storing nothing.
+every clean request with a pointer and every smudge request with its own input (so a
+checkout writes the pointer files as they are), storing nothing.
 
 bench/startup.py runs it beside gitmlx and Git LFS (`--floor`) to show how much of gitmlx's
 start-up is Python's own: the interpreter with `site`, `hashlib`, and the pipe protocol.
-No gitmlx module is imported.
+The small-20000 workload (bench/workloads.py) clones through it to show what git's
+per-file protocol costs before a filter does any work. No gitmlx module is imported.
 """
 
 import hashlib
@@ -44,17 +46,14 @@ def main():
     out.flush()
     while True:
         header = read_list(inp)
-        digest, size = hashlib.sha256(), 0
-        for chunk in read_list(inp):
-            digest.update(chunk)
-            size += len(chunk)
+        digest, size, chunks = hashlib.sha256(), 0, read_list(inp)
         if header and header[0] == b"command=clean\n":
-            body = b"version floor\noid sha256:%s\nsize %d\n" % (digest.hexdigest().encode(), size)
-        else:
-            body = b""
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+            chunks = [b"version floor\noid sha256:%s\nsize %d\n" % (digest.hexdigest().encode(), size)]
         write(out, b"status=success\n", b"")
-        if body:
-            write(out, body)
+        write(out, *chunks)
         write(out, b"", b"")
         out.flush()
 

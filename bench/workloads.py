@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,12 +382,28 @@ def push(b: Bench, name: str, ds: inputs.DataSet) -> None:
         sb.destroy()
 
 
+#: Clones of the small-files remote that show what git alone costs, each timed per rep
+#: after gitmlx's: git's checkout of the pointer files with no filter, and through
+#: bench/floor_filter.py (git's per-file filter protocol, a Python filter doing no work).
+CLONE_FLOORS = (
+    (
+        "git clone, no filter",
+        ("-c", "filter.mlx.process=", "-c", "filter.mlx.smudge=", "-c", "filter.mlx.required=false"),
+    ),
+    (
+        "git clone, bare Python filter",
+        ("-c", f"filter.mlx.process={sys.executable} {Path(__file__).resolve().with_name('floor_filter.py')}"),
+    ),
+)
+
+
 def small_files(b: Bench, name: str, ds: inputs.DataSet) -> None:
     """gitmlx alone (Git LFS 3.3 fails this push with "missing object"): `git push` of many
     small files, then a fresh `git clone`, each against the physical reference for the same
     files in the same run: copy them to the remote's file system, hashing each (read +
-    sha256 + write, `cp -r` + `openssl dgst`). Recorded per rep: the reference, push, clone,
-    interleaved, so load changes hit all three alike."""
+    sha256 + write, `cp -r` + `openssl dgst`). Then the two clones of `CLONE_FLOORS`, what
+    git's own part of a clone costs. Recorded per rep: the reference, push, clone and the
+    floors, interleaved, so load changes hit all of them alike."""
     boxes = b.sandboxes(name)
     for key in [k for k in boxes if k != "mlx"]:
         boxes.pop(key).destroy()
@@ -415,7 +432,11 @@ def small_files(b: Bench, name: str, ds: inputs.DataSet) -> None:
         cloned = sb.timed_git("clone", "-q", remote.as_uri(), str(dest), cwd=sb.root)
         verify_worktree(sb, dest, ds)
         b.record(name, "git clone", "mlx", rep, cloned)
-        for folder in (repo, dest, remote):
+        floors = [sb.root / f"clone-{rep}-{step}" for step in ("git", "protocol")]
+        for (step, config), folder in zip(CLONE_FLOORS, floors, strict=True):
+            floor = sb.timed_git(*config, "clone", "-q", remote.as_uri(), str(folder), cwd=sb.root)
+            b.record(name, step, "floor", rep, floor)
+        for folder in (repo, dest, remote, *floors):
             leftovers.remove(folder)
     leftovers.clear()
     sb.destroy()
