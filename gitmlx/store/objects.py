@@ -156,6 +156,10 @@ class Store:
         """The pack holding `oid` and where: the one being written, then finished ones."""
         if not is_valid_oid(oid):
             raise MlxError(f"refusing invalid oid {oid!r}")
+        return self._locate_valid(oid)
+
+    def _locate_valid(self, oid: str) -> PackedRange | None:
+        """`_locate` of an oid already checked."""
         found = self._appender.find(oid)
         return found if found is not None else self._pack_set.locate(oid)
 
@@ -172,17 +176,23 @@ class Store:
 
         Packs first (in memory), then the loose file, then packs other processes (or this
         process's finishing thread) named since the last look, then the loose file once
-        more: a finishing pack of one object becomes a loose file meanwhile.
+        more: a finishing pack of one object becomes a loose file meanwhile. The packs are
+        searched again only when the list of them changed since the first search (most
+        lookups of a clone miss, and a search tries every pack).
         """
-        found = self._locate(oid)
+        path = self._loose_name(oid)  # checks the oid, once: it runs for every file of a checkout
+        packs = self._pack_set.packs()  # before the first look: any pack loaded after it counts
+        found = self._locate_valid(oid)
         if found is not None:
             return found
-        path = self._loose_name(oid)
         if _is_file(path):
             return Path(path)
         self._pack_set.rescan()
-        found = self._locate(oid)
-        if found is not None:
+        if self._pack_set.packs() is not packs:  # this or another thread loaded some
+            found = self._locate_valid(oid)
+            if found is not None:
+                return found
+        elif (found := self._appender.find(oid)) is not None:
             return found
         return Path(path) if _is_file(path) else None
 

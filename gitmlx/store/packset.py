@@ -73,6 +73,11 @@ class PackSet:
 
     # -- the registry ------------------------------------------------------------------------
 
+    def packs(self) -> tuple[store_packs.PackFile, ...]:
+        """The finished packs known here: a new tuple after every change, so that a caller
+        can tell by identity whether a `rescan` (its own or another thread's) loaded any."""
+        return self._pack_list
+
     def locate(self, oid: str) -> PackedRange | None:
         """Where a finished pack known here holds `oid`, without listing `packs/`."""
         for pack in self._pack_list:
