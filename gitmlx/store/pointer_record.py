@@ -12,7 +12,7 @@ push ask git, as it does without a record; it can never name content the blob la
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from gitmlx.format.pointer import Pointer
@@ -28,6 +28,8 @@ ROTATE_AT = 8 * 1024 * 1024
 #: `write(2)` on a file opened with O_APPEND, which local file systems never interleave
 #: with another process's (a torn or mixed line fails its check and is skipped).
 WRITE_MAX = 4096
+#: A lookup reads the record backwards in blocks of this many bytes.
+READ_BLOCK = 256 * 1024
 #: Blob id length (hex digits) -> the repository's object format.
 _FORMATS = {40: "sha1", 64: "sha256"}
 
@@ -92,25 +94,51 @@ def reader(store_root: Path) -> Callable[[Collection[str]], dict[str, Pointer]] 
 
 def lookup(store_root: Path, blobs: Collection[str]) -> dict[str, Pointer]:
     """The pointers the record vouches for among the blob ids `blobs` (lowercase hex);
-    blobs it does not know, or whose line fails its check, are left out. Reads both
-    files line by line (nothing but the answers is kept)."""
+    blobs it does not know, or whose line fails its check, are left out.
+
+    Reads newest line first and stops once every blob is found: a push asks for what was
+    just added, which is at the end of the record, and reading the whole record cost a
+    push ~35 ms at 12.8 MiB whatever it pushed. (Which of two lines for one blob wins
+    does not matter: a line counts only if its pointer text hashes to the blob id.)"""
     found: dict[str, Pointer] = {}
-    if not blobs:
-        return found
+    wanted = {blob.encode("ascii", "replace") for blob in blobs}
     for name in (FILE_NAME, OLD_NAME):
-        try:
-            stream = open(store_root / name, "rb")  # noqa: SIM115 - closed below
-        except OSError:
-            continue
-        with stream:
-            for line in stream:
+        for lines in _blocks_newest_first(store_root / name):
+            if not wanted:
+                return found
+            for line in reversed(lines):
                 blob, _, rest = line.partition(b" ")
-                key = blob.decode("ascii", "replace")
-                if key in blobs and key not in found:
+                if blob in wanted:
+                    key = blob.decode("ascii")
                     pointer = _checked(key, rest)
                     if pointer is not None:
                         found[key] = pointer
+                        wanted.discard(blob)
     return found
+
+
+def _blocks_newest_first(path: Path) -> Iterator[list[bytes]]:
+    """The lines of `path` (each with its newline, the last one perhaps without), in
+    lists of about READ_BLOCK bytes read backwards: the last list first, each list in
+    file order. Nothing when the file cannot be read."""
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return
+    with stream:
+        end = stream.seek(0, os.SEEK_END)
+        carry = b""  # the end of a line that begins in an earlier block
+        while end > 0:
+            start = max(0, end - READ_BLOCK)
+            stream.seek(start)
+            block = stream.read(end - start) + carry
+            end = start
+            if start > 0:
+                cut = block.find(b"\n") + 1  # the first line may begin in an earlier block
+                carry, block = (block[:cut], block[cut:]) if cut else (block, b"")
+            else:
+                carry = b""
+            yield block.splitlines(keepends=True)
 
 
 def _checked(blob: str, rest: bytes) -> Pointer | None:

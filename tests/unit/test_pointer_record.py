@@ -83,3 +83,18 @@ def test_writers_in_several_processes_at_once_lose_no_line(tmp_path: Path) -> No
     ids = {pointer_record.blob_id(p.encode(), "sha1"): p for p in pointers}
 
     assert lookup(tmp_path, set(ids)) == ids
+
+
+def test_lines_cut_by_the_backward_read_blocks_are_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record is read last line first, a block at a time: every line, wherever the
+    blocks cut it, and a damaged line in between, give the same answers as a forward read
+    (blocks of 7, 64 and 1,000 bytes: shorter than a line, about one, many lines)."""
+    pointers = [_pointer(n) for n in range(200)]
+    ids = [pointer_record.blob_id(p.encode(), "sha1") for p in pointers]
+    lines = [f"{i} {p.oid} {p.size}\n".encode() for i, p in zip(ids, pointers, strict=True)]
+    lines.insert(50, b"not a line at all, and no newline either " * 3 + b"\n")
+    (tmp_path / pointer_record.FILE_NAME).write_bytes(b"".join(lines))
+    for block in (7, 64, 1000):
+        monkeypatch.setattr(pointer_record, "READ_BLOCK", block)
+        assert lookup(tmp_path, set(ids)) == dict(zip(ids, pointers, strict=True))
+        assert lookup(tmp_path, {ids[0], ids[-1]}) == {ids[0]: pointers[0], ids[-1]: pointers[-1]}
