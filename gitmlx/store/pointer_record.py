@@ -102,10 +102,8 @@ def lookup(store_root: Path, blobs: Collection[str]) -> dict[str, Pointer]:
     does not matter: a line counts only if its pointer text hashes to the blob id.)"""
     found: dict[str, Pointer] = {}
     wanted = {blob.encode("ascii", "replace") for blob in blobs}
-    for name in (FILE_NAME, OLD_NAME):
+    for name in (FILE_NAME, OLD_NAME) if wanted else ():
         for lines in _blocks_newest_first(store_root / name):
-            if not wanted:
-                return found
             for line in reversed(lines):
                 blob, _, rest = line.partition(b" ")
                 if blob in wanted:
@@ -114,6 +112,8 @@ def lookup(store_root: Path, blobs: Collection[str]) -> dict[str, Pointer]:
                     if pointer is not None:
                         found[key] = pointer
                         wanted.discard(blob)
+            if not wanted:
+                return found
     return found
 
 

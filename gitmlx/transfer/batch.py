@@ -169,7 +169,8 @@ class _SpanReader:
                 verified.append((span, data))
         failure: OSError | None = None
         try:
-            self.store.add_packed_many([(span.manifest.oid, data) for span, data in verified], durable=False)
+            if verified:
+                self.store.add_packed_many([(span.manifest.oid, data) for span, data in verified], durable=False)
         except OSError as exc:
             failure = exc  # none of them was stored
         for span, _ in verified:
