@@ -265,20 +265,22 @@ class Placer:
             )
         else:
             if st is not None:
-                self._placed.append((path, PlacedFile(pointer, st)))
                 if self._thin:
-                    self._placed_thin(placement, st)
+                    st = self._placed_thin(placement, st)
+                self._placed.append((path, PlacedFile(pointer, st)))
 
-    def _placed_thin(self, placement: Placement, st: os.stat_result) -> None:
+    def _placed_thin(self, placement: Placement, st: os.stat_result) -> os.stat_result:
         """mlx.thin: remember the placed file as a chunk source for its next version, and
-        the store copy of a download for `drop_store_copies`."""
+        the store copy of a download for `drop_store_copies`; the file's stat data for
+        the index (the link changed its ctime)."""
         oid = placement.pointer.oid
         links = self._ctx.store.worktree_links
         work_tree = self._ctx.paths.work_tree
         if links is not None and work_tree is not None:
-            links.add(oid, os.path.join(work_tree, placement.path), st)
+            st = links.add(oid, os.path.join(work_tree, placement.path), st)
         if oid in self._verified:
             self._placed_downloads.add(oid)
+        return st
 
     def drop_store_copies(self) -> None:
         """mlx.thin: the work-tree files are the only local copies of the objects this

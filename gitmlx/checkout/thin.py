@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gitmlx.checkout.statcache import StatCache
 from gitmlx.context import RepoContext
+from gitmlx.errors import MlxError
 from gitmlx.git.scan import TrackedFile
 from gitmlx.store.objects import BLOCK_SIZE
 
@@ -93,9 +94,21 @@ def link_held(ctx: RepoContext, held: Iterable[Held]) -> None:
     links, work_tree = ctx.store.worktree_links, ctx.paths.work_tree
     if links is None or work_tree is None:
         return
+    from gitmlx.checkout.worktree import index_entries_for, refresh_index
+
+    changed = {}
     for h in held:
-        links.add(h.tracked.pointer.oid, str(work_tree / h.tracked.path), h.stat)
+        st = links.add(h.tracked.pointer.oid, str(work_tree / h.tracked.path), h.stat)
+        if st is not h.stat:
+            changed[h.tracked.path] = index_entries_for(h.tracked.pointer, st)
     links.sweep()
+    # The links changed the files' ctime, which git compares with its index: without the
+    # new stat data, the next `git status` would clean them again, and a clean in a thin
+    # work tree stores the object, the copy prune has just dropped.
+    try:
+        refresh_index(work_tree, changed)
+    except MlxError:
+        pass  # git holds the index: its next status cleans them again, nothing is lost
 
 
 @dataclass

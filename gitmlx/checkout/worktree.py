@@ -205,20 +205,23 @@ def check_out(ctx: RepoContext, files: Sequence[TrackedFile], verified: Containe
             spare.remove()
     finally:
         cache.close()
+    links = ctx.store.worktree_links if ctx.thin else None
+    if links is not None:
+        for tracked in result.placed:
+            # Before the index refresh: the link changes the file's ctime, which git compares.
+            path = tracked.path
+            result.stats[path] = links.add(tracked.pointer.oid, str(work_tree / path), result.stats[path])
     placed = {f.path: _Placed(f.pointer, result.stats[f.path]) for f in result.placed}
     refresh_index(work_tree, {**{path: _Placed(f.pointer, st) for path, (f, st) in stale.items()}, **placed})
     if ctx.thin:
-        _thin_done(ctx.store, work_tree, result, verified)
+        _thin_done(ctx.store, result, verified)
     return result
 
 
-def _thin_done(store: Store, work_tree: Path, result: PlaceResult, verified: Container[str]) -> None:
-    """mlx.thin after placing: link the placed files as chunk sources, drop the store
-    copies of the downloads placed (the remote holds them), sweep stale links."""
+def _thin_done(store: Store, result: PlaceResult, verified: Container[str]) -> None:
+    """mlx.thin after placing (and linking the placed files as chunk sources): drop the
+    store copies of the downloads placed (the remote holds them), sweep stale links."""
     links = store.worktree_links
-    for tracked in result.placed:
-        if links is not None:
-            links.add(tracked.pointer.oid, str(work_tree / tracked.path), result.stats[tracked.path])
     try:
         store.discard({f.pointer.oid for f in result.placed if f.pointer.oid in verified})
         if links is not None:
@@ -355,6 +358,11 @@ class _Wanted(Mapping[str, index_file.Wanted]):
 
     def __len__(self) -> int:
         return len(self._placed)
+
+
+def index_entries_for(pointer: Pointer, st: os.stat_result) -> _Placed:
+    """What `refresh_index` takes for one file: `pointer`, with the file's stat data `st`."""
+    return _Placed(pointer, st)
 
 
 def refresh_index(work_tree: Path, placed: Mapping[str, _Placed]) -> None:

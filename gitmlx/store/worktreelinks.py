@@ -48,12 +48,14 @@ class WorktreeLinks:
             raise ValueError(f"refusing invalid oid {oid!r}")
         return os.path.join(self.folder, oid)
 
-    def add(self, oid: str, placed: str, st: os.stat_result) -> None:
+    def add(self, oid: str, placed: str, st: os.stat_result) -> os.stat_result:
         """Link the work-tree file `placed` (stat data `st`, just placed with `oid`'s
-        verified bytes) as `oid`'s chunk source. Best effort: a file system without hard
-        links, or a folder on another one, only costs the incremental fetch."""
+        verified bytes) as `oid`'s chunk source; the file's stat data afterwards. Making
+        the link changes the file's ctime, which git compares with its index: record the
+        returned stat data, not `st`. Best effort: a file system without hard links, or a
+        folder on another one, only costs the incremental fetch (`st` comes back)."""
         if st.st_size < LINK_FROM:
-            return
+            return st
         name = self._name(oid)
         tmp = f"{name}.{os.getpid()}.tmp"
         try:
@@ -65,11 +67,14 @@ class WorktreeLinks:
             # The inode number alone could be a new file's (a freed number is reused at once).
             if _identity(now) != _identity(st):
                 os.unlink(tmp)  # replaced since it was placed: not the object's file
-                return
-            os.replace(tmp, name)
+                return st
+            os.replace(tmp, name)  # sets the inode's ctime again
+            linked = os.lstat(name)
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            return st
+        return linked if _identity(linked) == _identity(st) else st
 
     def open(self, oid: str) -> BinaryIO | None:
         """The linked file, to read chunks from (unverified bytes), or None."""

@@ -135,6 +135,7 @@ def test_prune_in_a_clone_turned_thin_frees_the_duplicated_bytes(repos: Repos, s
     pruned = mlx("prune", cwd=dest)
 
     assert_no_traceback(pruned)
+    assert_index_holds_linked_stat(dest, "model.bin")  # else `git status` cleans it back into the store
     assert f"{len(shas)} of them checked out, now only in the work tree" in pruned.output, pruned.output
     content = sum((dest / p).stat().st_size for p in shas)
     assert before - allocated(store) >= content, (before, allocated(store))
@@ -147,3 +148,24 @@ def test_prune_in_a_clone_turned_thin_frees_the_duplicated_bytes(repos: Repos, s
         assert_content(dest, path, sha)
     assert_clean_worktree(dest)
     assert_no_traceback(mlx("fsck", cwd=dest))
+
+
+def test_thin_clone_records_the_stat_data_of_the_linked_file(repos: Repos, sealed) -> None:
+    """A thin placement hard-links a large file as its next version's chunk source, which
+    changes the file's ctime. The index must hold the ctime after the link: with the one
+    before, a `git status` in another second took the file for modified and cleaned it
+    again, and in a thin clone that clean put a copy back into the store (seen on CI)."""
+    publish(repos)
+    dest = sealed.root / "clone"
+    thin_clone(repos, dest)
+
+    assert_index_holds_linked_stat(dest, "model.bin")
+
+
+def assert_index_holds_linked_stat(work_tree: Path, path: str) -> None:
+    """The index holds `path`'s ctime as it is now, after its chunk-source link was made."""
+    listed = git("ls-files", "--debug", path, cwd=work_tree).stdout
+    ctime = next(line.split()[1] for line in listed.splitlines() if line.strip().startswith("ctime:"))
+    st = os.lstat(work_tree / path)
+    assert st.st_nlink == 2, "no chunk-source link: the test proves nothing here"
+    assert ctime == f"{st.st_ctime_ns // 10**9}:{st.st_ctime_ns % 10**9}", (listed, st)
