@@ -94,13 +94,13 @@ def link_held(ctx: RepoContext, held: Iterable[Held]) -> None:
     links, work_tree = ctx.store.worktree_links, ctx.paths.work_tree
     if links is None or work_tree is None:
         return
-    from gitmlx.checkout.worktree import index_entries_for, refresh_index
+    from gitmlx.checkout.worktree import PlacedStat, refresh_index
 
     changed = {}
     for h in held:
         st = links.add(h.tracked.pointer.oid, str(work_tree / h.tracked.path), h.stat)
         if st is not h.stat:
-            changed[h.tracked.path] = index_entries_for(h.tracked.pointer, st)
+            changed[h.tracked.path] = PlacedStat(h.tracked.pointer, st)
     links.sweep()
     # The links changed the files' ctime, which git compares with its index: without the
     # new stat data, the next `git status` would clean them again, and a clean in a thin

@@ -26,6 +26,7 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.git import index_file
 from gitmlx.git.plumbing import index_location, run_git
 from gitmlx.git.scan import TrackedFile
+from gitmlx.osutil import digests
 from gitmlx.store.objects import BLOCK_SIZE, Store
 
 TYPE_CHECKING = False  # type checkers take it as True; typing stays off the filter's start-up
@@ -211,8 +212,8 @@ def check_out(ctx: RepoContext, files: Sequence[TrackedFile], verified: Containe
             # Before the index refresh: the link changes the file's ctime, which git compares.
             path = tracked.path
             result.stats[path] = links.add(tracked.pointer.oid, str(work_tree / path), result.stats[path])
-    placed = {f.path: _Placed(f.pointer, result.stats[f.path]) for f in result.placed}
-    refresh_index(work_tree, {**{path: _Placed(f.pointer, st) for path, (f, st) in stale.items()}, **placed})
+    placed = {f.path: PlacedStat(f.pointer, result.stats[f.path]) for f in result.placed}
+    refresh_index(work_tree, {**{path: PlacedStat(f.pointer, st) for path, (f, st) in stale.items()}, **placed})
     if ctx.thin:
         _thin_done(ctx.store, result, verified)
     return result
@@ -326,7 +327,7 @@ def stale_in_index(
     return found
 
 
-class _Placed:
+class PlacedStat:
     """A placed file's `pointer`, answering its os.stat_result's attributes too."""
 
     __slots__ = ("pointer", "_st")
@@ -343,7 +344,7 @@ class _Wanted(Mapping[str, index_file.Wanted]):
     """What `index_file.record_stat` wants of each placed path, made when asked: made up
     front for a clone of 100,000 files, the blob ids and their sets took ~50 MiB."""
 
-    def __init__(self, placed: Mapping[str, _Placed], object_format: str) -> None:
+    def __init__(self, placed: Mapping[str, PlacedStat], object_format: str) -> None:
         self._placed = placed
         self._format = object_format
 
@@ -351,7 +352,7 @@ class _Wanted(Mapping[str, index_file.Wanted]):
         placed = self._placed[path]
         pointer = placed.pointer
         texts = {pointer.encode(), pointer.as_mlx().encode()}
-        return index_file.Wanted(frozenset(index_file.blob_id(t, self._format) for t in texts), placed)
+        return index_file.Wanted(frozenset(digests.git_blob_id(t, self._format) for t in texts), placed)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._placed)
@@ -360,15 +361,10 @@ class _Wanted(Mapping[str, index_file.Wanted]):
         return len(self._placed)
 
 
-def index_entries_for(pointer: Pointer, st: os.stat_result) -> _Placed:
-    """What `refresh_index` takes for one file: `pointer`, with the file's stat data `st`."""
-    return _Placed(pointer, st)
-
-
-def refresh_index(work_tree: Path, placed: Mapping[str, _Placed]) -> None:
+def refresh_index(work_tree: Path, placed: Mapping[str, PlacedStat]) -> None:
     """Record the placed files' stat data in git's index, so `git status` stays clean.
 
-    `placed` maps each path to its pointer and stat data (a `_Placed`, or the filter's
+    `placed` maps each path to its pointer and stat data (a `PlacedStat`, or the filter's
     packed `placement.PlacedFile`, which answers the same attributes). The blob stays the
     pointer; only the index's cached stat data is out of date (it is the pointer file's).
     gitmlx writes it directly (git/index_file.py explains why); where it cannot (a split

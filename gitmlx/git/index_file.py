@@ -59,10 +59,6 @@ class Wanted(namedtuple("_WantedFields", ("blob_ids", "stat"))):
     __slots__ = ()
 
 
-#: git's object id of a blob holding `data` (raw bytes, not hex).
-blob_id = digests.git_blob_id
-
-
 def _stat_fields(st: os.stat_result, mode: int) -> bytes:
     m = 0xFFFFFFFF
     return _STAT.pack(

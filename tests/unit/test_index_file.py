@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gitmlx.git import index_file
+from gitmlx.osutil import digests
 
 POINTER = b"pointer\n"
 
@@ -60,7 +61,7 @@ def break_filter(repo: Path) -> None:
 
 
 def record(repo: Path, names: list[str], fmt: str = "sha1", report: bool = True) -> set[str]:
-    wanted = {n: index_file.Wanted(frozenset({index_file.blob_id(POINTER, fmt)}), os.lstat(repo / n)) for n in names}
+    wanted = {n: index_file.Wanted(frozenset({digests.git_blob_id(POINTER, fmt)}), os.lstat(repo / n)) for n in names}
     return index_file.record_stat(repo / ".git" / "index", wanted, fmt, report=report)
 
 
@@ -94,7 +95,7 @@ def test_sha256_repository(tmp_path: Path) -> None:
 def test_an_entry_holding_another_blob_is_left_alone(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     replace_content(repo, ["plain.txt"])
-    wanted = {"plain.txt": index_file.Wanted(frozenset({index_file.blob_id(POINTER)}), os.lstat(repo / "plain.txt"))}
+    wanted = {"plain.txt": index_file.Wanted(frozenset({digests.git_blob_id(POINTER)}), os.lstat(repo / "plain.txt"))}
     before = (repo / ".git" / "index").read_bytes()
     assert index_file.record_stat(repo / ".git" / "index", wanted) == set()
     assert (repo / ".git" / "index").read_bytes() == before
