@@ -2,7 +2,8 @@
 
 Owns: where a pack's bytes go between the chunking thread and the file (1 MiB blocks
 filled by copying; views of mapped store packs handed over without a copy), the pack id
-(sha256 of its bytes), and the store maps those views come from (`StoreMaps`).
+(format 2: its table id, format/pack_id.py; format 1: the sha256 of its bytes), and the
+store maps those views come from (`StoreMaps`).
 Must not: decide what goes into a pack, name packs on the remote, or know the store.
 """
 
@@ -14,6 +15,7 @@ import os
 import threading
 from pathlib import Path
 
+from gitmlx.format.pack_id import TableId
 from gitmlx.store.blockio import BackgroundWriter, BlockFiller
 
 TYPE_CHECKING = False  # NewChunk for the type checker only: packer.py imports this module
@@ -23,10 +25,14 @@ if TYPE_CHECKING:
 
 class PackWriter:
     """One pack being filled in a temporary file (where: `Packer._pack_path`). A worker
-    thread hashes and writes it (blockio.BackgroundWriter), so chunking the object and
-    writing the pack overlap. Chunks are copied once, into 1 MiB blocks the worker hands
-    back once written; stored objects taken as they are (`append_mapped`) are not copied
-    at all: the worker hashes and writes them from the store's mapped file."""
+    thread writes it (blockio.BackgroundWriter), so chunking the object and writing the
+    pack overlap. Chunks are copied once, into 1 MiB blocks the worker hands back once
+    written; stored objects taken as they are (`append_mapped`) are not copied at all: the
+    worker writes them from the store's mapped file.
+
+    `by_table` (format 2): the pack is named by its table id, made of each chunk's stored
+    hash as it is appended, so no byte is hashed here. Else (format 1) the worker hashes
+    every byte it writes: a second pass over the pack (bench/README.md, "Pack ids")."""
 
     BLOCK = 1024 * 1024
     #: Mapped views are handed to the worker in batches of this many bytes (or VIEWS_MAX
@@ -34,11 +40,12 @@ class PackWriter:
     VIEWS_BATCH = 1024 * 1024
     VIEWS_MAX = 256
 
-    def __init__(self, path: Path, seq: int) -> None:
+    def __init__(self, path: Path, seq: int, by_table: bool = True) -> None:
         self.path = path
         self.seq = seq
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._hash = hashlib.sha256()
+        self._table = TableId() if by_table else None
+        self._hash = None if by_table else hashlib.sha256()
         self._blocks = BlockFiller(lambda block: self._writer.write(block), self.BLOCK)
         self._writer = BackgroundWriter(self._fd, self._hash, recycle=self._blocks.recycle)
         self.size = 0
@@ -48,18 +55,24 @@ class PackWriter:
         self._views: list[memoryview] = []
         self._viewed = 0
 
-    def append(self, payload: bytes | memoryview) -> int:
+    def append(self, payload: bytes | memoryview, stored_hash: bytes) -> int:
+        """Append a stored chunk whose bytes hash to `stored_hash` (pack_id.stored_hash);
+        its offset in the pack."""
         offset = self.size
         view = memoryview(payload).cast("B")
+        if self._table is not None:
+            self._table.add(stored_hash, len(view))
         self._send_views()
         self.size += len(view)
         self._blocks.write(view)
         return offset
 
-    def append_mapped(self, view: memoryview) -> int:
+    def append_mapped(self, view: memoryview, stored_hash: bytes) -> int:
         """Append bytes that stay unchanged until `seal` (a stored object in its mapped
         store pack), without copying them."""
         offset = self.size
+        if self._table is not None:
+            self._table.add(stored_hash, len(view))
         tail = self._blocks.take_tail()
         if tail:
             self._views.append(memoryview(bytes(tail)))  # then the block is filled again
@@ -77,7 +90,7 @@ class PackWriter:
             self._views, self._viewed = [], 0
 
     def seal(self) -> str:
-        """Finish writing; the pack id (sha256 of its bytes)."""
+        """Finish writing; the pack id."""
         try:
             self._send_views()
             tail = self._blocks.take_tail()
@@ -86,7 +99,7 @@ class PackWriter:
             self._writer.finish()
         finally:
             os.close(self._fd)
-        return self._hash.hexdigest()
+        return (self._table or self._hash).hexdigest()  # type: ignore[union-attr]
 
 
 class StoreMaps:

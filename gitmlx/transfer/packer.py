@@ -22,6 +22,7 @@ from typing import NamedTuple
 from gitmlx.errors import MlxError
 from gitmlx.format import chunking, codec, layout
 from gitmlx.format.manifest import CODEC_RAW, ChunkRef
+from gitmlx.format.pack_id import stored_hash
 from gitmlx.format.pointer import Pointer
 from gitmlx.osutil import stop
 from gitmlx.remotes.base import ProgressCallback, Remote
@@ -106,11 +107,14 @@ class Packer:
         damaged_packs: frozenset[str] = frozenset(),
         notice: Callable[[str], None] | None = None,
         grouped: bool = False,
+        by_table: bool = False,
     ) -> None:
         self.store, self.remote, self.index = store, remote, index
         #: Whether chunks may be stored byte-grouped (codec 2): only to remotes whose format
         #: has it (format 1 readers refuse a manifest naming an unknown codec).
         self.grouped = grouped
+        #: Whether packs are named by their table id (format 2), not by hashing their bytes.
+        self.by_table = by_table
         self.notice = notice  # told what a wait is for (a gc deleting on the remote)
         #: Packs `gc --remote` marked for deletion: never reused, announced before re-written.
         self.marked_packs = marked_packs
@@ -337,6 +341,7 @@ class Packer:
 
     def _add(self, digest: bytes, raw: int, kind: int, stored: bytes | memoryview, mapped: bool = False) -> NewChunk:
         """`mapped`: `stored` views a mapped store pack (PackWriter.append_mapped)."""
+        hashed = stored_hash(kind, digest, stored) if self.by_table else b""
         with self._pack_lock:
             known = self.new.get(digest)  # another thread may have added it meanwhile
             if known is not None:
@@ -349,9 +354,10 @@ class Packer:
                 self._seal(thread)
                 writer = None
             if writer is None:
-                writer = self.writers[thread] = PackWriter(self._pack_path(), self._next_seq)
+                writer = self.writers[thread] = PackWriter(self._pack_path(), self._next_seq, self.by_table)
                 self._next_seq += 1
-            offset = writer.append_mapped(stored) if mapped else writer.append(stored)  # type: ignore[arg-type]
+            append = writer.append_mapped if mapped else writer.append
+            offset = append(stored, hashed)  # type: ignore[arg-type]
             chunk = NewChunk(digest, writer.seq, offset, len(stored), raw, kind)
             self.new[digest] = chunk
             writer.chunks.append(chunk)

@@ -99,7 +99,8 @@ def upload(
     again = set(replace) | revive
     index = index_for(store, notice)
     grouped = (seen.format or 0) >= 2 and grouped is not False
-    packer = Packer(store, remote, index, concurrency, progress, marks.packs, sizes, damaged, notice, grouped)
+    by_table = (seen.format or 0) >= 2  # pack ids: format 2 names packs by their table
+    packer = Packer(store, remote, index, concurrency, progress, marks.packs, sizes, damaged, notice, grouped, by_table)
     plans: deque[tuple[Pointer, list[ChunkRef | NewChunk]]] = deque()
     plan_lock = threading.Lock()
 

@@ -164,6 +164,32 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# "Pack ids": what a writer names a pack (a reader never checks it; this checks writers).
+PACK_TABLE_TAG = b"gitmlx pack table 1\n"
+
+
+def pack_id_kind(root: Path, pack: str, chunks: list[Chunk]) -> str:
+    """'byte' when pack `pack` is named by the SHA-256 of its bytes, 'table' when by its
+    table id; `chunks`: every chunk the manifests place in it, which must cover it whole,
+    back to back (else its table is unknown: SpecError)."""
+    data = pack_path(root, pack).read_bytes()
+    if sha256(data) == pack:
+        return "byte"
+    spans = sorted({(c.offset, c.stored) for c in chunks if c.pack == pack})
+    end = 0
+    table = hashlib.sha256(PACK_TABLE_TAG)
+    for offset, stored in spans:
+        if offset != end:
+            raise SpecError(f"pack {pack}: chunks do not cover it back to back at {end}")
+        table.update(hashlib.sha256(data[offset : offset + stored]).digest() + struct.pack("<Q", stored))
+        end = offset + stored
+    if end != len(data):
+        raise SpecError(f"pack {pack}: chunks end at {end}, the pack at {len(data)}")
+    if table.hexdigest() != pack:
+        raise SpecError(f"pack {pack} is named by neither its byte id nor its table id")
+    return "table"
+
+
 # ---------------------------------------------------------------------------------------
 # Format 2 and codec 2, written by a second implementer from docs/storage-format.md alone
 # ("Shards (format 2)", "Finding an object's manifest (format 2)", "Byte-grouped chunks

@@ -117,6 +117,11 @@ def test_reader_from_the_spec_rebuilds_every_object(repos: Repos) -> None:
     assert offsets != sorted(offsets), "v2 reuses v1's chunks out of offset order"
     shared = {c.hash for c in v2.chunks} & {c.hash for c in by_name["model.bin"].chunks}
     assert len(shared) >= len(v2.chunks) * 3 // 4, "two versions share their unchanged chunks"
+    # "Pack ids": a solo pack is named by its bytes, every pack the writer built by its table.
+    every_chunk = [c for m in manifests.values() for c in m.chunks]
+    kinds = {pack: reader.pack_id_kind(root, pack, every_chunk) for m in manifests.values() for pack in m.packs}
+    assert kinds.pop(solo.oid) == "byte"
+    assert kinds and set(kinds.values()) == {"table"}
 
 
 def test_reader_rejects_a_flipped_chunk(repos: Repos) -> None:

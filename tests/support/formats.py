@@ -47,6 +47,15 @@ MANIFEST_KEY = re.compile(r"manifests/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})
 PACK_KEY = re.compile(r"packs/([0-9a-f]{2})/([0-9a-f]{64})\.pack")
 
 
+def pack_table_id(stored_chunks: Iterable[bytes]) -> str:
+    """A pack's table id (docs/storage-format.md, "Pack ids"), from its stored chunks' bytes
+    in pack order."""
+    digest = hashlib.sha256(b"gitmlx pack table 1\n")
+    for stored in stored_chunks:
+        digest.update(hashlib.sha256(stored).digest() + struct.pack("<Q", len(stored)))
+    return digest.hexdigest()
+
+
 def manifest_key(oid: str) -> str:
     return f"manifests/{oid[0:2]}/{oid[2:4]}/{oid}"
 

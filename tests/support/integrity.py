@@ -26,6 +26,7 @@ from tests.support.formats import (
     decode_shard,
     is_loose_object_path,
     pack_key,
+    pack_table_id,
     parse_pointer,
     parse_store_pack,
     rebuild,
@@ -156,20 +157,23 @@ def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
             report.problems.append("mlx-remote.json is unreadable")
     elif keys:
         report.problems.append("objects on the remote but no mlx-remote.json")
+    by_table: dict[str, str] = {}  # pack id -> key, of packs whose bytes do not hash to it
     for key in keys:
         m = PACK_KEY.fullmatch(key)
         if m and m.group(2).startswith(m.group(1)):
             pack_id = m.group(2)
             if hashlib.sha256(view.read(key)).hexdigest() != pack_id:
-                report.problems.append(f"pack {pack_id[:10]} does not hash to its name")
+                by_table[pack_id] = key
             else:
                 report.packs.add(pack_id)
+    decoded = []
     for oid, read in _manifests(view, keys, report):
         try:
-            size, chunks = decode_manifest(read(), oid)
+            decoded.append((oid, *decode_manifest(read(), oid)))
         except ValueError as exc:
             report.problems.append(f"manifest {oid[:10]} is invalid: {exc}")
-            continue
+    _check_table_ids(view, keys, by_table, [c for _, _, chunks in decoded for c in chunks], report)
+    for oid, size, chunks in decoded:
         bad = [c.pack for c in chunks if c.pack not in report.packs or keys[pack_key(c.pack)] < c.offset + c.stored]
         if bad:
             report.problems.append(f"manifest {oid[:10]} names a missing or short pack {bad[0][:10]}")
@@ -185,6 +189,30 @@ def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
                 continue
         report.objects[oid] = size
     return report
+
+
+def _check_table_ids(
+    view: _DirView | _S3View, keys: dict[str, int], packs: dict[str, str], chunks: list, report: RemoteReport
+) -> None:
+    """Packs not named by the hash of their bytes must be named by their table id. The
+    table is known where the manifests' chunks cover the whole pack, back to back; a pack
+    they cover only in part (an interrupted push's, or one nothing names) cannot be checked
+    by name, and each chunk read from it is still checked by its hash (`rebuild`)."""
+    spans: dict[str, set[tuple[int, int]]] = {pack_id: set() for pack_id in packs}
+    for c in chunks:
+        if c.pack in spans:
+            spans[c.pack].add((c.offset, c.stored))
+    for pack_id, key in packs.items():
+        ordered = sorted(spans[pack_id])
+        ends = [0] + [offset + stored for offset, stored in ordered]
+        back_to_back = all(o == e for (o, _), e in zip(ordered, ends[:-1], strict=True))
+        whole = bool(ordered) and back_to_back and ends[-1] == keys[key]
+        if whole:
+            data = view.read(key)
+            if pack_table_id(data[o : o + n] for o, n in ordered) != pack_id:
+                report.problems.append(f"pack {pack_id[:10]} hashes to neither its name nor its table id")
+                continue
+        report.packs.add(pack_id)
 
 
 def _manifests(view: _DirView | _S3View, keys: dict[str, int], report: RemoteReport):
@@ -214,7 +242,7 @@ def _manifests(view: _DirView | _S3View, keys: dict[str, int], report: RemoteRep
 def check_remote_dir(root: Path, rebuild_objects: bool = True) -> RemoteReport:
     """Every manifest under a valid name decodes, names packs that exist and are long
     enough, and (with `rebuild_objects`) rebuilds to bytes that hash to its name; every
-    pack under a valid name hashes to its id."""
+    pack under a valid name hashes to its id, or is named by its table id (`_check_table_ids`)."""
     return _check(_DirView(root), rebuild_objects)
 
 

@@ -24,7 +24,8 @@ from gitmlx.transfer.download import download
 from gitmlx.transfer.pack_writer import StoreMaps
 from gitmlx.transfer.upload import upload
 from tests.support.content import float_bytes
-from tests.support.remote_layout import read_manifest_bytes
+from tests.support.formats import pack_table_id
+from tests.support.remote_layout import make_format_1, read_manifest_bytes
 
 KIB = 1024
 
@@ -42,10 +43,14 @@ class PackPaths(LocalRemote):
         super().put_file(key, path, progress, consume)
 
 
-def _push(tmp_path: Path, contents: dict[str, bytes]) -> tuple[PackPaths, dict[str, Manifest], Store]:
+def _push(
+    tmp_path: Path, contents: dict[str, bytes], format_1: bool = False
+) -> tuple[PackPaths, dict[str, Manifest], Store]:
     store = Store(tmp_path / "store")
     pointers = {name: store.insert_stream(io.BytesIO(data)) for name, data in contents.items()}
     store.sync()
+    if format_1:
+        make_format_1(tmp_path / "remote")
     remote = PackPaths(tmp_path / "remote")
     result = upload(store, remote, list(pointers.values()), concurrency=2)
     assert result.ok, result.failed
@@ -126,9 +131,29 @@ def test_objects_in_store_packs_go_into_upload_packs_whole_and_in_order(
     assert all(isinstance(store.locate(m.oid), tuple) for m in manifests.values())  # packed in the store
     packs = list((remote.root / "packs").rglob("*.pack"))
     assert len(packs) >= 2
-    assert all(hashlib.sha256(p.read_bytes()).hexdigest() == p.stem for p in packs)
+    spans: dict[str, set[tuple[int, int]]] = {}
+    for m in manifests.values():
+        for c in m.chunks:
+            spans.setdefault(c.pack, set()).add((c.offset, c.stored))
+    for path in packs:  # each named by its table id (docs/storage-format.md, "Pack ids")
+        data, ordered = path.read_bytes(), sorted(spans[path.stem])
+        assert [offset for offset, _ in ordered] == [0] + [o + n for o, n in ordered[:-1]]
+        assert ordered[-1][0] + ordered[-1][1] == len(data)
+        assert pack_table_id(data[o : o + n] for o, n in ordered) == path.stem
+        assert hashlib.sha256(data).hexdigest() != path.stem
     clone = Store(tmp_path / "clone")
     assert download(clone, remote, [Pointer(m.oid, m.size) for m in manifests.values()], concurrency=2).ok
     for name, data in contents.items():
         with clone.open(manifests[name].oid) as f:
             assert f.read() == data
+
+
+def test_a_format_1_remote_gets_packs_named_by_the_hash_of_their_bytes(tmp_path: Path) -> None:
+    """Format 1's rule ("Pack ids": the byte id), mapped objects and compressed ones alike."""
+    rng = random.Random(11)
+    contents = {f"raw{i}": rng.randbytes(100 * KIB) for i in range(6)}
+    contents["text"] = b"".join(rng.choice((b"alpha ", b"beta ")) for _ in range(9_000))
+    remote, manifests, _ = _push(tmp_path, contents, format_1=True)
+    assert {c.codec for m in manifests.values() for c in m.chunks} == {CODEC_RAW, CODEC_ZSTD}
+    packs = list((remote.root / "packs").rglob("*.pack"))
+    assert packs and all(hashlib.sha256(p.read_bytes()).hexdigest() == p.stem for p in packs)
