@@ -203,8 +203,12 @@ class FilterSession:
     def _recorded(self, text: bytes, pointer: Pointer) -> None:
         """Note the blob git makes of `text`, so a push finds its pointer without asking git."""
         if self._pointer_record is None:
+            from gitmlx.osutil import oscalls
             from gitmlx.store.pointer_record import PointerRecordWriter
 
+            # The first object this filter stored: an add of many files, each read into a
+            # buffer of its own. Not at start-up: ctypes costs a `git status` ~8 ms.
+            oscalls.keep_freed_memory()
             self._pointer_record = PointerRecordWriter(self.ctx.store.root, self._index.object_format())
         self._pointer_record.add(text, pointer)
 

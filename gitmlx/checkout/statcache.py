@@ -57,10 +57,15 @@ class StatCache:
         self.path = git_dir / FILE_NAME
         self._warn = warn
         self._file: CacheFile | None = None
+        #: No cache file was there when first looked for: lookups find nothing until this
+        #: process records one. (Another process's new cache is not seen: a miss only
+        #: means cleaning the file, the answer the cache would have saved.)
+        self._absent = False
 
     def _cache(self, create: bool) -> CacheFile | None:
         if self._file is None:
-            if not create and not self.path.exists():
+            if not create and (self._absent or not self.path.exists()):
+                self._absent = True
                 return None
             from gitmlx.osutil.cachedb import CacheFile  # sqlite loads only with a cache
 
@@ -122,6 +127,8 @@ class StatCache:
     def untouched(self, work_tree: Path, path: str) -> bytes | None:
         """The pointer text recorded for the work-tree file `path`, if it is exactly as
         gitmlx left it."""
+        if self._cache(create=False) is None:
+            return None  # nothing recorded: no need to stat the file (an add in a new repo)
         try:
             st = os.lstat(work_tree / path)
         except OSError:
