@@ -45,7 +45,7 @@ def manifest_key(oid: str) -> str:
 
 
 def pack_key(pack_id: str) -> str:
-    """`packs/<id[0:2]>/<id>.pack`: a pack named by the sha256 of its bytes."""
+    """`packs/<id[0:2]>/<id>.pack`: a pack named by its pack id (`format.pack_id`)."""
     if not is_valid_oid(pack_id):
         raise ValueError(f"invalid pack id {pack_id!r}")
     return f"{PACKS_PREFIX}{pack_id[0:2]}/{pack_id}{PACK_SUFFIX}"
