@@ -12,6 +12,7 @@ Must not: know git's requests or the work tree, or print.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
 #: One download per (oid, size): a pointer lying about its size gets its own (failing) fetch.
 ObjectKey = tuple[str, int]
+
+#: The interpreter's switch interval (seconds) once downloads run beside the thread
+#: answering git (Python's default: 0.005).
+SWITCH_INTERVAL = 0.001
 
 #: Notified whenever any download ends (`Download.end`): the one thing waiters wait on.
 _ENDED = threading.Condition()
@@ -186,6 +191,10 @@ class Downloads:
                 # the CPUs, and git and the thread answering it need one of them. More
                 # threads only fight over the interpreter lock with that thread.
                 workers = min(workers, max(1, (os.cpu_count() or 2) - 1))
+            # The thread answering git waits for each request, then needs the interpreter
+            # at once: with download threads holding it, it waited up to the default 5 ms
+            # switch interval per request (bench/README.md, "switch interval").
+            sys.setswitchinterval(SWITCH_INTERVAL)
             self._pool = ThreadPoolExecutor(max_workers=workers)
         return None
 
