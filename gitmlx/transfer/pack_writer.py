@@ -40,7 +40,7 @@ class PackWriter:
     VIEWS_BATCH = 1024 * 1024
     VIEWS_MAX = 256
 
-    def __init__(self, path: Path, seq: int, by_table: bool = True) -> None:
+    def __init__(self, path: Path, seq: int, by_table: bool) -> None:
         self.path = path
         self.seq = seq
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
