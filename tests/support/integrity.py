@@ -149,9 +149,11 @@ class _S3View:
 def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
     report = RemoteReport()
     keys = view.keys()
+    version = None
     if "mlx-remote.json" in keys:
         try:
-            if json.loads(view.read("mlx-remote.json"))["format"] not in (1, 2):
+            version = json.loads(view.read("mlx-remote.json"))["format"]
+            if version not in (1, 2):
                 report.problems.append("mlx-remote.json names another format")
         except (ValueError, KeyError, TypeError):
             report.problems.append("mlx-remote.json is unreadable")
@@ -162,10 +164,12 @@ def _check(view: _DirView | _S3View, rebuild_objects: bool) -> RemoteReport:
         m = PACK_KEY.fullmatch(key)
         if m and m.group(2).startswith(m.group(1)):
             pack_id = m.group(2)
-            if hashlib.sha256(view.read(key)).hexdigest() != pack_id:
-                by_table[pack_id] = key
-            else:
+            if hashlib.sha256(view.read(key)).hexdigest() == pack_id:
                 report.packs.add(pack_id)
+            elif version == 1:  # format 1 writers name every pack by its bytes
+                report.problems.append(f"pack {pack_id[:10]} does not hash to its name")
+            else:
+                by_table[pack_id] = key
     decoded = []
     for oid, read in _manifests(view, keys, report):
         try:

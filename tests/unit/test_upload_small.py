@@ -25,6 +25,7 @@ from gitmlx.transfer.pack_writer import StoreMaps
 from gitmlx.transfer.upload import upload
 from tests.support.content import float_bytes
 from tests.support.formats import pack_table_id
+from tests.support.integrity import check_remote_dir
 from tests.support.remote_layout import make_format_1, read_manifest_bytes
 
 KIB = 1024
@@ -157,3 +158,19 @@ def test_a_format_1_remote_gets_packs_named_by_the_hash_of_their_bytes(tmp_path:
     assert {c.codec for m in manifests.values() for c in m.chunks} == {CODEC_RAW, CODEC_ZSTD}
     packs = list((remote.root / "packs").rglob("*.pack"))
     assert packs and all(hashlib.sha256(p.read_bytes()).hexdigest() == p.stem for p in packs)
+
+
+def test_the_remote_checker_finds_a_pack_whose_bytes_no_longer_match_its_table_id(tmp_path: Path) -> None:
+    """tests/support/integrity.py checks a table-named pack by its name (the reliability
+    tests rely on it): one byte changed in place is reported without rebuilding objects."""
+    rng = random.Random(12)
+    remote, _, _ = _push(tmp_path, {f"raw{i}": rng.randbytes(30 * KIB) for i in range(8)})
+    assert check_remote_dir(remote.root, rebuild_objects=False).ok
+    (pack,) = list((remote.root / "packs").rglob("*.pack"))
+    pack.chmod(0o644)
+    data = bytearray(pack.read_bytes())
+    data[100] ^= 1
+    pack.write_bytes(bytes(data))
+    problems = check_remote_dir(remote.root, rebuild_objects=False).problems
+    assert problems[0] == f"pack {pack.stem[:10]} hashes to neither its name nor its table id"
+    assert len(problems) == 9 and all("names a missing or short pack" in p for p in problems[1:])
