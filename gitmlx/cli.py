@@ -49,6 +49,10 @@ def _fast_path(argv: list[str]) -> Callable[[], int] | None:
     name, rest = argv[0], argv[1:]
     skip = "--skip" in rest
     path = rest[rest.index("--") + 1] if "--" in rest and rest.index("--") + 1 < len(rest) else ""
+    if name == "fetch-worker":  # the filter's download process (checkout/fetch_worker.py)
+        from gitmlx.checkout import fetch_worker
+
+        return fetch_worker.run
     if name == "filter-process":
         from gitmlx.git import plumbing
 

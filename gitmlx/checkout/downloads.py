@@ -24,6 +24,7 @@ from gitmlx.format.pointer import Pointer
 from gitmlx.format.sizes import human_size
 
 if TYPE_CHECKING:
+    from gitmlx.checkout.fetch_worker import WorkerClient
     from gitmlx.checkout.progress import CheckoutProgress
     from gitmlx.context import RepoContext
     from gitmlx.remotes.base import Remote
@@ -75,6 +76,12 @@ class Download:
 #: The download of every object already in the store: one shared, ended one.
 _DONE = Download()
 _DONE.end()
+
+
+def _worker_wanted() -> bool:
+    """Whether batches from a directory remote go to a worker process (checkout/
+    fetch_worker.py); GIT_MLX_NO_FETCH_WORKER=1 keeps them on the download threads."""
+    return not os.environ.get("GIT_MLX_NO_FETCH_WORKER")
 
 
 def _key(pointer: Pointer) -> ObjectKey:
@@ -130,6 +137,9 @@ class Downloads:
         #: Downloads started ahead of git's requests (`ahead`); None: not decided yet.
         self._ahead: dict[ObjectKey, Download] | None = None
         self._ahead_left = 0
+        #: Batches from a directory remote are fetched by a process of their own (None:
+        #: on the download threads, as from S3, whose waits threads hide).
+        self._worker: WorkerClient | None = None
 
     # -- one object, now, on the calling thread ----------------------------------------------
 
@@ -191,6 +201,10 @@ class Downloads:
                 # the CPUs, and git and the thread answering it need one of them. More
                 # threads only fight over the interpreter lock with that thread.
                 workers = min(workers, max(1, (os.cpu_count() or 2) - 1))
+                if _worker_wanted():
+                    from gitmlx.checkout.fetch_worker import WorkerClient
+
+                    self._worker = WorkerClient(self._ctx.top)
             # The thread answering git waits for each request, then needs the interpreter
             # at once: with download threads holding it, it waited up to the default 5 ms
             # switch interval per request (bench/README.md, "switch interval").
@@ -210,12 +224,12 @@ class Downloads:
         """Done when `pointer`'s object is in the store (or could not be fetched), for a
         file this process places itself.
 
-        From a directory remote, no fetch-ahead (`ahead`): git gets each such file's
-        pointer at once, so its requests come as fast as it writes pointers, the
-        downloads queued from them start every BATCH_OBJECTS requests, and, being work
-        for the CPUs rather than waiting, they keep pace. Listing HEAD first cost a clone
-        of 20,000 files more time before git's first answer than the early start saved.
-        A remote with latency to hide (S3) still fetches ahead.
+        A clone fetches ahead (`ahead`): from S3 to hide its latency, from a directory
+        remote because the worker process (fetch_worker.py) downloads while this one
+        answers git. Without the worker (GIT_MLX_NO_FETCH_WORKER), a directory remote's
+        downloads start every BATCH_OBJECTS requests instead: on this process's threads,
+        listing HEAD first cost a clone of 20,000 files more time before git's first
+        answer than the early start saved.
         """
         pending = self.pending(pointer)
         if pending is not None:
@@ -256,13 +270,15 @@ class Downloads:
 
     def _ahead_pays(self) -> bool:
         """Whether a placed file's download is worth a fetch-ahead: from a remote whose
-        reads wait (not a directory remote); False when there is no usable remote."""
+        reads wait (S3), or from a directory remote through the worker process, whose
+        downloads cost the thread answering git nothing; False without a usable remote."""
         if self._ahead is not None:
             return True  # decided: `ahead` answers from what it started
         try:
-            return not self._remote_or_open().copies_are_local
+            remote = self._remote_or_open()
         except MlxError:
             return False
+        return not remote.copies_are_local or _worker_wanted()
 
     def pending(self, pointer: Pointer) -> Download | None:
         """The running (or queued) download of `pointer`'s object, else None; no store
@@ -334,6 +350,14 @@ class Downloads:
             else:
                 future.end(self._failure(pointer, failure))
 
+        if self._worker is not None:
+            stored = self._worker.fetch(group)
+            for pointer in group:
+                if _key(pointer) in stored:
+                    done(pointer, None)  # the worker verified it
+            group = [p for p in group if _key(p) not in stored]  # fetched here: failures as ever
+            if not group:
+                return
         try:
             fetch_batch(self._ctx.store, self._remote_or_open(), self._index, group, done)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - a bug: every object not done yet fails with it
@@ -418,5 +442,7 @@ class Downloads:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
+        if self._worker is not None:
+            self._worker.close()
         if self._index is not None:
             self._index.close()
