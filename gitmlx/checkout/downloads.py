@@ -350,16 +350,15 @@ class Downloads:
             else:
                 future.end(self._failure(pointer, failure))
 
-        if self._worker is not None:
-            stored = self._worker.fetch(group)
-            for pointer in group:
-                if _key(pointer) in stored:
-                    done(pointer, None)  # the worker verified it
-            group = [p for p in group if _key(p) not in stored]  # fetched here: failures as ever
-            if not group:
-                return
         try:
-            fetch_batch(self._ctx.store, self._remote_or_open(), self._index, group, done)  # type: ignore[arg-type]
+            if self._worker is not None:
+                stored = self._worker.fetch(group)
+                for pointer in group:
+                    if _key(pointer) in stored:
+                        done(pointer, None)  # the worker verified it
+                group = [p for p in group if _key(p) not in stored]  # fetched here: failures as ever
+            if group:
+                fetch_batch(self._ctx.store, self._remote_or_open(), self._index, group, done)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - a bug: every object not done yet fails with it
             for pointer in group:
                 future = futures.get(_key(pointer))  # gone: it landed

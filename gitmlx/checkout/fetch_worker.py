@@ -56,8 +56,8 @@ class WorkerClient:
             try:
                 answers = process.ask("".join(f"{p.oid} {p.size}\n" for p in group).encode() + b"\n")
                 while (line := answers.readline()) not in (b"", b"end\n"):
-                    fields = line.decode().split()
-                    if len(fields) == 3 and fields[0] == "ok" and fields[2].isdigit():
+                    fields = line.decode("ascii", "replace").split()
+                    if len(fields) == 3 and fields[0] == "ok" and fields[2].isascii() and fields[2].isdigit():
                         key = (fields[1], int(fields[2]))
                         if key in wanted:
                             stored.add(key)
@@ -94,7 +94,7 @@ class WorkerClient:
 def run() -> int:
     """The worker (`git-mlx fetch-worker`, started by `WorkerClient`): fetch each batch
     read from stdin into the store, name the pack, answer. Anything it cannot do it leaves
-    unanswered; it never prints errors of its own (the filter fetches those objects itself)."""
+    unanswered, and the filter fetches those objects itself, reporting any failure."""
     import signal
 
     from gitmlx.context import RepoContext
